@@ -1,0 +1,314 @@
+"""Number systems: the arithmetic a graph is evaluated in.
+
+The engine never touches ``math`` directly. Every op's forward and local derivative is written
+against a small namespace ``m`` (``m.exp``, ``m.div``, ``m.val`` …) plus the Python operators
+``+ - *``, so one declaration serves binary64, binary32 emulation, mpmath at any precision and
+exact rationals — and, in :mod:`refimpl.engine`, the graph namespace that builds a gradient as a
+differentiable graph.
+
+The float namespaces follow IEEE 754 rather than Python: ``exp(1000)`` is ``inf``, ``1/0`` is
+``inf``, ``log(0)`` is ``-inf`` and ``log(-1)`` is ``nan``, as in torch. The mathematical domain of
+each op is data in :mod:`refimpl.ops`; what happens outside it is the hardware's answer, not an
+exception.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import struct
+from fractions import Fraction
+from typing import Any, Callable
+
+Number = Any  # float, mpmath.mpf or fractions.Fraction, depending on the system
+
+INF = math.inf
+NAN = math.nan
+
+
+class NotRepresentable(ArithmeticError):
+    """An op has no exact value in this number system (e.g. ``exp`` over the rationals)."""
+
+
+def _ieee(fn: Callable[[float], float], overflow: Callable[[float], float]) -> Callable[[float], float]:
+    """Wrap a ``math`` function so overflow gives IEEE infinities and domain errors NaN."""
+
+    def wrapped(x: float) -> float:
+        try:
+            return fn(x)
+        except OverflowError:
+            return overflow(x)
+        except ValueError:
+            return NAN
+
+    wrapped.__name__ = fn.__name__
+    return wrapped
+
+
+def _f64_div(a: float, b: float) -> float:
+    try:
+        return a / b
+    except ZeroDivisionError:
+        if a != a or a == 0.0:
+            return NAN
+        return math.copysign(INF, a) * math.copysign(1.0, b)
+
+
+def _f64_log(x: float) -> float:
+    if x == 0.0:
+        return -INF
+    if x < 0.0 or x != x:
+        return NAN
+    return INF if x == INF else math.log(x)
+
+
+def _f64_log1p(x: float) -> float:
+    if x == -1.0:
+        return -INF
+    if x < -1.0 or x != x:
+        return NAN
+    return INF if x == INF else math.log1p(x)
+
+
+def _f64_sqrt(x: float) -> float:
+    return NAN if x < 0.0 or x != x else math.sqrt(x)
+
+
+def _f64_pow(a: float, b: float) -> float:
+    """IEEE ``pow``: negative base with a non-integer exponent is NaN, 0 to a negative power inf."""
+    try:
+        r = math.pow(a, b)
+    except OverflowError:
+        neg = a < 0 and float(b).is_integer() and int(b) % 2 == 1
+        return -INF if neg else INF
+    except ValueError:  # 0 ** negative, or negative ** fractional
+        if a == 0.0:
+            odd = float(b).is_integer() and int(b) % 2 == 1
+            return math.copysign(INF, a) if odd else INF
+        return NAN
+    return r
+
+
+def _f64_tanh(x: float) -> float:
+    return math.tanh(x)
+
+
+def _f64_sigmoid(x: float) -> float:
+    """Logistic function computed without overflow on either side."""
+    if x >= 0:
+        return 1.0 / (1.0 + _f64_exp(-x))
+    e = _f64_exp(x)
+    return e / (1.0 + e)
+
+
+_f64_exp = _ieee(math.exp, lambda x: INF)
+_f64_expm1 = _ieee(math.expm1, lambda x: INF)
+
+
+class FloatNS:
+    """IEEE binary64 arithmetic on Python floats."""
+
+    name = "float64"
+    rounds = False  # True where every op's result must be rounded (float32 emulation)
+    one = 1.0
+    zero = 0.0
+    pi = math.pi
+    inf = INF
+    # accumulation in the engine: a + b and a * b, exactly as the hardware does them
+    add = staticmethod(operator.add)
+    mul = staticmethod(operator.mul)
+    div = staticmethod(_f64_div)
+    pow = staticmethod(_f64_pow)
+    exp = staticmethod(_f64_exp)
+    expm1 = staticmethod(_f64_expm1)
+    log = staticmethod(_f64_log)
+    log1p = staticmethod(_f64_log1p)
+    sqrt = staticmethod(_f64_sqrt)
+    sin = staticmethod(math.sin)
+    cos = staticmethod(math.cos)
+    tanh = staticmethod(_f64_tanh)
+    erf = staticmethod(math.erf)
+    sigmoid = staticmethod(_f64_sigmoid)
+
+    @staticmethod
+    def val(x: Number) -> Number:
+        """The plain number behind ``x`` — used for comparisons at kinks."""
+        return x
+
+    @staticmethod
+    def convert(x: Any) -> float:
+        return float(x)
+
+    @staticmethod
+    def round(x: float) -> float:
+        return x
+
+
+def round_to_float32(x: float) -> float:
+    """Round a binary64 value to the nearest binary32 (ties to even), overflowing to ±inf."""
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+class Float32NS(FloatNS):
+    """binary32 emulation: every op's result is the binary64 result rounded once to binary32.
+
+    Each op's formula is evaluated in binary64 and rounded when the op is done, so this models the
+    best float32 implementation there is (correctly rounded basic ops, transcendental functions
+    within one float32 ulp). Accumulation ``+=`` in backward rounds after every ``*`` and ``+``.
+    """
+
+    name = "float32"
+    rounds = True
+
+    @staticmethod
+    def convert(x: Any) -> float:
+        return round_to_float32(float(x))
+
+    round = convert  # type: ignore[assignment]
+
+    @staticmethod
+    def add(a: float, b: float) -> float:  # type: ignore[override]
+        return round_to_float32(a + b)
+
+    @staticmethod
+    def mul(a: float, b: float) -> float:  # type: ignore[override]
+        return round_to_float32(a * b)
+
+
+class MPNS:
+    """Arbitrary precision through mpmath at ``dps`` significant decimal digits."""
+
+    def __init__(self, dps: int = 50) -> None:
+        import mpmath  # optional dependency: only arbitrary precision needs it
+
+        if dps < 1:
+            raise ValueError(f"dps must be a positive number of digits, got {dps}")
+        ctx = mpmath.MPContext()
+        ctx.dps = dps
+        self.ctx = ctx
+        self.dps = dps
+        self.name = f"mpmath{dps}"
+        self.rounds = False
+        self.one = ctx.mpf(1)
+        self.zero = ctx.mpf(0)
+        self.pi = +ctx.pi
+        self.inf = ctx.inf
+        self.exp, self.expm1, self.log1p = ctx.exp, ctx.expm1, ctx.log1p
+        self.sin, self.cos, self.tanh, self.erf = ctx.sin, ctx.cos, ctx.tanh, ctx.erf
+
+    add = staticmethod(operator.add)
+    mul = staticmethod(operator.mul)
+
+    def convert(self, x: Any) -> Number:
+        if isinstance(x, Fraction):
+            return self.ctx.mpf(x.numerator) / x.denominator
+        return self.ctx.mpf(x)
+
+    def round(self, x: Number) -> Number:
+        return x
+
+    @staticmethod
+    def val(x: Number) -> Number:
+        return x
+
+    def div(self, a: Number, b: Number) -> Number:
+        if b == 0:
+            if a == 0 or a != a:
+                return self.ctx.nan
+            return self.ctx.inf if (a > 0) == (self.ctx.sign(b) >= 0) else -self.ctx.inf
+        return a / b
+
+    def pow(self, a: Number, b: Number) -> Number:
+        if a < 0 and self.ctx.floor(b) != b:
+            return self.ctx.nan
+        if a == 0 and b < 0:
+            return self.ctx.inf
+        return self.ctx.power(a, b)
+
+    def log(self, x: Number) -> Number:
+        if x == 0:
+            return -self.ctx.inf
+        return self.ctx.nan if x < 0 else self.ctx.log(x)
+
+    def sqrt(self, x: Number) -> Number:
+        return self.ctx.nan if x < 0 else self.ctx.sqrt(x)
+
+    def sigmoid(self, x: Number) -> Number:
+        return self.one / (self.one + self.ctx.exp(-x))
+
+
+def _not_rational(name: str) -> Callable[..., Number]:
+    def fn(*args: Any) -> Number:
+        raise NotRepresentable(f"{name} has no exact rational value; use mpmath(dps) instead")
+
+    fn.__name__ = name
+    return fn
+
+
+class FractionNS:
+    """Exact rational arithmetic with :class:`fractions.Fraction` — for graphs of rational ops."""
+
+    name = "fraction"
+    rounds = False
+    one = Fraction(1)
+    zero = Fraction(0)
+    add = staticmethod(operator.add)
+    mul = staticmethod(operator.mul)
+    pi = property(lambda self: _not_rational("pi")())
+    inf = property(lambda self: _not_rational("inf")())
+    exp = staticmethod(_not_rational("exp"))
+    expm1 = staticmethod(_not_rational("expm1"))
+    log = staticmethod(_not_rational("log"))
+    log1p = staticmethod(_not_rational("log1p"))
+    sqrt = staticmethod(_not_rational("sqrt"))
+    sin = staticmethod(_not_rational("sin"))
+    cos = staticmethod(_not_rational("cos"))
+    tanh = staticmethod(_not_rational("tanh"))
+    erf = staticmethod(_not_rational("erf"))
+    sigmoid = staticmethod(_not_rational("sigmoid"))
+
+    @staticmethod
+    def convert(x: Any) -> Fraction:
+        return Fraction(x)
+
+    @staticmethod
+    def round(x: Fraction) -> Fraction:
+        return x
+
+    @staticmethod
+    def val(x: Number) -> Number:
+        return x
+
+    @staticmethod
+    def div(a: Fraction, b: Fraction) -> Fraction:
+        if b == 0:
+            raise NotRepresentable("division by zero has no rational value")
+        return a / b
+
+    @staticmethod
+    def pow(a: Fraction, b: Fraction) -> Fraction:
+        if Fraction(b).denominator != 1:
+            raise NotRepresentable(f"{a} ** {b} is not rational in general; use mpmath(dps)")
+        if a == 0 and b < 0:
+            raise NotRepresentable("0 to a negative power has no rational value")
+        return Fraction(a) ** int(b)
+
+
+FLOAT64 = FloatNS()
+FLOAT32 = Float32NS()
+FRACTION = FractionNS()
+
+
+def mpmath_system(dps: int = 50) -> MPNS:
+    """An arbitrary-precision number system with ``dps`` decimal digits (needs ``mpmath``)."""
+    return MPNS(dps)
+
+
+def system(name: str) -> Any:
+    """Look a number system up by name: ``float64``, ``float32``, ``fraction`` or ``mpmath<dps>``."""
+    fixed = {"float64": FLOAT64, "float32": FLOAT32, "fraction": FRACTION}
+    if name in fixed:
+        return fixed[name]
+    if name.startswith("mpmath") and name[6:].isdigit():
+        return MPNS(int(name[6:]))
+    raise ValueError(f"unknown number system {name!r}: use float64, float32, fraction or mpmath<dps>")
