@@ -1,0 +1,78 @@
+"""``conformance`` / ``python -m conformance``: the command line.
+
+Exit codes: 0 the implementation conforms, 1 it does not, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+IMPLEMENTATIONS = ("refimpl",)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(2, f"conformance: {message} (see 'conformance --help')\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="conformance", description="Check an implementation of backprop against torch.")
+    sub = p.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("verify", help="run the op-by-op conformance check")
+    v.add_argument("--impl", default="refimpl", help="implementation under test (default: refimpl)")
+    v.add_argument("--max-examples", type=int, default=40, help="random points per op and setting")
+    v.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def verify(args: argparse.Namespace) -> int:
+    from . import opcheck
+
+    if args.impl not in IMPLEMENTATIONS:
+        print(f"conformance: unknown implementation {args.impl!r}; known: {', '.join(IMPLEMENTATIONS)}",
+              file=sys.stderr)
+        return 2
+    if args.max_examples < 1:
+        print("conformance: --max-examples must be at least 1", file=sys.stderr)
+        return 2
+    import torch
+
+    import refimpl
+
+    print(f"conformance verify: impl={args.impl} {refimpl.__version__}  torch={torch.__version__}  "
+          f"seed={args.seed}  points/op/setting={args.max_examples}")
+    t0 = time.perf_counter()
+    results = opcheck.run(args.max_examples, args.seed)
+    print("worst = the largest |error| / tolerance over the op's entries (pass: ≤ 1)")
+    print(f"{'op':<12} {'cases':>6} {'fail':>5} {'worst':>8} {'torch worst':>12} {'kinks':>6}  verdict")
+    for r in results:
+        verdict = "pass" if r.ok else "FAIL"
+        print(f"{r.op:<12} {r.cases:>6} {r.failed:>5} {r.worst_ratio:>8.3f} {r.torch_worst_ratio:>12.3f} "
+              f"{r.kinks - len(r.kink_failures):>3}/{r.kinks:<2}  {verdict}")
+    bad = [r for r in results if not r.ok]
+    for r in bad:
+        for line in (r.failures + r.kink_failures)[:5]:
+            print("  " + line)
+    deviates = [line for r in results for line in r.torch_deviates]
+    if deviates:
+        print(f"torch-deviates: torch is off the truth beyond tolerance on {len(deviates)} entries "
+              "(reported, not charged to the implementation):")
+        for line in deviates[:5]:
+            print("  " + line)
+    cases = sum(r.cases for r in results)
+    print(f"{len(results) - len(bad)} of {len(results)} ops conform; {cases} points, "
+          f"{sum(r.kinks for r in results)} kinks, {time.perf_counter() - t0:.1f}s")
+    return 1 if bad else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "verify":
+        return verify(args)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""Per-entry tolerances by running error analysis, evaluated by the reference engine itself.
+
+A :class:`Bounded` number carries a value and a bound on the absolute rounding error it has picked
+up in a floating-point format with unit roundoff ``u``. :class:`BoundNS` is a refimpl number
+system over such numbers, so running any case through refimpl in it — the forward formulas, the
+local derivatives and every ``+=`` of backprop — yields, next to each gradient entry, a
+first-order bound on how far an honest float implementation of the same computation may drift
+from the exact result (Wilkinson's running error analysis):
+
+* ``a ± b``:  eₐ + e_b + u·|a ± b|
+* ``a · b``:  |a|·e_b + |b|·eₐ + u·|a·b|
+* ``a / b``:  (eₐ + |a/b|·e_b)/|b| + u·|a/b|
+* ``f(a)``:   |f′(a)|·eₐ + c·u·|f(a)|  (library functions are trusted to ``c = LIBM_ULPS``)
+
+Inputs are exact (they are given as floats); constants that the format must round (π) enter
+with their representation error. The bound sees cancellation where it happens — ``1 − t²`` near
+``t = ±1`` gets an error of about ``3u`` absolute, i.e. thousands of ulps of the small result —
+so it is tight where the problem is easy and wide where every implementation struggles. See
+``docs/tolerances.md`` for the model and its safety factor.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from refimpl.numbers import FloatNS
+
+U64 = 2.0**-53
+U32 = 2.0**-24
+LIBM_ULPS = 2.0  # glibc / SLEEF elementary functions are within 1–2 ulp in double and single
+
+
+class Bounded:
+    """A float value and a bound on its accumulated absolute rounding error."""
+
+    __slots__ = ("e", "v")
+    u = U64  # set per system (see BoundNS.__init__) through a subclass
+
+    def __init__(self, v: float, e: float = 0.0) -> None:
+        self.v = v
+        self.e = e
+
+    def __repr__(self) -> str:
+        return f"Bounded({self.v!r} ± {self.e:.3g})"
+
+    def __float__(self) -> float:
+        return float(self.v)
+
+    def _lift(self, x: Any) -> Bounded:
+        return x if isinstance(x, Bounded) else type(self)(float(x), 0.0)
+
+    def __add__(self, other: Any) -> Bounded:
+        o = self._lift(other)
+        v = self.v + o.v
+        return type(self)(v, self.e + o.e + self.u * abs(v))
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Any) -> Bounded:
+        o = self._lift(other)
+        v = self.v - o.v
+        return type(self)(v, self.e + o.e + self.u * abs(v))
+
+    def __rsub__(self, other: Any) -> Bounded:
+        return self._lift(other) - self
+
+    def __mul__(self, other: Any) -> Bounded:
+        o = self._lift(other)
+        v = self.v * o.v
+        return type(self)(v, _mul0(abs(self.v), o.e) + _mul0(abs(o.v), self.e) + self.u * abs(v))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other: Any) -> Bounded:
+        o = self._lift(other)
+        v = FloatNS.div(self.v, o.v)
+        if o.v == 0:
+            return type(self)(v, math.inf)
+        return type(self)(v, (self.e + _mul0(abs(v), o.e)) / abs(o.v) + self.u * abs(v))
+
+    def __rtruediv__(self, other: Any) -> Bounded:
+        return self._lift(other) / self
+
+    def __neg__(self) -> Bounded:
+        return type(self)(-self.v, self.e)
+
+    def __abs__(self) -> Bounded:
+        return type(self)(abs(self.v), self.e)
+
+    # comparisons look at the value only: they choose a branch, they do not round
+    def __lt__(self, other: Any) -> bool:
+        return self.v < float(other)
+
+    def __le__(self, other: Any) -> bool:
+        return self.v <= float(other)
+
+    def __gt__(self, other: Any) -> bool:
+        return self.v > float(other)
+
+    def __ge__(self, other: Any) -> bool:
+        return self.v >= float(other)
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, (Bounded, int, float)) and self.v == float(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _mul0(a: float, b: float) -> float:
+    """a·b with 0·inf = 0: an exact zero factor carries no error, however wild the other."""
+    return 0.0 if a == 0.0 or b == 0.0 else a * b
+
+
+def _fn(f: Any, df: Any) -> Any:
+    """Lift a float function with derivative ``df`` to Bounded: propagated plus its own rounding."""
+
+    def lifted(self: BoundNS, x: Any) -> Bounded:
+        x = self.convert(x) if not isinstance(x, Bounded) else x
+        v = f(x.v)
+        return self.num(v, _mul0(abs(df(x.v, v)), x.e) + LIBM_ULPS * self.u * abs(v))
+
+    lifted.__name__ = f.__name__
+    return lifted
+
+
+class BoundNS:
+    """refimpl number system for error bounds in a float format with unit roundoff ``u``."""
+
+    rounds = False  # values are binary64; the bound, not rounding, models the narrower format
+
+    def __init__(self, u: float = U64, name: str = "bound64") -> None:
+        self.u = u
+        self.name = name
+        self.num = type(f"Bounded_{name}", (Bounded,), {"u": u, "__slots__": ()})
+        self.one = self.num(1.0)
+        self.zero = self.num(0.0)
+        self.pi = self.num(math.pi, u * math.pi)  # π must be rounded into the format
+        self.inf = self.num(math.inf)
+
+    def convert(self, x: Any) -> Bounded:
+        return x if isinstance(x, Bounded) else self.num(float(x), 0.0)
+
+    @staticmethod
+    def round(x: Any) -> Any:
+        return x
+
+    @staticmethod
+    def val(x: Any) -> float:
+        return x.v if isinstance(x, Bounded) else x
+
+    def add(self, a: Any, b: Any) -> Any:
+        return a + b
+
+    def mul(self, a: Any, b: Any) -> Any:
+        return a * b
+
+    def div(self, a: Any, b: Any) -> Bounded:
+        return self.convert(a) / self.convert(b)
+
+    def pow(self, a: Any, b: Any) -> Bounded:
+        a = self.convert(a)
+        bv = b.v if isinstance(b, Bounded) else float(b)
+        be = b.e if isinstance(b, Bounded) else 0.0
+        v = FloatNS.pow(a.v, bv)
+        da = abs(bv * FloatNS.pow(a.v, bv - 1)) if a.e else 0.0
+        db = abs(v * FloatNS.log(a.v)) if be else 0.0
+        return self.num(v, _mul0(da, a.e) + _mul0(db, be) + LIBM_ULPS * self.u * abs(v))
+
+    exp = _fn(FloatNS.exp, lambda x, v: v)
+    expm1 = _fn(FloatNS.expm1, lambda x, v: v + 1)
+    log = _fn(FloatNS.log, lambda x, v: FloatNS.div(1.0, x))
+    log1p = _fn(FloatNS.log1p, lambda x, v: FloatNS.div(1.0, 1.0 + x))
+    sqrt = _fn(FloatNS.sqrt, lambda x, v: FloatNS.div(0.5, v))
+    sin = _fn(math.sin, lambda x, v: math.cos(x))
+    cos = _fn(math.cos, lambda x, v: math.sin(x))
+    tanh = _fn(math.tanh, lambda x, v: 1 - v * v)
+    erf = _fn(math.erf, lambda x, v: 2 / math.sqrt(math.pi) * FloatNS.exp(-x * x))
+    sigmoid = _fn(FloatNS.sigmoid, lambda x, v: v * (1 - v))
+
+
+BOUND64 = BoundNS(U64, "bound64")
+BOUND32 = BoundNS(U32, "bound32")
+
+
+def bound_system(dtype: str) -> BoundNS:
+    """The error-bound system for a dtype under test: ``float64`` or ``float32``."""
+    try:
+        return {"float64": BOUND64, "float32": BOUND32}[dtype]
+    except KeyError:
+        raise ValueError(f"no tolerance model for dtype {dtype!r}; use float64 or float32") from None
