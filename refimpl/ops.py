@@ -55,8 +55,8 @@ class Kink:
     """A point where the op is not differentiable, and the derivative torch 2.13 uses there.
 
     ``at`` is a number, the name of an attribute (``"min"``), ``"threshold/beta"`` or ``"tie"``
-    (the two inputs equal). ``derivative`` lists the partials used there, each a number or the name
-    of an attribute.
+    (the two inputs equal). ``derivative`` lists the partials used there, each a number, the name
+    of an attribute, or ``"formula"``: the smooth branch's derivative evaluated at the point.
     """
 
     at: float | str
@@ -182,7 +182,7 @@ op("softplus", 1,
        (m.one if m.val(x) * beta > threshold else m.sigmoid(x * beta),),
    "torch.nn.functional.softplus", attrs={"beta": 1.0, "threshold": 20.0},
    attr_domain={"beta": POSITIVE, "threshold": POSITIVE},
-   kinks=(Kink("threshold/beta", (1.0,),
+   kinks=(Kink("threshold/beta", ("formula",),
                "linear (derivative 1) only where x·beta > threshold; at equality the formula holds"),),
    note="reverts to the identity above threshold/beta: a (tiny) jump torch accepts by design")
 op("silu", 1, lambda m, x: x * m.sigmoid(x),
