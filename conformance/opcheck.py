@@ -26,10 +26,8 @@ from refimpl.gradcheck import richardson
 from refimpl.ops import Interval, OpSpec
 
 from . import oracle
-from .tolerance import BOUND64
+from .tolerance import BOUND64, SAFETY, TINY
 
-SAFETY = 2.0  # the running bound is first-order and assumes this algorithm; see docs/tolerances.md
-TINY = 4 * 2.0**-1074
 KINK_ULPS = 4.0  # branches at a kink differ by O(1) (softplus: by 1 − σ(threshold)); rounding by ulps
 
 # attribute settings tried for each op with attributes (the defaults are always tried too)

@@ -28,3 +28,10 @@ def value_and_grad(spec: OpSpec, inputs: tuple[float, ...], attrs: dict[str, Any
     out = resolve(spec.torch)(*xs, **attrs)
     grads = torch.autograd.grad(out, xs, torch.tensor(cotangent, dtype=dtype), allow_unused=True)
     return out.item(), [0.0 if g is None else g.item() for g in grads]
+
+
+def call(op: str, *inputs: torch.Tensor, **attrs: Any) -> torch.Tensor:
+    """Apply the torch equivalent of refimpl's op ``op`` (named in the op table)."""
+    from refimpl import OPS
+
+    return resolve(OPS[op].torch)(*inputs, **attrs)

@@ -29,6 +29,8 @@ from refimpl.numbers import FloatNS
 U64 = 2.0**-53
 U32 = 2.0**-24
 LIBM_ULPS = 2.0  # glibc / SLEEF elementary functions are within 1–2 ulp in double and single
+SAFETY = 2.0  # tolerance = SAFETY × bound: the bound is first-order and describes refimpl's algorithm
+TINY = 4 * 2.0**-1074  # never below a few subnormals
 
 
 class Bounded:
@@ -51,6 +53,8 @@ class Bounded:
         return x if isinstance(x, Bounded) else type(self)(float(x), 0.0)
 
     def __add__(self, other: Any) -> Bounded:
+        if not isinstance(other, _NUMBERS):
+            return NotImplemented  # e.g. a graph node: let Value's reflected operator build the graph
         o = self._lift(other)
         v = self.v + o.v
         return type(self)(v, self.e + o.e + self.u * abs(v))
@@ -58,14 +62,20 @@ class Bounded:
     __radd__ = __add__
 
     def __sub__(self, other: Any) -> Bounded:
+        if not isinstance(other, _NUMBERS):
+            return NotImplemented
         o = self._lift(other)
         v = self.v - o.v
         return type(self)(v, self.e + o.e + self.u * abs(v))
 
     def __rsub__(self, other: Any) -> Bounded:
+        if not isinstance(other, _NUMBERS):
+            return NotImplemented
         return self._lift(other) - self
 
     def __mul__(self, other: Any) -> Bounded:
+        if not isinstance(other, _NUMBERS):
+            return NotImplemented
         o = self._lift(other)
         v = self.v * o.v
         return type(self)(v, _mul0(abs(self.v), o.e) + _mul0(abs(o.v), self.e) + self.u * abs(v))
@@ -73,6 +83,8 @@ class Bounded:
     __rmul__ = __mul__
 
     def __truediv__(self, other: Any) -> Bounded:
+        if not isinstance(other, _NUMBERS):
+            return NotImplemented
         o = self._lift(other)
         v = FloatNS.div(self.v, o.v)
         if o.v == 0:
@@ -80,6 +92,8 @@ class Bounded:
         return type(self)(v, (self.e + _mul0(abs(v), o.e)) / abs(o.v) + self.u * abs(v))
 
     def __rtruediv__(self, other: Any) -> Bounded:
+        if not isinstance(other, _NUMBERS):
+            return NotImplemented
         return self._lift(other) / self
 
     def __neg__(self) -> Bounded:
@@ -105,6 +119,9 @@ class Bounded:
         return isinstance(other, (Bounded, int, float)) and self.v == float(other)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+_NUMBERS = (Bounded, int, float)
 
 
 def _mul0(a: float, b: float) -> float:

@@ -1,0 +1,27 @@
+"""Assertion helpers: run a case, judge it, and fail with everything a person needs to reproduce."""
+
+from __future__ import annotations
+
+import pytest
+
+from .cases import GraphCase, dumps
+from .impls import Implementation, run_safely
+from .repro import torch_script
+from .run import run_torch
+from .verdict import CaseVerdict, judge
+
+
+def check(impl: Implementation, case: GraphCase) -> CaseVerdict:
+    return judge(case, run_safely(impl, case), run_torch(case))
+
+
+def assert_conforms(impl: Implementation, case: GraphCase) -> CaseVerdict:
+    """Fail unless the case's verdict is pass, convention or torch-deviates."""
+    __tracebackhide__ = True
+    v = check(impl, case)
+    if not v.conforms:
+        pytest.fail(f"{impl.name} does not conform on case {case.id} ({len(case.nodes)} nodes, "
+                    f"{case.dtype}): {v.verdict}\n  {v.reason}\n"
+                    f"case JSON:\n{dumps(case)}\nreproduce with torch:\n{torch_script(case)}",
+                    pytrace=False)
+    return v

@@ -1,0 +1,144 @@
+"""Cases and results as data: what the harness sends to an implementation, stores and replays.
+
+A graph case is a DAG over the op table: named leaves (shape + row-major values), nodes (op,
+inputs, attributes) in topological order, the output node, a cotangent for the output, the dtype
+under test, and optionally a second-order request (the gradient of ⟨grad, v⟩ for a vector v).
+
+JSON round-trips exactly: finite floats are written with ``repr`` (shortest round-tripping form)
+and the non-finite ones as the strings ``"inf"``, ``"-inf"``, ``"nan"``. ``conformance/schema/``
+holds the JSON Schema; ``FORMAT`` and ``VERSION`` are written into every document.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+FORMAT = "backprop-conformance/graph-case"
+RESULT_FORMAT = "backprop-conformance/graph-result"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Tensor:
+    shape: tuple[int, ...]
+    values: tuple[float, ...]
+
+    @staticmethod
+    def scalar(x: float) -> Tensor:
+        return Tensor((), (float(x),))
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    attrs: dict[str, Any] = field(default_factory=dict)  # JSON scalars; finite floats only
+
+
+@dataclass(frozen=True)
+class GraphCase:
+    leaves: dict[str, Tensor]
+    nodes: tuple[Node, ...]
+    output: str
+    cotangent: Tensor
+    dtype: str = "float64"
+    second_order: dict[str, Tensor] | None = None  # v per leaf: request ∂⟨grad, v⟩/∂leaves
+    id: str = ""
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        return tuple(sorted({n.op for n in self.nodes}))
+
+
+@dataclass
+class GraphResult:
+    """What an implementation returns: the output, ∂/∂leaf of ⟨cotangent, output⟩, and the HVP."""
+
+    value: Tensor | None = None
+    grads: dict[str, Tensor] = field(default_factory=dict)
+    hvp: dict[str, Tensor] | None = None
+    error: str | None = None  # the implementation failed on this case (one line)
+
+
+def _num(x: float) -> float | str:
+    return x if math.isfinite(x) else ("nan" if math.isnan(x) else ("inf" if x > 0 else "-inf"))
+
+
+def _unnum(x: float | str) -> float:
+    return float(x)  # float("inf"), float("-inf"), float("nan") parse the string forms
+
+
+def _tensor_json(t: Tensor) -> dict[str, Any]:
+    return {"shape": list(t.shape), "values": [_num(v) for v in t.values]}
+
+
+def _tensor(d: dict[str, Any]) -> Tensor:
+    shape = tuple(int(s) for s in d["shape"])
+    values = tuple(_unnum(v) for v in d["values"])
+    if math.prod(shape) != len(values):
+        raise ValueError(f"tensor of shape {list(shape)} needs {math.prod(shape)} values, got {len(values)}")
+    return Tensor(shape, values)
+
+
+def case_to_json(case: GraphCase) -> dict[str, Any]:
+    return {
+        "format": FORMAT, "version": VERSION, "id": case.id, "dtype": case.dtype,
+        "leaves": {k: _tensor_json(t) for k, t in case.leaves.items()},
+        "nodes": [{"name": n.name, "op": n.op, "inputs": list(n.inputs),
+                   "attrs": dict(n.attrs)}
+                  for n in case.nodes],
+        "output": case.output,
+        "cotangent": _tensor_json(case.cotangent),
+        "second_order": None if case.second_order is None
+        else {k: _tensor_json(t) for k, t in case.second_order.items()},
+    }
+
+
+def case_from_json(d: dict[str, Any]) -> GraphCase:
+    if d.get("format") != FORMAT:
+        raise ValueError(f"not a graph case: format is {d.get('format')!r}, expected {FORMAT!r}")
+    if d.get("version") != VERSION:
+        raise ValueError(f"graph case version {d.get('version')!r} is not supported (this is {VERSION})")
+    so = d.get("second_order")
+    return GraphCase(
+        leaves={k: _tensor(t) for k, t in d["leaves"].items()},
+        nodes=tuple(Node(n["name"], n["op"], tuple(n["inputs"]), dict(n.get("attrs", {})))
+                    for n in d["nodes"]),
+        output=d["output"], cotangent=_tensor(d["cotangent"]), dtype=d.get("dtype", "float64"),
+        second_order=None if so is None else {k: _tensor(t) for k, t in so.items()},
+        id=d.get("id", ""),
+    )
+
+
+def result_to_json(r: GraphResult) -> dict[str, Any]:
+    return {
+        "format": RESULT_FORMAT, "version": VERSION, "error": r.error,
+        "value": None if r.value is None else _tensor_json(r.value),
+        "grads": {k: _tensor_json(t) for k, t in r.grads.items()},
+        "hvp": None if r.hvp is None else {k: _tensor_json(t) for k, t in r.hvp.items()},
+    }
+
+
+def result_from_json(d: dict[str, Any]) -> GraphResult:
+    if d.get("format") != RESULT_FORMAT:
+        raise ValueError(f"not a graph result: format is {d.get('format')!r}")
+    return GraphResult(
+        value=None if d.get("value") is None else _tensor(d["value"]),
+        grads={k: _tensor(t) for k, t in d.get("grads", {}).items()},
+        hvp=None if d.get("hvp") is None else {k: _tensor(t) for k, t in d["hvp"].items()},
+        error=d.get("error"),
+    )
+
+
+def dumps(case: GraphCase) -> str:
+    return json.dumps(case_to_json(case), indent=1)
+
+
+def loads(text: str) -> GraphCase:
+    return case_from_json(json.loads(text))
+
+

@@ -1,0 +1,93 @@
+"""Implementations under test, found by name.
+
+Built in: ``refimpl`` (float64, and float32 through refimpl's float32 emulation) and ``torch``
+(the self-check: torch against itself must always pass). Third-party packages register more
+through the entry-point group ``backprop_conformance.implementations``; the harness issue adds
+``module:attribute`` paths, micrograd clones and subprocesses.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Protocol
+
+from refimpl import OPS
+
+from .cases import GraphCase, GraphResult
+from .run import run_refimpl, run_torch
+
+ENTRY_POINT_GROUP = "backprop_conformance.implementations"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    ops: frozenset[str]
+    dtypes: tuple[str, ...] = ("float64",)
+    second_order: bool = False
+
+
+class Implementation(Protocol):
+    name: str
+    version: str
+    capabilities: Capabilities
+
+    def run_graph(self, case: GraphCase) -> GraphResult: ...
+
+
+class RefImpl:
+    name = "refimpl"
+    capabilities = Capabilities(frozenset(OPS), ("float64", "float32"), second_order=True)
+
+    @property
+    def version(self) -> str:
+        import refimpl
+
+        return refimpl.__version__
+
+    def run_graph(self, case: GraphCase) -> GraphResult:
+        return run_refimpl(case)
+
+
+class TorchImpl:
+    name = "torch"
+    capabilities = Capabilities(frozenset(OPS), ("float64", "float32"), second_order=True)
+
+    @property
+    def version(self) -> str:
+        import torch
+
+        return torch.__version__
+
+    def run_graph(self, case: GraphCase) -> GraphResult:
+        return run_torch(case)
+
+
+BUILTIN = {"refimpl": RefImpl, "torch": TorchImpl}
+
+
+def available() -> dict[str, object]:
+    """Built-in implementations and those registered through the entry-point group."""
+    found: dict[str, object] = dict(BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep)
+    return found
+
+
+def load(name: str) -> Implementation:
+    found = available()
+    if name not in found:
+        raise LookupError(f"unknown implementation {name!r}; known: {', '.join(sorted(found))}")
+    obj = found[name]
+    factory = obj.load() if hasattr(obj, "load") else obj
+    return factory()  # type: ignore[operator,no-any-return]
+
+
+def run_safely(impl: Implementation, case: GraphCase) -> GraphResult:
+    """Run a case; an exception becomes a result with a one-line error instead of a crash."""
+    try:
+        return impl.run_graph(case)
+    except Exception as exc:  # the implementation under test may raise anything
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        return GraphResult(error=f"{type(exc).__name__}: {exc} (at {last.filename}:{last.lineno})")

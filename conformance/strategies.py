@@ -1,0 +1,161 @@
+"""Hypothesis strategies for graph cases, built valid by construction.
+
+A graph is drawn node by node while refimpl evaluates it, so each new node's inputs are chosen
+among the existing nodes whose *current values* lie inside the op's domain (and keep the result
+finite); when none does, a fresh leaf is drawn inside the domain. Nothing is filtered after the
+fact, every draw is local to its node, and the output is the last node — so hypothesis shrinks a
+failure to the few nodes that matter, with the leaves (the earliest choices) preferred as inputs.
+
+Reuse is the point: a node chosen by several later nodes (fan-out), the same node twice in one op
+(x·x), one node reached by paths of different lengths. Rarely, on purpose: exact kink points
+(relu/abs at 0, ties for maximum/minimum, clamp bounds), near-cancelling pairs (a − b with a ≈ b),
+and large magnitudes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from hypothesis import strategies as st
+
+from refimpl import OPS, Value, apply
+from refimpl.ops import Interval, OpSpec
+
+from .cases import GraphCase, Node, Tensor, case_to_json
+
+LIMIT = 1e4  # inputs beyond this magnitude are not reused (exp of them is not a gradient test)
+
+ATTRS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
+    "leaky_relu": st.fixed_dictionaries({"negative_slope": st.floats(0.0, 1.0)}),
+    "elu": st.fixed_dictionaries({"alpha": st.floats(0.1, 3.0)}),
+    "softplus": st.fixed_dictionaries({"beta": st.floats(0.5, 3.0), "threshold": st.floats(1.0, 20.0)}),
+    "gelu": st.fixed_dictionaries({"approximate": st.sampled_from(["none", "tanh"])}),
+    "clamp": st.one_of(
+        st.fixed_dictionaries({"min": st.floats(-2.0, 0.0), "max": st.floats(0.0, 2.0)}),
+        st.fixed_dictionaries({"min": st.floats(-2.0, 2.0)}),
+        st.fixed_dictionaries({"max": st.floats(-2.0, 2.0)}),
+    ),
+    "pow_scalar": st.fixed_dictionaries({"exponent": st.floats(-3.0, 3.0)}),
+    "pow_int": st.fixed_dictionaries({"exponent": st.integers(-3, 4)}),
+}
+
+
+def in_domain(interval: Interval) -> st.SearchStrategy[float]:
+    """A float inside ``interval`` (clipped to a moderate range), never one of its excluded points."""
+    lo, hi = max(interval.lo, -4.0), min(interval.hi, 4.0)
+    width = hi - lo
+    return st.floats(0.0, 1.0).map(lambda t: _place(interval, lo + width * (0.02 + 0.96 * t)))
+
+
+def _place(interval: Interval, x: float) -> float:
+    return x if x in interval else (interval.lo + 1.0 if math.isfinite(interval.lo) else 0.5)
+
+
+def _admissible(spec: OpSpec, arg: int, value: float) -> bool:
+    return math.isfinite(value) and abs(value) <= LIMIT and value in spec.domain[arg]
+
+
+def _finite_result(spec: OpSpec, inputs: list[Value], attrs: dict[str, Any]) -> bool:
+    try:
+        out = apply(spec, *inputs, **attrs)
+    except (ArithmeticError, ValueError):
+        return False
+    return math.isfinite(out.data) and abs(out.data) <= 1e8
+
+
+@st.composite
+def leaf_value(draw: st.DrawFn, interval: Interval, special: Iterable[float] = ()) -> float:
+    """A leaf inside ``interval``; rarely a kink point or a large magnitude."""
+    kind = draw(st.sampled_from(["plain"] * 8 + ["special", "large"]))
+    points = [p for p in special if p in interval]
+    if kind == "special" and points:
+        return draw(st.sampled_from(points))
+    if kind == "large":
+        x = draw(st.floats(20.0, 800.0)) * draw(st.sampled_from([1.0, -1.0]))
+        if x in interval:
+            return x
+    return draw(in_domain(interval))
+
+
+@st.composite
+def graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype: str = "float64",
+                max_nodes: int = 8, second_order: bool = False) -> GraphCase:
+    """A random DAG over ``ops`` (default: the whole op table)."""
+    names = sorted(ops or OPS)
+    leaves: dict[str, float] = {}
+    env: dict[str, Value] = {}
+
+    def new_leaf(interval: Interval, spec: OpSpec, attrs: dict[str, Any]) -> str:
+        specials = [0.0] + [v for v in (attrs.get("min"), attrs.get("max")) if v is not None]
+        if env and draw(st.integers(0, 9)) == 0:  # a near-twin of an existing value: cancellation
+            base = env[draw(st.sampled_from(sorted(env)))].data
+            x = base * (1 + draw(st.floats(-1e-9, 1e-9)))
+            if not (math.isfinite(x) and x in interval):
+                x = draw(leaf_value(interval, specials))
+        else:
+            x = draw(leaf_value(interval, specials))
+        name = f"x{len(leaves)}"
+        leaves[name] = x
+        env[name] = Value(x, False)
+        return name
+
+    nodes: list[Node] = []
+    n_nodes = draw(st.integers(1, max_nodes))
+    for j in range(n_nodes):
+        spec = OPS[draw(st.sampled_from(names))]
+        attrs = draw(ATTRS[spec.name]) if spec.name in ATTRS else {}
+        inputs: list[str] = []
+        for arg in range(spec.arity):
+            candidates = [k for k in env if _admissible(spec, arg, env[k].data)]
+            reuse = candidates and draw(st.integers(0, 3)) > 0
+            inputs.append(draw(st.sampled_from(candidates)) if reuse
+                          else new_leaf(spec.domain[arg], spec, attrs))
+        if not _finite_result(spec, [env[i] for i in inputs], attrs):
+            inputs = [new_leaf(spec.domain[a], spec, attrs) for a in range(spec.arity)]
+            if not _finite_result(spec, [env[i] for i in inputs], attrs):
+                continue  # e.g. a large fresh leaf into exp: leave this node out
+        name = f"n{j}"
+        nodes.append(Node(name, spec.name, tuple(inputs), attrs))
+        env[name] = apply(spec, *(env[i] for i in inputs), **attrs)
+    if not nodes:
+        x = new_leaf(OPS["neg"].domain[0], OPS["neg"], {})
+        nodes.append(Node("n0", "neg", (x,), {}))
+    ct = draw(st.floats(0.5, 2.0)) * draw(st.sampled_from([1.0, -1.0]))
+    so = None
+    if second_order:
+        so = {k: Tensor.scalar(draw(st.floats(-2.0, 2.0))) for k in leaves}
+    case = GraphCase({k: Tensor.scalar(v) for k, v in leaves.items()}, tuple(nodes), nodes[-1].name,
+                     Tensor.scalar(ct), dtype, so)
+    return with_id(case)
+
+
+@st.composite
+def deep_chains(draw: st.DrawFn, min_depth: int = 200, max_depth: int = 3000,
+                dtype: str = "float64") -> GraphCase:
+    """A long chain — z ← sin(z) + x, z ← tanh(z)·y — thousands of nodes deep, values bounded."""
+    depth = draw(st.integers(min_depth, max_depth))
+    x, y, z0 = draw(st.floats(-1, 1)), draw(st.floats(0.5, 1.5)), draw(st.floats(-1, 1))
+    nodes, prev = [], "z"
+    for j in range(depth):
+        if j % 2 == 0:
+            nodes += [Node(f"s{j}", "sin", (prev,)), Node(f"n{j}", "add", (f"s{j}", "x"))]
+        else:
+            nodes += [Node(f"t{j}", "tanh", (prev,)), Node(f"n{j}", "mul", (f"t{j}", "y"))]
+        prev = f"n{j}"
+    ct = draw(st.floats(0.5, 2.0))
+    case = GraphCase({"x": Tensor.scalar(x), "y": Tensor.scalar(y), "z": Tensor.scalar(z0)},
+                     tuple(nodes), prev, Tensor.scalar(ct), dtype)
+    return with_id(case)
+
+
+def with_id(case: GraphCase) -> GraphCase:
+    """Name a case by the hash of its content, so the same case has the same id everywhere."""
+    doc = case_to_json(case)
+    doc.pop("id")
+    digest = hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
+    return GraphCase(case.leaves, case.nodes, case.output, case.cotangent, case.dtype,
+                     case.second_order, id=f"g-{digest}")

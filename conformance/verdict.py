@@ -1,0 +1,156 @@
+"""Deciding, entry by entry, whether an implementation's result conforms.
+
+Each entry — the output value, each leaf's gradient, each HVP component — has a tolerance
+``tol = SAFETY × bound`` from refimpl's running error bound in the dtype under test
+(:mod:`conformance.tolerance`). Two results that are each within ``tol`` of the truth are within
+``2·tol`` of each other, so:
+
+* ``pass``            — the implementation is within ``2·tol`` of torch;
+* otherwise the truth arbitrates (a finite difference of the forward at 50 digits for gradients,
+  the 50-digit forward for values, refimpl at 50 digits for HVPs):
+  ``torch-deviates`` if the implementation is within ``tol`` of the truth and torch is not,
+  ``convention`` if the case sits exactly on a kink (where torch documents a choice),
+  ``fail`` otherwise;
+* ``nonfinite-mismatch`` — NaN/inf on one side only; ``error`` — the implementation raised.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from refimpl import OPS, mpmath_system
+
+from .cases import GraphCase, GraphResult
+from .opcheck import kink_points
+from .run import forward_values, refimpl_raw, run_refimpl, truth_gradient
+from .tolerance import SAFETY, TINY, bound_system
+
+ORDER = ("error", "timeout", "nonfinite-mismatch", "fail", "torch-deviates", "convention", "pass")
+NONCONFORMING = {"error", "timeout", "nonfinite-mismatch", "fail"}
+
+
+@dataclass
+class Entry:
+    name: str
+    impl: float
+    torch: float
+    tol: float
+    verdict: str
+    truth: float | None = None
+
+    @property
+    def ratio(self) -> float:
+        """|impl − reference| / tol, with the truth as reference when it was needed."""
+        ref = self.truth if self.truth is not None else self.torch
+        if not (math.isfinite(self.impl) and math.isfinite(ref)):
+            return 0.0 if self.impl == ref or (math.isnan(self.impl) and math.isnan(ref)) else math.inf
+        return abs(self.impl - ref) / self.tol
+
+    def describe(self) -> str:
+        truth = "" if self.truth is None else f", truth {self.truth!r}"
+        return (f"{self.name}: implementation {self.impl!r}, torch {self.torch!r}{truth}, "
+                f"tolerance {self.tol:.3g}, error/tolerance {self.ratio:.3g} → {self.verdict}")
+
+
+@dataclass
+class CaseVerdict:
+    case: GraphCase
+    verdict: str
+    entries: list[Entry] = field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def conforms(self) -> bool:
+        return self.verdict not in NONCONFORMING
+
+    @property
+    def worst_ratio(self) -> float:
+        return max((e.ratio for e in self.entries), default=0.0)
+
+
+def hits_kink(case: GraphCase) -> bool:
+    """True when some node's input lies exactly on one of its op's declared kinks."""
+    from refimpl import Value
+
+    env = forward_values(case, {k: Value(t.values[0], False) for k, t in case.leaves.items()})
+    for n in case.nodes:
+        spec = OPS[n.op]
+        if not spec.kinks:
+            continue
+        xs = tuple(float(env[i].data) for i in n.inputs)
+        if spec.arity == 2 and xs[0] == xs[1]:
+            return True
+        attrs = spec.attributes(n.attrs)
+        if any(p == xs for p in kink_points(spec, attrs) if len(p) == len(xs)):
+            return True
+    return False
+
+
+def _entries(r: GraphResult) -> dict[str, float]:
+    out = {"value": r.value.values[0]} if r.value is not None else {}
+    out.update({f"grad[{k}]": t.values[0] for k, t in r.grads.items()})
+    out.update({f"hvp[{k}]": t.values[0] for k, t in (r.hvp or {}).items()})
+    return out
+
+
+def _bounds(case: GraphCase) -> dict[str, Any]:
+    value, grads, hvp = refimpl_raw(case, bound_system(case.dtype))
+    return {"value": value, **{f"grad[{k}]": g for k, g in grads.items()},
+            **{f"hvp[{k}]": h for k, h in (hvp or {}).items()}}
+
+
+class _Truth:
+    """The arbiter, computed only when the implementation and torch disagree."""
+
+    def __init__(self, case: GraphCase) -> None:
+        self.case = case
+        self._values: dict[str, tuple[float, float]] | None = None
+
+    def __getitem__(self, name: str) -> tuple[float, float]:
+        if self._values is None:
+            grads, errs = truth_gradient(self.case)
+            hi = run_refimpl(self.case, mpmath_system(50))
+            vals = {"value": (hi.value.values[0], 0.0)}
+            vals.update({f"grad[{k}]": (grads[k].values[0], errs[k]) for k in grads})
+            vals.update({f"hvp[{k}]": (t.values[0], 0.0) for k, t in (hi.hvp or {}).items()})
+            self._values = vals
+        return self._values[name]
+
+
+def judge(case: GraphCase, impl: GraphResult, torch_result: GraphResult) -> CaseVerdict:
+    """The verdict on one case: every entry, then the worst of them."""
+    if impl.error is not None:
+        return CaseVerdict(case, "error", reason=impl.error)
+    got, want = _entries(impl), _entries(torch_result)
+    missing = sorted(set(want) - set(got))
+    if missing:
+        return CaseVerdict(case, "error", reason=f"result is missing {', '.join(missing)}")
+    bounds, truth = _bounds(case), _Truth(case)
+    kink = None
+    entries = []
+    for name, t in want.items():
+        x = got[name]
+        tol = SAFETY * float(bounds[name].e) + TINY
+        if not (math.isfinite(x) and math.isfinite(t)):
+            same = x == t or (math.isnan(x) and math.isnan(t))
+            entries.append(Entry(name, x, t, tol, "pass" if same else "nonfinite-mismatch"))
+            continue
+        if abs(x - t) <= 2 * tol:
+            entries.append(Entry(name, x, t, tol, "pass"))
+            continue
+        if kink is None:
+            kink = hits_kink(case)
+        true, fd_err = truth[name]
+        slack = tol + fd_err
+        if abs(x - true) <= slack and abs(t - true) > slack:
+            verdict = "torch-deviates"
+        elif kink:
+            verdict = "convention"
+        else:
+            verdict = "fail"
+        entries.append(Entry(name, x, t, tol, verdict, truth=true))
+    worst = min((e.verdict for e in entries), key=ORDER.index, default="pass")
+    bad = [e for e in entries if e.verdict == worst and worst != "pass"]
+    return CaseVerdict(case, worst, entries, reason=bad[0].describe() if bad else "")
