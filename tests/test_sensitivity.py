@@ -1,0 +1,92 @@
+"""The suite earns its keep: planted bugs are caught, and the failing case shrinks to a few nodes."""
+
+import dataclasses
+
+import pytest
+from hypothesis import find, settings
+from hypothesis.errors import NoSuchExample
+
+from conformance.cases import GraphCase, GraphResult, Tensor
+from conformance.impls import RefImpl
+from conformance.run import forward_values, run_torch
+from conformance.strategies import graph_cases
+from conformance.verdict import judge
+from refimpl import OPS, Value, topological_order
+
+SEARCH = settings(max_examples=400, database=None, derandomize=True, deadline=None)
+
+
+def overwrite_backprop(root: Value, cotangent: float) -> dict[Value, float]:
+    """The classic fan-out bug: ``grad = …`` where the chain rule needs ``grad += …``."""
+    grads = {root: cotangent}
+    for node in reversed(topological_order([root])):
+        g = grads.get(node)
+        if g is None or not node.parents:
+            continue
+        partials = node.op.derivative(node.ns, *(p.data for p in node.parents), node.data, **node.attrs)
+        for p, d in zip(node.parents, partials):
+            if p.requires_grad:
+                grads[p] = g * d  # BUG: overwrites what another path contributed
+    return grads
+
+
+class OverwritingImpl(RefImpl):
+    name = "planted-overwrite"
+
+    def run_graph(self, case: GraphCase) -> GraphResult:
+        leaves = {k: Value(t.values[0]) for k, t in case.leaves.items()}
+        out = forward_values(case, leaves)[case.output]
+        grads = overwrite_backprop(out, case.cotangent.values[0])
+        return GraphResult(Tensor.scalar(out.data),
+                           {k: Tensor.scalar(float(grads.get(v, 0.0))) for k, v in leaves.items()})
+
+
+class IgnoresCotangent(RefImpl):
+    name = "planted-ignores-cotangent"
+
+    def run_graph(self, case: GraphCase) -> GraphResult:
+        return super().run_graph(dataclasses.replace(case, cotangent=Tensor.scalar(1.0)))
+
+
+def fails(impl):
+    return lambda case: not judge(case, impl.run_graph(case), run_torch(case)).conforms
+
+
+def minimal_failure(impl, **strategy):
+    case = find(graph_cases(**strategy), fails(impl), settings=SEARCH)
+    print(f"{impl.name}: shrunk to {len(case.nodes)} node(s), {len(case.leaves)} leaf/leaves: "
+          f"{[(n.op, n.inputs) for n in case.nodes]}")
+    return case
+
+
+def test_wrong_tanh_derivative_is_caught_and_shrinks(monkeypatch):
+    wrong = lambda m, x, out: (1 - out,)  # tanh' = 1 − t instead of 1 − t²
+    monkeypatch.setitem(OPS, "tanh", dataclasses.replace(OPS["tanh"], derivative=wrong))
+    case = minimal_failure(RefImpl(), max_nodes=8)
+    assert len(case.nodes) <= 2 and any(n.op == "tanh" for n in case.nodes)
+
+
+def test_overwritten_fan_out_is_caught_and_shrinks():
+    case = minimal_failure(OverwritingImpl(), max_nodes=8)
+    assert len(case.nodes) <= 3
+    used = [i for n in case.nodes for i in n.inputs]
+    assert len(used) > len(set(used)), "the minimal case must reuse a value (that is the bug)"
+
+
+def test_ignored_cotangent_is_caught():
+    case = minimal_failure(IgnoresCotangent(), max_nodes=4)
+    assert len(case.nodes) == 1
+
+
+@pytest.mark.parametrize("op", ["sigmoid", "exp", "div"])
+def test_one_part_in_a_billion_is_caught(op, monkeypatch):
+    spec = OPS[op]
+    off = lambda *a, **k: tuple(d * (1 + 1e-9) for d in spec.derivative(*a, **k))
+    monkeypatch.setitem(OPS, op, dataclasses.replace(spec, derivative=off))
+    case = minimal_failure(RefImpl(), ops=[op], max_nodes=2)
+    assert len(case.nodes) <= 2
+
+
+def test_correct_refimpl_is_not_flagged():
+    with pytest.raises(NoSuchExample):
+        find(graph_cases(max_nodes=8), fails(RefImpl()), settings=settings(SEARCH, max_examples=150))
