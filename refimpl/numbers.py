@@ -124,8 +124,8 @@ class FloatNS:
     log = staticmethod(_f64_log)
     log1p = staticmethod(_f64_log1p)
     sqrt = staticmethod(_f64_sqrt)
-    sin = staticmethod(math.sin)
-    cos = staticmethod(math.cos)
+    sin = staticmethod(_ieee(math.sin, lambda x: NAN))  # sin(±inf) is NaN, not ValueError
+    cos = staticmethod(_ieee(math.cos, lambda x: NAN))
     tanh = staticmethod(_f64_tanh)
     erf = staticmethod(math.erf)
     sigmoid = staticmethod(_f64_sigmoid)

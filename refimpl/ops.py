@@ -133,7 +133,7 @@ op("square", 1, lambda m, x: x * x,
    lambda m, x, out: (2 * x,), "torch.square")
 op("reciprocal", 1, lambda m, x: m.div(m.one, x),
    lambda m, x, out: (-(out * out),), "torch.reciprocal", domain=(NONZERO,))
-op("abs", 1, lambda m, x: x if m.val(x) >= 0 else -x,
+op("abs", 1, lambda m, x: abs(x),  # IEEE fabs: abs(-0.0) is +0.0, as torch (x >= 0 kept -0.0)
    lambda m, x, out: (_sign(m, x),), "torch.abs",
    kinks=(Kink(0.0, (0.0,), "abs'(0) = sign(0) = 0"),))
 
@@ -163,7 +163,7 @@ op("erf", 1, lambda m, x: m.erf(x),
    lambda m, x, out: (m.div(2 * m.one, m.sqrt(m.pi)) * m.exp(-(x * x)),), "torch.erf")
 
 # --- activations ---------------------------------------------------------------------------------
-op("relu", 1, lambda m, x: m.zero if m.val(x) <= 0 else x,
+op("relu", 1, lambda m, x: m.zero if m.val(x) < 0 else x,  # relu(-0.0) is -0.0, as torch
    lambda m, x, out: (m.zero if m.val(x) <= 0 else m.one,), "torch.relu",
    kinks=(Kink(0.0, (0.0,), "relu'(0) = 0: torch passes the gradient only where x > 0"),))
 op("leaky_relu", 1, lambda m, x, negative_slope: x if m.val(x) > 0 else x * negative_slope,
