@@ -110,15 +110,19 @@ class Value:
     def __pow__(self, exponent: Any) -> Value:
         if isinstance(exponent, Value):
             return apply(OPS["pow"], self, exponent)
-        if isinstance(exponent, int):
-            return apply(OPS["pow_int"], self, exponent=exponent)
+        if type(exponent) is int:  # x ** 2: the commonest attribute op, kept off the generic path
+            ns = self.ns
+            data = ns.round(_POW_INT.forward(ns, self.data, exponent)) if ns.rounds \
+                else _POW_INT.forward(ns, self.data, exponent)
+            rg = self.requires_grad
+            return Value._node(data, _POW_INT, (self,) if rg else (), {"exponent": exponent}, ns, rg)
         return apply(OPS["pow_scalar"], self, exponent=exponent)
 
     def __rpow__(self, base: Any) -> Value:
         return apply(OPS["pow"], base, self)
 
 
-_ADD, _SUB, _MUL, _DIV, _NEG = (OPS[n] for n in ("add", "sub", "mul", "div", "neg"))
+_ADD, _SUB, _MUL, _DIV, _NEG, _POW_INT = (OPS[n] for n in ("add", "sub", "mul", "div", "neg", "pow_int"))
 
 
 def _method(spec: OpSpec) -> Any:
@@ -154,7 +158,7 @@ def apply(spec: OpSpec | str, *inputs: Any, **attrs: Any) -> Value:
     if spec.arity == 2:
         return _binary(spec, *inputs, **attrs)
     (x,) = inputs
-    return _unary(spec, x if isinstance(x, Value) else Value(x, False), attrs)
+    return _unary(spec, x if isinstance(x, Value) else _constant(x, FLOAT64), attrs)
 
 
 def _unary(spec: OpSpec, x: Value, attrs: dict[str, Any]) -> Value:
@@ -171,15 +175,24 @@ def _unary(spec: OpSpec, x: Value, attrs: dict[str, Any]) -> Value:
     return Value._node(data, spec, (x,) if rg else (), attrs, ns, rg)
 
 
+def _constant(x: Any, ns: Any) -> Value:
+    """A number inside a formula (``x * 0.5``): a leaf that needs no gradient."""
+    v = _new_value(Value)
+    v.data, v.grad, v.op, v.parents, v.attrs = ns.convert(x), None, None, (), _NO_ATTRS
+    v.ns, v.requires_grad, v.retains_grad, v.label = ns, False, False, ""
+    return v
+
+
 def _binary(spec: OpSpec, a: Any, b: Any, **attrs: Any) -> Value:
     if not isinstance(a, Value):
-        a = Value(a, False, system=b.ns if isinstance(b, Value) else FLOAT64)
+        a = _constant(a, b.ns if isinstance(b, Value) else FLOAT64)
     if not isinstance(b, Value):
-        b = Value(b, False, system=a.ns)
+        b = _constant(b, a.ns)
     ns = a.ns
     if b.ns is not ns:
         raise TypeError(f"{spec.name}: cannot mix number systems {ns.name} and {b.ns.name}")
-    spec.attributes(attrs)  # binary ops take no attributes: reject any clearly
+    if attrs:
+        spec.attributes(attrs)  # binary ops take no attributes: reject any clearly
     data = spec.forward(ns, a.data, b.data)
     if ns.rounds:
         data = ns.round(data)
@@ -291,7 +304,11 @@ def backprop(roots: Sequence[Value], cotangents: Sequence[Any], *,
         grads[root] = seed if root not in grads else grads[root] + seed
 
     rounds = ns.rounds and not create_graph
-    for node in reversed(topological_order(roots)):
+    order = topological_order(roots)
+    if not (create_graph or rounds):
+        _accumulate(order, grads, m)
+        return grads
+    for node in reversed(order):
         g = grads.get(node)
         parents = node.parents
         if g is None or not parents:
@@ -315,6 +332,33 @@ def backprop(roots: Sequence[Value], cotangents: Sequence[Any], *,
         if not node.retains_grad:
             del grads[node]
     return grads
+
+
+def _accumulate(order: list[Value], grads: dict[Value, Any], m: Any) -> None:
+    """The chain rule in plain arithmetic: ``backprop``'s loop, unrolled for one and two parents."""
+    get = grads.get
+    for node in reversed(order):
+        g = get(node)
+        parents = node.parents
+        if g is None or not parents:
+            continue
+        derivative, attrs = node.op.derivative, node.attrs
+        if len(parents) == 1:
+            (p,) = parents  # a lone parent of a node that requires grad requires grad itself
+            (d,) = derivative(m, p.data, node.data, **attrs) if attrs else derivative(m, p.data, node.data)
+            prev = get(p)
+            grads[p] = g * d if prev is None else prev + g * d
+        else:
+            a, b = parents
+            da, db = derivative(m, a.data, b.data, node.data)
+            if a.requires_grad:
+                prev = get(a)
+                grads[a] = g * da if prev is None else prev + g * da
+            if b.requires_grad:
+                prev = get(b)
+                grads[b] = g * db if prev is None else prev + g * db
+        if not node.retains_grad:
+            del grads[node]
 
 
 def grad(outputs: Value | Sequence[Value], inputs: Value | Sequence[Value],
