@@ -14,6 +14,7 @@ and large magnitudes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -44,6 +45,17 @@ ATTRS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
 }
 
 
+def _pick(draw: st.DrawFn, items: list[Any]) -> Any:
+    """``draw(st.sampled_from(items))`` without building a strategy per draw (it is the hot path);
+    shrinks towards the first item."""
+    return items[draw(st.integers(0, len(items) - 1))] if len(items) > 1 else items[0]
+
+
+_SIGN = st.sampled_from([1.0, -1.0])
+_KIND = st.integers(0, 9)  # 0–7 plain, 8 special point, 9 large magnitude
+
+
+@functools.cache
 def in_domain(interval: Interval) -> st.SearchStrategy[float]:
     """A float inside ``interval`` (clipped to a moderate range), never one of its excluded points."""
     lo, hi = max(interval.lo, -4.0), min(interval.hi, 4.0)
@@ -70,12 +82,12 @@ def _finite_result(spec: OpSpec, inputs: list[Value], attrs: dict[str, Any]) -> 
 @st.composite
 def leaf_value(draw: st.DrawFn, interval: Interval, special: Iterable[float] = ()) -> float:
     """A leaf inside ``interval``; rarely a kink point or a large magnitude."""
-    kind = draw(st.sampled_from(["plain"] * 8 + ["special", "large"]))
+    kind = draw(_KIND)
     points = [p for p in special if p in interval]
-    if kind == "special" and points:
-        return draw(st.sampled_from(points))
-    if kind == "large":
-        x = draw(st.floats(20.0, 800.0)) * draw(st.sampled_from([1.0, -1.0]))
+    if kind == 8 and points:
+        return _pick(draw, points)
+    if kind == 9:
+        x = draw(st.floats(20.0, 800.0)) * draw(_SIGN)
         if x in interval:
             return x
     return draw(in_domain(interval))
@@ -92,7 +104,7 @@ def graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype: str = 
     def new_leaf(interval: Interval, spec: OpSpec, attrs: dict[str, Any]) -> str:
         specials = [0.0] + [v for v in (attrs.get("min"), attrs.get("max")) if v is not None]
         if env and draw(st.integers(0, 9)) == 0:  # a near-twin of an existing value: cancellation
-            base = env[draw(st.sampled_from(sorted(env)))].data
+            base = env[_pick(draw, list(env))].data
             x = base * (1 + draw(st.floats(-1e-9, 1e-9)))
             if not (math.isfinite(x) and x in interval):
                 x = draw(leaf_value(interval, specials))
@@ -106,13 +118,13 @@ def graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype: str = 
     nodes: list[Node] = []
     n_nodes = draw(st.integers(1, max_nodes))
     for j in range(n_nodes):
-        spec = OPS[draw(st.sampled_from(names))]
+        spec = OPS[_pick(draw, names)]
         attrs = draw(ATTRS[spec.name]) if spec.name in ATTRS else {}
         inputs: list[str] = []
         for arg in range(spec.arity):
             candidates = [k for k in env if _admissible(spec, arg, env[k].data)]
             reuse = candidates and draw(st.integers(0, 3)) > 0
-            inputs.append(draw(st.sampled_from(candidates)) if reuse
+            inputs.append(_pick(draw, candidates) if reuse
                           else new_leaf(spec.domain[arg], spec, attrs))
         if not _finite_result(spec, [env[i] for i in inputs], attrs):
             inputs = [new_leaf(spec.domain[a], spec, attrs) for a in range(spec.arity)]
@@ -124,7 +136,7 @@ def graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype: str = 
     if not nodes:
         x = new_leaf(OPS["neg"].domain[0], OPS["neg"], {})
         nodes.append(Node("n0", "neg", (x,), {}))
-    ct = draw(st.floats(0.5, 2.0)) * draw(st.sampled_from([1.0, -1.0]))
+    ct = draw(st.floats(0.5, 2.0)) * draw(_SIGN)
     so = None
     if second_order:
         so = {k: Tensor.scalar(draw(st.floats(-2.0, 2.0))) for k in leaves}
