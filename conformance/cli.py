@@ -24,7 +24,39 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--impl", default="refimpl", help="implementation under test (default: refimpl)")
     v.add_argument("--max-examples", type=int, default=40, help="random points per op and setting")
     v.add_argument("--seed", type=int, default=0)
+    c = sub.add_parser("calibrate", help="measure false alarms: correct implementations over many cases")
+    c.add_argument("--impl", default="refimpl")
+    c.add_argument("--n", type=int, default=100_000, help="cases in all (default 100000)")
+    c.add_argument("--dtype", nargs="+", default=["float64", "float32"], choices=["float64", "float32"])
+    c.add_argument("--workers", type=int, default=2)
+    c.add_argument("--seed", type=int, default=0)
     return p
+
+
+def calibrate(args: argparse.Namespace) -> int:
+    from . import calibrate as cal
+    from .impls import available
+
+    if args.impl not in available():
+        print(f"conformance: unknown implementation {args.impl!r}; known: {', '.join(sorted(available()))}",
+              file=sys.stderr)
+        return 2
+    if args.n < 1 or args.workers < 1:
+        print("conformance: --n and --workers must be at least 1", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    print(f"conformance calibrate: impl={args.impl} vs torch, {args.n} cases, dtypes {' '.join(args.dtype)}, "
+          f"{args.workers} workers, seed {args.seed}")
+    results = cal.calibrate(args.impl, args.n, tuple(args.dtype), args.workers, args.seed)
+    print("ratio = the worst entry's error/tolerance in each case (1 is the edge of passing)")
+    print(cal.table(results))
+    total = sum(t.cases for t in results.values())
+    fails = sum(t.failures for t in results.values())
+    worst = max((t for t in results.values()), key=lambda t: max(t.ratios, default=0.0))
+    print(f"{total} cases, {fails} failures, {time.perf_counter() - t0:.0f}s")
+    if fails or max(worst.ratios, default=0.0) > 0.5:
+        print("worst case:\n" + worst.worst_case)
+    return 1 if fails else 0
 
 
 def verify(args: argparse.Namespace) -> int:
@@ -71,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "verify":
         return verify(args)
+    if args.command == "calibrate":
+        return calibrate(args)
     return 2
 
 

@@ -11,7 +11,8 @@ Each entry — the output value, each leaf's gradient, each HVP component — ha
   ``torch-deviates`` if the implementation is within ``tol`` of the truth and torch is not,
   ``convention`` if the case sits exactly on a kink (where torch documents a choice),
   ``fail`` otherwise;
-* ``nonfinite-mismatch`` — NaN/inf on one side only; ``error`` — the implementation raised.
+* ``nonfinite-mismatch`` — NaN/inf where the truth is finite, or the reverse;
+* ``error`` — the implementation raised or returned something unusable.
 """
 
 from __future__ import annotations
@@ -42,11 +43,12 @@ class Entry:
 
     @property
     def ratio(self) -> float:
-        """|impl − reference| / tol, with the truth as reference when it was needed."""
+        """How far from passing, 1 being the edge: |impl − torch| / 2·tol, or |impl − truth| / tol
+        when the truth had to arbitrate."""
         ref = self.truth if self.truth is not None else self.torch
         if not (math.isfinite(self.impl) and math.isfinite(ref)):
             return 0.0 if self.impl == ref or (math.isnan(self.impl) and math.isnan(ref)) else math.inf
-        return abs(self.impl - ref) / self.tol
+        return abs(self.impl - ref) / (self.tol if self.truth is not None else 2 * self.tol)
 
     def describe(self) -> str:
         truth = "" if self.truth is None else f", truth {self.truth!r}"
@@ -68,6 +70,13 @@ class CaseVerdict:
     @property
     def worst_ratio(self) -> float:
         return max((e.ratio for e in self.entries), default=0.0)
+
+
+def _close(a: float, b: float, slack: float) -> bool:
+    """Within ``slack`` of each other; non-finite values only match themselves (NaN matches NaN)."""
+    if math.isfinite(a) and math.isfinite(b):
+        return abs(a - b) <= slack
+    return a == b or (math.isnan(a) and math.isnan(b))
 
 
 def hits_kink(case: GraphCase) -> bool:
@@ -133,21 +142,20 @@ def judge(case: GraphCase, impl: GraphResult, torch_result: GraphResult) -> Case
     for name, t in want.items():
         x = got[name]
         tol = SAFETY * float(bounds[name].e) + TINY
-        if not (math.isfinite(x) and math.isfinite(t)):
-            same = x == t or (math.isnan(x) and math.isnan(t))
-            entries.append(Entry(name, x, t, tol, "pass" if same else "nonfinite-mismatch"))
-            continue
-        if abs(x - t) <= 2 * tol:
+        if _close(x, t, 2 * tol):
             entries.append(Entry(name, x, t, tol, "pass"))
             continue
         if kink is None:
             kink = hits_kink(case)
         true, fd_err = truth[name]
         slack = tol + fd_err
-        if abs(x - true) <= slack and abs(t - true) > slack:
-            verdict = "torch-deviates"
+        impl_ok, torch_ok = _close(x, true, slack), _close(t, true, slack)
+        if impl_ok:
+            verdict = "pass" if torch_ok else "torch-deviates"
         elif kink:
             verdict = "convention"
+        elif math.isfinite(x) != math.isfinite(true):
+            verdict = "nonfinite-mismatch"
         else:
             verdict = "fail"
         entries.append(Entry(name, x, t, tol, verdict, truth=true))

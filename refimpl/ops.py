@@ -78,6 +78,7 @@ class OpSpec:
     attr_domain: dict[str, Interval] = field(default_factory=dict)
     kinks: tuple[Kink, ...] = ()
     note: str = ""
+    family: str = ""  # the section of this table it is declared in: reports group ops by it
 
     def attributes(self, given: dict[str, Any]) -> dict[str, Any]:
         """Defaults overridden by ``given``; an unknown attribute is a clear error."""
@@ -91,12 +92,19 @@ class OpSpec:
 
 
 OPS: dict[str, OpSpec] = {}
+_family = ""
+
+
+def family(name: str) -> None:
+    """Start a section of the table: the ops declared next belong to family ``name``."""
+    global _family
+    _family = name
 
 
 def op(name: str, arity: int, forward: Callable[..., Any], derivative: Callable[..., tuple[Any, ...]],
        torch: str, domain: tuple[Interval, ...] | None = None, **kw: Any) -> OpSpec:
     assert arity in (1, 2), "the engine's backward handles unary and binary ops"
-    spec = OpSpec(name, arity, forward, derivative, torch, domain or (REALS,) * arity, **kw)
+    spec = OpSpec(name, arity, forward, derivative, torch, domain or (REALS,) * arity, **kw, family=_family)
     OPS[name] = spec
     return spec
 
@@ -107,6 +115,7 @@ def _sign(m: Any, x: Any) -> Any:
 
 
 # --- arithmetic -----------------------------------------------------------------------------------
+family("arithmetic")
 op("neg", 1, lambda m, x: -x,
    lambda m, x, out: (-m.one,), "torch.neg")
 op("add", 2, lambda m, a, b: a + b,
@@ -138,6 +147,7 @@ op("abs", 1, lambda m, x: abs(x),  # IEEE fabs: abs(-0.0) is +0.0, as torch (x >
    kinks=(Kink(0.0, (0.0,), "abs'(0) = sign(0) = 0"),))
 
 # --- exponentials and logarithms -----------------------------------------------------------------
+family("exp-log")
 op("exp", 1, lambda m, x: m.exp(x),
    lambda m, x, out: (out,), "torch.exp")
 op("expm1", 1, lambda m, x: m.expm1(x),
@@ -151,6 +161,7 @@ op("sqrt", 1, lambda m, x: m.sqrt(x),
    note="sqrt'(0) = inf, as in torch; 0 is outside the differentiable domain")
 
 # --- trigonometric and sigmoidal ------------------------------------------------------------------
+family("trig-sigmoid")
 op("sin", 1, lambda m, x: m.sin(x),
    lambda m, x, out: (m.cos(x),), "torch.sin")
 op("cos", 1, lambda m, x: m.cos(x),
@@ -163,6 +174,7 @@ op("erf", 1, lambda m, x: m.erf(x),
    lambda m, x, out: (m.div(2 * m.one, m.sqrt(m.pi)) * m.exp(-(x * x)),), "torch.erf")
 
 # --- activations ---------------------------------------------------------------------------------
+family("activation")
 op("relu", 1, lambda m, x: m.zero if m.val(x) < 0 else x,  # relu(-0.0) is -0.0, as torch
    lambda m, x, out: (m.zero if m.val(x) <= 0 else m.one,), "torch.relu",
    kinks=(Kink(0.0, (0.0,), "relu'(0) = 0: torch passes the gradient only where x > 0"),))
@@ -210,6 +222,7 @@ op("gelu", 1, _gelu, _gelu_derivative, "torch.nn.functional.gelu", attrs={"appro
    note="approximate='none' is x·Φ(x) with erf; 'tanh' is the tanh approximation, both as torch")
 
 # --- piecewise selection ---------------------------------------------------------------------------
+family("piecewise")
 op("clamp", 1,
    lambda m, x, min, max: _clamp(m, x, min, max),
    lambda m, x, out, min, max: (m.one if _inside(m.val(x), min, max) else m.zero,),
