@@ -17,6 +17,7 @@ from refimpl import OPS
 
 from .cases import GraphCase, GraphResult
 from .run import run_refimpl, run_torch
+from .tensor_ops import TENSOR_OPS
 
 ENTRY_POINT_GROUP = "backprop_conformance.implementations"
 
@@ -38,7 +39,7 @@ class Implementation(Protocol):
 
 class RefImpl:
     name = "refimpl"
-    capabilities = Capabilities(frozenset(OPS), ("float64", "float32"), second_order=True)
+    capabilities = Capabilities(frozenset(OPS) | frozenset(TENSOR_OPS), ("float64", "float32"), second_order=True)
 
     @property
     def version(self) -> str:
@@ -52,7 +53,7 @@ class RefImpl:
 
 class TorchImpl:
     name = "torch"
-    capabilities = Capabilities(frozenset(OPS), ("float64", "float32"), second_order=True)
+    capabilities = Capabilities(frozenset(OPS) | frozenset(TENSOR_OPS), ("float64", "float32"), second_order=True)
 
     @property
     def version(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from refimpl import OPS
 
 from .cases import GraphCase
+from .tensor_ops import TENSOR_OPS, torch_kwargs
 
 
 def torch_script(case: GraphCase) -> str:
@@ -12,15 +13,18 @@ def torch_script(case: GraphCase) -> str:
     lines = ["import torch", "import torch.nn.functional", ""]
     names = list(case.leaves)
     for k in names:
-        lines.append(f"{k} = torch.tensor({case.leaves[k].values[0]!r}, dtype={dt}, requires_grad=True)")
+        t = case.leaves[k]
+        lines.append(f"{k} = torch.tensor({list(t.values)!r}, dtype={dt}).reshape({tuple(t.shape)!r})"
+                     ".requires_grad_()")
     for n in case.nodes:
-        args = ", ".join(n.inputs)
-        kw = "".join(f", {k}={v!r}" for k, v in n.attrs.items())
-        lines.append(f"{n.name} = {OPS[n.op].torch}({args}{kw})")
-    ct = case.cotangent.values[0]
-    lines.append(f"grads = torch.autograd.grad({case.output}, [{', '.join(names)}], "
-                 f"torch.tensor({ct!r}, dtype={dt}), allow_unused=True, materialize_grads=True)")
-    lines.append(f"print('value', {case.output}.item())")
+        fn = OPS[n.op].torch if n.op in OPS else TENSOR_OPS[n.op].torch
+        kw = "".join(f", {k}={v!r}" for k, v in torch_kwargs(n.op, n.attrs).items())
+        lines.append(f"{n.name} = {fn}({', '.join(n.inputs)}{kw})")
+    ct = case.cotangent
+    lines.append(f"cotangent = torch.tensor({list(ct.values)!r}, dtype={dt}).reshape({tuple(ct.shape)!r})")
+    lines.append(f"grads = torch.autograd.grad({case.output}, [{', '.join(names)}], cotangent, "
+                 "allow_unused=True, materialize_grads=True)")
+    lines.append(f"print('value', {case.output}.tolist())")
     lines.append(f"for name, g in zip({names!r}, grads):")
-    lines.append("    print('grad', name, g.item())")
+    lines.append("    print('grad', name, g.tolist())")
     return "\n".join(lines) + "\n"

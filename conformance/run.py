@@ -1,4 +1,8 @@
-"""Running a graph case: in refimpl (any number system), in torch, and the finite-difference truth."""
+"""Running a graph case: in refimpl (any number system), in torch, and the finite-difference truth.
+
+Leaves are tensors (a scalar is shape ``()``); a node is an elementwise op of refimpl's op table,
+applied with broadcasting, or a tensor op of :mod:`conformance.tensor_ops`.
+"""
 
 from __future__ import annotations
 
@@ -6,48 +10,74 @@ from typing import Any
 
 import torch
 
-from refimpl import FLOAT32, FLOAT64, Value, apply, grad, mpmath_system
+from refimpl import FLOAT32, FLOAT64, OPS, Value, grad, mpmath_system
 from refimpl.gradcheck import richardson
+from refimpl.tensor import Tensor as RTensor
+from refimpl.tensor import elementwise
+from refimpl.tensor import grad as tensor_grad
 
 from . import oracle
 from .cases import GraphCase, GraphResult, Tensor
+from .tensor_ops import TENSOR_OPS, torch_kwargs
 
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 REFIMPL_SYSTEMS = {"float64": FLOAT64, "float32": FLOAT32}
 
 
-def forward_values(case: GraphCase, leaves: dict[str, Any]) -> dict[str, Any]:
-    """Evaluate every node with refimpl ops, given the leaf Values (or Values of any system)."""
+def evaluate(case: GraphCase, leaves: dict[str, RTensor]) -> dict[str, RTensor]:
+    """Every node of the case computed by refimpl, given the leaf tensors (of any number system)."""
     env = dict(leaves)
     for n in case.nodes:
-        env[n.name] = apply(n.op, *(env[i] for i in n.inputs), **n.attrs)
+        args = [env[i] for i in n.inputs]
+        if n.op in OPS:
+            env[n.name] = elementwise(OPS[n.op], *args, **n.attrs)
+        else:
+            env[n.name] = TENSOR_OPS[n.op].refimpl(*args, **n.attrs)
     return env
+
+
+def leaf_tensors(case: GraphCase, system: Any, requires_grad: bool = True) -> dict[str, RTensor]:
+    return {k: RTensor.from_flat(t.values, t.shape, system=system, requires_grad=requires_grad)
+            for k, t in case.leaves.items()}
 
 
 def run_refimpl(case: GraphCase, system: Any = None) -> GraphResult:
     """The case through refimpl: value, gradient of ⟨cotangent, output⟩, and the HVP if asked."""
     value, grads, hvp = refimpl_raw(case, system or REFIMPL_SYSTEMS[case.dtype])
-    return GraphResult(value=Tensor.scalar(float(value)),
-                       grads={k: Tensor.scalar(float(g)) for k, g in grads.items()},
-                       hvp=None if hvp is None else {k: Tensor.scalar(float(h)) for k, h in hvp.items()})
+    out_shape = case.cotangent.shape
+    shapes = {k: t.shape for k, t in case.leaves.items()}
+    return GraphResult(value=Tensor(out_shape, tuple(float(v) for v in value)),
+                       grads={k: Tensor(shapes[k], tuple(float(x) for x in g)) for k, g in grads.items()},
+                       hvp=None if hvp is None else
+                       {k: Tensor(shapes[k], tuple(float(x) for x in h)) for k, h in hvp.items()})
 
 
-def refimpl_raw(case: GraphCase, system: Any) -> tuple[Any, dict[str, Any], dict[str, Any] | None]:
+def refimpl_raw(case: GraphCase, system: Any) -> tuple[list[Any], dict[str, list[Any]], dict[str, list[Any]] | None]:
     """Like :func:`run_refimpl`, but the entries stay numbers of ``system`` (mpf, Bounded, …)."""
     names = list(case.leaves)
-    leaves = {k: Value(case.leaves[k].values[0], system=system) for k in names}
-    out = forward_values(case, leaves)[case.output]
+    leaves = leaf_tensors(case, system)
+    out = evaluate(case, leaves)[case.output]
     so = case.second_order is not None
-    gs = grad(out, [leaves[k] for k in names], case.cotangent.values[0], create_graph=so,
-              allow_unused=True)
-    grads = {k: system.zero if g is None else _data(g) for k, g in zip(names, gs)}
+    ct = RTensor.from_flat(case.cotangent.values, case.cotangent.shape, system=system, requires_grad=False)
+    gs = tensor_grad(out, [leaves[k] for k in names], ct, create_graph=so, allow_unused=True)
+    zero = system.zero
+    grads = {k: [zero] * len(case.leaves[k].values) if g is None else [_data(v) for v in g.elements]
+             for k, g in zip(names, gs)}
+    value = [v.data for v in out.elements]
     if not so:
-        return out.data, grads, None
-    dot = sum((g * case.second_order[k].values[0] for k, g in zip(names, gs) if isinstance(g, Value)),
-              start=Value(0.0, False, system=system))
-    xs = [leaves[k] for k in names]
-    hs = grad(dot, xs, allow_unused=True) if dot.requires_grad else (None,) * len(names)
-    return out.data, grads, {k: system.zero if h is None else h for k, h in zip(names, hs)}
+        return value, grads, None
+    terms = [e * vv for k, g in zip(names, gs) if g is not None
+             for e, vv in zip(g.elements, case.second_order[k].values) if isinstance(e, Value) and e.requires_grad]
+    flat = [v for k in names for v in leaves[k].elements]
+    hs: tuple[Any, ...] = (None,) * len(flat)
+    if terms:
+        dot = terms[0]
+        for t in terms[1:]:
+            dot = dot + t
+        hs = grad(dot, flat, allow_unused=True)
+    it = iter(hs)  # the list first: zip must not take one item too many from the iterator
+    hvp = {k: [zero if h is None else h for _, h in zip(leaves[k].elements, it)] for k in names}
+    return value, grads, hvp
 
 
 def _data(g: Any) -> Any:
@@ -58,45 +88,57 @@ def run_torch(case: GraphCase, dtype: str | None = None) -> GraphResult:
     """The case through torch.autograd (``create_graph=True`` for the second-order request)."""
     dt = TORCH_DTYPES[dtype or case.dtype]
     names = list(case.leaves)
-    leaves = {k: torch.tensor(case.leaves[k].values[0], dtype=dt, requires_grad=True) for k in names}
+    leaves = {k: torch.tensor(t.values, dtype=dt).reshape(t.shape).requires_grad_() for k, t in case.leaves.items()}
     env: dict[str, torch.Tensor] = dict(leaves)
     for n in case.nodes:
-        env[n.name] = oracle.call(n.op, *(env[i] for i in n.inputs), **n.attrs)
+        args = [env[i] for i in n.inputs]
+        if n.op in OPS:
+            env[n.name] = oracle.call(n.op, *args, **n.attrs)
+        else:
+            env[n.name] = oracle.resolve(TENSOR_OPS[n.op].torch)(*args, **torch_kwargs(n.op, n.attrs))
     out = env[case.output]
     so = case.second_order is not None
     xs = [leaves[k] for k in names]
-    gs = torch.autograd.grad(out, xs, torch.tensor(case.cotangent.values[0], dtype=dt), create_graph=so,
-                             allow_unused=True, materialize_grads=True)
-    result = GraphResult(value=Tensor.scalar(out.item()),
-                         grads={k: Tensor.scalar(g.item()) for k, g in zip(names, gs)})
+    ct = torch.tensor(case.cotangent.values, dtype=dt).reshape(case.cotangent.shape)
+    gs = torch.autograd.grad(out, xs, ct, create_graph=so, allow_unused=True, materialize_grads=True)
+    result = GraphResult(value=_tensor(out), grads={k: _tensor(g) for k, g in zip(names, gs)})
     if so:
-        dot = sum(g * case.second_order[k].values[0] for k, g in zip(names, gs))
+        dot = sum((g * torch.tensor(case.second_order[k].values, dtype=dt).reshape(g.shape)).sum()
+                  for k, g in zip(names, gs))
         if isinstance(dot, torch.Tensor) and dot.requires_grad:
             hs = torch.autograd.grad(dot, xs, allow_unused=True, materialize_grads=True)
-            result.hvp = {k: Tensor.scalar(h.item()) for k, h in zip(names, hs)}
+            result.hvp = {k: _tensor(h) for k, h in zip(names, hs)}
         else:
-            result.hvp = {k: Tensor.scalar(0.0) for k in names}
+            result.hvp = {k: Tensor(x.shape, (0.0,) * x.numel()) for k, x in zip(names, xs)}
     return result
 
 
-def truth_gradient(case: GraphCase, dps: int = 50) -> tuple[dict[str, Tensor], dict[str, float]]:
-    """∂⟨cotangent, output⟩/∂leaf by Richardson finite differences of the forward at ``dps`` digits.
+def _tensor(t: torch.Tensor) -> Tensor:
+    # clone: double backward can hand back special zero tensors whose storage is not allocated
+    return Tensor(tuple(t.shape), tuple(t.detach().clone().reshape(-1).tolist()))
 
-    Shares no code with any backward pass: only the forward formulas. Returns the estimates and
-    their own error estimates (large where the forward is not smooth near the point).
+
+def truth_gradient(case: GraphCase, leaf: str, index: int, dps: int = 50) -> tuple[float, float]:
+    """∂⟨cotangent, output⟩/∂leaf[index] by Richardson finite differences of the forward at ``dps`` digits.
+
+    Shares no code with any backward pass: only the forward formulas. Returns the estimate and its
+    own error estimate (large where the forward is not smooth near the point). One entry at a time:
+    the truth is only asked for where an implementation and torch disagree.
     """
     mp = mpmath_system(dps)
-    names = list(case.leaves)
-    point = [case.leaves[k].values[0] for k in names]
-    ct = case.cotangent.values[0]
+    base = leaf_tensors(case, mp, requires_grad=False)
+    shape = case.leaves[leaf].shape
+    x0 = case.leaves[leaf].values[index]
+    ct = case.cotangent.values
 
-    def f(*vs: Value) -> Value:
-        return forward_values(case, dict(zip(names, vs)))[case.output]
+    def f(x: Value) -> Value:
+        elements = list(base[leaf].elements)
+        elements[index] = x
+        out = evaluate(case, {**base, leaf: RTensor(elements, shape, mp)})[case.output]
+        total = Value(0, False, system=mp)
+        for c, o in zip(ct, out.elements):
+            total = total + c * o
+        return total
 
-    grads, errors = {}, {}
-    for i, k in enumerate(names):
-        h = 1e-15 * max(abs(point[i]), 1.0)
-        est = richardson(f, point, i, system=mp, h=h, levels=3)
-        grads[k] = Tensor.scalar(float(est.value * ct))
-        errors[k] = float(abs(est.error * ct))
-    return grads, errors
+    est = richardson(f, [x0], 0, system=mp, h=1e-15 * max(abs(x0), 1.0), levels=2)
+    return float(est.value), float(est.error)

@@ -24,9 +24,12 @@ from typing import Any
 from hypothesis import strategies as st
 
 from refimpl import OPS, Value, apply
-from refimpl.ops import Interval, OpSpec
+from refimpl.ops import REALS, Interval, OpSpec
+from refimpl.tensor import Tensor as RTensor
+from refimpl.tensor import broadcast_shapes, elementwise
 
 from .cases import GraphCase, Node, Tensor, case_to_json
+from .tensor_ops import TENSOR_OPS
 
 LIMIT = 1e4  # inputs beyond this magnitude are not reused (exp of them is not a gradient test)
 
@@ -79,6 +82,18 @@ def _finite_result(spec: OpSpec, inputs: list[Value], attrs: dict[str, Any]) -> 
     return math.isfinite(out.data) and abs(out.data) <= 1e8
 
 
+_MORE = st.integers(0, 4)  # 0 stops: about five nodes on average, and 0 is what shrinking aims for
+
+
+def _node_slots(draw: st.DrawFn, max_nodes: int) -> Iterable[int]:
+    """Node indices, each behind its own "one more?" draw — the way ``st.lists`` draws elements —
+    so that shrinking can delete any node (its whole span), not only the last ones."""
+    j = 0
+    while j < max_nodes and (j == 0 or draw(_MORE) > 0):
+        yield j
+        j += 1
+
+
 @st.composite
 def leaf_value(draw: st.DrawFn, interval: Interval, special: Iterable[float] = ()) -> float:
     """A leaf inside ``interval``; rarely a kink point or a large magnitude."""
@@ -97,7 +112,7 @@ def leaf_value(draw: st.DrawFn, interval: Interval, special: Iterable[float] = (
 def graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype: str = "float64",
                 max_nodes: int = 8, second_order: bool = False) -> GraphCase:
     """A random DAG over ``ops`` (default: the whole op table)."""
-    names = sorted(ops or OPS)
+    names = sorted(n for n in (ops if ops is not None else OPS) if n in OPS)  # elementwise ops only
     leaves: dict[str, float] = {}
     env: dict[str, Value] = {}
 
@@ -116,8 +131,7 @@ def graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype: str = 
         return name
 
     nodes: list[Node] = []
-    n_nodes = draw(st.integers(1, max_nodes))
-    for j in range(n_nodes):
+    for j in _node_slots(draw, max_nodes):
         spec = OPS[_pick(draw, names)]
         attrs = draw(ATTRS[spec.name]) if spec.name in ATTRS else {}
         inputs: list[str] = []
@@ -171,3 +185,117 @@ def with_id(case: GraphCase) -> GraphCase:
     digest = hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
     return GraphCase(case.leaves, case.nodes, case.output, case.cotangent, case.dtype,
                      case.second_order, id=f"g-{digest}")
+
+
+def _all_admissible(spec: OpSpec, arg: int, t: RTensor) -> bool:
+    return all(_admissible(spec, arg, v.data) for v in t.elements)
+
+
+def _finite_tensor(t: RTensor) -> bool:
+    return all(math.isfinite(v.data) and abs(v.data) <= 1e8 for v in t.elements)
+
+
+def _broadcastable(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    try:
+        broadcast_shapes(a, b)
+    except ValueError:
+        return False
+    return True
+
+
+@st.composite
+def _partner_shape(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A shape that broadcasts against ``shape``: itself, a suffix, or with some sizes set to 1."""
+    kind = draw(st.integers(0, 3))
+    if kind == 0 or not shape:
+        return shape
+    if kind == 1:
+        return shape[draw(st.integers(0, len(shape))):]
+    return tuple(1 if draw(st.booleans()) else s for s in shape)
+
+
+@st.composite
+def tensor_graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype: str = "float64",
+                       max_nodes: int = 6, second_order: bool = False) -> GraphCase:
+    """A random DAG of tensors: elementwise ops with broadcasting, reductions, matmul, the softmax
+    family, transpose and reshape, over small shapes (sizes 1–4, non-square on purpose)."""
+    allowed = set(ops) if ops is not None else set(OPS) | set(TENSOR_OPS)
+    elementwise_ops = sorted(n for n in OPS if n in allowed)
+    tensor_ops = sorted(n for n in TENSOR_OPS if n in allowed)
+    leaves: dict[str, tuple[tuple[int, ...], list[float]]] = {}
+    env: dict[str, RTensor] = {}
+    rows, cols = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+
+    def new_leaf(shape: tuple[int, ...], interval: Interval) -> str:
+        n = math.prod(shape)
+        values = [draw(leaf_value(interval, (0.0,))) for _ in range(n)]
+        name = f"x{len(leaves)}"
+        leaves[name] = (shape, values)
+        env[name] = RTensor.from_flat(values, shape, requires_grad=False)
+        return name
+
+    nodes: list[Node] = []
+    for j in _node_slots(draw, max_nodes):
+        use_tensor_op = tensor_ops and (not elementwise_ops or draw(st.integers(0, 2)) == 0)
+        if use_tensor_op:
+            top = TENSOR_OPS[_pick(draw, tensor_ops)]
+            candidates = [k for k in env if top.accepts(env[k].shape) and env[k].numel() <= 64]
+            x = _pick(draw, candidates) if candidates and draw(st.integers(0, 3)) > 0 \
+                else new_leaf(_pick(draw, [(rows, cols), (cols,), (rows, cols)]), REALS)
+            if not top.accepts(env[x].shape):
+                x = new_leaf((rows, cols), REALS)
+            inputs = [x]
+            if top.name == "matmul":
+                k = env[x].shape[-1]
+                p = draw(st.integers(1, 4))
+                inputs.append(new_leaf(_pick(draw, [(k, p), (k, p), (k,), (2, k, p)]), REALS))
+            attrs = draw(top.attrs(env[x].shape))
+            out = top.refimpl(*(env[i] for i in inputs), **attrs)
+            if not _finite_tensor(out):
+                continue
+            name = f"n{j}"
+            nodes.append(Node(name, top.name, tuple(inputs), attrs))
+            env[name] = out
+            continue
+        if not elementwise_ops:
+            break
+        spec = OPS[_pick(draw, elementwise_ops)]
+        attrs = draw(ATTRS[spec.name]) if spec.name in ATTRS else {}
+        inputs = []
+        for arg in range(spec.arity):
+            first = env[inputs[0]].shape if inputs else None
+            candidates = [k for k in env if _all_admissible(spec, arg, env[k])
+                          and (first is None or _broadcastable(first, env[k].shape))]
+            if candidates and draw(st.integers(0, 3)) > 0:
+                inputs.append(_pick(draw, candidates))
+            else:
+                shape = draw(_partner_shape(first)) if first is not None else \
+                    _pick(draw, [(rows, cols), (cols,), (), (rows, 1)])
+                inputs.append(new_leaf(shape, spec.domain[arg]))
+        out = elementwise(spec, *(env[i] for i in inputs), **attrs)
+        if not _finite_tensor(out):
+            continue
+        name = f"n{j}"
+        nodes.append(Node(name, spec.name, tuple(inputs), attrs))
+        env[name] = out
+    if not nodes:
+        x = new_leaf((rows, cols), REALS)
+        nodes.append(Node("n0", "sum", (x,), {"dim": 0, "keepdim": False}) if "sum" in allowed
+                     else Node("n0", "neg", (x,), {}))
+        env["n0"] = evaluate_node(nodes[-1], env)
+    out_shape = env[nodes[-1].name].shape
+    ct = [draw(st.floats(0.5, 2.0)) * draw(_SIGN) for _ in range(math.prod(out_shape))]
+    so = None
+    if second_order:
+        so = {k: Tensor(shape, tuple(draw(st.floats(-2.0, 2.0)) for _ in values))
+              for k, (shape, values) in leaves.items()}
+    case = GraphCase({k: Tensor(shape, tuple(values)) for k, (shape, values) in leaves.items()}, tuple(nodes),
+                     nodes[-1].name, Tensor(out_shape, tuple(ct)), dtype, so)
+    return with_id(case)
+
+
+def evaluate_node(node: Node, env: dict[str, RTensor]) -> RTensor:
+    args = [env[i] for i in node.inputs]
+    if node.op in OPS:
+        return elementwise(OPS[node.op], *args, **node.attrs)
+    return TENSOR_OPS[node.op].refimpl(*args, **node.attrs)

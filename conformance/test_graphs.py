@@ -1,19 +1,33 @@
-"""Random DAGs over every supported op: fan-out, reuse, kinks, cancellation; float64 and float32."""
+"""Random DAGs: scalar graphs over every op (fan-out, reuse, kinks, cancellation), tensor graphs
+(broadcasting, reductions, matmul, softmax family), long chains, second order; float64 and float32."""
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from .assertions import assert_conforms
-from .strategies import deep_chains, graph_cases
+from .strategies import deep_chains, graph_cases, tensor_graph_cases
+
+DTYPES = ["float64", "float32"]
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@given(data=st.data())
-def test_random_graph(impl, dtype, data):
+def _need(impl, dtype):
     if dtype not in impl.capabilities.dtypes:
         pytest.skip(f"{impl.name} does not support {dtype}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(data=st.data())
+def test_random_scalar_graph(impl, dtype, data):
+    _need(impl, dtype)
     assert_conforms(impl, data.draw(graph_cases(ops=impl.capabilities.ops, dtype=dtype, max_nodes=12)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(data=st.data())
+def test_random_tensor_graph(impl, dtype, data):
+    _need(impl, dtype)
+    assert_conforms(impl, data.draw(tensor_graph_cases(ops=impl.capabilities.ops, dtype=dtype)))
 
 
 @settings(max_examples=3)
@@ -27,3 +41,12 @@ def test_second_order(impl, data):
     if not impl.capabilities.second_order:
         pytest.skip(f"{impl.name} does not do second order")
     assert_conforms(impl, data.draw(graph_cases(ops=impl.capabilities.ops, max_nodes=6, second_order=True)))
+
+
+@settings(max_examples=40)
+@given(data=st.data())
+def test_second_order_through_tensors(impl, data):
+    if not impl.capabilities.second_order:
+        pytest.skip(f"{impl.name} does not do second order")
+    assert_conforms(impl, data.draw(tensor_graph_cases(ops=impl.capabilities.ops, max_nodes=4,
+                                                       second_order=True)))

@@ -7,10 +7,12 @@ local derivatives and every ``+=`` of backprop — yields, next to each gradient
 first-order bound on how far an honest float implementation of the same computation may drift
 from the exact result (Wilkinson's running error analysis):
 
-* ``a ± b``:  eₐ + e_b + u·|a ± b|
-* ``a · b``:  |a|·e_b + |b|·eₐ + u·|a·b|
-* ``a / b``:  (eₐ + |a/b|·e_b)/|b| + u·|a/b|
-* ``f(a)``:   |f′(a)|·eₐ + c·u·|f(a)|  (library functions are trusted to ``c = LIBM_ULPS``)
+* ``a ± b``:  eₐ + e_b + u·|a ± b| + η
+* ``a · b``:  |a|·e_b + |b|·eₐ + u·|a·b| + η
+* ``a / b``:  (eₐ + |a/b|·e_b)/|b| + u·|a/b| + η
+* ``f(a)``:   |f′(a)|·eₐ + c·(u·|f(a)| + η)  (library functions are trusted to ``c = LIBM_ULPS``)
+
+where η is the format's smallest subnormal: below the normal range rounding error is absolute.
 
 Inputs are exact (they are given as floats); constants that the format must round (π) enter
 with their representation error. The bound sees cancellation where it happens — ``1 − t²`` near
@@ -28,6 +30,8 @@ from refimpl.numbers import FloatNS
 
 U64 = 2.0**-53
 U32 = 2.0**-24
+ETA64 = 2.0**-1074  # a result that underflows is off by up to half the smallest subnormal (2^-1075 is 0)
+ETA32 = 2.0**-149
 LIBM_ULPS = 2.0  # glibc / SLEEF elementary functions are within 1–2 ulp in double and single
 SAFETY = 2.0  # tolerance = SAFETY × bound: the bound is first-order and describes refimpl's algorithm
 TINY = 4 * 2.0**-1074  # never below a few subnormals
@@ -38,6 +42,7 @@ class Bounded:
 
     __slots__ = ("e", "v")
     u = U64  # set per system (see BoundNS.__init__) through a subclass
+    eta = ETA64
 
     def __init__(self, v: float, e: float = 0.0) -> None:
         self.v = v
@@ -57,7 +62,7 @@ class Bounded:
             return NotImplemented  # e.g. a graph node: let Value's reflected operator build the graph
         o = self._lift(other)
         v = self.v + o.v
-        return type(self)(v, self.e + o.e + self.u * abs(v))
+        return type(self)(v, self.e + o.e + self.u * abs(v) + self.eta)
 
     __radd__ = __add__
 
@@ -66,7 +71,7 @@ class Bounded:
             return NotImplemented
         o = self._lift(other)
         v = self.v - o.v
-        return type(self)(v, self.e + o.e + self.u * abs(v))
+        return type(self)(v, self.e + o.e + self.u * abs(v) + self.eta)
 
     def __rsub__(self, other: Any) -> Bounded:
         if not isinstance(other, _NUMBERS):
@@ -78,7 +83,7 @@ class Bounded:
             return NotImplemented
         o = self._lift(other)
         v = self.v * o.v
-        return type(self)(v, _mul0(abs(self.v), o.e) + _mul0(abs(o.v), self.e) + self.u * abs(v))
+        return type(self)(v, _mul0(abs(self.v), o.e) + _mul0(abs(o.v), self.e) + self.u * abs(v) + self.eta)
 
     __rmul__ = __mul__
 
@@ -89,7 +94,7 @@ class Bounded:
         v = FloatNS.div(self.v, o.v)
         if o.v == 0:
             return type(self)(v, math.inf)
-        return type(self)(v, (self.e + _mul0(abs(v), o.e)) / abs(o.v) + self.u * abs(v))
+        return type(self)(v, (self.e + _mul0(abs(v), o.e)) / abs(o.v) + self.u * abs(v) + self.eta)
 
     def __rtruediv__(self, other: Any) -> Bounded:
         if not isinstance(other, _NUMBERS):
@@ -135,7 +140,7 @@ def _fn(f: Any, df: Any) -> Any:
     def lifted(self: BoundNS, x: Any) -> Bounded:
         x = self.convert(x) if not isinstance(x, Bounded) else x
         v = f(x.v)
-        return self.num(v, _mul0(abs(df(x.v, v)), x.e) + LIBM_ULPS * self.u * abs(v))
+        return self.num(v, _mul0(abs(df(x.v, v)), x.e) + LIBM_ULPS * (self.u * abs(v) + self.eta))
 
     lifted.__name__ = f.__name__
     return lifted
@@ -146,10 +151,11 @@ class BoundNS:
 
     rounds = False  # values are binary64; the bound, not rounding, models the narrower format
 
-    def __init__(self, u: float = U64, name: str = "bound64") -> None:
+    def __init__(self, u: float = U64, name: str = "bound64", eta: float = ETA64) -> None:
         self.u = u
+        self.eta = eta
         self.name = name
-        self.num = type(f"Bounded_{name}", (Bounded,), {"u": u, "__slots__": ()})
+        self.num = type(f"Bounded_{name}", (Bounded,), {"u": u, "eta": eta, "__slots__": ()})
         self.one = self.num(1.0)
         self.zero = self.num(0.0)
         self.pi = self.num(math.pi, u * math.pi)  # π must be rounded into the format
@@ -180,9 +186,9 @@ class BoundNS:
         bv = b.v if isinstance(b, Bounded) else float(b)
         be = b.e if isinstance(b, Bounded) else 0.0
         v = FloatNS.pow(a.v, bv)
-        da = abs(bv * FloatNS.pow(a.v, bv - 1)) if a.e else 0.0
+        da = abs(bv * FloatNS.pow(a.v, bv - 1)) if a.e and bv != 0 else 0.0  # x**0 is constant
         db = abs(v * FloatNS.log(a.v)) if be else 0.0
-        return self.num(v, _mul0(da, a.e) + _mul0(db, be) + LIBM_ULPS * self.u * abs(v))
+        return self.num(v, _mul0(da, a.e) + _mul0(db, be) + LIBM_ULPS * (self.u * abs(v) + self.eta))
 
     exp = _fn(FloatNS.exp, lambda x, v: v)
     expm1 = _fn(FloatNS.expm1, lambda x, v: v + 1)
@@ -197,7 +203,7 @@ class BoundNS:
 
 
 BOUND64 = BoundNS(U64, "bound64")
-BOUND32 = BoundNS(U32, "bound32")
+BOUND32 = BoundNS(U32, "bound32", ETA32)
 
 
 def bound_system(dtype: str) -> BoundNS:

@@ -21,11 +21,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from refimpl import OPS, mpmath_system
+from refimpl import FLOAT64, OPS, mpmath_system
 
 from .cases import GraphCase, GraphResult
 from .opcheck import kink_points
-from .run import forward_values, refimpl_raw, run_refimpl, truth_gradient
+from .run import evaluate, leaf_tensors, refimpl_raw, truth_gradient
 from .tolerance import SAFETY, TINY, bound_system
 
 ORDER = ("error", "timeout", "nonfinite-mismatch", "fail", "torch-deviates", "convention", "pass")
@@ -80,52 +80,82 @@ def _close(a: float, b: float, slack: float) -> bool:
 
 
 def hits_kink(case: GraphCase) -> bool:
-    """True when some node's input lies exactly on one of its op's declared kinks."""
-    from refimpl import Value
-
-    env = forward_values(case, {k: Value(t.values[0], False) for k, t in case.leaves.items()})
+    """True when an elementwise node has an input exactly on one of its op's declared kinks, or an
+    ``amax`` has tied candidates — the points where torch documents a convention."""
+    env = evaluate(case, leaf_tensors(case, FLOAT64, requires_grad=False))
     for n in case.nodes:
-        spec = OPS[n.op]
-        if not spec.kinks:
+        args = [env[i] for i in n.inputs]
+        if n.op == "amax":
+            values = [v.data for v in args[0].elements]
+            if len(set(values)) < len(values):
+                return True
             continue
-        xs = tuple(float(env[i].data) for i in n.inputs)
-        if spec.arity == 2 and xs[0] == xs[1]:
-            return True
+        spec = OPS.get(n.op)
+        if spec is None or not spec.kinks:
+            continue
+        lanes = broadcast_lanes([a.shape for a in args])
         attrs = spec.attributes(n.attrs)
-        if any(p == xs for p in kink_points(spec, attrs) if len(p) == len(xs)):
-            return True
+        points = [p for p in kink_points(spec, attrs) if len(p) == spec.arity]
+        for idx in lanes:
+            xs = tuple(float(a.elements[i].data) for a, i in zip(args, idx))
+            if (spec.arity == 2 and xs[0] == xs[1]) or xs in points:
+                return True
     return False
 
 
+def broadcast_lanes(shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """For each position of the broadcast result, the flat index into every operand."""
+    from refimpl.tensor import _broadcast_map, broadcast_shapes
+
+    out = broadcast_shapes(*shapes)
+    maps = [_broadcast_map(s, out) for s in shapes]
+    return list(zip(*maps))
+
+
+def _flat(prefix: str, shape: tuple[int, ...], values: Any) -> dict[str, Any]:
+    if not shape:
+        return {prefix: values[0]}
+    return {f"{prefix}[{i}]": v for i, v in enumerate(values)}
+
+
 def _entries(r: GraphResult) -> dict[str, float]:
-    out = {"value": r.value.values[0]} if r.value is not None else {}
-    out.update({f"grad[{k}]": t.values[0] for k, t in r.grads.items()})
-    out.update({f"hvp[{k}]": t.values[0] for k, t in (r.hvp or {}).items()})
+    out = _flat("value", r.value.shape, r.value.values) if r.value is not None else {}
+    for k, t in r.grads.items():
+        out.update(_flat(f"grad[{k}]", t.shape, t.values))
+    for k, t in (r.hvp or {}).items():
+        out.update(_flat(f"hvp[{k}]", t.shape, t.values))
     return out
 
 
 def _bounds(case: GraphCase) -> dict[str, Any]:
     value, grads, hvp = refimpl_raw(case, bound_system(case.dtype))
-    return {"value": value, **{f"grad[{k}]": g for k, g in grads.items()},
-            **{f"hvp[{k}]": h for k, h in (hvp or {}).items()}}
+    out = _flat("value", case.cotangent.shape, value)
+    for k, g in grads.items():
+        out.update(_flat(f"grad[{k}]", case.leaves[k].shape, g))
+    for k, h in (hvp or {}).items():
+        out.update(_flat(f"hvp[{k}]", case.leaves[k].shape, h))
+    return out
 
 
 class _Truth:
-    """The arbiter, computed only when the implementation and torch disagree."""
+    """The arbiter, computed entry by entry and only where the implementation and torch disagree."""
 
     def __init__(self, case: GraphCase) -> None:
         self.case = case
-        self._values: dict[str, tuple[float, float]] | None = None
+        self._hi: dict[str, tuple[float, float]] | None = None
+        self._index = {name: (k, i) for k, t in case.leaves.items()
+                       for i, name in enumerate(_flat(f"grad[{k}]", t.shape, range(len(t.values))))}
 
     def __getitem__(self, name: str) -> tuple[float, float]:
-        if self._values is None:
-            grads, errs = truth_gradient(self.case)
-            hi = run_refimpl(self.case, mpmath_system(50))
-            vals = {"value": (hi.value.values[0], 0.0)}
-            vals.update({f"grad[{k}]": (grads[k].values[0], errs[k]) for k in grads})
-            vals.update({f"hvp[{k}]": (t.values[0], 0.0) for k, t in (hi.hvp or {}).items()})
-            self._values = vals
-        return self._values[name]
+        if name in self._index:
+            return truth_gradient(self.case, *self._index[name])
+        if self._hi is None:  # values and HVPs: refimpl at 50 digits, one run for all of them
+            value, _, hvp = refimpl_raw(self.case, mpmath_system(50))
+            hi = {k: (float(v), 0.0) for k, v in _flat("value", self.case.cotangent.shape, value).items()}
+            for k, h in (hvp or {}).items():
+                hi.update({n: (float(v), 0.0) for n, v in _flat(f"hvp[{k}]", self.case.leaves[k].shape, h).items()})
+            self._hi = hi
+        return self._hi[name]
 
 
 def judge(case: GraphCase, impl: GraphResult, torch_result: GraphResult) -> CaseVerdict:

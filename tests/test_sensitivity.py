@@ -1,17 +1,20 @@
 """The suite earns its keep: planted bugs are caught, and the failing case shrinks to a few nodes."""
 
 import dataclasses
+from unittest import mock
 
 import pytest
+import torch
 from hypothesis import find, settings
 from hypothesis.errors import NoSuchExample
 
+from conformance import oracle
 from conformance.cases import GraphCase, GraphResult, Tensor
-from conformance.impls import RefImpl
-from conformance.run import forward_values, run_torch
-from conformance.strategies import graph_cases
+from conformance.impls import RefImpl, TorchImpl
+from conformance.run import evaluate, leaf_tensors, run_torch
+from conformance.strategies import graph_cases, tensor_graph_cases
 from conformance.verdict import judge
-from refimpl import OPS, Value, topological_order
+from refimpl import FLOAT64, OPS, Value, topological_order
 
 SEARCH = settings(max_examples=400, database=None, derandomize=True, deadline=None)
 
@@ -34,11 +37,40 @@ class OverwritingImpl(RefImpl):
     name = "planted-overwrite"
 
     def run_graph(self, case: GraphCase) -> GraphResult:
-        leaves = {k: Value(t.values[0]) for k, t in case.leaves.items()}
-        out = forward_values(case, leaves)[case.output]
+        leaves = leaf_tensors(case, FLOAT64)
+        (out,) = evaluate(case, leaves)[case.output].elements  # scalar cases
         grads = overwrite_backprop(out, case.cotangent.values[0])
         return GraphResult(Tensor.scalar(out.data),
-                           {k: Tensor.scalar(float(grads.get(v, 0.0))) for k, v in leaves.items()})
+                           {k: Tensor.scalar(float(grads.get(t.elements[0], 0.0))) for k, t in leaves.items()})
+
+
+class _TransposedMatmul(torch.autograd.Function):
+    """2-D matmul whose gradient for the left operand comes out transposed (reshaped to fit)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a @ b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        return (b @ g.T).reshape(a.shape), a.T @ g  # BUG: should be g @ b.T
+
+
+class TransposedMatmulImpl(TorchImpl):
+    name = "planted-transposed-matmul"
+
+    def run_graph(self, case: GraphCase) -> GraphResult:
+        real = oracle.resolve
+
+        def resolve(name):
+            if name != "torch.matmul":
+                return real(name)
+            return lambda a, b: _TransposedMatmul.apply(a, b) if a.dim() == b.dim() == 2 else torch.matmul(a, b)
+
+        with mock.patch.object(oracle, "resolve", resolve):
+            return run_torch(case)
 
 
 class IgnoresCotangent(RefImpl):
@@ -52,8 +84,8 @@ def fails(impl):
     return lambda case: not judge(case, impl.run_graph(case), run_torch(case)).conforms
 
 
-def minimal_failure(impl, **strategy):
-    case = find(graph_cases(**strategy), fails(impl), settings=SEARCH)
+def minimal_failure(impl, strategy=graph_cases, **kwargs):
+    case = find(strategy(**kwargs), fails(impl), settings=SEARCH)
     print(f"{impl.name}: shrunk to {len(case.nodes)} node(s), {len(case.leaves)} leaf/leaves: "
           f"{[(n.op, n.inputs) for n in case.nodes]}")
     return case
@@ -71,6 +103,13 @@ def test_overwritten_fan_out_is_caught_and_shrinks():
     assert len(case.nodes) <= 3
     used = [i for n in case.nodes for i in n.inputs]
     assert len(used) > len(set(used)), "the minimal case must reuse a value (that is the bug)"
+
+
+def test_transposed_matmul_gradient_is_caught_and_shrinks():
+    case = minimal_failure(TransposedMatmulImpl(), tensor_graph_cases, ops=["matmul", "tanh", "add", "sum"],
+                           max_nodes=6)
+    assert [n.op for n in case.nodes] == ["matmul"]
+    print("shapes:", {k: t.shape for k, t in case.leaves.items()})
 
 
 def test_ignored_cotangent_is_caught():

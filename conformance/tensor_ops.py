@@ -1,0 +1,92 @@
+"""Tensor-level ops a graph case may use, beyond the elementwise op table — each declared once.
+
+A declaration holds the op's torch name (called with the case's attributes as keywords), how
+refimpl computes it, which inputs it accepts (a predicate on shapes) and how to draw its
+attributes for a given input shape. The runners, the strategies and the repro scripts all read
+from here, so adding an op is this one place. Elementwise ops come from ``refimpl.ops.OPS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import strategies as st
+
+from refimpl.tensor import Tensor, matmul
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TensorOp:
+    name: str
+    arity: int
+    torch: str
+    refimpl: Callable[..., Tensor]
+    accepts: Callable[[Shape], bool]  # the first input's shape
+    attrs: Callable[[Shape], st.SearchStrategy[dict[str, Any]]]
+    note: str = ""
+
+
+def _dims(shape: Shape) -> st.SearchStrategy[Any]:
+    """One dim (sometimes negative, as people write it) or a tuple of distinct dims, as a list."""
+    n = len(shape)
+    one = st.integers(-n, n - 1)
+    several = st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True).map(sorted)
+    return st.one_of(one, several)
+
+
+def _reduction(shape: Shape) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries({"dim": _dims(shape), "keepdim": st.booleans()})
+
+
+def _along(shape: Shape) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries({"dim": st.integers(-len(shape), len(shape) - 1)})
+
+
+def _dim_arg(d: Any) -> Any:
+    return tuple(d) if isinstance(d, list) else d
+
+
+def _factorisations(shape: Shape) -> st.SearchStrategy[dict[str, Any]]:
+    n = 1
+    for s in shape:
+        n *= s
+    options = [[n]] + [[a, n // a] for a in range(1, n + 1) if n % a == 0] + [[-1]]
+    return st.sampled_from(options).map(lambda s: {"shape": s})
+
+
+TENSOR_OPS: dict[str, TensorOp] = {}
+
+
+def declare(op: TensorOp) -> None:
+    TENSOR_OPS[op.name] = op
+
+
+declare(TensorOp("sum", 1, "torch.sum", lambda x, dim, keepdim: x.sum(_dim_arg(dim), keepdim),
+                 lambda s: len(s) >= 1, _reduction))
+declare(TensorOp("mean", 1, "torch.mean", lambda x, dim, keepdim: x.mean(_dim_arg(dim), keepdim),
+                 lambda s: len(s) >= 1, _reduction))
+declare(TensorOp("amax", 1, "torch.amax", lambda x, dim, keepdim: x.amax(_dim_arg(dim), keepdim),
+                 lambda s: len(s) >= 1, _reduction, note="ties share the gradient evenly, as torch"))
+declare(TensorOp("logsumexp", 1, "torch.logsumexp",
+                 lambda x, dim, keepdim: x.logsumexp(_dim_arg(dim), keepdim), lambda s: len(s) >= 1, _reduction,
+                 note="computed with a max shift: large logits must not overflow"))
+declare(TensorOp("softmax", 1, "torch.softmax", lambda x, dim: x.softmax(dim), lambda s: len(s) >= 1, _along))
+declare(TensorOp("log_softmax", 1, "torch.log_softmax", lambda x, dim: x.log_softmax(dim),
+                 lambda s: len(s) >= 1, _along))
+declare(TensorOp("transpose", 1, "torch.transpose", lambda x, dim0, dim1: x.transpose(dim0, dim1),
+                 lambda s: len(s) >= 2,
+                 lambda s: st.fixed_dictionaries({"dim0": st.integers(0, len(s) - 1),
+                                                  "dim1": st.integers(-len(s), -1)})))
+declare(TensorOp("reshape", 1, "torch.reshape", lambda x, shape: x.reshape(*shape), lambda s: True,
+                 _factorisations))
+declare(TensorOp("matmul", 2, "torch.matmul", lambda a, b: matmul(a, b), lambda s: 1 <= len(s) <= 3,
+                 lambda s: st.just({}), note="1-D, 2-D and batched with broadcast batch dims"))
+
+
+def torch_kwargs(name: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    """The case's attributes as torch keywords (JSON lists become the tuples torch expects)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in attrs.items()}
