@@ -20,6 +20,7 @@ from typing import Any
 from refimpl import OPS
 
 FAMILIES = [*sorted({s.family for s in OPS.values()}), "mixed"]
+MAX_KEPT = 20
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Tally:
     verdicts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     ratios: list[float] = field(default_factory=list)  # the worst entry ratio of every case
     worst_case: str = ""
+    failures_seen: list[str] = field(default_factory=list)  # the first few failing cases, as JSON
 
     def add(self, other: Tally) -> None:
         self.cases += other.cases
@@ -36,6 +38,7 @@ class Tally:
         if other.ratios and (not self.ratios or max(other.ratios) > max(self.ratios)):
             self.worst_case = other.worst_case
         self.ratios += other.ratios
+        self.failures_seen += other.failures_seen[:MAX_KEPT - len(self.failures_seen)]
 
     @property
     def failures(self) -> int:
@@ -76,6 +79,8 @@ def run_chunk(args: tuple[str, str, str, int, int]) -> Tally:
         v = check(impl, case)
         tally.cases += 1
         tally.verdicts[v.verdict] += 1
+        if not v.conforms and len(tally.failures_seen) < MAX_KEPT:
+            tally.failures_seen.append(f"{v.reason}\n{dumps(case)}")
         r = v.worst_ratio
         if not tally.ratios or r > max(tally.ratios):
             tally.worst_case = dumps(case) if not v.conforms or r > 0.5 else case.id
@@ -86,9 +91,10 @@ def run_chunk(args: tuple[str, str, str, int, int]) -> Tally:
 
 
 def calibrate(impl: str = "refimpl", n: int = 100_000, dtypes: tuple[str, ...] = ("float64", "float32"),
-              workers: int = 2, seed: int = 0, progress: Any = print) -> dict[tuple[str, str], Tally]:
+              workers: int = 2, seed: int = 0, progress: Any = print,
+              families: tuple[str, ...] = tuple(FAMILIES)) -> dict[tuple[str, str], Tally]:
     """``n`` cases in all, spread evenly over families × dtypes, in ``workers`` processes."""
-    groups = [(fam, dt) for dt in dtypes for fam in FAMILIES]
+    groups = [(fam, dt) for dt in dtypes for fam in FAMILIES if fam in families]
     per_group = max(1, n // len(groups))
     chunk = max(50, min(2000, per_group // max(1, workers)))
     jobs = []

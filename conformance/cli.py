@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--dtype", nargs="+", default=["float64", "float32"], choices=["float64", "float32"])
     c.add_argument("--workers", type=int, default=2)
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--family", nargs="+", default=None, help="only these op families (default: all)")
+    c.add_argument("--show", type=int, default=3, help="print this many failing cases (default 3)")
     return p
 
 
@@ -47,14 +49,22 @@ def calibrate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     print(f"conformance calibrate: impl={args.impl} vs torch, {args.n} cases, dtypes {' '.join(args.dtype)}, "
           f"{args.workers} workers, seed {args.seed}")
-    results = cal.calibrate(args.impl, args.n, tuple(args.dtype), args.workers, args.seed)
+    families = tuple(args.family or cal.FAMILIES)
+    unknown = set(families) - set(cal.FAMILIES)
+    if unknown:
+        print(f"conformance: unknown family {sorted(unknown)}; use {' '.join(cal.FAMILIES)}", file=sys.stderr)
+        return 2
+    results = cal.calibrate(args.impl, args.n, tuple(args.dtype), args.workers, args.seed, families=families)
     print("ratio = the worst entry's error/tolerance in each case (1 is the edge of passing)")
     print(cal.table(results))
     total = sum(t.cases for t in results.values())
     fails = sum(t.failures for t in results.values())
     worst = max((t for t in results.values()), key=lambda t: max(t.ratios, default=0.0))
     print(f"{total} cases, {fails} failures, {time.perf_counter() - t0:.0f}s")
-    if fails or max(worst.ratios, default=0.0) > 0.5:
+    shown = [f for t in results.values() for f in t.failures_seen][:args.show]
+    for i, f in enumerate(shown, 1):
+        print(f"failure {i}: {f}")
+    if not fails and max(worst.ratios, default=0.0) > 0.5:
         print("worst case:\n" + worst.worst_case)
     return 1 if fails else 0
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from refimpl.numbers import FloatNS
+from refimpl.numbers import FloatNS, round_to_float32
 
 U64 = 2.0**-53
 U32 = 2.0**-24
@@ -149,12 +149,17 @@ def _fn(f: Any, df: Any) -> Any:
 class BoundNS:
     """refimpl number system for error bounds in a float format with unit roundoff ``u``."""
 
-    rounds = False  # values are binary64; the bound, not rounding, models the narrower format
-
-    def __init__(self, u: float = U64, name: str = "bound64", eta: float = ETA64) -> None:
+    def __init__(self, u: float = U64, name: str = "bound64", eta: float = ETA64,
+                 round_to: Any = None) -> None:
         self.u = u
         self.eta = eta
         self.name = name
+        # For a narrower format the values themselves are rounded to it after every op (as in
+        # refimpl's float32 emulation), so that branch decisions — relu, clamp, softplus's
+        # threshold — follow the format's values, not the exact ones; the rounding error itself
+        # is already in each op's u·|result| term.
+        self.rounds = round_to is not None
+        self._round_to = round_to
         self.num = type(f"Bounded_{name}", (Bounded,), {"u": u, "eta": eta, "__slots__": ()})
         self.one = self.num(1.0)
         self.zero = self.num(0.0)
@@ -162,21 +167,25 @@ class BoundNS:
         self.inf = self.num(math.inf)
 
     def convert(self, x: Any) -> Bounded:
-        return x if isinstance(x, Bounded) else self.num(float(x), 0.0)
+        if isinstance(x, Bounded):
+            return x
+        v = float(x)
+        return self.num(v if self._round_to is None else self._round_to(v), 0.0)
 
-    @staticmethod
-    def round(x: Any) -> Any:
-        return x
+    def round(self, x: Any) -> Any:
+        if self._round_to is None or not isinstance(x, Bounded):
+            return x
+        return self.num(self._round_to(x.v), x.e)
 
     @staticmethod
     def val(x: Any) -> float:
         return x.v if isinstance(x, Bounded) else x
 
     def add(self, a: Any, b: Any) -> Any:
-        return a + b
+        return self.round(a + b)
 
     def mul(self, a: Any, b: Any) -> Any:
-        return a * b
+        return self.round(a * b)
 
     def div(self, a: Any, b: Any) -> Bounded:
         return self.convert(a) / self.convert(b)
@@ -203,7 +212,7 @@ class BoundNS:
 
 
 BOUND64 = BoundNS(U64, "bound64")
-BOUND32 = BoundNS(U32, "bound32", ETA32)
+BOUND32 = BoundNS(U32, "bound32", ETA32, round_to=round_to_float32)
 
 
 def bound_system(dtype: str) -> BoundNS:
