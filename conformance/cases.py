@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,7 +105,7 @@ def case_from_json(d: dict[str, Any]) -> GraphCase:
     if d.get("version") != VERSION:
         raise ValueError(f"graph case version {d.get('version')!r} is not supported (this is {VERSION})")
     so = d.get("second_order")
-    return GraphCase(
+    case = GraphCase(
         leaves={k: _tensor(t) for k, t in d["leaves"].items()},
         nodes=tuple(Node(n["name"], n["op"], tuple(n["inputs"]), dict(n.get("attrs", {})))
                     for n in d["nodes"]),
@@ -112,6 +113,25 @@ def case_from_json(d: dict[str, Any]) -> GraphCase:
         second_order=None if so is None else {k: _tensor(t) for k, t in so.items()},
         id=d.get("id", ""),
     )
+    if case.dtype == "float32":
+        _check_binary32(case)
+    return case
+
+
+def _check_binary32(case: GraphCase) -> None:
+    """A float32 case must say exactly what the implementation receives: binary32 numbers only."""
+    def bad(x: Any) -> bool:
+        return isinstance(x, float) and math.isfinite(x) and struct.unpack("f", struct.pack("f", x))[0] != x
+
+    tensors = {**{f"leaf {k}": t for k, t in case.leaves.items()}, "cotangent": case.cotangent,
+               **{f"second_order {k}": t for k, t in (case.second_order or {}).items()}}
+    for where, t in tensors.items():
+        if any(bad(v) for v in t.values):
+            raise ValueError(f"float32 case: {where} holds a value that is not a binary32 number")
+    for n in case.nodes:
+        for k, v in n.attrs.items():
+            if bad(v):
+                raise ValueError(f"float32 case: attribute {k}={v!r} of node {n.name} is not a binary32 number")
 
 
 def result_to_json(r: GraphResult) -> dict[str, Any]:

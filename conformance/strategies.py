@@ -23,7 +23,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from refimpl import OPS, Value, apply
+from refimpl import FLOAT32, FLOAT64, OPS, Value, apply
 from refimpl.numbers import round_to_float32
 from refimpl.ops import REALS, Interval, OpSpec
 from refimpl.tensor import Tensor as RTensor
@@ -32,6 +32,7 @@ from refimpl.tensor import broadcast_shapes, elementwise
 from .cases import GraphCase, Node, Tensor, case_to_json
 from .tensor_ops import TENSOR_OPS
 
+SYSTEMS = {"float64": FLOAT64, "float32": FLOAT32}
 LIMIT = 1e4  # inputs beyond this magnitude are not reused (exp of them is not a gradient test)
 
 ATTRS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
@@ -114,6 +115,7 @@ def graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype: str = 
                 max_nodes: int = 8, second_order: bool = False) -> GraphCase:
     """A random DAG over ``ops`` (default: the whole op table)."""
     names = sorted(n for n in (ops if ops is not None else OPS) if n in OPS)  # elementwise ops only
+    system = SYSTEMS[dtype]  # drawn in the dtype's own arithmetic: domain checks see its values
     leaves: dict[str, float] = {}
     env: dict[str, Value] = {}
 
@@ -128,7 +130,7 @@ def graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype: str = 
             x = draw(leaf_value(interval, specials))
         name = f"x{len(leaves)}"
         leaves[name] = x
-        env[name] = Value(x, False)
+        env[name] = Value(x, False, system=system)
         return name
 
     nodes: list[Node] = []
@@ -180,15 +182,21 @@ def deep_chains(draw: st.DrawFn, min_depth: int = 200, max_depth: int = 3000,
 
 
 def representable(case: GraphCase) -> GraphCase:
-    """Round every number of a float32 case to binary32: the inputs an implementation receives are
-    then exactly the case's, and the truth is computed from the same inputs."""
+    """Round every number of a float32 case — inputs, attributes, cotangent — to binary32: what an
+    implementation receives is then exactly the case, and the truth is computed from the same.
+    (The strategies already evaluate float32 cases in refimpl's float32 emulation, so the domain
+    checks made while drawing saw these very values.)"""
     if case.dtype != "float32":
         return case
 
     def r(t: Tensor) -> Tensor:
         return Tensor(t.shape, tuple(round_to_float32(v) for v in t.values))
 
-    return GraphCase({k: r(t) for k, t in case.leaves.items()}, case.nodes, case.output, r(case.cotangent),
+    def attrs(a: dict[str, Any]) -> dict[str, Any]:
+        return {k: round_to_float32(v) if isinstance(v, float) else v for k, v in a.items()}
+
+    nodes = tuple(Node(n.name, n.op, n.inputs, attrs(n.attrs)) for n in case.nodes)
+    return GraphCase({k: r(t) for k, t in case.leaves.items()}, nodes, case.output, r(case.cotangent),
                      case.dtype, None if case.second_order is None else
                      {k: r(t) for k, t in case.second_order.items()}, case.id)
 
@@ -238,6 +246,7 @@ def tensor_graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype:
     allowed = set(ops) if ops is not None else set(OPS) | set(TENSOR_OPS)
     elementwise_ops = sorted(n for n in OPS if n in allowed)
     tensor_ops = sorted(n for n in TENSOR_OPS if n in allowed)
+    system = SYSTEMS[dtype]
     leaves: dict[str, tuple[tuple[int, ...], list[float]]] = {}
     env: dict[str, RTensor] = {}
     rows, cols = draw(st.integers(1, 4)), draw(st.integers(1, 4))
@@ -247,7 +256,7 @@ def tensor_graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype:
         values = [draw(leaf_value(interval, (0.0,))) for _ in range(n)]
         name = f"x{len(leaves)}"
         leaves[name] = (shape, values)
-        env[name] = RTensor.from_flat(values, shape, requires_grad=False)
+        env[name] = RTensor.from_flat(values, shape, system=system, requires_grad=False)
         return name
 
     nodes: list[Node] = []

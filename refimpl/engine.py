@@ -320,14 +320,16 @@ def backprop(roots: Sequence[Value], cotangents: Sequence[Any], *,
             partials = derivative(m, parents[0].data, node.data, **attrs)
         else:
             partials = derivative(m, parents[0].data, parents[1].data, node.data, **attrs)
+        selects = node.op.selects
         for p, d in zip(parents, partials):
             if not p.requires_grad:
                 continue
+            gp = 0 * d if selects and d == 0 else g  # torch selects: a closed branch passes 0, not 0·inf
             prev = grads.get(p)
             if rounds:  # float32 emulation: round the partial, the product and the sum
-                contribution = add(prev, mul(g, rnd(d))) if prev is not None else mul(g, rnd(d))
+                contribution = add(prev, mul(gp, rnd(d))) if prev is not None else mul(gp, rnd(d))
             else:
-                contribution = prev + g * d if prev is not None else g * d
+                contribution = prev + gp * d if prev is not None else gp * d
             grads[p] = contribution
         if not node.retains_grad:
             del grads[node]
@@ -342,21 +344,26 @@ def _accumulate(order: list[Value], grads: dict[Value, Any], m: Any) -> None:
         parents = node.parents
         if g is None or not parents:
             continue
-        derivative, attrs = node.op.derivative, node.attrs
+        op, attrs = node.op, node.attrs
+        derivative = op.derivative
         if len(parents) == 1:
             (p,) = parents  # a lone parent of a node that requires grad requires grad itself
             (d,) = derivative(m, p.data, node.data, **attrs) if attrs else derivative(m, p.data, node.data)
+            if d == 0 and op.selects:  # torch selects: a closed branch passes nothing, not 0·inf
+                d = g = 0 * d
             prev = get(p)
             grads[p] = g * d if prev is None else prev + g * d
         else:
             a, b = parents
             da, db = derivative(m, a.data, b.data, node.data)
+            ga = g if not op.selects or da != 0 else 0 * da
+            gb = g if not op.selects or db != 0 else 0 * db
             if a.requires_grad:
                 prev = get(a)
-                grads[a] = g * da if prev is None else prev + g * da
+                grads[a] = ga * da if prev is None else prev + ga * da
             if b.requires_grad:
                 prev = get(b)
-                grads[b] = g * db if prev is None else prev + g * db
+                grads[b] = gb * db if prev is None else prev + gb * db
         if not node.retains_grad:
             del grads[node]
 

@@ -79,6 +79,9 @@ class OpSpec:
     kinks: tuple[Kink, ...] = ()
     note: str = ""
     family: str = ""  # the section of this table it is declared in: reports group ops by it
+    # torch's backward *selects* (where/masked_fill) instead of multiplying: where the local
+    # derivative is 0 nothing flows, not even an infinite or NaN upstream gradient (0·inf is NaN)
+    selects: bool = False
 
     def attributes(self, given: dict[str, Any]) -> dict[str, Any]:
         """Defaults overridden by ``given``; an unknown attribute is a clear error."""
@@ -177,7 +180,7 @@ op("erf", 1, lambda m, x: m.erf(x),
 family("activation")
 op("relu", 1, lambda m, x: m.zero if m.val(x) < 0 else x,  # relu(-0.0) is -0.0, as torch
    lambda m, x, out: (m.zero if m.val(x) <= 0 else m.one,), "torch.relu",
-   kinks=(Kink(0.0, (0.0,), "relu'(0) = 0: torch passes the gradient only where x > 0"),))
+   kinks=(Kink(0.0, (0.0,), "relu'(0) = 0: torch passes the gradient only where x > 0"),), selects=True)
 op("leaky_relu", 1, lambda m, x, negative_slope: x if m.val(x) > 0 else x * negative_slope,
    lambda m, x, out, negative_slope: (m.one if m.val(x) > 0 else negative_slope,),
    "torch.nn.functional.leaky_relu", attrs={"negative_slope": 0.01},
@@ -228,7 +231,7 @@ op("clamp", 1,
    lambda m, x, out, min, max: (m.one if _inside(m.val(x), min, max) else m.zero,),
    "torch.clamp", attrs={"min": None, "max": None},
    kinks=(Kink("min", (1.0,), "at x == min the gradient passes (torch masks x >= min)"),
-          Kink("max", (1.0,), "at x == max the gradient passes (torch masks x <= max)")),
+          Kink("max", (1.0,), "at x == max the gradient passes (torch masks x <= max)")), selects=True,
    note="min > max gives max everywhere with gradient 0, as torch")
 
 
@@ -253,10 +256,10 @@ def _pick(m: Any, a: Any, b: Any, a_wins: bool) -> tuple[Any, Any]:
 
 op("maximum", 2, lambda m, a, b: a if (m.val(a) != m.val(a) or m.val(a) > m.val(b)) else b,
    lambda m, a, b, out: _pick(m, a, b, m.val(a) > m.val(b)), "torch.maximum",
-   kinks=(Kink("tie", (0.5, 0.5), "at a == b the gradient is split evenly"),))
+   kinks=(Kink("tie", (0.5, 0.5), "at a == b the gradient is split evenly"),), selects=True)
 op("minimum", 2, lambda m, a, b: a if (m.val(a) != m.val(a) or m.val(a) < m.val(b)) else b,
    lambda m, a, b, out: _pick(m, a, b, m.val(a) < m.val(b)), "torch.minimum",
-   kinks=(Kink("tie", (0.5, 0.5), "at a == b the gradient is split evenly"),))
+   kinks=(Kink("tie", (0.5, 0.5), "at a == b the gradient is split evenly"),), selects=True)
 
 UNARY = tuple(s for s in OPS.values() if s.arity == 1)
 BINARY = tuple(s for s in OPS.values() if s.arity == 2)

@@ -77,3 +77,14 @@ def test_shape_and_values_must_agree():
 def test_error_results_round_trip():
     r = GraphResult(error="ZeroDivisionError: float division by zero")
     assert result_from_json(result_to_json(r)) == r
+
+
+def test_float32_cases_must_hold_binary32_numbers():
+    doc = case_to_json(GraphCase({"x": Tensor.scalar(0.5)}, (Node("n0", "pow_scalar", ("x",), {"exponent": 0.1}),),
+                                 "n0", Tensor.scalar(1.0), dtype="float32"))
+    with pytest.raises(ValueError, match=r"attribute exponent=0.1 of node n0 is not a binary32 number"):
+        case_from_json(doc)
+    doc["nodes"][0]["attrs"]["exponent"] = 0.5
+    doc["leaves"]["x"]["values"] = [0.1]
+    with pytest.raises(ValueError, match="leaf x holds a value that is not a binary32 number"):
+        case_from_json(doc)
