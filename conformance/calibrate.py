@@ -19,7 +19,7 @@ from typing import Any
 
 from refimpl import OPS
 
-FAMILIES = [*sorted({s.family for s in OPS.values()}), "mixed"]
+FAMILIES = [*sorted({s.family for s in OPS.values()}), "mixed", "tensor"]  # tensor: tensor_graph_cases
 MAX_KEPT = 20
 
 
@@ -54,7 +54,7 @@ class Tally:
 
 
 def _ops_of(fam: str) -> list[str] | None:
-    return None if fam == "mixed" else [s.name for s in OPS.values() if s.family == fam]
+    return None if fam in ("mixed", "tensor") else [s.name for s in OPS.values() if s.family == fam]
 
 
 def run_chunk(args: tuple[str, str, str, int, int]) -> Tally:
@@ -66,7 +66,7 @@ def run_chunk(args: tuple[str, str, str, int, int]) -> Tally:
     from .assertions import check
     from .cases import dumps
     from .impls import load
-    from .strategies import graph_cases
+    from .strategies import graph_cases, tensor_graph_cases
 
     impl = load(impl_name)
     tally = Tally()
@@ -74,7 +74,8 @@ def run_chunk(args: tuple[str, str, str, int, int]) -> Tally:
     @hseed(seed)
     @settings(max_examples=n, phases=[Phase.generate], database=None, deadline=None,
               suppress_health_check=list(HealthCheck))
-    @given(graph_cases(ops=_ops_of(fam), dtype=dtype, max_nodes=10))
+    @given(tensor_graph_cases(dtype=dtype) if fam == "tensor" else graph_cases(ops=_ops_of(fam), dtype=dtype,
+                                                                                  max_nodes=10))
     def one(case: Any) -> None:
         v = check(impl, case)
         tally.cases += 1
