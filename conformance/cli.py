@@ -1,6 +1,13 @@
 """``conformance`` / ``python -m conformance``: the command line.
 
-Exit codes: 0 the implementation conforms, 1 it does not, 2 bad usage.
+    verify     run the suite on an implementation and print a verdict table (the main job)
+    ops        audit refimpl's op table against torch and an independent truth, op by op
+    calibrate  measure false alarms of correct implementations over many cases
+    list       the implementations it can find, and their capabilities
+    replay     re-run one stored case (JSON) and print the comparison
+    export     write a corpus of cases with torch's results and the truth, for offline testing
+
+Exit codes: 0 the implementation conforms, 1 it does not, 2 bad usage (one line on stderr).
 """
 
 from __future__ import annotations
@@ -9,7 +16,16 @@ import argparse
 import sys
 import time
 
-IMPLEMENTATIONS = ("refimpl",)
+
+def _fail_usage(message: str) -> int:
+    print(f"conformance: {message}", file=sys.stderr)
+    return 2
+
+
+def _impl(spec: str) -> object:
+    from .loading import resolve
+
+    return resolve(spec)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -20,10 +36,23 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="conformance", description="Check an implementation of backprop against torch.")
     sub = p.add_subparsers(dest="command", required=True)
-    v = sub.add_parser("verify", help="run the op-by-op conformance check")
+    v = sub.add_parser("verify", help="run the suite on an implementation (the main job)")
     v.add_argument("--impl", default="refimpl", help="implementation under test (default: refimpl)")
-    v.add_argument("--max-examples", type=int, default=40, help="random points per op and setting")
-    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--profile", choices=["dev", "ci", "nightly"], default="dev")
+    v.add_argument("--max-examples", type=int, default=None, help="cases per suite (default: by profile)")
+    v.add_argument("--seed", type=int, default=None, help="default: random, printed so a run can be repeated")
+    o = sub.add_parser("ops", help="audit refimpl's op table, op by op, against torch and the truth")
+    o.add_argument("--max-examples", type=int, default=40, help="random points per op and setting")
+    o.add_argument("--seed", type=int, default=0)
+    ls = sub.add_parser("list", help="the implementations it can find, and their capabilities")
+    ls.add_argument("--impl", nargs="*", default=None, help="also describe these (module:attr, path.py, …)")
+    r = sub.add_parser("replay", help="re-run one stored case and print the comparison")
+    r.add_argument("case", help="a graph-case JSON file")
+    r.add_argument("--impl", default="refimpl")
+    e = sub.add_parser("export", help="a corpus of cases with torch's results and the truth, as JSON files")
+    e.add_argument("--out", required=True, help="a new or empty directory")
+    e.add_argument("--n", type=int, default=100)
+    e.add_argument("--seed", type=int, default=0)
     c = sub.add_parser("calibrate", help="measure false alarms: correct implementations over many cases")
     c.add_argument("--impl", default="refimpl")
     c.add_argument("--n", type=int, default=100_000, help="cases in all (default 100000)")
@@ -40,9 +69,7 @@ def calibrate(args: argparse.Namespace) -> int:
     from .impls import available
 
     if args.impl not in available():
-        print(f"conformance: unknown implementation {args.impl!r}; known: {', '.join(sorted(available()))}",
-              file=sys.stderr)
-        return 2
+        return _fail_usage(f"calibrate takes a registered implementation ({', '.join(sorted(available()))})")
     if args.n < 1 or args.workers < 1:
         print("conformance: --n and --workers must be at least 1", file=sys.stderr)
         return 2
@@ -70,20 +97,55 @@ def calibrate(args: argparse.Namespace) -> int:
 
 
 def verify(args: argparse.Namespace) -> int:
+    import random
+
+    import torch
+
+    from . import verify as ver
+
+    try:
+        impl = _impl(args.impl)
+    except LookupError as exc:
+        return _fail_usage(str(exc))
+    if args.max_examples is not None and args.max_examples < 1:
+        return _fail_usage("--max-examples must be at least 1")
+    examples = args.max_examples or ver.PROFILE_EXAMPLES[args.profile]
+    seed = args.seed if args.seed is not None else random.randrange(2**31)
+    print(f"conformance verify: impl={impl.name} {impl.version}  torch={torch.__version__}  profile={args.profile}"
+          f"  cases/suite={examples}  seed={seed} (repeat with --seed {seed})")
+    t0 = time.perf_counter()
+    try:
+        results = ver.verify(impl, examples, seed)
+    finally:
+        getattr(impl, "close", lambda: None)()
+    print()
+    print(ver.table(impl, results))
+    bad = [r for r in results if r.failure]
+    for r in bad:
+        from .cases import dumps
+        from .repro import torch_script
+
+        v = r.failure
+        print(f"\nFAIL {r.suite.name}: minimal case {v.case.id} ({len(v.case.nodes)} nodes): {v.verdict}")
+        print(f"  {v.reason}")
+        print("case JSON:\n" + dumps(v.case))
+        print("reproduce with torch:\n" + torch_script(v.case))
+    ok = ver.conforms(results)
+    print(f"{impl.name} {'CONFORMS' if ok else 'DOES NOT CONFORM'}: {sum(sum(r.verdicts.values()) for r in results)}"
+          f" cases in {len(results)} suites, {time.perf_counter() - t0:.0f}s")
+    return 0 if ok else 1
+
+
+def ops(args: argparse.Namespace) -> int:
     from . import opcheck
 
-    if args.impl not in IMPLEMENTATIONS:
-        print(f"conformance: unknown implementation {args.impl!r}; known: {', '.join(IMPLEMENTATIONS)}",
-              file=sys.stderr)
-        return 2
     if args.max_examples < 1:
-        print("conformance: --max-examples must be at least 1", file=sys.stderr)
-        return 2
+        return _fail_usage("--max-examples must be at least 1")
     import torch
 
     import refimpl
 
-    print(f"conformance verify: impl={args.impl} {refimpl.__version__}  torch={torch.__version__}  "
+    print(f"conformance ops: refimpl {refimpl.__version__}  torch={torch.__version__}  "
           f"seed={args.seed}  points/op/setting={args.max_examples}")
     t0 = time.perf_counter()
     results = opcheck.run(args.max_examples, args.seed)
@@ -109,13 +171,65 @@ def verify(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def list_impls(args: argparse.Namespace) -> int:
+    from .impls import available
+
+    names = sorted(available()) + list(args.impl or [])
+    for name in names:
+        try:
+            impl = _impl(name)
+        except Exception as exc:  # an installed adapter that fails to load is worth a line, not a crash
+            print(f"{name:<12} cannot be loaded: {exc}")
+            continue
+        caps = impl.capabilities
+        ops = sorted(caps.ops)
+        print(f"{impl.name:<12} {impl.version:<14} dtypes {','.join(caps.dtypes)}  second order "
+              f"{'yes' if caps.second_order else 'no'}  {len(ops)} ops: {' '.join(ops)}")
+        getattr(impl, "close", lambda: None)()
+    return 0
+
+
+def replay(args: argparse.Namespace) -> int:
+    from .assertions import check
+    from .cases import loads
+
+    try:
+        case = loads(open(args.case).read())
+    except OSError as exc:
+        return _fail_usage(f"cannot read {args.case!r}: {exc.strerror}")
+    except (ValueError, KeyError) as exc:
+        return _fail_usage(f"{args.case!r} is not a graph case: {exc}")
+    try:
+        impl = _impl(args.impl)
+    except LookupError as exc:
+        return _fail_usage(str(exc))
+    v = check(impl, case)
+    print(f"case {case.id} ({len(case.nodes)} nodes, {case.dtype}) on {impl.name}: {v.verdict}")
+    for e in v.entries:
+        print("  " + e.describe())
+    if v.reason and not v.entries:
+        print("  " + v.reason)
+    return 0 if v.conforms else 1
+
+
+def export(args: argparse.Namespace) -> int:
+    from .export import export_corpus
+
+    if args.n < 1:
+        return _fail_usage("--n must be at least 1")
+    try:
+        written = export_corpus(args.out, args.n, args.seed)
+    except FileExistsError as exc:
+        return _fail_usage(str(exc))
+    print(f"wrote {written} cases to {args.out} (each: case, torch's float64 result, the truth)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "verify":
-        return verify(args)
-    if args.command == "calibrate":
-        return calibrate(args)
-    return 2
+    commands = {"verify": verify, "ops": ops, "calibrate": calibrate, "list": list_impls, "replay": replay,
+                "export": export}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

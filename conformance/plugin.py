@@ -13,7 +13,8 @@ import random
 import pytest
 
 from . import assertions, profiles  # noqa: F401  (profiles registers the hypothesis profiles)
-from .impls import Implementation, load
+from .impls import Implementation
+from .loading import resolve
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,7 +46,7 @@ def _impl(config: pytest.Config) -> Implementation:
     cached = getattr(config, "_conformance_impl", None)
     if cached is None:
         try:
-            cached = load(config.getoption("impl"))
+            cached = resolve(config.getoption("impl"))
         except LookupError as exc:
             raise pytest.UsageError(str(exc)) from None
         config._conformance_impl = cached  # type: ignore[attr-defined]

@@ -1,22 +1,38 @@
-"""The command line: exit codes, one-line errors, and a verdict that flips on a planted bug."""
+"""The command line: verdicts, exit codes, one-line errors, and every subcommand doing its job."""
 
 import dataclasses
+import json
 
 import pytest
 
 from conformance import cli, opcheck
+from conformance.cases import GraphCase, Node, Tensor, dumps
 from refimpl import OPS
 
+PLANTED = "tests/fixtures/planted_adapter.py"
 
-def test_refimpl_conforms(capsys):
-    assert cli.main(["verify", "--max-examples", "3"]) == 0
+
+def test_verify_refimpl_conforms(capsys):
+    assert cli.main(["verify", "--impl", "refimpl", "--max-examples", "4", "--seed", "3"]) == 0
     out = capsys.readouterr().out
-    assert "30 of 30 ops conform" in out or f"{len(OPS)} of {len(OPS)} ops conform" in out
+    assert "refimpl CONFORMS" in out and "seed=3" in out
+    assert "family" in out and "unsupp." in out
+
+
+def test_verify_a_planted_adapter_fails_with_a_minimal_case(capsys):
+    assert cli.main(["verify", "--impl", PLANTED, "--max-examples", "8", "--seed", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "planted-tanh DOES NOT CONFORM" in out
+    assert "FAIL op tanh: minimal case" in out and "case JSON:" in out and "reproduce with torch:" in out
 
 
 @pytest.mark.parametrize("argv, message", [
     (["verify", "--impl", "nosuch"], "unknown implementation 'nosuch'"),
+    (["verify", "--impl", "no/such/file.py"], "no such file 'no/such/file.py'"),
+    (["verify", "--impl", "json:nothing"], "has no attribute 'nothing'"),
     (["verify", "--max-examples", "0"], "--max-examples must be at least 1"),
+    (["ops", "--max-examples", "0"], "--max-examples must be at least 1"),
+    (["replay", "no-such-case.json"], "cannot read 'no-such-case.json'"),
 ])
 def test_bad_usage_exits_2_with_one_line(argv, message, capsys):
     assert cli.main(argv) == 2
@@ -30,12 +46,49 @@ def test_unknown_option_exits_2():
     assert e.value.code == 2
 
 
+def test_list_names_the_builtin_implementations(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("refimpl") or "\nrefimpl" in out
+    assert "torch" in out and "second order yes" in out
+
+
+def test_replay_a_stored_case(tmp_path, capsys):
+    case = GraphCase({"x": Tensor.scalar(0.4)}, (Node("n0", "tanh", ("x",)),), "n0", Tensor.scalar(1.5),
+                     id="g-replay")
+    path = tmp_path / "case.json"
+    path.write_text(dumps(case))
+    assert cli.main(["replay", str(path)]) == 0
+    assert "case g-replay (1 nodes, float64) on refimpl: pass" in capsys.readouterr().out
+    assert cli.main(["replay", str(path), "--impl", PLANTED]) == 1
+    assert "grad[x]" in capsys.readouterr().out
+
+
+def test_export_writes_a_corpus_and_never_overwrites(tmp_path, capsys):
+    out = tmp_path / "corpus"
+    assert cli.main(["export", "--out", str(out), "--n", "3"]) == 0
+    index = json.loads((out / "index.json").read_text())
+    assert len(index["cases"]) == 3
+    doc = json.loads((out / f"{index['cases'][0]['id']}.json").read_text())
+    assert set(doc) >= {"case", "torch", "truth", "tolerance"}
+    for k, t in doc["truth"]["grads"].items():  # torch agrees with the truth within the tolerance
+        for got, true, tol in zip(doc["torch"]["grads"][k]["values"], t["values"], doc["tolerance"]["grads"][k]["values"]):
+            assert abs(got - true) <= tol
+    assert cli.main(["export", "--out", str(out), "--n", "3"]) == 2
+    assert "not an empty directory" in capsys.readouterr().err
+
+
+def test_ops_audit_conforms(capsys):
+    assert cli.main(["ops", "--max-examples", "3"]) == 0
+    assert f"{len(OPS)} of {len(OPS)} ops conform" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("name, wrong", [
     ("tanh", lambda m, x, out: (1 - out,)),                      # tanh' = 1 − t instead of 1 − t²
     ("sigmoid", lambda m, x, out: (out * (1 - out) * (1 + 1e-9),)),  # off by 1e-9 relative
     ("relu", lambda m, x, out: (m.one if m.val(x) >= 0 else m.zero,)),  # relu'(0) = 1
 ])
-def test_planted_wrong_derivative_is_caught(name, wrong, monkeypatch):
+def test_planted_wrong_derivative_is_caught_by_the_ops_audit(name, wrong, monkeypatch):
     monkeypatch.setitem(OPS, name, dataclasses.replace(OPS[name], derivative=wrong))
     (result,) = [r for r in opcheck.run(n=10, seed=1) if r.op == name]
     assert not result.ok, f"planted bug in {name} went unnoticed"

@@ -1,0 +1,143 @@
+"""``conformance verify``: the suite as one command, for any implementation, outside pytest.
+
+The same strategies and verdicts as ``pytest conformance``, organised in suites: every supported
+op alone, random scalar graphs, random tensor graphs, float32 graphs, second order and deep chains —
+each drawn only from what the implementation declares it supports. Every case is judged; the first
+non-conforming case of a suite is then shrunk by hypothesis to a minimal one. Ops of the table the
+implementation does not support are counted as ``unsupported`` (reported, never failed).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import seed as hseed
+from hypothesis import strategies as st
+from hypothesis.errors import NoSuchExample
+
+from refimpl import OPS
+
+from .assertions import check
+from .impls import Implementation, run_safely
+from .run import run_torch
+from .strategies import deep_chains, graph_cases, tensor_graph_cases
+from .tensor_ops import TENSOR_OPS
+from .verdict import NONCONFORMING, ORDER, CaseVerdict, disagrees
+
+PROFILE_EXAMPLES = {"dev": 10, "ci": 40, "nightly": 400}  # per suite; per-op suites take a quarter
+_QUIET = dict(deadline=None, database=None, suppress_health_check=list(HealthCheck))
+
+
+@dataclass
+class Suite:
+    name: str
+    family: str
+    strategy: st.SearchStrategy[Any]
+    examples: int
+
+
+@dataclass
+class SuiteResult:
+    suite: Suite
+    verdicts: Counter = field(default_factory=Counter)
+    failure: CaseVerdict | None = None  # the minimal non-conforming case, if any
+    seconds: float = 0.0
+
+
+def suites(impl: Implementation, examples: int) -> list[Suite]:
+    """What to run for this implementation, given its declared capabilities."""
+    caps = impl.capabilities
+    per_op = max(3, examples // 4)
+    out = [Suite(f"op {name}", spec.family, graph_cases(ops=[name], max_nodes=2), per_op)
+           for name, spec in OPS.items() if name in caps.ops]
+    out += [Suite(f"op {name}", "tensor", tensor_graph_cases(ops=[name], max_nodes=2), per_op)
+            for name in TENSOR_OPS if name in caps.ops]
+    if any(n in OPS for n in caps.ops):
+        out.append(Suite("scalar graphs", "graphs", graph_cases(ops=caps.ops, max_nodes=12), examples))
+        if {"sin", "add", "tanh", "mul"} <= caps.ops:
+            out.append(Suite("deep chains", "graphs", deep_chains(), 2))
+    if any(n in TENSOR_OPS for n in caps.ops):
+        out.append(Suite("tensor graphs", "tensor", tensor_graph_cases(ops=caps.ops), examples))
+    if "float32" in caps.dtypes:
+        out.append(Suite("float32 graphs", "float32", graph_cases(ops=caps.ops, dtype="float32", max_nodes=12),
+                         examples))
+    if caps.second_order:
+        out.append(Suite("second order", "second order",
+                         graph_cases(ops=caps.ops, max_nodes=6, second_order=True), examples))
+    return out
+
+
+def run_suite(impl: Implementation, suite: Suite, seed: int) -> SuiteResult:
+    result = SuiteResult(suite)
+    first_bad: list[CaseVerdict] = []
+    t0 = time.perf_counter()
+
+    @hseed(seed)
+    @settings(max_examples=suite.examples, phases=[Phase.generate], **_QUIET)
+    @given(suite.strategy)
+    def generate(case: Any) -> None:
+        v = check(impl, case)
+        result.verdicts[v.verdict] += 1
+        if not v.conforms and not first_bad:
+            first_bad.append(v)
+
+    generate()
+    if first_bad:
+        result.failure = _shrink(impl, suite, seed) or first_bad[0]
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _shrink(impl: Implementation, suite: Suite, seed: int) -> CaseVerdict | None:
+    """Search again with shrinking on: hypothesis returns the smallest case that still disagrees
+    with torch (the cheap test, no truth); the full verdict is then given to that case only."""
+    def still_bad(case: Any) -> bool:
+        return disagrees(case, run_safely(impl, case), run_torch(case))
+
+    try:
+        case = find(suite.strategy, still_bad, settings=settings(max_examples=max(50, 4 * suite.examples), **_QUIET),
+                    random=random.Random(seed))
+    except NoSuchExample:
+        return None
+    v = check(impl, case)
+    return None if v.conforms else v  # e.g. torch-deviates: keep the original failure instead
+
+
+def verify(impl: Implementation, examples: int, seed: int,
+           progress: Callable[[str], None] = print) -> list[SuiteResult]:
+    results = []
+    for i, suite in enumerate(suites(impl, examples)):
+        r = run_suite(impl, suite, seed + i)
+        results.append(r)
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(r.verdicts.items(), key=lambda kv: ORDER.index(kv[0])))
+        progress(f"  {suite.name:<22} {sum(r.verdicts.values()):>5} cases  {counts}  ({r.seconds:.1f}s)")
+    return results
+
+
+COLUMNS = ("pass", "fail", "convention", "torch-deviates", "nonfinite-mismatch", "error", "timeout")
+
+
+def table(impl: Implementation, results: list[SuiteResult]) -> str:
+    """Counts per op family and feature, with the ops the implementation does not support."""
+    fams: dict[str, Counter] = {}
+    for r in results:
+        fams.setdefault(r.suite.family, Counter()).update(r.verdicts)
+    unsupported = Counter(spec.family for name, spec in OPS.items() if name not in impl.capabilities.ops)
+    unsupported["tensor"] += sum(1 for name in TENSOR_OPS if name not in impl.capabilities.ops)
+    head = f"{'family':<14} {'cases':>6} " + " ".join(f"{c[:8]:>8}" for c in COLUMNS) + f" {'unsupp.':>8}"
+    lines = [head]
+    for fam in sorted(set(fams) | set(unsupported)):
+        c = fams.get(fam, Counter())
+        lines.append(f"{fam:<14} {sum(c.values()):>6} " + " ".join(f"{c.get(k, 0):>8}" for k in COLUMNS)
+                     + f" {unsupported.get(fam, 0):>8}")
+    return "\n".join(lines)
+
+
+def conforms(results: list[SuiteResult]) -> bool:
+    return not any(r.failure or any(r.verdicts.get(k) for k in NONCONFORMING) for r in results)
