@@ -72,7 +72,8 @@ def test_export_writes_a_corpus_and_never_overwrites(tmp_path, capsys):
     doc = json.loads((out / f"{index['cases'][0]['id']}.json").read_text())
     assert set(doc) >= {"case", "torch", "truth", "tolerance"}
     for k, t in doc["truth"]["grads"].items():  # torch agrees with the truth within the tolerance
-        for got, true, tol in zip(doc["torch"]["grads"][k]["values"], t["values"], doc["tolerance"]["grads"][k]["values"]):
+        tolerances = doc["tolerance"]["grads"][k]["values"]
+        for got, true, tol in zip(doc["torch"]["grads"][k]["values"], t["values"], tolerances):
             assert abs(got - true) <= tol
     assert cli.main(["export", "--out", str(out), "--n", "3"]) == 2
     assert "not an empty directory" in capsys.readouterr().err
