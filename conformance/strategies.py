@@ -162,6 +162,9 @@ def graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype: str = 
     return with_id(case)
 
 
+DEEP_CHAIN_OPS = ("sin", "add", "tanh", "mul")
+
+
 @st.composite
 def deep_chains(draw: st.DrawFn, min_depth: int = 200, max_depth: int = 3000,
                 dtype: str = "float64") -> GraphCase:

@@ -26,7 +26,7 @@ from refimpl import OPS
 from .assertions import check
 from .impls import Implementation, run_safely
 from .run import run_torch
-from .strategies import deep_chains, graph_cases, tensor_graph_cases
+from .strategies import DEEP_CHAIN_OPS, deep_chains, graph_cases, tensor_graph_cases
 from .tensor_ops import TENSOR_OPS
 from .verdict import NONCONFORMING, ORDER, CaseVerdict, disagrees
 
@@ -60,7 +60,7 @@ def suites(impl: Implementation, examples: int) -> list[Suite]:
             for name in TENSOR_OPS if name in caps.ops]
     if any(n in OPS for n in caps.ops):
         out.append(Suite("scalar graphs", "graphs", graph_cases(ops=caps.ops, max_nodes=12), examples))
-        if {"sin", "add", "tanh", "mul"} <= caps.ops:
+        if set(DEEP_CHAIN_OPS) <= caps.ops:
             out.append(Suite("deep chains", "graphs", deep_chains(), 2))
     if any(n in TENSOR_OPS for n in caps.ops):
         out.append(Suite("tensor graphs", "tensor", tensor_graph_cases(ops=caps.ops), examples))
