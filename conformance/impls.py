@@ -9,13 +9,22 @@ through the entry-point group ``backprop_conformance.implementations``; the harn
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from typing import Protocol
 
 from refimpl import OPS
 
 from .cases import GraphCase, GraphResult
+from .networks import (
+    ACTIVATIONS,
+    LOSS_ATTRS,
+    OPTIMIZER_HYPER,
+    NetworkCase,
+    NetworkResult,
+    run_refimpl_network,
+    run_torch_network,
+)
 from .run import run_refimpl, run_torch
 from .tensor_ops import TENSOR_OPS
 
@@ -27,6 +36,16 @@ class Capabilities:
     ops: frozenset[str]
     dtypes: tuple[str, ...] = ("float64",)
     second_order: bool = False
+    # training runs of MLPs (conformance/networks.py): ``run_network(case)`` exists, and what it takes
+    networks: bool = False
+    activations: frozenset[str] = frozenset()
+    losses: frozenset[str] = frozenset()
+    optimizers: frozenset[str] = frozenset()
+
+
+#: everything conformance/networks.py can express: what the built-in implementations support
+NETWORKS = dict(networks=True, activations=frozenset(ACTIVATIONS), losses=frozenset(LOSS_ATTRS),
+                optimizers=frozenset(OPTIMIZER_HYPER))
 
 
 class Implementation(Protocol):
@@ -40,6 +59,7 @@ class Implementation(Protocol):
 class RefImpl:
     name = "refimpl"
     capabilities = Capabilities(frozenset(OPS) | frozenset(TENSOR_OPS), ("float64", "float32"), second_order=True)
+    capabilities = replace(capabilities, **NETWORKS)  # and training runs (networks.py)
 
     @property
     def version(self) -> str:
@@ -50,10 +70,14 @@ class RefImpl:
     def run_graph(self, case: GraphCase) -> GraphResult:
         return run_refimpl(case)
 
+    def run_network(self, case: NetworkCase) -> NetworkResult:
+        return run_refimpl_network(case)
+
 
 class TorchImpl:
     name = "torch"
     capabilities = Capabilities(frozenset(OPS) | frozenset(TENSOR_OPS), ("float64", "float32"), second_order=True)
+    capabilities = replace(capabilities, **NETWORKS)  # and training runs (networks.py)
 
     @property
     def version(self) -> str:
@@ -63,6 +87,9 @@ class TorchImpl:
 
     def run_graph(self, case: GraphCase) -> GraphResult:
         return run_torch(case)
+
+    def run_network(self, case: NetworkCase) -> NetworkResult:
+        return run_torch_network(case)
 
 
 BUILTIN = {"refimpl": RefImpl, "torch": TorchImpl}
