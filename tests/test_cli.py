@@ -93,3 +93,8 @@ def test_planted_wrong_derivative_is_caught_by_the_ops_audit(name, wrong, monkey
     monkeypatch.setitem(OPS, name, dataclasses.replace(OPS[name], derivative=wrong))
     (result,) = [r for r in opcheck.run(n=10, seed=1) if r.op == name]
     assert not result.ok, f"planted bug in {name} went unnoticed"
+
+
+def test_the_readme_python_adapter_example_conforms(capsys):
+    assert cli.main(["verify", "--impl", "examples/python_adapter.py", "--max-examples", "6", "--seed", "2"]) == 0
+    assert "dual-numbers CONFORMS" in capsys.readouterr().out
