@@ -92,7 +92,7 @@ from refimpl.tensor import as_tensor
 from .cases import Tensor, _num, _tensor, _tensor_json
 from .opcheck import kink_points
 from .tolerance import LIBM_ULPS, SAFETY, TINY, U32, U64, Bounded, BoundNS, bound_system
-from .verdict import NONCONFORMING, ORDER, Entry
+from .verdict import ORDER, CaseVerdict, Entry, _close
 
 FORMAT = "backprop-conformance/network-case"
 RESULT_FORMAT = "backprop-conformance/network-result"
@@ -946,26 +946,10 @@ def entries(case: NetworkCase, steps: list[Any]) -> dict[str, Any]:
 
 
 @dataclass
-class NetworkVerdict:
-    case: NetworkCase
-    verdict: str
-    entries: list[Entry] = field(default_factory=list)
-    reason: str = ""
+class NetworkVerdict(CaseVerdict):
+    """A graph case's verdict (entries, worst, reason), for a training run, with the kinks it passed near."""
+
     near_kinks: list[str] = field(default_factory=list)
-
-    @property
-    def conforms(self) -> bool:
-        return self.verdict not in NONCONFORMING
-
-    @property
-    def worst_ratio(self) -> float:
-        return max((e.ratio for e in self.entries), default=0.0)
-
-
-def _close(a: float, b: float, slack: float) -> bool:
-    if math.isfinite(a) and math.isfinite(b):
-        return abs(a - b) <= slack
-    return a == b or (math.isnan(a) and math.isnan(b))
 
 
 def tiny(dtype: str) -> float:
