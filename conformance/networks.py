@@ -92,7 +92,7 @@ from refimpl.tensor import as_tensor
 from .cases import Tensor, _num, _tensor, _tensor_json
 from .opcheck import kink_points
 from .tolerance import LIBM_ULPS, SAFETY, TINY, U32, U64, Bounded, BoundNS, bound_system
-from .verdict import ORDER, CaseVerdict, Entry, _close
+from .verdict import ORDER, CaseVerdict, Entry, _close, arbitrate
 
 FORMAT = "backprop-conformance/network-case"
 RESULT_FORMAT = "backprop-conformance/network-result"
@@ -1181,17 +1181,9 @@ def judge_network(case: NetworkCase, impl: NetworkResult, torch_result: NetworkR
             if true is None:
                 true = truth(case)
             tr = true[name]
-        impl_ok, torch_ok = _close(x, tr, tol), _close(t, tr, tol)
-        kink = None if impl_ok else excuse(name)
-        if impl_ok:
-            verdict = "pass" if torch_ok else "torch-deviates"
-        elif kink:
-            verdict = "convention"
+        verdict, kink = arbitrate(x, t, tr, tol, lambda name=name: excuse(name))
+        if kink:
             first_excuse = first_excuse or kink
-        elif math.isfinite(x) != math.isfinite(tr):
-            verdict = "nonfinite-mismatch"
-        else:
-            verdict = "fail"
         result.append(Entry(name, x, t, tol, verdict, truth=tr))
     worst = min((e.verdict for e in result), key=ORDER.index, default="pass")
     reason = ""

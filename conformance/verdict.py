@@ -18,6 +18,7 @@ Each entry — the output value, each leaf's gradient, each HVP component — ha
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,6 +159,22 @@ class _Truth:
         return self._hi[name]
 
 
+def arbitrate(x: float, t: float, true: float, slack: float, excuse: Callable[[], Any]) -> tuple[str, Any]:
+    """The verdict of an entry where the implementation (``x``) and torch (``t``) disagree, given the
+    truth and how far from it an honest result may be. ``excuse()`` — asked only when the
+    implementation is off the truth — says whether a documented convention (a kink) explains it;
+    what it returned comes back with the verdict."""
+    impl_ok, torch_ok = _close(x, true, slack), _close(t, true, slack)
+    if impl_ok:
+        return ("pass" if torch_ok else "torch-deviates"), None
+    why = excuse()
+    if why:
+        return "convention", why
+    if math.isfinite(x) != math.isfinite(true):
+        return "nonfinite-mismatch", None
+    return "fail", None
+
+
 def disagrees(case: GraphCase, impl: GraphResult, torch_result: GraphResult) -> bool:
     """The cheap half of :func:`judge`: does the implementation differ from torch beyond 2·tol
     anywhere (or fail to answer)? No truth is computed — this is what shrinking asks, many times."""
@@ -192,19 +209,15 @@ def judge(case: GraphCase, impl: GraphResult, torch_result: GraphResult, *,
         if _close(x, t, 2 * tol) and not always_truth:
             entries.append(Entry(name, x, t, tol, "pass"))
             continue
-        if kink is None:
-            kink = hits_kink(case)
         true, fd_err = truth[name]
-        slack = tol + fd_err
-        impl_ok, torch_ok = _close(x, true, slack), _close(t, true, slack)
-        if impl_ok:
-            verdict = "pass" if torch_ok else "torch-deviates"
-        elif kink:
-            verdict = "convention"
-        elif math.isfinite(x) != math.isfinite(true):
-            verdict = "nonfinite-mismatch"
-        else:
-            verdict = "fail"
+
+        def on_kink() -> bool:
+            nonlocal kink
+            if kink is None:
+                kink = hits_kink(case)
+            return kink
+
+        verdict, _ = arbitrate(x, t, true, tol + fd_err, on_kink)
         entries.append(Entry(name, x, t, tol, verdict, truth=true))
     worst = min((e.verdict for e in entries), key=ORDER.index, default="pass")
     bad = [e for e in entries if e.verdict == worst and worst != "pass"]
