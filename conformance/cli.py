@@ -13,6 +13,7 @@ Exit codes: 0 the implementation conforms, 1 it does not, 2 bad usage (one line 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 
@@ -31,6 +32,11 @@ def _impl(spec: str) -> object:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
         self.exit(2, f"conformance: {message} (see 'conformance --help')\n")
+
+
+#: subcommands that live in their own modules: name -> (module in this package, help). Each module
+#: defines ``add_arguments(parser)`` and ``run(args) -> int`` and keeps heavy imports inside ``run``.
+PLUGGED: dict[str, tuple[str, str]] = {}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--family", nargs="+", default=None, help="only these op families (default: all)")
     c.add_argument("--show", type=int, default=3, help="print this many failing cases (default 3)")
+    for name, (module, help_) in PLUGGED.items():
+        importlib.import_module(f".{module}", __package__).add_arguments(sub.add_parser(name, help=help_))
     return p
 
 
@@ -115,21 +123,14 @@ def verify(args: argparse.Namespace) -> int:
           f"  cases/suite={examples}  seed={seed} (repeat with --seed {seed})")
     t0 = time.perf_counter()
     try:
-        results = ver.verify(impl, examples, seed)
+        results = ver.verify(impl, examples, seed, ticker=ver.Ticker())
     finally:
         getattr(impl, "close", lambda: None)()
     print()
     print(ver.table(impl, results))
     bad = [r for r in results if r.failure]
     for r in bad:
-        from .cases import dumps
-        from .repro import torch_script
-
-        v = r.failure
-        print(f"\nFAIL {r.suite.name}: minimal case {v.case.id} ({len(v.case.nodes)} nodes): {v.verdict}")
-        print(f"  {v.reason}")
-        print("case JSON:\n" + dumps(v.case))
-        print("reproduce with torch:\n" + torch_script(v.case))
+        print("\n" + ver.failure_text(r))
     ok = ver.conforms(results)
     print(f"{impl.name} {'CONFORMS' if ok else 'DOES NOT CONFORM'}: {sum(sum(r.verdicts.values()) for r in results)}"
           f" cases in {len(results)} suites, {time.perf_counter() - t0:.0f}s")
@@ -229,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"verify": verify, "ops": ops, "calibrate": calibrate, "list": list_impls, "replay": replay,
                 "export": export}
+    if args.command in PLUGGED:
+        return importlib.import_module(f".{PLUGGED[args.command][0]}", __package__).run(args)  # type: ignore[no-any-return]
     return commands[args.command](args)
 
 

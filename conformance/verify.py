@@ -1,8 +1,9 @@
 """``conformance verify``: the suite as one command, for any implementation, outside pytest.
 
 The same strategies and verdicts as ``pytest conformance``, organised in suites: every supported
-op alone, random scalar graphs, random tensor graphs, float32 graphs, second order and deep chains —
-each drawn only from what the implementation declares it supports. Every case is judged; the first
+op alone, random scalar graphs, random tensor graphs, float32 graphs, second order, deep chains and
+training runs of MLPs (per dtype, per optimizer, per loss) — each drawn only from what the
+implementation declares it supports. Every case is judged; the first
 non-conforming case of a suite is then shrunk by hypothesis to a minimal one. Ops of the table the
 implementation does not support are counted as ``unsupported`` (reported, never failed).
 """
@@ -10,6 +11,7 @@ implementation does not support are counted as ``unsupported`` (reported, never 
 from __future__ import annotations
 
 import random
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -25,6 +27,8 @@ from refimpl import OPS
 
 from .assertions import check
 from .impls import Implementation, run_safely
+from .netstrategies import for_impl
+from .networks import DTYPES, LOSS_ATTRS, OPTIMIZER_HYPER, NetworkCase, check_network
 from .run import run_torch
 from .strategies import DEEP_CHAIN_OPS, deep_chains, graph_cases, tensor_graph_cases
 from .tensor_ops import TENSOR_OPS
@@ -32,6 +36,15 @@ from .verdict import NONCONFORMING, ORDER, CaseVerdict, disagrees
 
 PROFILE_EXAMPLES = {"dev": 10, "ci": 40, "nightly": 400}  # per suite; per-op suites take a quarter
 _QUIET = dict(deadline=None, database=None, suppress_health_check=list(HealthCheck))
+
+
+#: called once per judged case (``on_case(suite, verdict, seconds)``): the report's records
+OnCase = Callable[["Suite", CaseVerdict, float], None]
+
+
+def check_case(impl: Implementation, case: Any) -> CaseVerdict:
+    """The verdict on one case of either kind: a graph case or a training run."""
+    return check_network(impl, case) if isinstance(case, NetworkCase) else check(impl, case)
 
 
 @dataclass
@@ -70,10 +83,19 @@ def suites(impl: Implementation, examples: int) -> list[Suite]:
     if caps.second_order:
         out.append(Suite("second order", "second order",
                          graph_cases(ops=caps.ops, max_nodes=6, second_order=True), examples))
+    if getattr(caps, "networks", False):  # as conformance/test_networks.py: a run costs ~10 graph cases
+        dtypes = [d for d in DTYPES if d in caps.dtypes]
+        out += [Suite(f"networks {d}", "networks", for_impl(impl, d), max(2, examples // 3)) for d in dtypes]
+        each = max(1, examples // 20)
+        out += [Suite(f"optimizer {o}", "networks", for_impl(impl, dtypes[0], optimizers=[o]), each)
+                for o in OPTIMIZER_HYPER if o in caps.optimizers]
+        out += [Suite(f"loss {loss}", "networks", for_impl(impl, dtypes[0], losses=[loss]), each)
+                for loss in LOSS_ATTRS if loss in caps.losses]
     return out
 
 
-def run_suite(impl: Implementation, suite: Suite, seed: int) -> SuiteResult:
+def run_suite(impl: Implementation, suite: Suite, seed: int, on_case: OnCase | None = None,
+              ticker: Callable[[SuiteResult], None] | None = None) -> SuiteResult:
     result = SuiteResult(suite)
     first_bad: list[CaseVerdict] = []
     t0 = time.perf_counter()
@@ -82,8 +104,13 @@ def run_suite(impl: Implementation, suite: Suite, seed: int) -> SuiteResult:
     @settings(max_examples=suite.examples, phases=[Phase.generate], **_QUIET)
     @given(suite.strategy)
     def generate(case: Any) -> None:
-        v = check(impl, case)
+        t = time.perf_counter()
+        v = check_case(impl, case)
         result.verdicts[v.verdict] += 1
+        if on_case is not None:
+            on_case(suite, v, time.perf_counter() - t)
+        if ticker is not None:
+            ticker(result)
         if not v.conforms and not first_bad:
             first_bad.append(v)
 
@@ -98,6 +125,8 @@ def _shrink(impl: Implementation, suite: Suite, seed: int) -> CaseVerdict | None
     """Search again with shrinking on: hypothesis returns the smallest case that still disagrees
     with torch (the cheap test, no truth); the full verdict is then given to that case only."""
     def still_bad(case: Any) -> bool:
+        if isinstance(case, NetworkCase):  # no cheap pre-test for a training run: judge it outright
+            return not check_network(impl, case).conforms
         return disagrees(case, run_safely(impl, case), run_torch(case))
 
     try:
@@ -105,18 +134,55 @@ def _shrink(impl: Implementation, suite: Suite, seed: int) -> CaseVerdict | None
                     random=random.Random(seed))
     except NoSuchExample:
         return None
-    v = check(impl, case)
+    v = check_case(impl, case)
     return None if v.conforms else v  # e.g. torch-deviates: keep the original failure instead
 
 
-def verify(impl: Implementation, examples: int, seed: int,
-           progress: Callable[[str], None] = print) -> list[SuiteResult]:
+def _counts(verdicts: Counter) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items(), key=lambda kv: ORDER.index(kv[0])))
+
+
+class Ticker:
+    """A live progress line on a terminal (stderr, rewritten at most every ``every`` seconds);
+    silent when stderr is not a terminal, where the per-suite lines are the progress."""
+
+    def __init__(self, every: float = 0.5, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty()
+        self.every, self.last, self.width = every, 0.0, 0
+        self.position = ""
+
+    def __call__(self, r: SuiteResult) -> None:
+        now = time.perf_counter()
+        if not self.live or now - self.last < self.every:
+            return
+        self.last = now
+        n = sum(r.verdicts.values())
+        line = f"  {self.position} {r.suite.name}: {n}/{r.suite.examples} cases  {_counts(r.verdicts)}"
+        self.stream.write("\r" + line.ljust(self.width))
+        self.stream.flush()
+        self.width = len(line)
+
+    def clear(self) -> None:
+        if self.live and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+            self.width = 0
+
+
+def verify(impl: Implementation, examples: int, seed: int, progress: Callable[[str], None] = print,
+           on_case: OnCase | None = None, ticker: Ticker | None = None) -> list[SuiteResult]:
+    """Run every suite for ``impl``; suite ``i`` is seeded with ``seed + i`` so a run repeats exactly."""
     results = []
-    for i, suite in enumerate(suites(impl, examples)):
-        r = run_suite(impl, suite, seed + i)
+    planned = suites(impl, examples)
+    for i, suite in enumerate(planned):
+        if ticker is not None:
+            ticker.position = f"[{i + 1}/{len(planned)}]"
+        r = run_suite(impl, suite, seed + i, on_case, ticker)
+        if ticker is not None:
+            ticker.clear()
         results.append(r)
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(r.verdicts.items(), key=lambda kv: ORDER.index(kv[0])))
-        progress(f"  {suite.name:<22} {sum(r.verdicts.values()):>5} cases  {counts}  ({r.seconds:.1f}s)")
+        progress(f"  {suite.name:<22} {sum(r.verdicts.values()):>5} cases  {_counts(r.verdicts)}  ({r.seconds:.1f}s)")
     return results
 
 
@@ -141,3 +207,17 @@ def table(impl: Implementation, results: list[SuiteResult]) -> str:
 
 def conforms(results: list[SuiteResult]) -> bool:
     return not any(r.failure or any(r.verdicts.get(k) for k in NONCONFORMING) for r in results)
+
+
+def failure_text(r: SuiteResult) -> str:
+    """A suite's minimal failing case: the verdict, the case as JSON and a torch script to paste."""
+    from . import cases, networks, repro
+
+    v = r.failure
+    assert v is not None
+    if isinstance(v.case, NetworkCase):
+        size, dumps, script = v.case.summary(), networks.dumps, networks.torch_script
+    else:
+        size, dumps, script = f"{len(v.case.nodes)} nodes", cases.dumps, repro.torch_script
+    return (f"FAIL {r.suite.name}: minimal case {v.case.id} ({size}): {v.verdict}\n  {v.reason}\n"
+            f"case JSON:\n{dumps(v.case)}\nreproduce with torch:\n{script(v.case)}")
