@@ -1,0 +1,68 @@
+"""The report a person reads: ``summary.md`` and ``report.html`` for one run directory.
+
+:func:`render` reads the records (the contract in ``docs/reports.md``: Parquet when pyarrow is
+importable, else the CSVs), the minimal failures, ``run.json``, optionally the history and the
+previous run, and writes both files. Everything is computed in memory first and each file is then
+replaced atomically (temp file in the same directory, fsync, ``os.replace``): a failure while
+rendering leaves the previous report exactly as it was, and a reader never sees half a page.
+
+Modules: :mod:`.data` reads, :mod:`.facts` decides what to say, :mod:`.summary` and :mod:`.page`
+say it, :mod:`.plots` (matplotlib, imported lazily), :mod:`.graphdraw` / :mod:`.netdraw` /
+:mod:`.layout` draw the failing cases.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+__all__ = ["render", "write_atomic"]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` all at once: a temp file beside it, flushed to disk, renamed over it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def render(run_dir: Path, history: Path | None = None, previous: Path | None = None, *,
+           engine: str = "auto") -> None:
+    """Write ``run_dir/summary.md`` and ``run_dir/report.html``.
+
+    ``history``: ``history.parquet`` for the trend (skipped if unreadable). ``previous``: an earlier
+    run directory, for regressions. ``engine``: how failing graphs are drawn — ``auto`` (Graphviz
+    when ``dot`` is on PATH, else the built-in layout), ``dot`` or ``python``.
+    """
+    from .data import load_history, load_run
+    from .facts import gather
+    from .page import render_page
+    from .summary import render_summary
+
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    before, note = None, ""
+    if previous is not None:
+        try:
+            before = load_run(Path(previous))
+        except (OSError, ValueError) as exc:
+            note = f"the previous run {previous} could not be read ({exc})"
+    hist = load_history(Path(history)) if history is not None else None
+    facts = gather(run, before, note, hist)
+    summary = render_summary(facts)
+    page = render_page(facts, engine=engine)
+    write_atomic(run_dir / "summary.md", summary)
+    write_atomic(run_dir / "report.html", page)

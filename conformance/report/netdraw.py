@@ -1,0 +1,67 @@
+"""A compact picture of a failing training run: the layer stack (sizes, activations), the loss and the
+optimizer, with the parameter and loss entries the implementation got wrong marked in their box."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from itertools import pairwise
+from typing import Any
+
+from .fmt import short
+from .graphdraw import MAX_CHARS, Box, Edge, Line, draw, marks
+
+_PARAM = re.compile(r"^(?:anchored:)?(?:grad|param)\[(layer\d+)\.(?:weight|bias)\]")
+_LOSS = re.compile(r"^(?:anchored:)?loss")
+
+
+def _shape(t: Any) -> str:
+    return "×".join(map(str, t.shape))
+
+
+def _wrap(text: str) -> list[str]:
+    return textwrap.wrap(text, MAX_CHARS, break_long_words=True) or [""]
+
+
+def network_boxes(case: Any, entries: list[dict[str, Any]]) -> tuple[list[Box], list[Edge]]:
+    b0 = case.batches[0]
+    boxes = [Box("input", "leaf", [Line(f"input · batch {b0.x.shape[0]} × {case.sizes[0]}", kind="title"),
+                                   Line(f"{_shape(b0.y)}", "targets"),
+                                   Line(f"{case.steps} step(s), {case.dtype}", "run")])]
+    for i, la in enumerate(case.layers):
+        act = la.activation + "".join(f", {k}={v}" for k, v in la.attrs.items())
+        lines = [Line(short(f"layer{i} · Linear {la.in_features}→{la.out_features} · {act}", MAX_CHARS),
+                      kind="title"),
+                 Line(f"{_shape(la.weight)}" + (f", bias {_shape(la.bias)}" if la.bias is not None else ", no bias"),
+                      "weight")]
+        boxes.append(Box(f"layer{i}", "op", lines))
+    if case.head != "none":
+        boxes.append(Box("head", "op", [Line(f"{case.head} over classes", kind="title")]))
+    attrs = ", ".join(f"{k}={list(v.values) if hasattr(v, 'values') else v}" for k, v in case.loss_attrs.items())
+    loss = Box("loss", "output", [Line(f"loss · {case.loss} ({case.reduction})", kind="title")])
+    loss.lines += [Line(t, "attrs") for t in (_wrap(attrs) if attrs else [])]
+    boxes.append(loss)
+    hyper = ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v}" for k, v in case.hyper.items())
+    opt = Box("optimizer", "op", [Line(f"optimizer · {case.optimizer}", kind="title")])
+    opt.lines += [Line(t, kind="note") for t in _wrap(hyper)]
+    opt.lines.append(Line(f"{case.n_params} parameters updated after each backward", kind="note"))
+    boxes.append(opt)
+    by = {b.name: b for b in boxes}
+    for m in marks(entries):
+        p = _PARAM.match(m.entry)
+        target = p.group(1) if p and p.group(1) in by else "loss"
+        by[target].marks.append(m)
+    names = [b.name for b in boxes]
+    edges = [Edge(a, b) for a, b in pairwise(names)]
+    return boxes, edges
+
+
+def draw_network_case(case_obj: dict[str, Any], entries: list[dict[str, Any]], uid: str,
+                      engine: str = "auto") -> tuple[str, str]:
+    """(SVG, note) for a failing network case given as its JSON object and its entry rows."""
+    from ..networks import case_from_json
+
+    case = case_from_json(case_obj)
+    boxes, edges = network_boxes(case, entries)
+    label = f"training run {case.id}: {case.summary()}"
+    return draw(boxes, edges, uid, label, engine), ""
