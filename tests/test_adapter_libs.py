@@ -1,0 +1,313 @@
+"""The adapters of four autodiff libraries — HIPS autograd, MyGrad, JAX, tinygrad — and every
+divergence docs/findings.md records for them, each as a minimal case with its verdict class.
+
+A library that is not installed is skipped (``pip install 'backprop-conformance[jax]'`` etc.).
+Each library: its declared capabilities; hand-built cases (fan-out x·x, a tensor graph, float32,
+second order) that pass against torch; the documented findings; a planted wrong gradient that is
+caught; and a few suites of ``conformance.verify`` at a fixed seed, whose verdicts must stay within
+the classes documented for the library.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+import sys
+from collections import Counter
+
+import pytest
+
+from conformance import verify as ver
+from conformance.assertions import check
+from conformance.cases import GraphCase, Node, Tensor
+from conformance.tensor_ops import TENSOR_OPS
+from refimpl import OPS
+
+#: library (also its pip extra) -> (the module it needs, the adapter's module, the adapter class)
+LIBS = {
+    "autograd": ("autograd", "conformance.adapters.hips_autograd", "AutogradImpl"),
+    "mygrad": ("mygrad", "conformance.adapters.mygrad", "MyGradImpl"),
+    "jax": ("jax", "conformance.adapters.jax", "JaxImpl"),
+    "tinygrad": ("tinygrad", "conformance.adapters.tinygrad", "TinygradImpl"),
+}
+ALL = frozenset(OPS) | frozenset(TENSOR_OPS)
+#: what each library has no primitive for (docs/findings.md says why)
+UNSUPPORTED = {
+    "autograd": {"relu", "leaky_relu", "elu", "softplus", "silu", "gelu", "softmax", "log_softmax"},
+    "mygrad": {"erf", "softplus", "silu", "gelu", "logsumexp"},
+    "jax": {"softplus"},
+    "tinygrad": {"expm1", "log1p", "softplus"},
+}
+SECOND_ORDER = {"autograd": True, "mygrad": False, "jax": True, "tinygrad": True}
+
+_loaded: dict[str, object] = {}
+
+
+def adapter(lib: str):
+    """The library's adapter, built once per session; skipped when the library is absent."""
+    if lib not in _loaded:
+        module, path, cls = LIBS[lib]
+        if importlib.util.find_spec(module) is None:  # not imported here: the adapter sets tinygrad's env first
+            pytest.skip(f"{lib} is not installed: pip install 'backprop-conformance[{lib}]'")
+        _loaded[lib] = getattr(importlib.import_module(path), cls)()
+    return _loaded[lib]
+
+
+@pytest.fixture(params=sorted(LIBS))
+def impl(request):
+    return adapter(request.param)
+
+
+def one(op, *xs, ct=1.0, **attrs):
+    leaves = {f"x{i}": Tensor.scalar(x) for i, x in enumerate(xs)}
+    return GraphCase(leaves, (Node("n0", op, tuple(leaves), attrs),), "n0", Tensor.scalar(ct))
+
+
+def graph(leaves, nodes, ct=1.0, **kw):
+    """Scalar leaves and nodes given as (op, inputs, attrs) tuples, named n0, n1, … in order."""
+    ns = tuple(Node(f"n{i}", op, tuple(inputs), dict(attrs)) for i, (op, inputs, attrs) in enumerate(nodes))
+    so = kw.pop("v", None)
+    return GraphCase({k: Tensor.scalar(x) for k, x in leaves.items()}, ns, ns[-1].name, Tensor.scalar(ct),
+                     second_order=None if so is None else {k: Tensor.scalar(x) for k, x in so.items()}, **kw)
+
+
+def grads(impl, case):
+    r = impl.run_graph(case)
+    assert r.error is None, r.error
+    return {k: t.values if t.shape else t.values[0] for k, t in r.grads.items()}
+
+
+# --- capabilities, and what every library gets right ----------------------------------------------
+
+def test_declared_capabilities(impl):
+    lib = impl.name
+    from importlib.metadata import version
+
+    assert impl.version.split(" ")[0] == version(lib)
+    no_scipy = lib == "autograd" and importlib.util.find_spec("scipy") is None  # autograd's special functions
+    assert impl.capabilities.ops == ALL - UNSUPPORTED[lib] - ({"sigmoid", "erf", "logsumexp"} if no_scipy else set())
+    assert impl.capabilities.dtypes == ("float64", "float32")
+    assert impl.capabilities.second_order is SECOND_ORDER[lib]
+    assert not impl.capabilities.networks
+
+
+@pytest.mark.parametrize("lib", sorted(LIBS))
+def test_a_missing_library_is_a_one_line_import_error(lib, monkeypatch):
+    module, path, cls = LIBS[lib]
+    adapter_cls = getattr(importlib.import_module(path), cls)
+    monkeypatch.setitem(sys.modules, module, None)  # import now raises ImportError
+    with pytest.raises(ImportError) as info:
+        adapter_cls()
+    assert f"pip install 'backprop-conformance[{lib}]'" in str(info.value) and "\n" not in str(info.value)
+
+
+TENSOR_CASE = GraphCase(  # matmul into a reduction, with broadcasting: every library has these three
+    {"a": Tensor((2, 3), (1.0, 2.0, -3.0, 0.5, 0.25, -1.0)), "b": Tensor((3,), (1.0, 0.5, -1.0)),
+     "c": Tensor((2, 1), (0.3, -0.7))},
+    (Node("n0", "matmul", ("a", "b")), Node("n1", "mul", ("n0", "c")), Node("n2", "sum", ("n1",),
+                                                                            {"dim": [0, 1], "keepdim": False})),
+    "n2", Tensor.scalar(1.5))
+
+
+@pytest.mark.parametrize("case", [
+    graph({"x": 1.5}, [("mul", "xx", {})], ct=2.0),                                   # fan-out x·x
+    graph({"x": 0.7, "y": -1.2}, [("mul", "xy", {}), ("tanh", ["n0"], {}), ("add", ["n1", "x"], {})]),
+    graph({"x": 1.25}, [("exp", "x", {}), ("mul", ["n0", "x"], {})], dtype="float32"),  # binary32 inputs
+    TENSOR_CASE,
+    GraphCase({"a": Tensor.scalar(2.0), "b": Tensor((2,), (5.0, 1.0))}, (Node("n0", "exp", ("a",)),), "n0",
+              Tensor.scalar(1.0)),                                                # b unused: zeros
+], ids=["x*x", "fan-out", "float32", "tensor", "unused-leaf"])
+def test_hand_built_cases_pass(impl, case):
+    v = check(impl, case)
+    assert v.verdict == "pass", v.reason
+
+
+def test_fan_out_gradient_accumulates(impl):
+    assert grads(impl, graph({"x": 1.5}, [("mul", "xx", {})], ct=2.0)) == {"x": 6.0}
+
+
+def test_second_order_where_declared(impl):
+    case = graph({"x": 0.8, "y": -0.4}, [("mul", "xy", {}), ("tanh", ["n0"], {}), ("mul", ["n1", "x"], {})],
+                 v={"x": 1.0, "y": -0.5})
+    v = check(impl, case)
+    if impl.capabilities.second_order:
+        assert v.verdict == "pass", v.reason
+    else:
+        assert v.verdict == "error" and "higher-order" in v.reason
+
+
+def test_an_unsupported_op_is_a_one_line_error(impl):
+    op = sorted(UNSUPPORTED[impl.name])[0]
+    r = impl.run_graph(one(op, 0.5))
+    assert r.error and f"no primitive for {op}" in r.error and "\n" not in r.error
+
+
+def test_a_planted_wrong_gradient_is_caught(impl, monkeypatch):
+    """The same adapter with every gradient scaled by 1 + 1e-9: a fail, never a pass."""
+    real = type(impl).evaluate
+
+    def planted(self, case):
+        value, gs, hvp = real(self, case)
+        return value, {k: g * (1 + 1e-9) for k, g in gs.items()}, hvp
+
+    case = graph({"x": 0.7, "y": -1.2}, [("mul", "xy", {}), ("sin", ["n0"], {})])
+    assert check(impl, case).verdict == "pass"
+    monkeypatch.setattr(type(impl), "evaluate", planted)
+    v = check(impl, case)
+    assert v.verdict == "fail" and "grad[" in v.reason, v.reason
+
+
+# --- the findings of docs/findings.md, each a minimal case with its verdict class ------------------
+
+SOFTMAX_SUBNORMAL = GraphCase(  # exp(-728.6) is subnormal: XLA on the CPU flushes it to zero
+    {"x0": Tensor((2,), (-728.6851205308157, -0.08029611731365449))},
+    (Node("n0", "softmax", ("x0",), {"dim": 0}),), "n0", Tensor((2,), (0.8835112035723214, 0.9054651195029101)))
+
+#: (library, finding, case, verdict, what the library gives: {entry: value} or an error substring)
+FINDINGS = [
+    # jax
+    ("jax", "abs'(0) = 1", one("abs", 0.0), "convention", {"x0": 1.0}),
+    ("jax", "leaky_relu'(0) = 1", one("leaky_relu", 0.0, negative_slope=0.3), "convention", {"x0": 1.0}),
+    ("jax", "clamp at its bound: 1/2", one("clamp", 1.0, min=1.0, max=2.0), "torch-deviates", {"x0": 0.5}),
+    ("jax", "subnormals flushed to zero", SOFTMAX_SUBNORMAL, "fail", {"value[0]": 0.0}),
+    ("jax", "elu'(0) = alpha, as torch", one("elu", 0.0, alpha=0.5), "pass", {"x0": 0.5}),
+    ("jax", "maximum tie split 1/2", one("maximum", 1.0, 1.0), "pass", {"x0": 0.5, "x1": 0.5}),
+    # autograd
+    ("autograd", "clamp at its bound: 0", one("clamp", 2.0, min=1.0, max=2.0), "convention", {"x0": 0.0}),
+    ("autograd", "abs'' is a rounding residue, not 0",
+     graph({"x0": 3.0}, [("abs", ["x0"], {})], ct=-0.8897872642795199, v={"x0": -0.171617098434234}),
+     "fail", {"hvp[x0]": -6.938893903907228e-18}),
+    ("autograd", "HVP in the subnormal range",
+     graph({"x0": -2.8788283600093716}, [("tanh", ["x0"], {}), ("cos", ["n0"], {})], ct=-0.694808815185223,
+           v={"x0": -2.2250738585072014e-308}), "fail", {"hvp[x0]": 3.2194363175292e-310}),
+    ("autograd", "maximum tie split 1/2", one("maximum", 1.0, 1.0), "pass", {"x0": 0.5, "x1": 0.5}),
+    # mygrad
+    ("mygrad", "maximum tie: 0 to both", one("maximum", 1.0, 1.0), "convention", {"x0": 0.0, "x1": 0.0}),
+    ("mygrad", "minimum tie: 0 to both", one("minimum", 1.0, 1.0), "convention", {"x0": 0.0, "x1": 0.0}),
+    ("mygrad", "maximum(x, x)' = 0", graph({"x": 0.7}, [("maximum", "xx", {})]), "convention", {"x": 0.0}),
+    ("mygrad", "leaky_relu'(0) = 0", one("leaky_relu", 0.0, negative_slope=0.3), "convention", {"x0": 0.0}),
+    ("mygrad", "elu'(0) = 1", one("elu", 0.0, alpha=0.5), "convention", {"x0": 1.0}),
+    ("mygrad", "clamp at its bound: 0", one("clamp", 1.0, min=1.0, max=2.0), "convention", {"x0": 0.0}),
+    ("mygrad", "amax tie: all to the first",
+     GraphCase({"x": Tensor((3,), (2.0, 2.0, 1.0))}, (Node("n0", "amax", ("x",), {"dim": 0, "keepdim": False}),),
+               "n0", Tensor.scalar(1.0)), "convention", {"grad[x][0]": 1.0, "grad[x][1]": 0.0}),
+    ("mygrad", "elu' cancels: alpha(e^x - 1) + alpha", one("elu", -3.84, alpha=0.375), "fail",
+     {"x0": 0.008060100504408751}),
+    ("mygrad", "elu' is 0 below x = -37", one("elu", -719.5778211270286, alpha=1.2884446640952116), "fail",
+     {"x0": 0.0}),
+    # tinygrad
+    ("tinygrad", "erf is a 1e-7 approximation", one("erf", 0.9934599382095648), "fail",
+     {"value": 0.8399680634278742}),
+    ("tinygrad", "erf'(0) = 0", one("erf", 0.0), "fail", {"x0": 0.0}),
+    ("tinygrad", "gelu (erf form) through that erf", one("gelu", -3.84, approximate="none"), "fail",
+     {"value": -0.00023631115076334195}),
+    ("tinygrad", "(x ** y) ** (x ** y) raises", graph({"x": 0.5, "y": 0.7}, [("pow", "xy", {}),
+                                                                            ("pow", ["n0", "n0"], {})]),
+     "error", "ValueError: cannot convert float NaN to integer"),
+    ("tinygrad", "logsumexp over a tuple of dims raises",
+     GraphCase({"x": Tensor((2, 2), (1.0, 2.0, 3.0, 4.0))},
+               (Node("n0", "logsumexp", ("x",), {"dim": [0, 1], "keepdim": False}),), "n0", Tensor.scalar(1.0)),
+     "error", "TypeError: '<=' not supported between instances of 'int' and 'tuple'"),
+    ("tinygrad", "leaky_relu'(0) = 1", one("leaky_relu", 0.0, negative_slope=0.3), "convention", {"x0": 1.0}),
+    ("tinygrad", "elu'(0) = 0", one("elu", 0.0, alpha=0.5), "convention", {"x0": 0.0}),
+    ("tinygrad", "maximum tie split 1/2", one("maximum", 1.0, 1.0), "pass", {"x0": 0.5, "x1": 0.5}),
+]
+
+
+@pytest.mark.parametrize("lib, finding, case, verdict, gives", FINDINGS,
+                         ids=[f"{lib}: {finding}" for lib, finding, *_ in FINDINGS])
+def test_documented_finding(lib, finding, case, verdict, gives):
+    v = check(adapter(lib), case)
+    assert v.verdict == verdict, v.reason
+    if isinstance(gives, str):
+        assert gives in v.reason, v.reason
+        return
+    got = {e.name: e.impl for e in v.entries}
+    for name, want in gives.items():
+        name = name if "[" in name or name == "value" else f"grad[{name}]"  # a bare leaf name: its gradient
+        assert math.isclose(got[name], want, rel_tol=1e-12, abs_tol=0), (name, got[name], want)
+
+
+def test_jax_flushes_subnormals_to_zero():
+    adapter("jax")  # float64 enabled, CPU
+    import jax.numpy as jnp
+
+    assert float(jnp.exp(jnp.float64(-728.6851205308157))) == 0.0 and math.exp(-728.6851205308157) > 0
+
+
+def test_tinygrad_equal_scalar_constants_are_one_node():
+    """Why the adapter puts every leaf in a buffer: two ``Tensor(1.5)`` are the same constant node,
+    so ``gradient`` gives each the gradient of both (x0·x1 at 1.5, 1.5: 3 and 3 instead of 1.5)."""
+    impl = adapter("tinygrad")
+    from tinygrad import Tensor as T
+    from tinygrad import dtypes
+
+    a, b = T(1.5, dtype=dtypes.float64, device=impl.device), T(1.5, dtype=dtypes.float64, device=impl.device)
+    assert [g.item() for g in (a * b).gradient(a, b)] == [3.0, 3.0]
+    assert grads(impl, one("mul", 1.5, 1.5)) == {"x0": 1.5, "x1": 1.5}  # the adapter's leaves are buffers
+
+
+def test_tinygrad_sin_is_off_beyond_30():
+    """On the CPU device tinygrad's own float64 sin (its argument reduction) runs in the kernels and
+    the value is off; the PYTHON emulator evaluates math.sin, right, but the derivative, cos, is
+    sin(pi/2 - x), and the rounding of pi/2 - x costs ten tolerances."""
+    impl = adapter("tinygrad")
+    v = check(impl, one("sin", 162.4729827047633))
+    assert v.verdict == "fail", v.reason
+    value = next(e for e in v.entries if e.name == "value")
+    if impl.device.startswith("CPU"):
+        assert value.verdict == "fail" and value.impl == -0.7769680615141055, value.describe()
+    else:
+        assert value.verdict == "pass" and "grad[x0]" in v.reason, v.reason
+
+
+def test_tinygrad_refuses_deep_graphs_at_once():
+    impl = adapter("tinygrad")
+    nodes = [("sin", ["x"], {})] + [("sin", [f"n{i}"], {}) for i in range(impl.max_depth)]
+    v = check(impl, graph({"x": 0.5}, nodes))
+    assert v.verdict == "timeout" and f"{impl.max_depth + 1} nodes deep" in v.reason
+
+
+# --- a few suites of conformance verify, at a fixed seed --------------------------------------------
+
+#: the verdict classes docs/findings.md documents for each library's random cases (seed 1, ci profile)
+DOCUMENTED = {
+    "autograd": {"pass", "convention", "fail"},
+    "mygrad": {"pass", "convention", "fail"},
+    "jax": {"pass", "convention", "torch-deviates", "fail"},
+    "tinygrad": {"pass", "convention", "fail", "error", "timeout"},
+}
+#: (suite names, cases per suite) — tinygrad compiles a kernel per case, so it gets fewer
+VERIFY = {
+    "autograd": (("scalar graphs", "tensor graphs", "float32 graphs", "second order", "op clamp"), 12),
+    "mygrad": (("scalar graphs", "tensor graphs", "float32 graphs", "op maximum", "op amax"), 12),
+    "jax": (("scalar graphs", "tensor graphs", "second order", "op abs"), 6),  # jax compiles per shape
+    "tinygrad": (("scalar graphs", "tensor graphs", "second order"), 3),
+}
+
+
+def test_verify_suites_complete_within_the_documented_verdicts(impl):
+    names, examples = VERIFY[impl.name]
+    planned = {s.name: s for s in ver.suites(impl, examples)}
+    seen: Counter = Counter()
+    for i, name in enumerate(names):
+        suite = planned[name]
+        suite.examples = examples if not name.startswith("op ") else max(3, examples // 2)
+        r = ver.run_suite(impl, suite, seed=1 + i)
+        assert sum(r.verdicts.values()) == suite.examples, (name, r.verdicts)
+        seen.update(r.verdicts)
+        if r.failure is not None:  # a non-conforming case was found and shrunk: it must be a documented class
+            assert r.failure.verdict in DOCUMENTED[impl.name], r.failure.reason
+    assert set(seen) <= DOCUMENTED[impl.name], seen
+    assert seen["pass"] >= sum(seen.values()) // 2, seen
+
+
+def test_tinygrad_keeps_its_recursion_limit_to_itself():
+    """Importing tinygrad sets the interpreter's recursion limit to 10000; the adapter confines that
+    to its own calls, so implementations tested after it (micrograd's deep-graph RecursionError)
+    are judged the same whatever the order."""
+    before = sys.getrecursionlimit()
+    impl = adapter("tinygrad")
+    impl.run_graph(graph({"x": 0.5}, [("sin", ["x"], {})]))
+    assert sys.getrecursionlimit() == before
