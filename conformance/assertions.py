@@ -6,6 +6,7 @@ import pytest
 
 from .cases import GraphCase, dumps
 from .impls import Implementation, run_safely
+from .records import judged
 from .repro import torch_script
 from .run import run_torch
 from .verdict import CaseVerdict, judge
@@ -20,7 +21,7 @@ def check(impl: Implementation, case: GraphCase) -> CaseVerdict:
 def assert_conforms(impl: Implementation, case: GraphCase) -> CaseVerdict:
     """Fail unless the case's verdict is pass, convention or torch-deviates."""
     __tracebackhide__ = True
-    v = check(impl, case)
+    v = judged(check, impl, case)  # check(impl, case), recorded under pytest --report
     if not v.conforms:
         pytest.fail(f"{impl.name} does not conform on case {case.id} ({len(case.nodes)} nodes, "
                     f"{case.dtype}): {v.verdict}\n  {v.reason}\n"

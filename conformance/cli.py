@@ -23,10 +23,17 @@ def _fail_usage(message: str) -> int:
     return 2
 
 
-def _impl(spec: str) -> object:
+def _impl(spec: str, args: argparse.Namespace | None = None) -> object:
     from .loading import resolve
 
-    return resolve(spec)
+    return resolve(spec, isolate=getattr(args, "isolate", False), timeout=getattr(args, "timeout", None))
+
+
+def _isolation_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--isolate", action="store_true",
+                   help="run a Python implementation in a worker process: a crash costs one case, not the run")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="per case, for implementations in their own process (cmd: or --isolate; default 30)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,7 +43,10 @@ class _Parser(argparse.ArgumentParser):
 
 #: subcommands that live in their own modules: name -> (module in this package, help). Each module
 #: defines ``add_arguments(parser)`` and ``run(args) -> int`` and keeps heavy imports inside ``run``.
-PLUGGED: dict[str, tuple[str, str]] = {}
+PLUGGED: dict[str, tuple[str, str]] = {
+    "nightly": ("nightly", "every installed implementation, within a time budget, sharded or resumed: records"),
+    "merge": ("merge", "combine the shards of a nightly run into one report"),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--profile", choices=["dev", "ci", "nightly"], default="dev")
     v.add_argument("--max-examples", type=int, default=None, help="cases per suite (default: by profile)")
     v.add_argument("--seed", type=int, default=None, help="default: random, printed so a run can be repeated")
+    v.add_argument("--report", default=None, metavar="DIR", help="write records and a report to DIR/<run-id>/")
+    _isolation_options(v)
     o = sub.add_parser("ops", help="audit refimpl's op table, op by op, against torch and the truth")
     o.add_argument("--max-examples", type=int, default=40, help="random points per op and setting")
     o.add_argument("--seed", type=int, default=0)
@@ -55,13 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("replay", help="re-run one stored case and print the comparison")
     r.add_argument("case", help="a graph-case JSON file")
     r.add_argument("--impl", default="refimpl")
+    _isolation_options(r)
     e = sub.add_parser("export", help="a corpus of cases with torch's results and the truth, as JSON files")
     e.add_argument("--out", required=True, help="a new or empty directory")
     e.add_argument("--n", type=int, default=100)
     e.add_argument("--seed", type=int, default=0)
     c = sub.add_parser("calibrate", help="measure false alarms: correct implementations over many cases")
-    c.add_argument("--impl", default="refimpl")
-    c.add_argument("--n", type=int, default=100_000, help="cases in all (default 100000)")
+    c.add_argument("--impl", nargs="+", default=["refimpl"],
+                   help="one or more: refimpl, refimpl-reordered, refimpl-float32, or any implementation "
+                        "--impl of verify finds (default: refimpl)")
+    c.add_argument("--n", type=int, default=100_000, help="cases per implementation (default 100000)")
     c.add_argument("--dtype", nargs="+", default=["float64", "float32"], choices=["float64", "float32"])
     c.add_argument("--workers", type=int, default=2)
     c.add_argument("--seed", type=int, default=0)
@@ -74,33 +89,47 @@ def _parser() -> argparse.ArgumentParser:
 
 def calibrate(args: argparse.Namespace) -> int:
     from . import calibrate as cal
-    from .impls import available
 
-    if args.impl not in available():
-        return _fail_usage(f"calibrate takes a registered implementation ({', '.join(sorted(available()))})")
     if args.n < 1 or args.workers < 1:
-        print("conformance: --n and --workers must be at least 1", file=sys.stderr)
-        return 2
-    t0 = time.perf_counter()
-    print(f"conformance calibrate: impl={args.impl} vs torch, {args.n} cases, dtypes {' '.join(args.dtype)}, "
-          f"{args.workers} workers, seed {args.seed}")
+        return _fail_usage("--n and --workers must be at least 1")
     families = tuple(args.family or cal.FAMILIES)
     unknown = set(families) - set(cal.FAMILIES)
     if unknown:
-        print(f"conformance: unknown family {sorted(unknown)}; use {' '.join(cal.FAMILIES)}", file=sys.stderr)
-        return 2
-    results = cal.calibrate(args.impl, args.n, tuple(args.dtype), args.workers, args.seed, families=families)
+        return _fail_usage(f"unknown family {sorted(unknown)}; use {' '.join(cal.FAMILIES)}")
+    t0 = time.perf_counter()
+    print(f"conformance calibrate: {' '.join(args.impl)} vs torch, {args.n} cases each, dtypes "
+          f"{' '.join(args.dtype)}, {args.workers} workers, seed {args.seed}")
     print("ratio = the worst entry's error/tolerance in each case (1 is the edge of passing)")
-    print(cal.table(results))
-    total = sum(t.cases for t in results.values())
-    fails = sum(t.failures for t in results.values())
-    worst = max((t for t in results.values()), key=lambda t: max(t.ratios, default=0.0))
-    print(f"{total} cases, {fails} failures, {time.perf_counter() - t0:.0f}s")
-    shown = [f for t in results.values() for f in t.failures_seen][:args.show]
-    for i, f in enumerate(shown, 1):
-        print(f"failure {i}: {f}")
-    if not fails and max(worst.ratios, default=0.0) > 0.5:
-        print("worst case:\n" + worst.worst_case)
+    ran, fails = 0, 0
+    for name in dict.fromkeys(args.impl):
+        try:
+            impl = cal.load_impl(name)
+        except Exception as exc:  # an adapter whose library is missing or broken: report, go on
+            print(f"\n{name}: not available ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+            continue
+        ran += 1
+        groups, skipped = cal.supported_groups(impl, tuple(args.dtype), families)
+        print(f"\n{name} ({getattr(impl, 'version', '?')}) vs torch")
+        if skipped:
+            print(f"skipped, not supported: {', '.join(skipped)}")
+        if not groups:
+            continue
+        t1 = time.perf_counter()
+        results = cal.calibrate(name, args.n, tuple(args.dtype), args.workers, args.seed, families=families)
+        print(cal.table(results))
+        total = sum(t.cases for t in results.values())
+        failed = sum(t.failures for t in results.values())
+        fails += failed
+        worst = max(results.values(), key=lambda t: max(t.ratios, default=0.0))
+        print(f"{name}: {total} cases, {failed} failures, largest ratio {max(worst.ratios, default=0.0):.3f}, "
+              f"{time.perf_counter() - t1:.0f}s")
+        for i, f in enumerate([f for t in results.values() for f in t.failures_seen][:args.show], 1):
+            print(f"failure {i}: {f}")
+        if not failed and max(worst.ratios, default=0.0) > 0.5:
+            print("worst case:\n" + worst.worst_case)
+    if not ran:
+        return _fail_usage(f"none of {' '.join(args.impl)} is available")
+    print(f"\n{fails} failures in all, {time.perf_counter() - t0:.0f}s")
     return 1 if fails else 0
 
 
@@ -111,8 +140,10 @@ def verify(args: argparse.Namespace) -> int:
 
     from . import verify as ver
 
+    if args.timeout is not None and args.timeout <= 0:
+        return _fail_usage("--timeout must be positive")
     try:
-        impl = _impl(args.impl)
+        impl = _impl(args.impl, args)
     except LookupError as exc:
         return _fail_usage(str(exc))
     if args.max_examples is not None and args.max_examples < 1:
@@ -122,8 +153,22 @@ def verify(args: argparse.Namespace) -> int:
     print(f"conformance verify: impl={impl.name} {impl.version}  torch={torch.__version__}  profile={args.profile}"
           f"  cases/suite={examples}  seed={seed} (repeat with --seed {seed})")
     t0 = time.perf_counter()
+    rec = None
+    if args.report:
+        import shlex
+        from pathlib import Path
+
+        from .records import Recorder
+
+        try:
+            command = f"conformance verify --impl {shlex.quote(args.impl)} --max-examples {examples} --seed {seed}"
+            rec = Recorder.create(Path(args.report), impls=[impl], profile=args.profile, seed=seed, command=command,
+                                  max_examples=examples)
+        except OSError as exc:
+            return _fail_usage(f"cannot write a report in {args.report!r}: {exc.strerror}")
     try:
-        results = ver.verify(impl, examples, seed, ticker=ver.Ticker())
+        results = ver.verify(impl, examples, seed, ticker=ver.Ticker(),
+                             on_case=rec.for_verify(impl, examples, seed) if rec else None)
     finally:
         getattr(impl, "close", lambda: None)()
     print()
@@ -134,6 +179,9 @@ def verify(args: argparse.Namespace) -> int:
     ok = ver.conforms(results)
     print(f"{impl.name} {'CONFORMS' if ok else 'DOES NOT CONFORM'}: {sum(sum(r.verdicts.values()) for r in results)}"
           f" cases in {len(results)} suites, {time.perf_counter() - t0:.0f}s")
+    if rec is not None:
+        rec.failures(impl, results)
+        print(f"report: {rec.finish()}")
     return 0 if ok else 1
 
 
@@ -201,10 +249,13 @@ def replay(args: argparse.Namespace) -> int:
     except (ValueError, KeyError) as exc:
         return _fail_usage(f"{args.case!r} is not a graph case: {exc}")
     try:
-        impl = _impl(args.impl)
+        impl = _impl(args.impl, args)
     except LookupError as exc:
         return _fail_usage(str(exc))
-    v = check(impl, case)
+    try:
+        v = check(impl, case)
+    finally:
+        getattr(impl, "close", lambda: None)()
     print(f"case {case.id} ({len(case.nodes)} nodes, {case.dtype}) on {impl.name}: {v.verdict}")
     for e in v.entries:
         print("  " + e.describe())

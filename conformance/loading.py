@@ -8,6 +8,9 @@
 * ``micrograd:<module or path.py>`` — any module with micrograd's ``Value`` API, by duck typing;
 * ``cmd:<command line>`` — any program speaking the JSON Lines protocol (docs/protocol.md).
 
+Any of them but ``cmd:`` runs in this process unless ``isolate`` asks for a worker process
+(:mod:`conformance.serve`): then a hang is a ``timeout`` and a crash costs one case, not the run.
+
 A name that cannot be resolved is a :class:`LookupError` with one line saying what to do.
 """
 
@@ -15,21 +18,32 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
 from .impls import Implementation, available, load
 
+DEFAULT_TIMEOUT = 30.0  # seconds per case, for implementations in their own process
 
-def resolve(spec: str) -> Implementation:
+
+def resolve(spec: str, *, isolate: bool = False, timeout: float | None = None) -> Implementation:
+    """The implementation ``spec`` names. ``isolate`` runs a Python one in a worker process
+    (``python -m conformance.serve SPEC``); ``timeout`` (seconds per case) needs a process of its
+    own — ``cmd:`` or ``isolate`` — since a call in this process cannot be interrupted safely."""
+    if spec.startswith("cmd:") or isolate:
+        from .adapters.jsonl import CommandAdapter
+
+        if spec.startswith("cmd:"):
+            return CommandAdapter(spec.split(":", 1)[1], timeout=timeout or DEFAULT_TIMEOUT)
+        return CommandAdapter([sys.executable, "-m", "conformance.serve", spec], timeout=timeout or DEFAULT_TIMEOUT)
+    if timeout is not None:
+        raise LookupError(f"a per-case timeout needs the implementation in its own process: add --isolate "
+                          f"(or use cmd:) for {spec!r}")
     if spec.startswith("micrograd:"):
         from .adapters.micrograd import load_micrograd
 
         return load_micrograd(spec.split(":", 1)[1])
-    if spec.startswith("cmd:"):
-        from .adapters.jsonl import CommandAdapter
-
-        return CommandAdapter(spec.split(":", 1)[1])
     if spec in available():
         return load(spec)
     path, _, attr = spec.partition(".py")

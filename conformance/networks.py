@@ -1137,8 +1137,8 @@ def _shape_problem(case: NetworkCase, r: NetworkResult) -> str | None:
 def judge_network(case: NetworkCase, impl: NetworkResult, torch_result: NetworkResult, *,
                   anchored: bool = True) -> NetworkVerdict:
     """The verdict on one training run: every entry — free-running and anchored — then the worst."""
-    if impl.error is not None:
-        return NetworkVerdict(case, "error", reason=impl.error)
+    if impl.error is not None:  # "timeout: …" from a worker process (adapters/jsonl.py) is its own verdict
+        return NetworkVerdict(case, "timeout" if impl.error.startswith("timeout: ") else "error", reason=impl.error)
     if torch_result.error is not None:
         return NetworkVerdict(case, "error", reason=f"torch failed on this case: {torch_result.error}")
     problem = _shape_problem(case, impl)
@@ -1210,8 +1210,10 @@ def assert_network_conforms(impl: Any, case: NetworkCase) -> NetworkVerdict:
     """Fail unless the run's verdict is pass, convention or torch-deviates."""
     import pytest
 
+    from .records import judged
+
     __tracebackhide__ = True
-    v = check_network(impl, case)
+    v = judged(check_network, impl, case)  # check_network(impl, case), recorded under pytest --report
     if not v.conforms:
         pytest.fail(failure_message(impl, v), pytrace=False)
     return v

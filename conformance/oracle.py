@@ -1,12 +1,14 @@
-"""The torch side: resolve an op's declared torch name and evaluate it with autograd."""
+"""The torch side: resolve an op's declared torch name and evaluate it with autograd.
+
+torch is imported on first use, not with the module: the worker that serves an implementation in
+its own process (conformance/serve.py) and other torch-free paths start in a fraction of the time.
+"""
 
 from __future__ import annotations
 
 import importlib
 from functools import cache
 from typing import Any, Callable
-
-import torch
 
 from refimpl.ops import OpSpec
 
@@ -22,15 +24,19 @@ def resolve(dotted: str) -> Callable[..., Any]:
 
 
 def value_and_grad(spec: OpSpec, inputs: tuple[float, ...], attrs: dict[str, Any],
-                   cotangent: float, dtype: torch.dtype = torch.float64) -> tuple[float, list[float]]:
-    """The op's value at ``inputs`` and the vector-Jacobian product with ``cotangent``, in torch."""
+                   cotangent: float, dtype: Any = None) -> tuple[float, list[float]]:
+    """The op's value at ``inputs`` and the vector-Jacobian product with ``cotangent``, in torch
+    (``dtype``: a torch dtype, float64 by default)."""
+    import torch
+
+    dtype = torch.float64 if dtype is None else dtype
     xs = [torch.tensor(x, dtype=dtype, requires_grad=True) for x in inputs]
     out = resolve(spec.torch)(*xs, **attrs)
     grads = torch.autograd.grad(out, xs, torch.tensor(cotangent, dtype=dtype), allow_unused=True)
     return out.item(), [0.0 if g is None else g.item() for g in grads]
 
 
-def call(op: str, *inputs: torch.Tensor, **attrs: Any) -> torch.Tensor:
+def call(op: str, *inputs: Any, **attrs: Any) -> Any:
     """Apply the torch equivalent of refimpl's op ``op`` (named in the op table)."""
     from refimpl import OPS
 

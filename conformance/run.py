@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from refimpl import FLOAT32, FLOAT64, OPS, Value, grad, mpmath_system
 from refimpl.gradcheck import richardson
 from refimpl.tensor import Tensor as RTensor
@@ -20,7 +18,6 @@ from . import oracle
 from .cases import GraphCase, GraphResult, Tensor
 from .tensor_ops import TENSOR_OPS, torch_kwargs
 
-TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 REFIMPL_SYSTEMS = {"float64": FLOAT64, "float32": FLOAT32}
 
 
@@ -85,11 +82,14 @@ def _data(g: Any) -> Any:
 
 
 def run_torch(case: GraphCase, dtype: str | None = None) -> GraphResult:
-    """The case through torch.autograd (``create_graph=True`` for the second-order request)."""
-    dt = TORCH_DTYPES[dtype or case.dtype]
+    """The case through torch.autograd (``create_graph=True`` for the second-order request). torch is
+    imported here, not with the module: a worker serving another implementation never needs it."""
+    import torch
+
+    dt = {"float64": torch.float64, "float32": torch.float32}[dtype or case.dtype]
     names = list(case.leaves)
     leaves = {k: torch.tensor(t.values, dtype=dt).reshape(t.shape).requires_grad_() for k, t in case.leaves.items()}
-    env: dict[str, torch.Tensor] = dict(leaves)
+    env: dict[str, Any] = dict(leaves)
     for n in case.nodes:
         args = [env[i] for i in n.inputs]
         if n.op in OPS:
@@ -113,7 +113,7 @@ def run_torch(case: GraphCase, dtype: str | None = None) -> GraphResult:
     return result
 
 
-def _tensor(t: torch.Tensor) -> Tensor:
+def _tensor(t: Any) -> Tensor:
     # clone: double backward can hand back special zero tensors whose storage is not allocated
     return Tensor(tuple(t.shape), tuple(t.detach().clone().reshape(-1).tolist()))
 

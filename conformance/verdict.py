@@ -119,6 +119,27 @@ def _flat(prefix: str, shape: tuple[int, ...], values: Any) -> dict[str, Any]:
     return {f"{prefix}[{i}]": v for i, v in enumerate(values)}
 
 
+def shape_problem(impl: GraphResult, torch_result: GraphResult) -> str | None:
+    """A result tensor whose shape differs from torch's, or whose values do not fill its shape: one
+    line saying which, before any entry is compared (a wrong shape can be megabytes of values)."""
+    pairs = [("value", impl.value, torch_result.value)]
+    pairs += [(f"grad[{k}]", impl.grads.get(k), t) for k, t in torch_result.grads.items()]
+    pairs += [(f"hvp[{k}]", (impl.hvp or {}).get(k), t) for k, t in (torch_result.hvp or {}).items()]
+    for name, got, want in pairs:
+        if want is None:
+            continue
+        if got is None:
+            return f"result is missing {name}"
+        if not (isinstance(getattr(got, "shape", None), tuple) and isinstance(getattr(got, "values", None), tuple)):
+            return f"unusable result: {name} is a {type(got).__name__}, not a Tensor"
+        shape, n = tuple(got.shape), len(got.values)
+        if shape != tuple(want.shape):
+            return f"{name} has shape {shape}, expected {tuple(want.shape)}"
+        if n != math.prod(shape):
+            return f"{name} has {n} values for its shape {shape}"
+    return None
+
+
 def _entries(r: GraphResult) -> dict[str, float]:
     out = _flat("value", r.value.shape, r.value.values) if r.value is not None else {}
     for k, t in r.grads.items():
@@ -196,6 +217,9 @@ def judge(case: GraphCase, impl: GraphResult, torch_result: GraphResult, *,
     """
     if impl.error is not None:  # adapters mark a case that ran out of time with the prefix "timeout:"
         return CaseVerdict(case, "timeout" if impl.error.startswith("timeout:") else "error", reason=impl.error)
+    problem = shape_problem(impl, torch_result)
+    if problem:
+        return CaseVerdict(case, "error", reason=problem)
     got, want = _entries(impl), _entries(torch_result)
     missing = sorted(set(want) - set(got))
     if missing:

@@ -10,18 +10,19 @@ implementation does not support are counted as ``unsupported`` (reported, never 
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import seed as hseed
 from hypothesis import strategies as st
-from hypothesis.errors import NoSuchExample
+from hypothesis.errors import Flaky, NoSuchExample
 
 from refimpl import OPS
 
@@ -94,6 +95,31 @@ def suites(impl: Implementation, examples: int) -> list[Suite]:
     return out
 
 
+@contextlib.contextmanager
+def same_cases_everywhere() -> Iterator[None]:
+    """Make a seed draw the same cases in any process. Hypothesis (6.13x on) mixes into its draws
+    the constants found in the source of every *local* module imported so far, a pool that grows
+    as modules are imported: a resumed run, a shard, or a run inside a test process that has
+    imported more of the project would draw other cases from the same seed. While cases are
+    generated here, that pool is held empty (hypothesis's own constants remain). A no-op on a
+    hypothesis without it."""
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+        real, cache = providers._get_local_constants, providers.CONSTANTS_CACHE
+    except (ImportError, AttributeError):
+        yield
+        return
+    empty = Constants()
+    providers._get_local_constants = lambda: empty
+    cache.cache.clear()  # it holds the pool's values per kind of draw
+    try:
+        yield
+    finally:
+        providers._get_local_constants = real
+        cache.cache.clear()
+
+
 def run_suite(impl: Implementation, suite: Suite, seed: int, on_case: OnCase | None = None,
               ticker: Callable[[SuiteResult], None] | None = None) -> SuiteResult:
     result = SuiteResult(suite)
@@ -115,24 +141,40 @@ def run_suite(impl: Implementation, suite: Suite, seed: int, on_case: OnCase | N
             first_bad.append(v)
 
     generate()
-    if first_bad:
-        result.failure = _shrink(impl, suite, seed) or first_bad[0]
+    if first_bad:  # a timeout is not shrunk: every try would cost the whole timeout
+        shrunk = None if first_bad[0].verdict == "timeout" else _shrink(impl, suite, seed)
+        result.failure = shrunk or first_bad[0]
     result.seconds = time.perf_counter() - t0
     return result
 
 
+SHRINK_SECONDS = 60.0  # per suite: a crash or a huge answer makes every try slow
+
+
 def _shrink(impl: Implementation, suite: Suite, seed: int) -> CaseVerdict | None:
     """Search again with shrinking on: hypothesis returns the smallest case that still disagrees
-    with torch (the cheap test, no truth); the full verdict is then given to that case only."""
+    with torch (the cheap test, no truth); the full verdict is then given to that case only. After
+    ``SHRINK_SECONDS`` every new candidate counts as good (and one found bad stays bad, so the
+    replay of the result agrees), which ends the search with the smallest case found so far. An
+    implementation that answers the same case differently on two calls ends it too (flaky)."""
+    deadline = time.monotonic() + SHRINK_SECONDS
+    bad: set[str] = set()
+
     def still_bad(case: Any) -> bool:
+        if time.monotonic() > deadline:
+            return case.id in bad
         if isinstance(case, NetworkCase):  # no cheap pre-test for a training run: judge it outright
-            return not check_network(impl, case).conforms
-        return disagrees(case, run_safely(impl, case), run_torch(case))
+            found = not check_network(impl, case).conforms
+        else:
+            found = disagrees(case, run_safely(impl, case), run_torch(case))
+        if found:
+            bad.add(case.id)
+        return found
 
     try:
         case = find(suite.strategy, still_bad, settings=settings(max_examples=max(50, 4 * suite.examples), **_QUIET),
                     random=random.Random(seed))
-    except NoSuchExample:
+    except (NoSuchExample, Flaky):
         return None
     v = check_case(impl, case)
     return None if v.conforms else v  # e.g. torch-deviates: keep the original failure instead
@@ -173,8 +215,13 @@ class Ticker:
 def verify(impl: Implementation, examples: int, seed: int, progress: Callable[[str], None] = print,
            on_case: OnCase | None = None, ticker: Ticker | None = None) -> list[SuiteResult]:
     """Run every suite for ``impl``; suite ``i`` is seeded with ``seed + i`` so a run repeats exactly."""
+    with same_cases_everywhere():
+        return _verify(impl, suites(impl, examples), seed, progress, on_case, ticker)
+
+
+def _verify(impl: Implementation, planned: list[Suite], seed: int, progress: Callable[[str], None],
+            on_case: OnCase | None, ticker: Ticker | None) -> list[SuiteResult]:
     results = []
-    planned = suites(impl, examples)
     for i, suite in enumerate(planned):
         if ticker is not None:
             ticker.position = f"[{i + 1}/{len(planned)}]"
@@ -196,6 +243,7 @@ def table(impl: Implementation, results: list[SuiteResult]) -> str:
         fams.setdefault(r.suite.family, Counter()).update(r.verdicts)
     unsupported = Counter(spec.family for name, spec in OPS.items() if name not in impl.capabilities.ops)
     unsupported["tensor"] += sum(1 for name in TENSOR_OPS if name not in impl.capabilities.ops)
+    unsupported = +unsupported  # drop the zero counts
     head = f"{'family':<14} {'cases':>6} " + " ".join(f"{c[:8]:>8}" for c in COLUMNS) + f" {'unsupp.':>8}"
     lines = [head]
     for fam in sorted(set(fams) | set(unsupported)):

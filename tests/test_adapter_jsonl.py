@@ -45,7 +45,7 @@ needs_node = pytest.mark.skipif(NODE is None, reason="node (Node.js) is not on P
 TIMEOUT = 2.0  # per case, for the fixture; short so that the hangs cost little
 
 SCHEMAS = {name: json.loads((files("conformance") / "schema" / f"{name}.schema.json").read_text())
-           for name in ("graph-case", "graph-result", "jsonl-protocol")}
+           for name in ("graph-case", "graph-result", "network-case", "network-result", "jsonl-protocol")}
 REGISTRY = Registry().with_resources((s["$id"], Resource.from_contents(s)) for s in SCHEMAS.values())
 PROTOCOL_ID = SCHEMAS["jsonl-protocol"]["$id"]
 
@@ -279,7 +279,7 @@ def test_a_misbehaving_case_is_a_one_line_error_and_the_run_goes_on(mode):
     ("nan", "nonfinite-mismatch", "grad[x0]: implementation nan"),
     ("missing", "error", "result is missing grad[x0]"),
     ("null-grad", "error", "result is missing grad[x0]"),
-    ("wrong-shape", "error", "result is missing grad[x0]"),
+    ("wrong-shape", "error", "grad[x0] has shape (2,), expected ()"),
 ])
 def test_wrong_numbers_pass_through_to_the_verdict(mode, verdict, reason):
     with fixture_adapter(mode) as adapter:

@@ -46,11 +46,14 @@ import subprocess
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..cases import RESULT_FORMAT, VERSION, GraphCase, GraphResult, Tensor, case_to_json
 from ..impls import Capabilities
+from ..networks import NetworkCase, NetworkResult
+from ..networks import case_to_json as network_case_to_json
+from ..networks import result_from_json as network_result_from_json
 
 PROTOCOL = 1
 PREFIX = "cmd:"
@@ -390,34 +393,51 @@ class CommandAdapter:
         second = caps.get("second_order", False)
         if not isinstance(second, bool):
             raise StartError(f"{what}: capabilities.second_order must be true or false")
+        nets = caps.get("networks")
+        training: dict[str, Any] = {}
+        if nets is not None:  # training runs (network cases): what the program's MLPs can use
+            keys = ("activations", "losses", "optimizers")
+            lists = {k: nets.get(k) if isinstance(nets, dict) else None for k in keys}
+            if not all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in lists.values()):
+                raise StartError(f"{what}: capabilities.networks must be an object of lists 'activations', "
+                                 "'losses', 'optimizers'")
+            training = dict(networks=True, **{k: frozenset(v) for k, v in lists.items()})
         return {"name": msg["name"], "version": msg["version"],
-                "capabilities": Capabilities(frozenset(ops), tuple(dtypes), second_order=second)}
+                "capabilities": Capabilities(frozenset(ops), tuple(dtypes), second_order=second, **training)}
 
     # --- running a case --------------------------------------------------------------------------
     def run_graph(self, case: GraphCase) -> GraphResult:
+        return self._run(case, case_to_json(case), result_document, GraphResult)
+
+    def run_network(self, case: NetworkCase) -> NetworkResult:
+        """A training run (protocol extension: only for programs whose hello declares ``networks``)."""
+        return self._run(case, network_case_to_json(case), network_result_document, NetworkResult)
+
+    def _run(self, case: Any, doc: dict[str, Any], parse: Callable[[Any], Any], failed: Callable[..., Any]) -> Any:
+        """Send one case, read its answer, parse it: every problem becomes ``failed(error=...)``."""
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"{self!r} is closed")
             if self._child is None:
                 if self._start_failures >= MAX_START_FAILURES:
-                    return GraphResult(error=f"restart failed: {self._start_error} "
-                                             f"({self._start_failures} attempts; not retried)")
+                    return failed(error=f"restart failed: {self._start_error} "
+                                        f"({self._start_failures} attempts; not retried)")
                 try:
                     self._start()
                 except StartError as exc:
                     self._start_failures += 1
                     self._start_error = str(exc)
-                    return GraphResult(error=f"restart failed: {exc}")
+                    return failed(error=f"restart failed: {exc}")
                 self._start_failures = 0
                 self.restarts += 1
             child = self._child
             assert child is not None
             try:
-                result = self._exchange(child, case)
+                result = self._exchange(child, case.id, doc, parse)
             except _Problem as problem:
                 if problem.restart:
                     self._replace(child)
-                return GraphResult(error=str(problem))
+                return failed(error=str(problem))
             finally:
                 self._last_case = case.id
             return result
@@ -426,7 +446,7 @@ class CommandAdapter:
         child.kill()
         self._child = None  # started again, with the handshake, by the next case
 
-    def _exchange(self, child: _Child, case: GraphCase) -> GraphResult:
+    def _exchange(self, child: _Child, case_id: str, doc: dict[str, Any], parse: Callable[[Any], Any]) -> Any:
         early = child.pending()
         if early is not None:  # something arrived although no case was pending
             after = f"after the answer to case {self._last_case or '(none)'} and before this case was sent"
@@ -434,7 +454,7 @@ class CommandAdapter:
                 raise _Problem(f"crash: the process {child.exit_status(1.0)} {after}{child.stderr_tail()}")
             what = f"a line of {early[1]} bytes" if early[0] == "overlong" else _quote(early[1])
             raise _Problem(f"protocol error: unsolicited output {after}: {what}{child.stderr_tail()}")
-        child.send({"type": "case", "case": case_to_json(case)})
+        child.send({"type": "case", "case": doc})
         kind, data = child.receive(time.monotonic() + self.timeout)
         if kind == "timeout":
             child.kill()
@@ -445,9 +465,9 @@ class CommandAdapter:
         if kind == "overlong":
             raise _Problem(f"protocol error: answer line longer than {self.max_line} bytes "
                            f"({self.max_line / 2**20:g} MiB); process killed")
-        return self._parse(data, case)
+        return self._parse(data, case_id, parse)
 
-    def _parse(self, data: bytes, case: GraphCase) -> GraphResult:
+    def _parse(self, data: bytes, case_id: str, parse: Callable[[Any], Any]) -> Any:
         bare: list[str] = []
 
         def constant(token: str) -> float:
@@ -463,8 +483,8 @@ class CommandAdapter:
         if not isinstance(msg, dict) or msg.get("type") != "result":
             got = f"type {msg.get('type')!r}" if isinstance(msg, dict) else type(msg).__name__
             raise _Problem(f"protocol error: expected a result message, got {got}: {_quote(data)}")
-        if "id" in msg and msg["id"] != case.id:
-            raise _Problem(f"protocol error: the result is for case {msg['id']!r}, not {case.id!r}")
+        if "id" in msg and msg["id"] != case_id:
+            raise _Problem(f"protocol error: the result is for case {msg['id']!r}, not {case_id!r}")
         extra = sorted(set(msg) - {"type", "id", "result"})
         if extra:
             raise _Problem(f"malformed result: unknown key(s) {extra} in the result message", restart=False)
@@ -472,7 +492,7 @@ class CommandAdapter:
             raise _Problem(f"malformed result: bare {bare[0]} is not JSON; write the strings "
                            '"nan", "inf", "-inf"', restart=False)
         try:
-            return result_document(msg.get("result"))
+            return parse(msg.get("result"))
         except ValueError as exc:
             raise _Problem(f"malformed result: {exc}", restart=False) from None
 
@@ -514,6 +534,18 @@ def result_document(doc: Any) -> GraphResult:
         grads={k: _tensor(t, f"grads[{k}]") for k, t in doc["grads"].items() if t is not None},
         hvp=None if hvp is None else {k: _tensor(t, f"hvp[{k}]") for k, t in hvp.items() if t is not None},
     )
+
+
+def network_result_document(doc: Any) -> NetworkResult:
+    """A network-result document as a :class:`NetworkResult`; ``ValueError`` saying what is wrong."""
+    if not isinstance(doc, dict):
+        raise ValueError(f"'result' must be a network-result object, got {type(doc).__name__}")
+    if doc.get("error") is not None:
+        return NetworkResult(error=_one_line(str(doc["error"])) or "(the implementation reported an empty error)")
+    try:
+        return network_result_from_json(doc)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not a network result: {type(exc).__name__} {exc}") from None
 
 
 def _tensor(d: Any, where: str) -> Tensor:

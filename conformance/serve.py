@@ -1,0 +1,89 @@
+"""Any Python implementation as a JSON Lines server: how ``--isolate`` runs one in its own process.
+
+    python -m conformance.serve SPEC
+
+``SPEC`` is anything ``--impl`` accepts (a registered name, ``module:attr``, ``path.py[:attr]``,
+``micrograd:<module>``). The server speaks docs/protocol.md on stdin/stdout, so the harness's
+:class:`~conformance.adapters.jsonl.CommandAdapter` gives the implementation what a ``cmd:`` one
+gets: a per-case timeout, and a crash (segfault, ``os.abort``, ``sys.exit``) that costs one case,
+not the run. Network cases (the protocol's ``networks`` extension) are served too.
+
+The protocol owns the real stdout (fd 1 is duplicated for it); fd 1 and ``sys.stdout`` are pointed
+at stderr before the implementation is imported, so whatever it prints — from Python or from C —
+lands in stderr, where the harness only quotes it, instead of corrupting the stream.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, BinaryIO
+
+
+def _protocol_stream() -> BinaryIO:
+    """The original stdout for protocol lines; fd 1 and sys.stdout now go to stderr."""
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return out
+
+
+def _hello(impl: Any) -> dict[str, Any]:
+    caps = impl.capabilities
+    capabilities: dict[str, Any] = {"ops": sorted(caps.ops), "dtypes": list(caps.dtypes),
+                                    "second_order": bool(caps.second_order)}
+    if getattr(caps, "networks", False) and hasattr(impl, "run_network"):
+        capabilities["networks"] = {k: sorted(getattr(caps, k)) for k in ("activations", "losses", "optimizers")}
+    return {"type": "hello", "protocol": 1, "name": impl.name, "version": str(impl.version),
+            "capabilities": capabilities}
+
+
+def _answer(impl: Any, doc: dict[str, Any]) -> bytes:
+    """Run one case and write its result line; a result that cannot be written (wrong types, not
+    JSON-able) becomes an error result saying so, as it would be judged in process."""
+    from . import cases, networks
+    from .impls import run_safely
+
+    network = doc.get("format") == networks.FORMAT
+    fmt = networks.RESULT_FORMAT if network else cases.RESULT_FORMAT
+    try:
+        if network:
+            result = networks.result_to_json(networks.run_network_safely(impl, networks.case_from_json(doc)))
+        else:
+            r = run_safely(impl, cases.case_from_json(doc))
+            r.grads = {k: t for k, t in r.grads.items() if t is not None}  # None: missing, as on the wire
+            result = cases.result_to_json(r)
+        text = json.dumps({"type": "result", "id": doc.get("id"), "result": result}, allow_nan=False)
+    except Exception as exc:  # what the implementation returned is unusable
+        text = json.dumps({"type": "result", "id": doc.get("id"), "result": {
+            "format": fmt, "version": 1, "error": f"unusable result: {type(exc).__name__}: {exc}", "grads": {}}})
+    return text.encode() + b"\n"
+
+
+def serve(spec: str) -> int:
+    out = _protocol_stream()
+    from .loading import resolve
+
+    try:
+        impl = resolve(spec)
+    except LookupError as exc:  # the harness quotes stderr in its start-up error
+        print(f"conformance.serve: {exc}", file=sys.stderr)
+        return 2
+    for line in sys.stdin.buffer:
+        msg = json.loads(line)
+        kind = msg.get("type")
+        if kind == "bye":
+            break
+        out.write(json.dumps(_hello(impl)).encode() + b"\n" if kind == "hello" else _answer(impl, msg["case"]))
+        out.flush()
+    getattr(impl, "close", lambda: None)()
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print("usage: python -m conformance.serve SPEC  (SPEC: anything --impl accepts)", file=sys.stderr)
+        raise SystemExit(2)
+    raise SystemExit(serve(sys.argv[1]))

@@ -1,0 +1,215 @@
+"""Report records (conformance/records.py): rows that match the verdicts, failures as files, durable
+and atomic writes, and the same records from ``conformance verify --report`` and ``pytest --report``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conformance import cases, cli, records
+from conformance import verify as ver
+from conformance.cases import GraphCase, Node, Tensor
+from conformance.verdict import CaseVerdict, Entry
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = '''
+import dataclasses
+from conformance.impls import Capabilities, RefImpl
+from refimpl import OPS
+
+class Small(RefImpl):
+    """refimpl on four ops, float64 only, with tanh's derivative planted wrong (1 - t for 1 - t^2)."""
+    name = "small-planted"
+    capabilities = Capabilities(frozenset({"tanh", "exp", "mul", "add"}), ("float64",))
+
+    def run_graph(self, case):
+        real = OPS["tanh"]
+        OPS["tanh"] = dataclasses.replace(real, derivative=lambda m, x, out: (1 - out,))
+        try:
+            return super().run_graph(case)
+        finally:
+            OPS["tanh"] = real
+
+adapter = Small
+'''
+
+
+def digest(d: Path) -> dict[str, str]:
+    return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.rglob("*"))
+            if p.is_file()}
+
+
+# --- rows -----------------------------------------------------------------------------------------------
+
+def test_ulps_are_those_of_the_cases_dtype():
+    assert records.ulp(1.0, "float64") == 2.0**-52
+    assert records.ulp(1.0, "float32") == 2.0**-23
+    assert records.ulp(-3.0, "float32") == 2.0**-22
+    assert records.ulp(0.0, "float32") == 2.0**-149
+    e = Entry("grad[x]", 1.0 + 2.0**-20, 1.0, 1e-6, "fail", truth=1.0)
+    assert records.errors(e, "float32") == (2.0**-20, 2.0**-20, 8.0)
+    assert records.errors(e, "float64") == (2.0**-20, 2.0**-20, 2.0**32)
+
+
+def test_errors_use_the_truth_when_computed_and_keep_non_finite_values():
+    assert records.errors(Entry("v", 2.0, 1.0, 0.1, "fail"), "float64")[0] == 1.0  # against torch
+    assert records.errors(Entry("v", 2.0, 1.0, 0.1, "fail", truth=1.5), "float64")[0] == 0.5  # the truth
+    assert records.errors(Entry("v", math.inf, 1.0, 0.1, "nonfinite-mismatch"), "float64")[0] == math.inf
+    assert math.isnan(records.errors(Entry("v", math.nan, 1.0, 0.1, "nonfinite-mismatch"), "float64")[1])
+    assert records.errors(Entry("v", math.inf, math.inf, 0.1, "pass"), "float64") == (0.0, 0.0, 0.0)
+
+
+def test_a_case_row_and_its_entries():
+    case = GraphCase({"x": Tensor.scalar(0.5)}, (Node("n0", "tanh", ("x",)), Node("n1", "mul", ("n0", "x"))),
+                     "n1", Tensor.scalar(1.0), id="g-test")
+    v = CaseVerdict(case, "fail", [Entry("value", 0.25, 0.25, 1e-16, "pass"),
+                                   Entry("grad[x]", 1.0, 0.9, 1e-16, "fail", truth=0.8)], reason="grad[x]: …\nmore")
+    ctx = dict(run_id="r", started="s", impl="i", impl_version="1", torch_version="t", shard="1/1",
+               suite="scalar graphs", family="graphs", seed=7, index=3, seconds=0.5)
+    row, entries = records.rows(v, **ctx)
+    assert list(row) == list(records.CASE_COLUMNS)
+    assert (row["kind"], row["ops"], row["nodes"], row["depth"], row["entries"]) == ("graph", "mul tanh", 2, 2, 2)
+    assert row["max_abs_error"] == pytest.approx(0.2) and row["reason"] == "grad[x]: …"
+    assert row["worst_ratio"] == pytest.approx(0.2 / 1e-16)
+    assert cases.loads(row["case_json"]).id == "g-test"
+    assert [e["entry"] for e in entries] == ["value", "grad[x]"] and math.isnan(entries[0]["truth"])
+    assert records.rows(CaseVerdict(case, "pass", v.entries[:1]), **ctx)[1] == []  # no entries rows for a pass
+    assert records.family_of(case) == "graphs"
+
+
+# --- durable files --------------------------------------------------------------------------------------
+
+def test_atomic_and_exclusive_writes(tmp_path):
+    p = tmp_path / "a.json"
+    records.atomic_write(p, "one")
+    records.atomic_write(p, "two")
+    assert p.read_text() == "two"
+    assert not records.write_new(p, "three") and p.read_text() == "two"  # never replaced
+    assert [x.name for x in tmp_path.iterdir()] == ["a.json"]  # no temporary file left behind
+    a, b = records.new_run_dir(tmp_path / "r"), records.new_run_dir(tmp_path / "r")
+    assert a != b and not any(a.iterdir())
+
+
+def test_a_journal_cut_mid_line_keeps_its_complete_lines(tmp_path):
+    j = records.Journal(tmp_path / "records" / "journal.jsonl")
+    j.append({"event": {"n": 1}})
+    j.close()
+    with open(j.path, "a") as f:
+        f.write('{"event": {"n": 2')  # a kill in the middle of a line
+    assert [o["event"]["n"] for o in records.read_journals(tmp_path)] == [1]
+    j2 = records.Journal(j.path)
+    j2.append({"event": {"n": 3}})  # a resumed run appends after the last complete line
+    j2.close()
+    assert [o["event"]["n"] for o in records.read_journals(tmp_path)] == [1, 3]
+
+
+# --- conformance verify --report ------------------------------------------------------------------------
+
+def test_verify_report_records_match_the_verdicts(tmp_path, capsys, monkeypatch):
+    adapter = tmp_path / "small.py"
+    adapter.write_text(SMALL)
+    seen: list[list[ver.SuiteResult]] = []
+    real = ver.verify
+    monkeypatch.setattr(ver, "verify", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
+    out = tmp_path / "reports"
+    assert cli.main(["verify", "--impl", str(adapter), "--max-examples", "6", "--seed", "4",
+                     "--report", str(out)]) == 1
+    printed = capsys.readouterr().out.splitlines()[-1]
+    d = Path(printed.removeprefix("report: "))
+    assert d.parent == out and printed.startswith("report: ")
+    results = seen[0]
+
+    c = pd.read_parquet(d / "records" / "cases.parquet")
+    assert list(c.columns) == list(records.CASE_COLUMNS)
+    total: Counter[str] = sum((r.verdicts for r in results), Counter())
+    assert c["verdict"].value_counts().to_dict() == dict(total)
+    for r in results:
+        mine = c[c["suite"] == r.suite.name]
+        assert mine["verdict"].value_counts().to_dict() == dict(r.verdicts)
+        assert list(mine["index"]) == list(range(len(mine))) and set(mine["family"]) == {r.suite.family}
+    assert set(c["seed"]) == {4 + i for i in range(len(results))}  # suite i has seed + i, as verify
+
+    e = pd.read_parquet(d / "records" / "entries.parquet")
+    bad = c[c["verdict"] != "pass"]
+    assert "fail" in set(bad["verdict"]) and set(e["case_id"]) == set(bad["case_id"])
+    assert len(e) == bad["entries"].sum()  # every entry of every non-pass case, and nothing else
+    assert (e["verdict"] == "fail").any() and (e[e["verdict"] == "fail"]["ratio"] > 1).all()
+    assert len(pd.read_csv(d / "records" / "cases.csv")) == len(c)
+
+    failing = [r for r in results if r.failure]
+    assert failing and len(list((d / "failures").glob("*.json"))) == len(failing)
+    # the same minimal case may end two suites: failures/<case_id>.json, then <case_id>-2.json
+    docs = {json.loads(p.read_text())["suite"]: p for p in (d / "failures").glob("*.json")}
+    for r in failing:
+        path = docs[r.suite.name]
+        assert path.name.startswith(r.failure.case.id)
+        doc = json.loads(path.read_text())
+        assert (doc["impl"], doc["verdict"], doc["kind"]) == ("small-planted", "fail", "graph")
+        assert cases.case_from_json(doc["case"]) == r.failure.case
+        assert any(x["verdict"] == "fail" for x in doc["entries"])
+        compile(path.with_suffix(".py").read_text(), "repro", "exec")
+    meta = json.loads((d / "run.json").read_text())
+    assert meta["complete"] and meta["seed"] == 4 and meta["impls"] == ["small-planted"] and meta["finished"]
+    assert (d / "summary.md").exists() and (d / "report.html").exists()  # rendered from the records
+
+    before = digest(d)  # a second report: a new directory, the first one untouched
+    assert cli.main(["verify", "--impl", str(adapter), "--max-examples", "2", "--seed", "4",
+                     "--report", str(out)]) == 1
+    assert digest(d) == before and len([p for p in out.iterdir() if p.is_dir()]) == 2
+    hist = pd.read_parquet(out / "history.parquet")
+    assert len(hist) == 2 and not hist["conforms"].any() and hist["cases"].iloc[0] == len(c)
+
+
+# --- pytest --report ------------------------------------------------------------------------------------
+
+def _pytest(tmp_path: Path, *argv: str) -> Path:
+    out = tmp_path / "reports"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "conformance/test_ops.py", "-q", "-p", "no:cacheprovider",
+                           "--hypothesis-profile", "dev", "--report", str(out), *argv], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300,  # hypothesis's example database in tmp_path, not the work tree
+                          env=dict(os.environ, PYTHONPATH=str(ROOT), HYPOTHESIS_DATABASE=str(tmp_path / "db")))
+    dirs = [p for p in out.iterdir() if p.is_dir()]
+    assert len(dirs) == 1, proc.stdout + proc.stderr
+    assert f"conformance report: {dirs[0]}" in proc.stdout
+    return dirs[0]
+
+
+def test_pytest_report_writes_the_same_records(tmp_path):
+    planted = str(ROOT / "tests/fixtures/planted_adapter.py")
+    d = _pytest(tmp_path, "-k", "test_op and tanh", "--impl", planted, "--hypothesis-seed", "3")
+    c = pd.read_parquet(d / "records" / "cases.parquet")
+    assert list(c.columns) == list(records.CASE_COLUMNS) and set(c["impl"]) == {"planted-tanh"}
+    assert set(c["suite"]) == {"conformance/test_ops.py::test_op[tanh]"} and set(c["family"]) == {"trig-sigmoid"}
+    assert list(c["index"]) == list(range(len(c))) and set(c["seed"]) == {3}
+    # the cases up to the first failure, not hypothesis's shrinking attempts; the minimal one in failures/
+    assert c["verdict"].tolist()[-1] == "fail" and (c["verdict"] == "fail").sum() == 1
+    [failure] = (d / "failures").glob("*.json")
+    doc = json.loads(failure.read_text())
+    assert doc["suite"] == "conformance/test_ops.py::test_op[tanh]" and doc["verdict"] == "fail"
+    assert len(cases.case_from_json(doc["case"]).nodes) == 1  # shrunk
+    meta = json.loads((d / "run.json").read_text())
+    assert meta["complete"] and meta["seed"] == 3 and meta["profile"] == "dev"
+    assert (d / "summary.md").exists()
+    hist = pd.read_parquet(d.parent / "history.parquet")
+    assert hist["impl"].tolist() == ["planted-tanh"] and hist["cases"].tolist() == [len(c)]
+
+
+def test_pytest_report_under_xdist_merges_the_workers_journals(tmp_path):
+    d = _pytest(tmp_path, "-k", "test_op and (sin or sqrt)", "--impl", "refimpl", "-p", "xdist", "-n", "2")
+    assert sorted(p.name for p in (d / "records").glob("journal*")) == ["journal-gw0.jsonl", "journal-gw1.jsonl"]
+    c = pd.read_parquet(d / "records" / "cases.parquet")
+    assert sorted(c["suite"].unique()) == [f"conformance/test_ops.py::test_op[{op}]" for op in ("sin", "sqrt")]
+    assert set(c["verdict"]) == {"pass"}
+    per_worker = sum(1 for p in (d / "records").glob("journal*") for line in p.read_text().splitlines()
+                     if '"case"' in line)
+    assert len(c) == per_worker > 0 and not c.duplicated(["suite", "index"]).any()
+    assert json.loads((d / "run.json").read_text())["complete"]
