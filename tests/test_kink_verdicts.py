@@ -1,0 +1,81 @@
+"""Where a kink excuses a difference from torch, and where it must not.
+
+Found by running real libraries (docs/findings.md): a kink once excused every entry of its case, a
+node tied with itself counted as a tie, and an implementation returning the midpoint of the
+one-sided slopes at a kink was judged right (the finite difference there *is* that midpoint) with
+torch blamed. Each rule is pinned here with an implementation planted to hit it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from conformance.assertions import check
+from conformance.cases import GraphCase, Node, Tensor
+from conformance.impls import RefImpl
+from conformance.strategies import with_id
+from refimpl import OPS
+
+
+class Planted(RefImpl):
+    """refimpl with some ops' local derivatives replaced, only while it runs a case."""
+
+    def __init__(self, **derivatives):
+        self.derivatives = derivatives
+
+    def run_graph(self, case):
+        real = dict(OPS)
+        for op, d in self.derivatives.items():
+            OPS[op] = dataclasses.replace(OPS[op], derivative=d)
+        try:
+            return super().run_graph(case)
+        finally:
+            OPS.update(real)
+
+
+def case(leaves: dict[str, float], *nodes: tuple[str, str, tuple[str, ...], dict]) -> GraphCase:
+    return with_id(GraphCase(leaves={k: Tensor.scalar(v) for k, v in leaves.items()},
+                             nodes=tuple(Node(n, op, ins, attrs) for n, op, ins, attrs in nodes),
+                             output=nodes[-1][0], cotangent=Tensor.scalar(1.0)))
+
+
+ZERO_AT_TIES = Planted(maximum=lambda m, a, b, out: (m.zero, m.zero) if m.val(a) == m.val(b)
+                       else (m.one, m.zero) if m.val(a) > m.val(b) else (m.zero, m.one))
+
+
+def test_a_tie_between_two_nodes_is_a_convention():
+    v = check(ZERO_AT_TIES, case({"x0": 0.7, "x1": 0.7}, ("n0", "maximum", ("x0", "x1"), {})))
+    assert v.verdict == "convention", v.reason
+
+
+def test_a_node_tied_with_itself_is_no_tie():
+    """maximum(x, x) is x: its derivative is 1, and 0 is wrong, not a convention (mygrad 2.5.0)."""
+    v = check(ZERO_AT_TIES, case({"x0": 0.7}, ("n0", "maximum", ("x0", "x0"), {})))
+    assert v.verdict == "fail", v.reason
+
+
+def test_the_midpoint_at_a_kink_is_a_convention_not_torch_deviating():
+    """jax's clamp′ at a bound is ½, the finite difference's average of 0 and 1: torch's 1 is the
+    documented reference there, so ½ is another convention — torch does not deviate."""
+    half = Planted(clamp=lambda m, x, out, min, max: (m.one / 2 if m.val(x) in (min, max) else
+                                                       m.one if min <= m.val(x) <= max else m.zero,))
+    v = check(half, case({"x0": 1.0}, ("n0", "clamp", ("x0",), {"min": 1.0, "max": 2.0})))
+    assert v.verdict == "convention", v.reason
+    assert [e.verdict for e in v.entries if e.name == "grad[x0]"] == ["convention"]
+
+
+def test_a_kink_excuses_only_the_leaves_behind_it():
+    """relu(x0) at 0 is a kink; a wrong tanh′ on x1 in the same case is still a failure."""
+    wrong_tanh = Planted(tanh=lambda m, x, out: (1 - out,),
+                         relu=lambda m, x, out: (m.one if m.val(x) >= 0 else m.zero,))  # relu′(0) = 1
+    v = check(wrong_tanh, case({"x0": 0.0, "x1": 0.5}, ("n0", "relu", ("x0",), {}), ("n1", "tanh", ("x1",), {}),
+                               ("n2", "add", ("n0", "n1"), {})))
+    verdicts = {e.name: e.verdict for e in v.entries}
+    assert verdicts["grad[x0]"] == "convention" and verdicts["grad[x1]"] == "fail", verdicts
+    assert v.verdict == "fail"
+
+
+def test_the_same_difference_off_the_kink_fails():
+    v = check(ZERO_AT_TIES, case({"x0": 0.7, "x1": 0.7}, ("n0", "mul", ("x0", "x1"), {}),
+                                 ("n1", "maximum", ("n0", "x1"), {})))  # 0.49 vs 0.7: no tie
+    assert v.verdict == "pass", v.reason  # the planted change only acts at ties
