@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from refimpl import FLOAT64, OPS, mpmath_system
+from refimpl import FLOAT64, OPS, Value, grad, mpmath_system
 
 from .cases import GraphCase, GraphResult
 from .opcheck import kink_points
@@ -85,9 +85,13 @@ def kinked_leaves(case: GraphCase) -> frozenset[str]:
     node with an input on one of its op's declared kinks, a tie of ``maximum``/``minimum`` between
     two *different* nodes, an ``amax`` with tied candidates: the points where torch documents a
     convention. Only these leaves' gradient (and HVP) entries can be excused as ``convention``; a
-    value never is (the forward is continuous), and ``maximum(x, x)`` is no tie: it is ``x``."""
-    env = evaluate(case, leaf_tensors(case, FLOAT64, requires_grad=False))
-    kinked = [n for n in case.nodes if _on_kink(n, [env[i] for i in n.inputs])]
+    value never is (the forward is continuous). A tie counts only where the tied operands have
+    different gradients — where the split can matter: ``maximum(x, x)`` and
+    ``maximum(x, maximum(x, x))`` are ``x``, with one right derivative."""
+    leaves = leaf_tensors(case, FLOAT64, requires_grad=True)
+    env = evaluate(case, leaves)
+    leaf_values = [e for t in leaves.values() for e in t.elements]
+    kinked = [n for n in case.nodes if _on_kink(n, [env[i] for i in n.inputs], leaf_values)]
     if not kinked:
         return frozenset()
     inputs = {n.name: n.inputs for n in case.nodes}
@@ -101,20 +105,32 @@ def kinked_leaves(case: GraphCase) -> frozenset[str]:
     return frozenset(seen & set(case.leaves))
 
 
-def _on_kink(n: Any, args: list[Any]) -> bool:
+def _on_kink(n: Any, args: list[Any], leaves: list[Value]) -> bool:
     if n.op == "amax":
-        values = [v.data for v in args[0].elements]
-        return len(set(values)) < len(values)
+        elements = args[0].elements
+        top = max(v.data for v in elements)
+        return _split_matters([v for v in elements if v.data == top], leaves)
     spec = OPS.get(n.op)
     if spec is None or not spec.kinks:
         return False
-    tie_possible = spec.arity == 2 and n.inputs[0] != n.inputs[1]
-    points = [p for p in kink_points(spec, spec.attributes(n.attrs)) if len(p) == spec.arity]
+    ties = any(k.at == "tie" for k in spec.kinks)  # maximum, minimum: a == b, wherever it happens
+    points = [] if ties else kink_points(spec, spec.attributes(n.attrs))
     for idx in broadcast_lanes([a.shape for a in args]):
-        xs = tuple(float(a.elements[i].data) for a, i in zip(args, idx))
-        if (tie_possible and xs[0] == xs[1]) or xs in points:
+        operands = [a.elements[i] for a, i in zip(args, idx)]
+        xs = tuple(float(v.data) for v in operands)
+        if xs in points or (ties and xs[0] == xs[1] and _split_matters(operands, leaves)):
             return True
     return False
+
+
+def _split_matters(tied: list[Value], leaves: list[Value]) -> bool:
+    """Whether tied candidates (of a max, a min, an amax) have different gradients with respect to
+    the leaves: only then do torch's even split and another convention give different results."""
+    if len(tied) < 2:
+        return False
+    slopes = [tuple(0.0 if g is None else float(g) for g in grad(v, leaves, 1.0, allow_unused=True))
+              if v.requires_grad else (0.0,) * len(leaves) for v in tied]
+    return len(set(slopes)) > 1
 
 
 def _leaf_of(entry: str) -> str | None:

@@ -311,3 +311,10 @@ def test_tinygrad_keeps_its_recursion_limit_to_itself():
     impl = adapter("tinygrad")
     impl.run_graph(graph({"x": 0.5}, [("sin", ["x"], {})]))
     assert sys.getrecursionlimit() == before
+
+
+def test_mygrad_tie_between_equal_functions_is_a_failure():
+    """docs/findings.md: maximum(x, maximum(x, x)) is the identity; mygrad's 0 there is `fail`."""
+    impl = adapter("mygrad")
+    v = check(impl, graph({"x": 0.7}, [("maximum", ["x", "x"], {}), ("maximum", ["x", "n0"], {})]))
+    assert v.verdict == "fail" and grads(impl, v.case)["x"] == 0.0, v.reason

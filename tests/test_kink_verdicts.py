@@ -79,3 +79,20 @@ def test_the_same_difference_off_the_kink_fails():
     v = check(ZERO_AT_TIES, case({"x0": 0.7, "x1": 0.7}, ("n0", "mul", ("x0", "x1"), {}),
                                  ("n1", "maximum", ("n0", "x1"), {})))  # 0.49 vs 0.7: no tie
     assert v.verdict == "pass", v.reason  # the planted change only acts at ties
+
+
+def test_a_tie_between_equal_functions_is_no_tie():
+    """maximum(x, maximum(x, x)) is x too: the two operands tie with the same gradient, so every
+    split gives 1 and mygrad's 0 is wrong (docs/findings.md)."""
+    v = check(ZERO_AT_TIES, case({"x0": 0.7}, ("n0", "maximum", ("x0", "x0"), {}),
+                                 ("n1", "maximum", ("x0", "n0"), {})))
+    assert v.verdict == "fail", v.reason
+
+
+def test_a_tie_in_a_tensor_lane_counts_where_the_split_matters():
+    """Broadcast maximum of a (2,) leaf against a scalar leaf, tied in one lane only."""
+    c = with_id(GraphCase(leaves={"a": Tensor((2,), (0.5, 2.0)), "b": Tensor.scalar(0.5)},
+                          nodes=(Node("n0", "maximum", ("a", "b"), {}), Node("n1", "sum", ("n0",), {"dim": None, "keepdim": False})),
+                          output="n1", cotangent=Tensor.scalar(1.0)))
+    v = check(ZERO_AT_TIES, c)
+    assert v.verdict == "convention", v.reason
