@@ -92,7 +92,8 @@ def test_a_tie_between_equal_functions_is_no_tie():
 def test_a_tie_in_a_tensor_lane_counts_where_the_split_matters():
     """Broadcast maximum of a (2,) leaf against a scalar leaf, tied in one lane only."""
     c = with_id(GraphCase(leaves={"a": Tensor((2,), (0.5, 2.0)), "b": Tensor.scalar(0.5)},
-                          nodes=(Node("n0", "maximum", ("a", "b"), {}), Node("n1", "sum", ("n0",), {"dim": None, "keepdim": False})),
+                          nodes=(Node("n0", "maximum", ("a", "b"), {}),
+                                 Node("n1", "sum", ("n0",), {"dim": None, "keepdim": False})),
                           output="n1", cotangent=Tensor.scalar(1.0)))
     v = check(ZERO_AT_TIES, c)
     assert v.verdict == "convention", v.reason
