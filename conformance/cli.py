@@ -46,6 +46,7 @@ class _Parser(argparse.ArgumentParser):
 PLUGGED: dict[str, tuple[str, str]] = {
     "nightly": ("nightly", "every installed implementation, within a time budget, sharded or resumed: records"),
     "merge": ("merge", "combine the shards of a nightly run into one report"),
+    "mutants": ("mutants", "run the suite against a zoo of buggy refimpls and print who killed each"),
 }
 
 

@@ -1,0 +1,102 @@
+"""The false-alarm budget in CI: correct implementations — refimpl, and refimpl summing in other
+orders — pass every case, with headroom; implementations that are missing or partial are reported
+and skipped, not failed."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from conformance import calibrate as cal
+from conformance import cli
+from conformance.impls import RefImpl
+from conformance.mutants import Plan, _key
+from conformance.verify import PROFILE_EXAMPLES
+from conformance.zoo import snapshot
+
+N = 1000  # per implementation: 2,000 cases in all
+
+
+@pytest.mark.parametrize("impl", ["refimpl", "refimpl-reordered"])
+def test_correct_implementations_raise_no_false_alarm(impl):
+    results = cal.calibrate(impl, N, workers=2, seed=0, progress=lambda *a, **k: None)
+    assert {fam for fam, _ in results} == set(cal.FAMILIES) and {dt for _, dt in results} == {"float64", "float32"}
+    cases = sum(t.cases for t in results.values())
+    assert cases >= 0.9 * N
+    failures = [f for t in results.values() for f in t.failures_seen]
+    assert not failures, failures[0]
+    worst = max(max(t.ratios) for t in results.values())
+    print(f"{impl}: {cases} cases, largest error/tolerance {worst:.3f}")
+    assert worst < 1
+
+
+def test_the_reordered_refimpl_really_rounds_differently():
+    """Otherwise its calibration would be refimpl's again: on tensor cases (sums of three or more
+    terms) its results differ from refimpl's in the last bits, and only there."""
+    reordered = cal.load_impl("refimpl-reordered")
+    plan = Plan(PROFILE_EXAMPLES["ci"], 0)
+    cases = plan.cases([s.name for s in plan.suites].index("tensor graphs"))
+    before = snapshot()
+    differ = 0
+    for case in cases:
+        mine, ref = reordered.run_graph(case), RefImpl().run_graph(case)
+        differ += _key(mine) != _key(ref)
+        for k, g in ref.grads.items():
+            assert all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-300) or a == b
+                       for a, b in zip(mine.grads[k].values, g.values)), case.id
+    assert differ >= 3
+    assert snapshot() == before  # the reordering is undone after each run
+
+
+def test_unsupported_families_and_dtypes_are_skipped():
+    class Partial(RefImpl):
+        capabilities = RefImpl.capabilities.__class__(frozenset({"add", "mul", "tanh", "sum"}), ("float64",))
+
+    groups, skipped = cal.supported_groups(Partial(), ("float64", "float32"), tuple(cal.FAMILIES))
+    assert groups == [("arithmetic", "float64"), ("trig-sigmoid", "float64"), ("mixed", "float64"),
+                      ("tensor", "float64")]
+    assert "float32 (dtype not supported)" in skipped and "exp-log float64" in skipped
+    assert cal.family_ops("arithmetic", Partial.capabilities.ops) == ["add", "mul"]
+    assert cal.family_ops("tensor", Partial.capabilities.ops) == ["add", "mul", "sum", "tanh"]
+    assert cal.family_ops("mixed", RefImpl.capabilities.ops) is None  # refimpl draws as it always has
+
+
+def test_an_unavailable_implementation_is_reported_not_fatal(capsys):
+    assert cli.main(["calibrate", "--impl", "no-such-impl", "refimpl-float32", "--n", "40", "--workers", "1",
+                     "--family", "arithmetic"]) == 0
+    out = capsys.readouterr().out
+    assert "no-such-impl: not available (LookupError: unknown implementation 'no-such-impl'" in out
+    assert "refimpl-float32 (" in out and "skipped, not supported: float64 (dtype not supported)" in out
+    assert "arithmetic     float32" in out and "refimpl-float32: " in out and " 0 failures" in out
+    assert cli.main(["calibrate", "--impl", "no-such-impl", "--n", "10"]) == 2
+    assert "none of no-such-impl is available" in capsys.readouterr().err
+
+
+# --- false alarms found by calibration (drawn with hypothesis's local constants on), pinned until fixed -----
+
+@pytest.mark.xfail(strict=True, reason="the tolerance of a sum follows refimpl's order: a correct float32 sum in "
+                                       "another order, with cancellation, is off by 5 tolerances (docs/mutants.md)")
+def test_a_float32_sum_in_another_order_conforms():
+    from conformance.cases import GraphCase, Node, Tensor
+    from conformance.strategies import with_id
+    from conformance.verify import check_case
+
+    x = Tensor((4,), (-278.1526794433594, 278.1526794433594, -3.8399999141693115, -3.8399999141693115))
+    case = with_id(GraphCase({"x": x}, (Node("n0", "sum", ("x",), {"dim": 0, "keepdim": False}),), "n0",
+                             Tensor.scalar(1.0), "float32"))
+    assert check_case(RefImpl(), case).verdict == "pass"
+    assert check_case(cal.load_impl("refimpl-reordered"), case).conforms
+
+
+@pytest.mark.xfail(strict=True, reason="refimpl computes log's local derivative 1/x before the product: for a "
+                                       "subnormal x it overflows where torch's grad/x does not (docs/mutants.md)")
+def test_refimpl_conforms_where_a_local_derivative_overflows():
+    from conformance.cases import GraphCase, Node, Tensor
+    from conformance.strategies import with_id
+    from conformance.verify import check_case
+
+    case = with_id(GraphCase({"x": Tensor.scalar(-709.8169182277372)},
+                             (Node("n0", "exp", ("x",)), Node("n1", "log", ("n0",))), "n1",
+                             Tensor.scalar(0.912718735357057), "float64"))
+    assert check_case(RefImpl(), case).conforms
