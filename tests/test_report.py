@@ -338,3 +338,13 @@ def test_an_empty_incomplete_run_says_so(tmp_path: Path) -> None:
     summary, page = (run / "summary.md").read_text(), (run / "report.html").read_text()
     assert "NO CASES JUDGED" in summary and "This run is incomplete" in summary
     assert "NO CASES JUDGED" in page and "This run is incomplete" in page
+
+
+def test_ratio_plot_takes_ratios_up_to_the_float_range() -> None:
+    """A real nightly run had a case at 4.7e305 × tolerance (autograd) beside 0 and inf: the axis
+    limits must stay floats (10**307 as an int broke matplotlib's log axis)."""
+    cases = pd.DataFrame({"impl": ["a", "a", "b", "b"], "family": ["f", "f", "f", "g"],
+                          "worst_ratio": [0.0, 4.681493e305, float("inf"), 0.3],
+                          "verdict": ["pass", "fail", "fail", "pass"]})
+    png = plots.ratio_distribution(cases)
+    assert png.startswith(b"\x89PNG")

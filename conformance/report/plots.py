@@ -51,9 +51,11 @@ def ratio_distribution(cases: pd.DataFrame) -> bytes:
     unjudged = cases[cases["worst_ratio"].isna()]  # errors and timeouts: nothing was compared
     df = cases[~cases["worst_ratio"].isna()]
     finite = df["worst_ratio"][(df["worst_ratio"] > 0) & (df["worst_ratio"] < math.inf)]
-    lo = 10 ** math.floor(math.log10(finite.min()) - 1) if len(finite) else 1e-3
+    # floats, and within 1e-300…1e300: a ratio of 1e305 made 10**307 an int beyond float, which
+    # turned matplotlib's tick array into objects
+    lo = 10.0 ** max(-300, math.floor(math.log10(finite.min()) - 1)) if len(finite) else 1e-3
     lo = min(lo, 1e-2)
-    hi = 10 ** math.ceil(math.log10(max(finite.max(), 1.0)) + 1) if len(finite) else 10.0
+    hi = 10.0 ** min(300, math.ceil(math.log10(max(finite.max(), 1.0)) + 1)) if len(finite) else 10.0
     fig = _figure(10, 1.3 + 0.42 * max(1, len(families)) * (1 + 0.2 * (len(impls) - 1)))
     ax = fig.add_subplot()
     rng = random.Random(0)
