@@ -239,9 +239,9 @@ def run_chunk(args: tuple[str, str, str, int, int]) -> Tally:
             tally.worst_case = dumps(case) if not v.conforms or r > 0.5 else case.id
         tally.ratios.append(r)
 
-    from .mutants import seed_only
+    from .verify import same_cases_everywhere
 
-    with seed_only():  # the same cases for a seed wherever it runs (see conformance.mutants.seed_only)
+    with same_cases_everywhere():  # the same cases for a seed wherever it runs
         one()
     return tally
 

@@ -3,8 +3,8 @@
 Each mutant (:mod:`conformance.zoo`) is refimpl with one realistic bug. The suites are verify's
 (:func:`conformance.verify.suites`, refimpl's capabilities), in verify's order — one fixed order for
 every mutant — with verify's strategies and seeds (suite ``i`` gets ``seed + i``), drawn from the
-seed alone (:func:`seed_only`). A mutant's run stops at its first non-conforming verdict (the
-kill); only the killing suite is then shrunk (:func:`conformance.verify._shrink`).
+seed alone (:func:`conformance.verify.same_cases_everywhere`). A mutant's run stops at its first
+non-conforming verdict (the kill); only the killing suite is then shrunk (:func:`conformance.verify._shrink`).
 
 Outcomes, and the rule for kinks: ``killed`` — some case is ``fail``, ``nonfinite-mismatch``,
 ``error`` or ``timeout``. ``caught as convention`` — no case is, but at least one case is judged
@@ -27,11 +27,10 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from unittest import mock
+
+from .verify import same_cases_everywhere
 
 NAME_WIDTH = 36
 
@@ -102,7 +101,7 @@ class Plan:
             def draw(case: Any) -> None:
                 drawn.append(case)
 
-            with seed_only():
+            with same_cases_everywhere():
                 draw()
             self._cases[i] = drawn
         return self._cases[i]
@@ -123,29 +122,6 @@ class Plan:
                 result, torch = run_safely(refimpl, case), run_torch(case)
             self._refs[case.id] = Reference(_key(result), torch, _judge(case, result, torch))
         return self._refs[case.id]
-
-
-@contextmanager
-def seed_only() -> Iterator[None]:
-    """Draw from the seed alone. Hypothesis (6.170 here) also draws ~5% of its numbers from literals
-    found in the source of whatever local modules are loaded at that moment, so one seed gives other
-    cases under pytest than under the command line, and after any edit of any module. That source is
-    switched off while drawing, which keeps the kill matrix the same wherever it runs."""
-    try:
-        from hypothesis.internal.conjecture import providers
-
-        empty, cache = providers.Constants(), providers.CONSTANTS_CACHE
-    except (ImportError, AttributeError):
-        providers = None
-    if providers is None or not hasattr(providers, "_get_local_constants"):  # another hypothesis
-        yield
-        return
-    cache.cache.clear()  # it holds the local constants' admissible values per kind of draw
-    try:
-        with mock.patch.object(providers, "_get_local_constants", lambda: empty):
-            yield
-    finally:
-        cache.cache.clear()
 
 
 def _is_network(case: Any) -> bool:
@@ -199,7 +175,7 @@ def hunt(impl: Any, plan: Plan, *, shrink: bool = True, expect: str = "kill", ca
                     from .verify import _shrink
 
                     t1 = time.perf_counter()
-                    with seed_only(), warnings.catch_warnings():
+                    with same_cases_everywhere(), warnings.catch_warnings():
                         warnings.simplefilter("ignore")  # hypothesis on the size of a network case's repr
                         out.verdict = _shrink(impl, suite, plan.seed + i) or v
                     out.shrink_seconds = time.perf_counter() - t1
