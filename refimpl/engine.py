@@ -314,6 +314,20 @@ def backprop(roots: Sequence[Value], cotangents: Sequence[Any], *,
         if g is None or not parents:
             continue
         derivative, attrs = node.op.derivative, node.attrs
+        if node.op.vjp is not None:  # g·∂out/∂p in torch's order (log: g / x)
+            inputs = parents if create_graph else tuple(p.data for p in parents)
+            products = node.op.vjp(m, g, *inputs, node if create_graph else node.data, **attrs)
+            for p, c in zip(parents, products):
+                if p.requires_grad:
+                    prev = grads.get(p)
+                    if rounds:
+                        c = rnd(c)
+                        grads[p] = c if prev is None else add(prev, c)
+                    else:
+                        grads[p] = c if prev is None else prev + c
+            if not node.retains_grad:
+                del grads[node]
+            continue
         if create_graph:
             partials = derivative(m, *parents, node, **attrs)
         elif len(parents) == 1:
@@ -346,7 +360,13 @@ def _accumulate(order: list[Value], grads: dict[Value, Any], m: Any) -> None:
             continue
         op, attrs = node.op, node.attrs
         derivative = op.derivative
-        if len(parents) == 1:
+        if op.vjp is not None:  # g·∂out/∂p in torch's order (log: g / x)
+            products = op.vjp(m, g, *(p.data for p in parents), node.data, **attrs)
+            for p, c in zip(parents, products):
+                if p.requires_grad:
+                    prev = get(p)
+                    grads[p] = c if prev is None else prev + c
+        elif len(parents) == 1:
             (p,) = parents  # a lone parent of a node that requires grad requires grad itself
             (d,) = derivative(m, p.data, node.data, **attrs) if attrs else derivative(m, p.data, node.data)
             if d == 0 and op.selects:  # torch selects: a closed branch passes nothing, not 0·inf

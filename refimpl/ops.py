@@ -82,6 +82,10 @@ class OpSpec:
     # torch's backward *selects* (where/masked_fill) instead of multiplying: where the local
     # derivative is 0 nothing flows, not even an infinite or NaN upstream gradient (0·inf is NaN)
     selects: bool = False
+    # Where torch divides the cotangent instead of multiplying it by a reciprocal partial (log: g/x),
+    # ``vjp(m, g, *inputs, out, **attrs)`` gives the products g·∂out/∂inputᵢ in that order: 1/x alone
+    # overflows for a subnormal x where g/x is finite. ``derivative`` still states the partials.
+    vjp: Callable[..., tuple[Any, ...]] | None = None
 
     def attributes(self, given: dict[str, Any]) -> dict[str, Any]:
         """Defaults overridden by ``given``; an unknown attribute is a clear error."""
@@ -129,7 +133,7 @@ op("mul", 2, lambda m, a, b: a * b,
    lambda m, a, b, out: (b, a), "torch.mul")
 op("div", 2, lambda m, a, b: m.div(a, b),
    lambda m, a, b, out: (m.div(m.one, b), -m.div(out, b)), "torch.div",
-   domain=(REALS, NONZERO))
+   domain=(REALS, NONZERO), vjp=lambda m, g, a, b, out: (m.div(g, b), g * -m.div(out, b)))
 op("pow", 2, lambda m, a, b: m.pow(a, b),
    lambda m, a, b, out: (b * m.pow(a, b - 1), out * m.log(a)), "torch.pow",
    domain=(POSITIVE, REALS), note="differentiable exponent; base > 0 so that log(base) exists")
@@ -156,7 +160,8 @@ op("exp", 1, lambda m, x: m.exp(x),
 op("expm1", 1, lambda m, x: m.expm1(x),
    lambda m, x, out: (out + 1,), "torch.expm1")
 op("log", 1, lambda m, x: m.log(x),
-   lambda m, x, out: (m.div(m.one, x),), "torch.log", domain=(POSITIVE,))
+   lambda m, x, out: (m.div(m.one, x),), "torch.log", domain=(POSITIVE,),
+   vjp=lambda m, g, x, out: (m.div(g, x),))
 op("log1p", 1, lambda m, x: m.log1p(x),
    lambda m, x, out: (m.div(m.one, 1 + x),), "torch.log1p", domain=(Interval(-1.0, INF),))
 op("sqrt", 1, lambda m, x: m.sqrt(x),

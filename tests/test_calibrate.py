@@ -89,8 +89,6 @@ def test_a_float32_sum_in_another_order_conforms():
     assert check_case(cal.load_impl("refimpl-reordered"), case).conforms
 
 
-@pytest.mark.xfail(strict=True, reason="refimpl computes log's local derivative 1/x before the product: for a "
-                                       "subnormal x it overflows where torch's grad/x does not (docs/mutants.md)")
 def test_refimpl_conforms_where_a_local_derivative_overflows():
     from conformance.cases import GraphCase, Node, Tensor
     from conformance.strategies import with_id
@@ -99,4 +97,5 @@ def test_refimpl_conforms_where_a_local_derivative_overflows():
     case = with_id(GraphCase({"x": Tensor.scalar(-709.8169182277372)},
                              (Node("n0", "exp", ("x",)), Node("n1", "log", ("n0",))), "n1",
                              Tensor.scalar(0.912718735357057), "float64"))
-    assert check_case(RefImpl(), case).conforms
+    judged = check_case(RefImpl(), case)
+    assert judged.verdict == "pass", judged

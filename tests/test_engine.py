@@ -203,3 +203,33 @@ def test_unknown_attribute_and_system_names_are_clear_errors():
     with pytest.raises(ValueError, match="unknown number system"):
         system("float16")
     assert system("mpmath40").dps == 40
+
+
+def test_a_vjp_divides_where_a_reciprocal_partial_would_overflow():
+    """log′ and div′ divide the cotangent, as torch does: 1/x overflows for a subnormal x where g/x
+    is finite. Each result is the correctly rounded quotient, in backward and in create_graph."""
+    x, ct = 1e-310, 1e-3
+    assert 1.0 / x == math.inf  # what g·(1/x) would have hit
+    for create_graph in (False, True):
+        v = Value(x)
+        v.log().backward(ct, create_graph=create_graph)
+        assert float(getattr(v.grad, "data", v.grad)) == ct / x
+        a, b = Value(1e-320), Value(x)
+        (a / b).backward(ct, create_graph=create_graph)
+        assert float(getattr(a.grad, "data", a.grad)) == ct / x
+        assert float(getattr(b.grad, "data", b.grad)) == ct * -((1e-320 / x) / x)
+    f = Value(x, system=FLOAT32)  # float32 emulation: x is 0 there, log(0) = -inf, its vjp ct/0 = inf
+    f.log().backward(ct)
+    assert f.grad == math.inf
+
+
+@pytest.mark.parametrize("name", ["log", "div"])
+def test_a_vjp_is_the_cotangent_times_the_declared_derivative(name):
+    from refimpl import OPS
+
+    spec, m = OPS[name], mpmath_system(60)
+    args = [m.convert(v) for v in (0.37, -2.5)[:spec.arity]]
+    out = spec.forward(m, *args)
+    g = m.convert(-1.75)
+    for got, d in zip(spec.vjp(m, g, *args, out), spec.derivative(m, *args, out), strict=True):
+        assert abs(got - g * d) <= 1e-55 * abs(g * d)

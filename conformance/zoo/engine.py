@@ -53,19 +53,22 @@ def backprop(roots: Sequence[Value], cotangents: Sequence[Any], *, create_graph:
         parents = node.parents
         if g is None or not parents:
             continue
-        derivative, attrs = node.op.derivative, node.attrs
-        if create_graph:
-            partials = derivative(m, *parents, node, **attrs)
+        derivative, attrs, vjp = node.op.derivative, node.attrs, node.op.vjp
+        inputs = parents if create_graph else tuple(p.data for p in parents)
+        out = node if create_graph else node.data
+        if vjp is not None and bug != "upstream-dropped":  # g·∂out/∂p in torch's order (log: g / x)
+            terms = [rnd(t) if rounds else t for t in vjp(m, g, *inputs, out, **attrs)]
         else:
-            partials = derivative(m, *(p.data for p in parents), node.data, **attrs)
-        for p, d in zip(parents, partials):
+            terms = []
+            for d in derivative(m, *inputs, out, **attrs):
+                gp = 0 * d if node.op.selects and d == 0 else g  # torch selects: a closed branch passes 0
+                if bug == "upstream-dropped":
+                    gp = 1  # BUG: parent.grad += local derivative, the upstream gradient forgotten
+                terms.append(mul(gp, rnd(d)) if rounds else gp * d)
+        for p, term in zip(parents, terms):
             if not p.requires_grad:
                 continue
-            gp = 0 * d if node.op.selects and d == 0 else g  # torch selects: a closed branch passes 0
-            if bug == "upstream-dropped":
-                gp = 1  # BUG: parent.grad += local derivative, the upstream gradient forgotten
             prev = grads.get(p)
-            term = mul(gp, rnd(d)) if rounds else gp * d
             if prev is None or bug == "overwrite":  # BUG (overwrite): = where the chain rule needs +=
                 grads[p] = term
             elif rounds:
