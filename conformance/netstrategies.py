@@ -79,8 +79,10 @@ def _float(draw: st.DrawFn, lo: float, hi: float, cast: Any) -> float:
 
 
 def _maybe(draw: st.DrawFn, lo: float, hi: float, cast: Any) -> float:
-    """0 (the default: shrinks there) or a value in ``[lo, hi]``."""
-    return _float(draw, lo, hi, cast) if draw(st.booleans()) else 0.0
+    """0 (the default: shrinks there) or, three times in four, a value in ``[lo, hi]``: bugs live
+    behind knobs, and one behind several knobs (SGD's dampening needs momentum on and nesterov off)
+    is otherwise rarely reached."""
+    return _float(draw, lo, hi, cast) if draw(st.integers(0, 3)) else 0.0
 
 
 def _log_float(draw: st.DrawFn, lo_exp: float, hi_exp: float, cast: Any) -> float:

@@ -130,7 +130,8 @@ def truth_gradient(case: GraphCase, leaf: str, index: int, dps: int = 50) -> tup
     shape = case.leaves[leaf].shape
     x0 = case.leaves[leaf].values[index]
     ct = case.cotangent.values
-    h = 1e-15 * max(abs(x0), 1.0)
+    # a step well inside |x0| when x0 is tiny: log, sqrt and pow's base are defined only on one side of 0
+    h = min(1e-15 * max(abs(x0), 1.0), abs(x0) * 1e-6) if x0 else 1e-15
     while True:
         mp = mpmath_system(dps)
         base = leaf_tensors(case, mp, requires_grad=False)

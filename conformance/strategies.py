@@ -57,7 +57,8 @@ def _pick(draw: st.DrawFn, items: list[Any]) -> Any:
 
 
 _SIGN = st.sampled_from([1.0, -1.0])
-_KIND = st.integers(0, 9)  # 0–7 plain, 8 special point, 9 large magnitude
+_KIND = st.integers(0, 10)  # 0–7 plain, 8 special point, 9 large magnitude, 10 tiny magnitude
+_TINY = {"float64": -300.0, "float32": -40.0}  # log10 of the smallest tiny leaf
 
 
 @functools.cache
@@ -97,14 +98,20 @@ def _node_slots(draw: st.DrawFn, max_nodes: int) -> Iterable[int]:
 
 
 @st.composite
-def leaf_value(draw: st.DrawFn, interval: Interval, special: Iterable[float] = ()) -> float:
-    """A leaf inside ``interval``; rarely a kink point or a large magnitude."""
+def leaf_value(draw: st.DrawFn, interval: Interval, special: Iterable[float] = (),
+               dtype: str = "float64") -> float:
+    """A leaf inside ``interval``; rarely a kink point, a large or a tiny magnitude (tiny for the
+    dtype: down to 1e-300 in float64, 1e-40 — a subnormal — in float32, where 1e-300 is 0)."""
     kind = draw(_KIND)
     points = [p for p in special if p in interval]
     if kind == 8 and points:
         return _pick(draw, points)
-    if kind == 9:
-        x = draw(st.floats(20.0, 800.0)) * draw(_SIGN)
+    if kind == 9:  # half of them past exp's overflow (709.78): where softmax needs its max shift
+        x = draw(st.floats(20.0, 800.0) | st.floats(709.0, 1000.0)) * draw(_SIGN)
+        if x in interval:
+            return x
+    if kind == 10:  # tiny, not zero: where log1p, expm1 and friends differ from the naive formula
+        x = SYSTEMS[dtype].convert(10.0 ** draw(st.floats(_TINY[dtype], -4.0)) * draw(_SIGN))
         if x in interval:
             return x
     return draw(in_domain(interval))
@@ -125,9 +132,9 @@ def graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype: str = 
             base = env[_pick(draw, list(env))].data
             x = base * (1 + draw(st.floats(-1e-9, 1e-9)))
             if not (math.isfinite(x) and x in interval):
-                x = draw(leaf_value(interval, specials))
+                x = draw(leaf_value(interval, specials, dtype))
         else:
-            x = draw(leaf_value(interval, specials))
+            x = draw(leaf_value(interval, specials, dtype))
         name = f"x{len(leaves)}"
         leaves[name] = x
         env[name] = Value(x, False, system=system)
@@ -256,7 +263,7 @@ def tensor_graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype:
 
     def new_leaf(shape: tuple[int, ...], interval: Interval) -> str:
         n = math.prod(shape)
-        values = [draw(leaf_value(interval, (0.0,))) for _ in range(n)]
+        values = [draw(leaf_value(interval, (0.0,), dtype)) for _ in range(n)]
         name = f"x{len(leaves)}"
         leaves[name] = (shape, values)
         env[name] = RTensor.from_flat(values, shape, system=system, requires_grad=False)

@@ -199,6 +199,18 @@ class BoundNS:
         db = abs(v * FloatNS.log(a.v)) if be else 0.0
         return self.num(v, _mul0(da, a.e) + _mul0(db, be) + LIBM_ULPS * (self.u * abs(v) + self.eta))
 
+    def any_order(self, total: Bounded, terms: list[Bounded]) -> Bounded:
+        """``total`` = Σ terms in refimpl's order, with a bound that holds in *any* order (torch's
+        kernels choose their own): each of the n − 1 additions rounds a partial sum, and no partial
+        sum exceeds Σ|termᵢ| (Higham's γₙ₋₁·Σ|xᵢ|, to first order). Refimpl's running bound is kept
+        where it is larger."""
+        if not isinstance(total, Bounded):
+            return total
+        n, spread = len(terms), sum(abs(t.v) for t in terms if isinstance(t, Bounded))
+        carried = sum(t.e for t in terms if isinstance(t, Bounded))
+        e = carried + (n - 1) * (self.u * spread + self.eta)
+        return self.num(total.v, max(total.e, e))
+
     exp = _fn(FloatNS.exp, lambda x, v: v)
     expm1 = _fn(FloatNS.expm1, lambda x, v: v + 1)
     log = _fn(FloatNS.log, lambda x, v: FloatNS.div(1.0, x))

@@ -87,7 +87,7 @@ def suites(impl: Implementation, examples: int) -> list[Suite]:
     if getattr(caps, "networks", False):  # as conformance/test_networks.py: a run costs ~10 graph cases
         dtypes = [d for d in DTYPES if d in caps.dtypes]
         out += [Suite(f"networks {d}", "networks", for_impl(impl, d), max(2, examples // 3)) for d in dtypes]
-        each = max(1, examples // 20)
+        each = max(3, examples // 8)  # the first run drawn is the minimal one, every knob off
         out += [Suite(f"optimizer {o}", "networks", for_impl(impl, dtypes[0], optimizers=[o]), each)
                 for o in OPTIMIZER_HYPER if o in caps.optimizers]
         out += [Suite(f"loss {loss}", "networks", for_impl(impl, dtypes[0], losses=[loss]), each)

@@ -35,8 +35,8 @@ def test_the_reordered_refimpl_really_rounds_differently():
     """Otherwise its calibration would be refimpl's again: on tensor cases (sums of three or more
     terms) its results differ from refimpl's in the last bits, and only there."""
     reordered = cal.load_impl("refimpl-reordered")
-    plan = Plan(PROFILE_EXAMPLES["ci"], 0)
-    cases = plan.cases([s.name for s in plan.suites].index("tensor graphs"))
+    plans = [Plan(PROFILE_EXAMPLES["ci"], seed) for seed in (0, 1)]
+    cases = [c for p in plans for c in p.cases([s.name for s in p.suites].index("tensor graphs"))]
     before = snapshot()
     differ = 0
     for case in cases:
@@ -45,7 +45,7 @@ def test_the_reordered_refimpl_really_rounds_differently():
         for k, g in ref.grads.items():
             assert all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-300) or a == b
                        for a, b in zip(mine.grads[k].values, g.values)), case.id
-    assert differ >= 3
+    assert differ >= 3, f"{differ} of {len(cases)} cases"  # 6 of 80 when written
     assert snapshot() == before  # the reordering is undone after each run
 
 
@@ -75,8 +75,6 @@ def test_an_unavailable_implementation_is_reported_not_fatal(capsys):
 
 # --- false alarms found by calibration (drawn with hypothesis's local constants on), pinned until fixed -----
 
-@pytest.mark.xfail(strict=True, reason="the tolerance of a sum follows refimpl's order: a correct float32 sum in "
-                                       "another order, with cancellation, is off by 5 tolerances (docs/mutants.md)")
 def test_a_float32_sum_in_another_order_conforms():
     from conformance.cases import GraphCase, Node, Tensor
     from conformance.strategies import with_id
