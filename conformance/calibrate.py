@@ -45,6 +45,7 @@ class Tally:
     ratios: list[float] = field(default_factory=list)  # the worst entry ratio of every case
     worst_case: str = ""
     failures_seen: list[str] = field(default_factory=list)  # the first few failing cases, as JSON
+    causes: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # failures by known cause
 
     def add(self, other: Tally) -> None:
         self.cases += other.cases
@@ -54,6 +55,13 @@ class Tally:
             self.worst_case = other.worst_case
         self.ratios += other.ratios
         self.failures_seen += other.failures_seen[:MAX_KEPT - len(self.failures_seen)]
+        for k, v in getattr(other, "causes", {}).items():
+            self.causes[k] += v
+
+    @property
+    def unexplained(self) -> int:
+        """Failures no known cause (:mod:`conformance.explain`) reproduces: the false-alarm budget."""
+        return self.failures - sum(self.causes.values())
 
     @property
     def failures(self) -> int:
@@ -217,6 +225,7 @@ def run_chunk(args: tuple[str, str, str, int, int]) -> Tally:
 
     from .assertions import check
     from .cases import dumps
+    from .explain import explain
     from .strategies import graph_cases, tensor_graph_cases
 
     impl = load_impl(impl_name)
@@ -232,7 +241,10 @@ def run_chunk(args: tuple[str, str, str, int, int]) -> Tally:
         v = check(impl, case)
         tally.cases += 1
         tally.verdicts[v.verdict] += 1
-        if not v.conforms and len(tally.failures_seen) < MAX_KEPT:
+        cause = None if v.conforms else explain(case, v.entries)
+        if cause:
+            tally.causes[cause] += 1
+        elif not v.conforms and len(tally.failures_seen) < MAX_KEPT:  # the unexplained ones are shown
             tally.failures_seen.append(f"{v.reason}\n{dumps(case)}")
         r = v.worst_ratio
         if not tally.ratios or r > max(tally.ratios):
@@ -292,16 +304,18 @@ def _r(x: float) -> str:
 
 
 def table(results: dict[tuple[str, str], Tally]) -> str:
-    lines = [f"{'family':<14} {'dtype':<8} {'cases':>7} {'fail':>5} {'conv':>5} {'t-dev':>5} "
+    lines = [f"{'family':<14} {'dtype':<8} {'cases':>7} {'fail':>5} {'known':>5} {'conv':>5} {'t-dev':>5} "
              f"{'p50':>7} {'p99':>7} {'p99.9':>7} {'max':>7}"]
     total = Tally()
     for (fam, dt), t in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         total.add(t)
         conv, dev = t.verdicts.get("convention", 0), t.verdicts.get("torch-deviates", 0)
-        lines.append(f"{fam:<14} {dt:<8} {t.cases:>7} {t.failures:>5} {conv:>5} {dev:>5} "
+        lines.append(f"{fam:<14} {dt:<8} {t.cases:>7} {t.failures:>5} {t.failures - t.unexplained:>5} "
+                     f"{conv:>5} {dev:>5} "
                      f"{_r(t.quantile(0.5))} {_r(t.quantile(0.99))} {_r(t.quantile(0.999))} "
                      f"{_r(max(t.ratios, default=math.nan))}")
     lines.append(f"{'all':<14} {'':<8} {total.cases:>7} {total.failures:>5} "
+                 f"{total.failures - total.unexplained:>5} "
                  f"{total.verdicts.get('convention', 0):>5} {total.verdicts.get('torch-deviates', 0):>5} "
                  f"{_r(total.quantile(0.5))} {_r(total.quantile(0.99))} {_r(total.quantile(0.999))} "
                  f"{_r(max(total.ratios, default=math.nan))}")
