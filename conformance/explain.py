@@ -11,6 +11,9 @@ number — or counted as unexplained.
   (docs/findings.md). refimpl with that tie rule reproduces the entry.
 * ``reciprocal-partial`` — log′ and div′ as g·(1/x) instead of g/x: 1/x overflows for a subnormal x
   (refimpl did this until it gained ``OpSpec.vjp``). A numerical bug.
+* ``quotient-squared`` — div′ for the denominator as −g·a/b² (autograd): b² overflows or
+  underflows where −g·(a/b)/b does not, and the gradient is ±inf or 0 where the true one is finite.
+  A numerical bug.
 * ``elu-from-output`` — elu′ computed from the output, ``out + α`` on x ≤ 0 (jax, mygrad): equal in
   exact arithmetic, but ``α·expm1(x) + α`` cancels — at x = −675 every digit of α·eˣ ≈ 1e-294 is
   lost and the gradient is 0. An accuracy bug: the derivative's relative error is up to 100%.
@@ -136,11 +139,25 @@ def _reciprocal_partial(case: GraphCase) -> dict[str, float] | None:
         return _entries(run_refimpl(case))
 
 
+def _quotient_squared(case: GraphCase) -> dict[str, float] | None:
+    """refimpl with div′ for the denominator as −g·a/b² (autograd 1.9's vjp), or None without div."""
+    if not any(n.op == "div" for n in case.nodes):
+        return None
+    from .run import run_refimpl
+    from .verdict import _entries
+    from .zoo.base import replace_op
+
+    vjp = lambda m, g, a, b, out: (m.div(g, b), m.div(-g * a, b * b))
+    with replace_op("div", vjp=vjp)():
+        return _entries(run_refimpl(case))
+
+
 EXPLAINERS: dict[str, Callable[[GraphCase], dict[str, float] | None]] = {
     "flush-to-zero": _flushed,
     "self-tie": _self_tie,
     "elu-from-output": _elu_from_output,
     "reciprocal-partial": _reciprocal_partial,
+    "quotient-squared": _quotient_squared,
 }
 
 
