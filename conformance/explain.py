@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
+from refimpl import OPS
 from refimpl.numbers import Float32NS, FloatNS, round_to_float32
 
-from .cases import GraphCase, GraphResult
+from .cases import GraphCase
 
 TINY64 = 2.2250738585072014e-308  # the smallest normal binary64
 TINY32 = 1.1754943508222875e-38  # the smallest normal binary32
@@ -90,76 +92,46 @@ def _flushed(case: GraphCase) -> dict[str, float]:
     return _entries(run_refimpl(case, FLUSH[case.dtype]))
 
 
-def _self_tie(case: GraphCase) -> dict[str, float] | None:
-    """refimpl with a tie of maximum/minimum passing 0 to both sides, or None if the case has none.
-    Where the tied sides have different gradients that is a kink (``convention``, never a failure);
-    where they have the same — ``maximum(x, x)`` — every valid choice gives it, and 0 is wrong."""
-    if not any(n.op in ("maximum", "minimum") for n in case.nodes):
-        return None
-    from .run import run_refimpl
-    from .verdict import _entries
-    from .zoo.base import replace_op
+def _patched(ops: tuple[str, ...], *changes: tuple[str, dict[str, Any]]) -> Callable[[GraphCase], Any]:
+    """An explainer: refimpl with each ``(op, {field: value})`` change made (the zoo's ``replace_op``),
+    asked only of cases that use one of ``ops``."""
 
-    def zero_on_tie(name: str) -> Any:
-        from refimpl import OPS
+    def reproduce(case: GraphCase) -> dict[str, float] | None:
+        if not any(n.op in ops for n in case.nodes):
+            return None
+        from .run import run_refimpl
+        from .verdict import _entries
+        from .zoo.base import replace_op
 
-        spec = OPS[name]
+        with ExitStack() as stack:
+            for name, fields in changes:
+                stack.enter_context(replace_op(name, **fields)())
+            return _entries(run_refimpl(case))
 
-        def derivative(m: Any, a: Any, b: Any, out: Any) -> tuple[Any, Any]:
-            return (m.zero, m.zero) if m.val(a) == m.val(b) else spec.derivative(m, a, b, out)
-        return replace_op(name, derivative=derivative)
-
-    with zero_on_tie("maximum")(), zero_on_tie("minimum")():
-        result: GraphResult = run_refimpl(case)
-    return _entries(result)
+    return reproduce
 
 
-def _elu_from_output(case: GraphCase) -> dict[str, float] | None:
-    """refimpl with elu′ = out + α on x ≤ 0, or None if the case has no elu."""
-    if not any(n.op == "elu" for n in case.nodes):
-        return None
-    from .run import run_refimpl
-    from .verdict import _entries
-    from .zoo.base import replace_op
+def _zero_on_tie(name: str) -> tuple[str, dict[str, Any]]:
+    """A tie of maximum/minimum passes 0 to both sides. Where the tied sides have different
+    gradients that is a kink (``convention``, never a failure); where they have the same —
+    ``maximum(x, x)`` — every valid choice gives it, and 0 is wrong."""
+    spec = OPS[name]
 
-    patch = replace_op("elu", derivative=lambda m, x, out, alpha: (m.one if m.val(x) > 0 else out + alpha,))
-    with patch():
-        return _entries(run_refimpl(case))
+    def derivative(m: Any, a: Any, b: Any, out: Any) -> tuple[Any, Any]:
+        return (m.zero, m.zero) if m.val(a) == m.val(b) else spec.derivative(m, a, b, out)
 
-
-def _reciprocal_partial(case: GraphCase) -> dict[str, float] | None:
-    """refimpl with log′ and div′ multiplied as g·(1/x), or None if the case has neither."""
-    if not any(n.op in ("log", "div") for n in case.nodes):
-        return None
-    from .run import run_refimpl
-    from .verdict import _entries
-    from .zoo.base import replace_op
-
-    with replace_op("log", vjp=None)(), replace_op("div", vjp=None)():
-        return _entries(run_refimpl(case))
-
-
-def _quotient_squared(case: GraphCase) -> dict[str, float] | None:
-    """refimpl with div′ for the denominator as −g·a/b² (autograd 1.9's vjp), or None without div."""
-    if not any(n.op == "div" for n in case.nodes):
-        return None
-    from .run import run_refimpl
-    from .verdict import _entries
-    from .zoo.base import replace_op
-
-    vjp = lambda m, g, a, b, out: (m.div(g, b), m.div(-g * a, b * b))
-    with replace_op("div", vjp=vjp)():
-        return _entries(run_refimpl(case))
+    return name, {"derivative": derivative}
 
 
 EXPLAINERS: dict[str, Callable[[GraphCase], dict[str, float] | None]] = {
     "flush-to-zero": _flushed,
-    "self-tie": _self_tie,
-    "elu-from-output": _elu_from_output,
-    "reciprocal-partial": _reciprocal_partial,
-    "quotient-squared": _quotient_squared,
+    "self-tie": _patched(("maximum", "minimum"), _zero_on_tie("maximum"), _zero_on_tie("minimum")),
+    "elu-from-output": _patched(("elu",), ("elu", {"derivative": lambda m, x, out, alpha:
+                                                  (m.one if m.val(x) > 0 else out + alpha,)})),
+    "reciprocal-partial": _patched(("log", "div"), ("log", {"vjp": None}), ("div", {"vjp": None})),
+    "quotient-squared": _patched(("div",), ("div", {"vjp": lambda m, g, a, b, out:
+                                                    (m.div(g, b), m.div(-g * a, b * b))})),
 }
-
 
 def explain(case: GraphCase, entries: list[Any]) -> str | None:
     """The name of the known cause that reproduces every failing entry of ``entries`` (verdict
