@@ -131,9 +131,10 @@ def truth_gradient(case: GraphCase, leaf: str, index: int, dps: int = 50) -> tup
     x0 = case.leaves[leaf].values[index]
     ct = case.cotangent.values
     # a step well inside |x0| when x0 is tiny: log, sqrt and pow's base are defined only on one side of 0
-    h = min(1e-15 * max(abs(x0), 1.0), abs(x0) * 1e-6) if x0 else 1e-15
     while True:
         mp = mpmath_system(dps)
+        ax = mp.ctx.mpf(abs(x0))  # in mpmath: |x0|·1e-6 underflows binary64 below 5e-318
+        h = min(mp.ctx.mpf("1e-15") * max(ax, 1), ax * mp.ctx.mpf("1e-6")) if x0 else mp.ctx.mpf("1e-15")
         base = leaf_tensors(case, mp, requires_grad=False)
 
         def f(x: Value, mp: Any = mp, base: dict[str, RTensor] = base) -> Value:

@@ -80,23 +80,26 @@ def _close(a: float, b: float, slack: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
 
-def kinked_leaves(case: GraphCase) -> frozenset[str]:
+def kinked_leaves(case: GraphCase, system: Any = FLOAT64) -> frozenset[str]:
     """The leaves whose gradient passes through a node sitting exactly on a kink — an elementwise
     node with an input on one of its op's declared kinks, a tie of ``maximum``/``minimum`` between
     two *different* nodes, an ``amax`` with tied candidates: the points where torch documents a
     convention. Only these leaves' gradient (and HVP) entries can be excused as ``convention``; a
     value never is (the forward is continuous). A tie counts only where the tied operands have
     different gradients — where the split can matter: ``maximum(x, x)`` and
-    ``maximum(x, maximum(x, x))`` are ``x``, with one right derivative."""
-    leaves = leaf_tensors(case, FLOAT64, requires_grad=True)
+    ``maximum(x, maximum(x, x))`` are ``x``, with one right derivative. The forward runs in
+    ``system`` (binary64: where the case's inputs sit exactly on a kink)."""
+    leaves = leaf_tensors(case, system, requires_grad=True)
     env = evaluate(case, leaves)
     leaf_values = [e for t in leaves.values() for e in t.elements]
-    kinked = [n for n in case.nodes if _on_kink(n, [env[i] for i in n.inputs], leaf_values)]
-    if not kinked:
-        return frozenset()
+    return leaves_behind(case, [n for n in case.nodes if _on_kink(n, [env[i] for i in n.inputs], leaf_values)])
+
+
+def leaves_behind(case: GraphCase, nodes: list[Any]) -> frozenset[str]:
+    """The leaves that ``nodes`` depend on."""
     inputs = {n.name: n.inputs for n in case.nodes}
     seen: set[str] = set()
-    todo = [i for n in kinked for i in n.inputs]
+    todo = [i for n in nodes for i in n.inputs]
     while todo:
         name = todo.pop()
         if name not in seen:
@@ -106,10 +109,17 @@ def kinked_leaves(case: GraphCase) -> frozenset[str]:
 
 
 def _on_kink(n: Any, args: list[Any], leaves: list[Value]) -> bool:
-    if n.op == "amax":
-        elements = args[0].elements
-        top = max(v.data for v in elements)
-        return _split_matters([v for v in elements if v.data == top], leaves)
+    if n.op == "amax":  # a tie within any one of the slices reduced (not only at the overall max)
+        from refimpl.tensor import _groups, _norm_dims
+
+        x = args[0]
+        dim = n.attrs.get("dim")
+        _, groups = _groups(x.shape, _norm_dims(tuple(dim) if isinstance(dim, list) else dim, len(x.shape)))
+        for g in groups:
+            top = max(x.elements[i].data for i in g)
+            if _split_matters([x.elements[i] for i in g if x.elements[i].data == top], leaves):
+                return True
+        return False
     spec = OPS.get(n.op)
     if spec is None or not spec.kinks:
         return False

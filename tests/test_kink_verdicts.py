@@ -97,3 +97,36 @@ def test_a_tie_in_a_tensor_lane_counts_where_the_split_matters():
                           output="n1", cotangent=Tensor.scalar(1.0)))
     v = check(ZERO_AT_TIES, c)
     assert v.verdict == "convention", v.reason
+
+
+class FirstOfTies(RefImpl):
+    """amax sending a tie's whole gradient to the first of the tied (mygrad's ``argmax`` rule)."""
+
+    def run_graph(self, case):
+        import importlib
+        from unittest import mock
+
+        t = importlib.import_module("refimpl.tensor")  # the module: ``refimpl.tensor`` is also a function
+        first = lambda values, pick: next(v for v in values if v.data == pick(u.data for u in values))  # noqa: E731
+        with mock.patch.object(t, "_extreme", first):
+            return super().run_graph(case)
+
+
+def amax_case(values: tuple[float, ...], dim: int) -> GraphCase:
+    return with_id(GraphCase(leaves={"x": Tensor((2, 2), values)},
+                             nodes=(Node("n0", "amax", ("x",), {"dim": dim, "keepdim": False}),),
+                             output="n0", cotangent=Tensor((2,), (1.0, -0.5))))
+
+
+def test_a_tie_in_any_slice_of_an_amax_is_a_convention():
+    """amax over dim 1 of [[3, 1], [2, 2]]: the tie is in the second row, below the overall max 3.
+    Sending it all to the first is a convention (it was judged ``fail``: only ties at the overall
+    maximum counted, so 80 mygrad cases in 20,000 were false alarms)."""
+    v = check(FirstOfTies(), amax_case((3.0, 1.0, 2.0, 2.0), dim=1))
+    assert v.verdict == "convention", v.reason
+
+
+def test_the_first_of_ties_rule_off_a_tie_passes_and_a_wrong_slice_fails():
+    assert check(FirstOfTies(), amax_case((3.0, 1.0, 2.0, 2.5), dim=1)).verdict == "pass"
+    # the same tie, reduced over the other dim, is no tie at all: [3, 2] and [1, 2] have one maximum each
+    assert check(FirstOfTies(), amax_case((3.0, 1.0, 2.0, 2.0), dim=0)).verdict == "pass"
