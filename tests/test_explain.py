@@ -78,6 +78,8 @@ SUBNORMAL32 = -9.99994610111476e-41  # a binary32 subnormal
 # (library, case, the cause that must explain it).
 LIBRARY_CAUSES = [
     ("autograd", _case({"x": SUBNORMAL32}, [("n0", "abs", ("x",))], "float32"), "abs-as-quotient"),
+    # (g·y)·x^(y−1): g·y = 1e-320 keeps 4 digits
+    ("autograd", _case({"x": 1e-300}, [("n0", "pow", ("x", "x"))], ct=1e-20), "power-cotangent-first"),
     ("mygrad", _case({"x": -1e-300}, [("n0", "elu", ("x",), {"alpha": 0.425})]), "elu-exp-minus-one"),
     ("mygrad", _case({"x": -0.026837646661976744},
                      [("n0", "elu", ("x",), {"alpha": 1.273750308102862})]), "elu-exp-minus-one"),
