@@ -83,6 +83,13 @@ LIBRARY_CAUSES = [
     ("mygrad", _case({"x": -1e-300}, [("n0", "elu", ("x",), {"alpha": 0.425})]), "elu-exp-minus-one"),
     ("mygrad", _case({"x": -0.026837646661976744},
                      [("n0", "elu", ("x",), {"alpha": 1.273750308102862})]), "elu-exp-minus-one"),
+    # two bugs in one case: maximum(x, x)′ = 0 and elu(−3.1e-56) = α·(exp(x) − 1) = 0
+    ("mygrad", _case({"x": -3.102185202944499e-56}, [("n0", "minimum", ("x", "x")),
+                                                      ("n1", "elu", ("n0",), {"alpha": 1.3023975200126714})]),
+     "self-tie + elu-exp-minus-one"),
+    ("mygrad", with_id(GraphCase({"x": Tensor((2, 1), (-709.0, -709.0))},
+                                 (Node("n0", "log_softmax", ("x",), {"dim": 0}),), "n0", Tensor((2, 1), (0.5, -1.0)))),
+     "log-softmax-minus-logsumexp"),
     # binary32 exp(−5e-11) − 1 is exactly 0, where mygrad's leaky_relu′(0) is its convention 0
     ("mygrad", _case({"x": -5.078179196593702e-11}, [("n0", "elu", ("x",), {"alpha": 1.8898519277572632}),
                                                       ("n1", "leaky_relu", ("n0",), {"negative_slope": 0.7286})],
