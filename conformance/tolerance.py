@@ -134,13 +134,15 @@ def _mul0(a: float, b: float) -> float:
     return 0.0 if a == 0.0 or b == 0.0 else a * b
 
 
-def _fn(f: Any, df: Any) -> Any:
-    """Lift a float function with derivative ``df`` to Bounded: propagated plus its own rounding."""
+def _fn(f: Any, df: Any, ulps: float | None = None) -> Any:
+    """Lift a float function with derivative ``df`` to Bounded: propagated plus its own rounding,
+    within ``ulps`` (default ``LIBM_ULPS``)."""
 
     def lifted(self: BoundNS, x: Any) -> Bounded:
         x = self.convert(x) if not isinstance(x, Bounded) else x
         v = f(x.v)
-        return self.num(v, _mul0(abs(df(x.v, v)), x.e) + LIBM_ULPS * (self.u * abs(v) + self.eta))
+        c = LIBM_ULPS if ulps is None else ulps
+        return self.num(v, _mul0(abs(df(x.v, v)), x.e) + c * (self.u * abs(v) + self.eta))
 
     lifted.__name__ = f.__name__
     return lifted

@@ -99,6 +99,12 @@ LIBRARY_CAUSES = [
      "quotient-squared"),
     ("jax", _case({"a": 0.0, "b": 1.1802247715029978e-22}, [("n0", "div", ("a", "b"))], "float32"),
      "inverse-square"),
+    # silu(−709) = x·σ(x): σ(−709) = 1.2e-308 is subnormal inside the op, flushed, and the value is −0
+    ("jax", _case({"x": -709.0}, [("n0", "silu", ("x",))]), "flush-to-zero"),
+    # clamp's min = −2.2e-309 is flushed where it is used: x = 0 sits on the bound, where jax's clamp′ is ½
+    ("jax", _case({"x": 0.0}, [("n0", "clamp", ("x",), {"min": -2.225073858507203e-309, "max": 1.52}),
+                               ("n1", "maximum", ("x", "n0"))]), "flush-to-zero"),
+    ("jax", _case({"x": -0.38123497258507355}, [("n0", "log1p", ("x",))]), "log1p-128-ulps"),
     # DAZ: −1e-40 compares as 0, so jax's leaky_relu′(0) = 1 applies, and where() passes x through
     ("jax", _case({"x": SUBNORMAL32}, [("n0", "leaky_relu", ("x",), {"negative_slope": 0.5})], "float32"),
      "flush-to-zero"),
@@ -144,3 +150,11 @@ def test_the_limit_flushing_sets_a_wrong_derivative_at_a_subnormal_on_a_kink_is_
     judged = check_case(WrongAbs(), case)
     assert not judged.conforms
     assert explain(case, judged.entries) == "flush-to-zero"
+
+
+def test_log1p_as_log_of_1_plus_x_is_no_inaccurate_log1p():
+    """log(1 + x) at x = 1e-10 is off by 1e-7 relative: far beyond 128 ulps, so no cause excuses it."""
+    case = _case({"x": 1e-10}, [("n0", "log1p", ("x",))])
+    judged = check_case(MutantImpl(MUTANTS["log1p-as-log-of-1-plus-x"]), case)
+    assert not judged.conforms
+    assert explain(case, judged.entries) is None
