@@ -61,6 +61,7 @@ from .cases import GraphCase
 
 TINY64 = 2.2250738585072014e-308  # the smallest normal binary64
 TINY32 = 1.1754943508222875e-38  # the smallest normal binary32
+SMALLEST_NORMAL = {"float64": TINY64, "float32": TINY32}
 
 
 def _flush(x: float, tiny: float) -> float:
@@ -199,7 +200,7 @@ class Cause:
         if self.flush:  # a constant is flushed where it is used, as an input is (DAZ)
             case = _flushed_attributes(case)
         ns = FLUSH[case.dtype] if self.flush else REFIMPL_SYSTEMS[case.dtype]
-        floor = (TINY32 if case.dtype == "float32" else TINY64) if self.flush else 0.0
+        floor = SMALLEST_NORMAL[case.dtype] if self.flush else 0.0
         with ExitStack() as stack:
             for patch in self.patches:
                 stack.enter_context(patch())
@@ -209,7 +210,7 @@ class Cause:
 
 
 def _flushed_attributes(case: GraphCase) -> GraphCase:
-    tiny = TINY32 if case.dtype == "float32" else TINY64
+    tiny = SMALLEST_NORMAL[case.dtype]
     nodes = tuple(replace(n, attrs={k: _flush(v, tiny) if isinstance(v, float) else v for k, v in n.attrs.items()})
                   for n in case.nodes)
     return replace(case, nodes=nodes)
