@@ -55,7 +55,7 @@ class Tally:
             self.worst_case = other.worst_case
         self.ratios += other.ratios
         self.failures_seen += other.failures_seen[:MAX_KEPT - len(self.failures_seen)]
-        for k, v in getattr(other, "causes", {}).items():
+        for k, v in other.causes.items():
             self.causes[k] += v
 
     @property

@@ -118,22 +118,18 @@ def calibrate(args: argparse.Namespace) -> int:
         t1 = time.perf_counter()
         results = cal.calibrate(name, args.n, tuple(args.dtype), args.workers, args.seed, families=families)
         print(cal.table(results))
-        total = sum(t.cases for t in results.values())
-        failed = sum(t.failures for t in results.values())
-        unexplained = sum(t.unexplained for t in results.values())
-        fails += unexplained
-        causes: dict[str, int] = {}
+        total = cal.Tally()
         for t in results.values():
-            for k, v in t.causes.items():
-                causes[k] = causes.get(k, 0) + v
-        known = "".join(f", {v} {k}" for k, v in sorted(causes.items(), key=lambda kv: -kv[1]))
-        worst = max(results.values(), key=lambda t: max(t.ratios, default=0.0))
-        print(f"{name}: {total} cases, {failed} failures ({unexplained} unexplained{known}), "
-              f"largest ratio {max(worst.ratios, default=0.0):.3f}, {time.perf_counter() - t1:.0f}s")
+            total.add(t)
+        fails += total.unexplained
+        known = "".join(f", {v} {k}" for k, v in sorted(total.causes.items(), key=lambda kv: -kv[1]))
+        worst = max(total.ratios, default=0.0)
+        print(f"{name}: {total.cases} cases, {total.failures} failures ({total.unexplained} unexplained{known}), "
+              f"largest ratio {worst:.3f}, {time.perf_counter() - t1:.0f}s")
         for i, f in enumerate([f for t in results.values() for f in t.failures_seen][:args.show], 1):
             print(f"unexplained failure {i}: {f}")
-        if not failed and max(worst.ratios, default=0.0) > 0.5:
-            print("worst case:\n" + worst.worst_case)
+        if not total.failures and worst > 0.5:
+            print("worst case:\n" + total.worst_case)
     if not ran:
         return _fail_usage(f"none of {' '.join(args.impl)} is available")
     print(f"\n{fails} unexplained failures in all (the budget is 0; known causes: conformance/explain.py), "

@@ -145,6 +145,7 @@ def _fn(f: Any, df: Any, ulps: float | None = None) -> Any:
         return self.num(v, _mul0(abs(df(x.v, v)), x.e) + c * (self.u * abs(v) + self.eta))
 
     lifted.__name__ = f.__name__
+    lifted.f, lifted.df = f, df  # type: ignore[attr-defined]  # to lift it again with other ulps
     return lifted
 
 
