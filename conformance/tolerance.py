@@ -10,7 +10,8 @@ from the exact result (Wilkinson's running error analysis):
 * ``a ± b``:  eₐ + e_b + u·|a ± b| + η
 * ``a · b``:  |a|·e_b + |b|·eₐ + u·|a·b| + η
 * ``a / b``:  (eₐ + |a/b|·e_b)/|b| + u·|a/b| + η
-* ``f(a)``:   |f′(a)|·eₐ + c·(u·|f(a)| + η)  (library functions are trusted to ``c = LIBM_ULPS``)
+* ``f(a)``:   |f′(a)|·eₐ + c·(u·|f(a)| + η)  (library functions are trusted to ``c = LIBM_ULPS``;
+  f and f′ are the ones declared in :data:`refimpl.numbers.PRIMITIVES`)
 
 where η is the format's smallest subnormal: below the normal range rounding error is absolute.
 
@@ -26,13 +27,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from refimpl.numbers import FloatNS, round_to_float32
+from refimpl.numbers import PRIMITIVES, FloatNS, round_to_float32
 
 U64 = 2.0**-53
 U32 = 2.0**-24
 ETA64 = 2.0**-1074  # a result that underflows is off by up to half the smallest subnormal (2^-1075 is 0)
 ETA32 = 2.0**-149
 LIBM_ULPS = 2.0  # glibc / SLEEF elementary functions are within 1–2 ulp in double and single
+ULPS: dict[str, float] = {}  # a primitive trusted to other than LIBM_ULPS, by name (none today)
 SAFETY = 2.0  # tolerance = SAFETY × bound: the bound is first-order and describes refimpl's algorithm
 TINY = 4 * 2.0**-1074  # never below a few subnormals
 
@@ -134,9 +136,10 @@ def _mul0(a: float, b: float) -> float:
     return 0.0 if a == 0.0 or b == 0.0 else a * b
 
 
-def _fn(f: Any, df: Any, ulps: float | None = None) -> Any:
-    """Lift a float function with derivative ``df`` to Bounded: propagated plus its own rounding,
-    within ``ulps`` (default ``LIBM_ULPS``)."""
+def lift(f: Any, df: Any, ulps: float | None = None) -> Any:
+    """Lift a float function with derivative ``df(x, f(x))`` to Bounded: propagated plus its own
+    rounding, within ``ulps`` (default ``LIBM_ULPS``). The result keeps ``f`` and ``df`` as its
+    ``.f`` and ``.df``, to be lifted again with other ulps (``explain``'s ``log1p-128-ulps``)."""
 
     def lifted(self: BoundNS, x: Any) -> Bounded:
         x = self.convert(x) if not isinstance(x, Bounded) else x
@@ -198,8 +201,9 @@ class BoundNS:
         bv = b.v if isinstance(b, Bounded) else float(b)
         be = b.e if isinstance(b, Bounded) else 0.0
         v = FloatNS.pow(a.v, bv)
-        da = abs(bv * FloatNS.pow(a.v, bv - 1)) if a.e and bv != 0 else 0.0  # x**0 is constant
-        db = abs(v * FloatNS.log(a.v)) if be else 0.0
+        pa, pb = PRIMITIVES["pow"].derivative(a.v, bv, v)
+        da = abs(pa) if a.e and bv != 0 else 0.0  # x**0 is constant
+        db = abs(pb) if be else 0.0
         return self.num(v, _mul0(da, a.e) + _mul0(db, be) + LIBM_ULPS * (self.u * abs(v) + self.eta))
 
     def any_order(self, total: Bounded, terms: list[Bounded]) -> Bounded:
@@ -214,16 +218,11 @@ class BoundNS:
         e = carried + (n - 1) * (self.u * spread + self.eta)
         return self.num(total.v, max(total.e, e))
 
-    exp = _fn(FloatNS.exp, lambda x, v: v)
-    expm1 = _fn(FloatNS.expm1, lambda x, v: v + 1)
-    log = _fn(FloatNS.log, lambda x, v: FloatNS.div(1.0, x))
-    log1p = _fn(FloatNS.log1p, lambda x, v: FloatNS.div(1.0, 1.0 + x))
-    sqrt = _fn(FloatNS.sqrt, lambda x, v: FloatNS.div(0.5, v))
-    sin = _fn(math.sin, lambda x, v: math.cos(x))
-    cos = _fn(math.cos, lambda x, v: math.sin(x))
-    tanh = _fn(math.tanh, lambda x, v: 1 - v * v)
-    erf = _fn(math.erf, lambda x, v: 2 / math.sqrt(math.pi) * FloatNS.exp(-x * x))
-    sigmoid = _fn(FloatNS.sigmoid, lambda x, v: v * (1 - v))
+
+# every unary primitive, lifted from its one declaration (pow, binary, is BoundNS.pow above)
+for _p in PRIMITIVES.values():
+    if _p.arity == 1:
+        setattr(BoundNS, _p.name, lift(_p.f64, _p.derivative, ULPS.get(_p.name)))
 
 
 BOUND64 = BoundNS(U64, "bound64")

@@ -4,7 +4,10 @@ The engine never touches ``math`` directly. Every op's forward and local derivat
 against a small namespace ``m`` (``m.exp``, ``m.div``, ``m.val`` …) plus the Python operators
 ``+ - *``, so one declaration serves binary64, binary32 emulation, mpmath at any precision and
 exact rationals — and, in :mod:`refimpl.engine`, the graph namespace that builds a gradient as a
-differentiable graph.
+differentiable graph. :data:`INTERFACE` names everything a number system provides; the functions
+among it (``m.exp`` … ``m.pow``) are declared once, in :data:`PRIMITIVES`: each with its binary64
+function and its derivative, which the float systems use as they are and
+:class:`conformance.tolerance.BoundNS` lifts to error bounds.
 
 The float namespaces follow IEEE 754 rather than Python: ``exp(1000)`` is ``inf``, ``1/0`` is
 ``inf``, ``log(0)`` is ``-inf`` and ``log(-1)`` is ``nan``, as in torch. The mathematical domain of
@@ -17,6 +20,7 @@ from __future__ import annotations
 import math
 import operator
 import struct
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable
 
@@ -103,10 +107,60 @@ def _f64_sigmoid(x: float) -> float:
 
 _f64_exp = _ieee(math.exp, lambda x: INF)
 _f64_expm1 = _ieee(math.expm1, lambda x: INF)
+_f64_sin = _ieee(math.sin, lambda x: NAN)  # sin(±inf) is NaN, not ValueError
+_f64_cos = _ieee(math.cos, lambda x: NAN)
+
+
+# --- the primitives: the functions op formulas call on ``m``, each declared once -------------------
+
+@dataclass(frozen=True)
+class Primitive:
+    """A function the op table's formulas call on their number system (``m.exp(x)``).
+
+    ``f64`` is its binary64 value with IEEE specials (what :class:`FloatNS` computes, and what
+    :class:`Float32NS` rounds). ``derivative`` is its derivative evaluated in binary64, as a
+    function of the input and the value already computed (exp′ = exp): ``(x, value) -> f′(x)`` for
+    a unary function, ``(a, b, value) -> (∂/∂a, ∂/∂b)`` for pow. Error-bound arithmetic
+    (:class:`conformance.tolerance.BoundNS`) multiplies an input's error by its absolute value.
+    ``rational``: it maps rationals to rationals (pow with an integer exponent), so
+    :class:`FractionNS` implements it; the others raise :class:`NotRepresentable` there.
+    """
+
+    name: str
+    f64: Callable[..., float]
+    derivative: Callable[..., Any]
+    arity: int = 1
+    rational: bool = False
+
+
+PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
+    Primitive("exp", _f64_exp, lambda x, v: v),
+    Primitive("expm1", _f64_expm1, lambda x, v: v + 1),
+    Primitive("log", _f64_log, lambda x, v: _f64_div(1.0, x)),
+    Primitive("log1p", _f64_log1p, lambda x, v: _f64_div(1.0, 1.0 + x)),
+    Primitive("sqrt", _f64_sqrt, lambda x, v: _f64_div(0.5, v)),
+    Primitive("sin", _f64_sin, lambda x, v: math.cos(x)),
+    Primitive("cos", _f64_cos, lambda x, v: -math.sin(x)),
+    Primitive("tanh", _f64_tanh, lambda x, v: 1 - v * v),
+    Primitive("erf", math.erf, lambda x, v: 2 / math.sqrt(math.pi) * _f64_exp(-x * x)),
+    Primitive("sigmoid", _f64_sigmoid, lambda x, v: v * (1 - v)),
+    Primitive("pow", _f64_pow, lambda a, b, v: (b * _f64_pow(a, b - 1), v * _f64_log(a)), arity=2, rational=True),
+)}
+"""The number-system functions, by name. A new one is declared here; :class:`FloatNS`,
+:class:`Float32NS`, :class:`FractionNS` (when it is not ``rational``), :class:`MPNS` (when mpmath
+has a function of that name) and the error-bound system take it from this table;
+``tests/test_number_systems.py`` checks that every number system implements every one, and that each
+derivative is, bit for bit, the one the op of the same name states in :mod:`refimpl.ops`."""
+
+CONSTANTS = ("one", "zero", "pi", "inf")
+ARITHMETIC = ("add", "mul", "div")  # add, mul: the engine's accumulation; div: IEEE division in formulas
+SUPPORT = ("name", "rounds", "val", "convert", "round")
+INTERFACE = (*SUPPORT, *CONSTANTS, *ARITHMETIC, *PRIMITIVES)
+"""Every name a number system provides: what op formulas (``m``) and the engine use."""
 
 
 class FloatNS:
-    """IEEE binary64 arithmetic on Python floats."""
+    """IEEE binary64 arithmetic on Python floats; its functions are :data:`PRIMITIVES`' ``f64``."""
 
     name = "float64"
     rounds = False  # True where every op's result must be rounded (float32 emulation)
@@ -118,17 +172,6 @@ class FloatNS:
     add = staticmethod(operator.add)
     mul = staticmethod(operator.mul)
     div = staticmethod(_f64_div)
-    pow = staticmethod(_f64_pow)
-    exp = staticmethod(_f64_exp)
-    expm1 = staticmethod(_f64_expm1)
-    log = staticmethod(_f64_log)
-    log1p = staticmethod(_f64_log1p)
-    sqrt = staticmethod(_f64_sqrt)
-    sin = staticmethod(_ieee(math.sin, lambda x: NAN))  # sin(±inf) is NaN, not ValueError
-    cos = staticmethod(_ieee(math.cos, lambda x: NAN))
-    tanh = staticmethod(_f64_tanh)
-    erf = staticmethod(math.erf)
-    sigmoid = staticmethod(_f64_sigmoid)
 
     @staticmethod
     def val(x: Number) -> Number:
@@ -142,6 +185,10 @@ class FloatNS:
     @staticmethod
     def round(x: float) -> float:
         return x
+
+
+for _p in PRIMITIVES.values():
+    setattr(FloatNS, _p.name, staticmethod(_p.f64))
 
 
 def round_to_float32(x: float) -> float:
@@ -193,8 +240,9 @@ class MPNS:
         self.zero = ctx.mpf(0)
         self.pi = +ctx.pi
         self.inf = ctx.inf
-        self.exp, self.expm1, self.log1p = ctx.exp, ctx.expm1, ctx.log1p
-        self.sin, self.cos, self.tanh, self.erf = ctx.sin, ctx.cos, ctx.tanh, ctx.erf
+        for name in PRIMITIVES:  # mpmath's function of the same name, unless defined below (IEEE specials)
+            if not hasattr(MPNS, name):
+                setattr(self, name, getattr(ctx, name))
 
     add = staticmethod(operator.add)
     mul = staticmethod(operator.mul)
@@ -256,16 +304,7 @@ class FractionNS:
     mul = staticmethod(operator.mul)
     pi = property(lambda self: _not_rational("pi")())
     inf = property(lambda self: _not_rational("inf")())
-    exp = staticmethod(_not_rational("exp"))
-    expm1 = staticmethod(_not_rational("expm1"))
-    log = staticmethod(_not_rational("log"))
-    log1p = staticmethod(_not_rational("log1p"))
-    sqrt = staticmethod(_not_rational("sqrt"))
-    sin = staticmethod(_not_rational("sin"))
-    cos = staticmethod(_not_rational("cos"))
-    tanh = staticmethod(_not_rational("tanh"))
-    erf = staticmethod(_not_rational("erf"))
-    sigmoid = staticmethod(_not_rational("sigmoid"))
+    # every primitive that is not ``rational`` raises NotRepresentable (set from PRIMITIVES below)
 
     @staticmethod
     def convert(x: Any) -> Fraction:
@@ -293,6 +332,10 @@ class FractionNS:
             raise NotRepresentable("0 to a negative power has no rational value")
         return Fraction(a) ** int(b)
 
+
+for _p in PRIMITIVES.values():
+    if not _p.rational:
+        setattr(FractionNS, _p.name, staticmethod(_not_rational(_p.name)))
 
 FLOAT64 = FloatNS()
 FLOAT32 = Float32NS()
