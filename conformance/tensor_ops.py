@@ -2,19 +2,22 @@
 
 A declaration holds the op's torch name (called with the case's attributes as keywords), how
 refimpl computes it, which inputs it accepts (a predicate on shapes) and how to draw its
-attributes for a given input shape. The runners, the strategies and the repro scripts all read
-from here, so adding an op is this one place. Elementwise ops come from ``refimpl.ops.OPS``.
+attributes for a given input shape, and — as data — where it is not differentiable: ``ties``
+names the rule by which it chooses among tied elements (amax: the maximum of each slice it reduces),
+which the verdicts read to find kinks. The runners, the strategies, the verdicts and the repro
+scripts all read from here, so adding an op is this one place. Elementwise ops come from
+``refimpl.ops.OPS`` (their kinks are ``OpSpec.kinks``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
 
-from refimpl.tensor import Tensor, matmul
+from refimpl.tensor import Tensor, _groups, _norm_dims, matmul
 
 Shape = tuple[int, ...]
 
@@ -28,6 +31,10 @@ class TensorOp:
     accepts: Callable[[Shape], bool]  # the first input's shape
     attrs: Callable[[Shape], st.SearchStrategy[dict[str, Any]]]
     note: str = ""
+    # Where the op chooses among its input's elements, a rule of TIE_RULES: at a tie of candidates
+    # with different gradients torch's even split is a convention (a kink). "" — none: the op is
+    # differentiable wherever its inputs are (sums, softmax, matmul, reshapes).
+    ties: str = ""
 
 
 def _dims(shape: Shape) -> st.SearchStrategy[Any]:
@@ -58,10 +65,36 @@ def _factorisations(shape: Shape) -> st.SearchStrategy[dict[str, Any]]:
     return st.sampled_from(options).map(lambda s: {"shape": s})
 
 
+def _max_in_reduced_slices(x: Tensor, attrs: dict[str, Any]) -> Iterator[list[Any]]:
+    """For each slice a reduction over ``attrs["dim"]`` reduces, the elements equal to its maximum: a
+    tie anywhere, not only at the overall maximum, splits that slice's gradient."""
+    _, groups = _groups(x.shape, _norm_dims(_dim_arg(attrs.get("dim")), len(x.shape)))
+    for g in groups:
+        top = max(x.elements[i].data for i in g)
+        yield [x.elements[i] for i in g if x.elements[i].data == top]
+
+
+TIE_RULES: dict[str, Callable[..., Iterator[list[Any]]]] = {
+    "max-in-reduced-slices": _max_in_reduced_slices,
+}
+
+
+def tied_candidates(name: str, inputs: list[Tensor], attrs: dict[str, Any]) -> Iterator[list[Any]]:
+    """The groups of input elements (refimpl Values) among which tensor op ``name``, applied to
+    ``inputs`` with ``attrs``, splits a gradient by its ``ties`` rule — a group of two or more is a
+    tie. Nothing for an op without one."""
+    op = TENSOR_OPS.get(name)
+    if op is None or not op.ties:
+        return iter(())
+    return TIE_RULES[op.ties](*inputs, attrs)
+
+
 TENSOR_OPS: dict[str, TensorOp] = {}
 
 
 def declare(op: TensorOp) -> None:
+    if op.ties and op.ties not in TIE_RULES:
+        raise ValueError(f"{op.name}: unknown ties rule {op.ties!r}; one of {sorted(TIE_RULES)}")
     TENSOR_OPS[op.name] = op
 
 
@@ -70,7 +103,8 @@ declare(TensorOp("sum", 1, "torch.sum", lambda x, dim, keepdim: x.sum(_dim_arg(d
 declare(TensorOp("mean", 1, "torch.mean", lambda x, dim, keepdim: x.mean(_dim_arg(dim), keepdim),
                  lambda s: len(s) >= 1, _reduction))
 declare(TensorOp("amax", 1, "torch.amax", lambda x, dim, keepdim: x.amax(_dim_arg(dim), keepdim),
-                 lambda s: len(s) >= 1, _reduction, note="ties share the gradient evenly, as torch"))
+                 lambda s: len(s) >= 1, _reduction, note="ties share the gradient evenly, as torch",
+                 ties="max-in-reduced-slices"))
 declare(TensorOp("logsumexp", 1, "torch.logsumexp",
                  lambda x, dim, keepdim: x.logsumexp(_dim_arg(dim), keepdim), lambda s: len(s) >= 1, _reduction,
                  note="computed with a max shift: large logits must not overflow"))

@@ -27,6 +27,7 @@ from refimpl import FLOAT64, OPS, Value, grad, mpmath_system
 from .cases import GraphCase, GraphResult
 from .opcheck import kink_points
 from .run import evaluate, leaf_tensors, refimpl_raw, truth_gradient
+from .tensor_ops import TENSOR_OPS, tied_candidates
 from .tolerance import SAFETY, TINY, bound_system
 
 ORDER = ("error", "timeout", "nonfinite-mismatch", "fail", "torch-deviates", "convention", "pass")
@@ -109,17 +110,8 @@ def leaves_behind(case: GraphCase, nodes: list[Any]) -> frozenset[str]:
 
 
 def _on_kink(n: Any, args: list[Any], leaves: list[Value]) -> bool:
-    if n.op == "amax":  # a tie within any one of the slices reduced (not only at the overall max)
-        from refimpl.tensor import _groups, _norm_dims
-
-        x = args[0]
-        dim = n.attrs.get("dim")
-        _, groups = _groups(x.shape, _norm_dims(tuple(dim) if isinstance(dim, list) else dim, len(x.shape)))
-        for g in groups:
-            top = max(x.elements[i].data for i in g)
-            if _split_matters([x.elements[i] for i in g if x.elements[i].data == top], leaves):
-                return True
-        return False
+    if n.op in TENSOR_OPS:  # a tie by the op's declared rule (amax: within any one slice it reduces)
+        return any(_split_matters(tied, leaves) for tied in tied_candidates(n.op, args, n.attrs))
     spec = OPS.get(n.op)
     if spec is None or not spec.kinks:
         return False

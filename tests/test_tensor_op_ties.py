@@ -1,0 +1,42 @@
+"""Tensor ops declare where they choose among tied elements as data (``TensorOp.ties``); the verdicts'
+kink finder reads that field and names no op."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import pytest
+
+from conformance import verdict
+from conformance.tensor_ops import TENSOR_OPS, TIE_RULES, declare, tied_candidates
+from refimpl import Value
+from refimpl.tensor import Tensor
+
+
+def test_every_tensor_op_declares_a_known_tie_rule_or_none():
+    for op in TENSOR_OPS.values():
+        assert op.ties == "" or op.ties in TIE_RULES, op.name
+    assert {op.name for op in TENSOR_OPS.values() if op.ties} == {"amax"}
+
+
+def test_an_unknown_tie_rule_is_refused_when_declared():
+    with pytest.raises(ValueError, match="unknown ties rule"):
+        declare(dataclasses.replace(TENSOR_OPS["amax"], name="amin", ties="min-somewhere"))
+    assert "amin" not in TENSOR_OPS
+
+
+def test_amax_ties_are_found_in_every_reduced_slice():
+    x = Tensor([Value(v) for v in (3.0, 1.0, 2.0, 2.0)], (2, 2))
+    groups = [[e.data for e in g] for g in tied_candidates("amax", [x], {"dim": 1, "keepdim": False})]
+    assert groups == [[3.0], [2.0, 2.0]]  # the tie is below the overall maximum 3
+    groups = [[e.data for e in g] for g in tied_candidates("amax", [x], {"dim": [0, 1], "keepdim": True})]
+    assert groups == [[3.0]]
+    assert list(tied_candidates("sum", [x], {"dim": 1, "keepdim": False})) == []
+    assert list(tied_candidates("relu", [x], {})) == []  # elementwise: OpSpec.kinks, not this
+
+
+def test_the_kink_finder_names_no_op():
+    source = inspect.getsource(verdict._on_kink)
+    for name in TENSOR_OPS:
+        assert f'"{name}"' not in source
