@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import math
+import os
+import shutil
+import subprocess
 import sys
 from collections import Counter
 
@@ -244,7 +248,8 @@ def test_tinygrad_equal_scalar_constants_are_one_node():
     from tinygrad import dtypes
 
     a, b = T(1.5, dtype=dtypes.float64, device=impl.device), T(1.5, dtype=dtypes.float64, device=impl.device)
-    assert [g.item() for g in (a * b).gradient(a, b)] == [3.0, 3.0]
+    # the gradients are constants, which have no device: read out on impl's (tinygrad would use CPU: clang)
+    assert [g.clone(impl.device).item() for g in (a * b).gradient(a, b)] == [3.0, 3.0]
     assert grads(impl, one("mul", 1.5, 1.5)) == {"x0": 1.5, "x1": 1.5}  # the adapter's leaves are buffers
 
 
@@ -311,6 +316,46 @@ def test_tinygrad_keeps_its_recursion_limit_to_itself():
     impl = adapter("tinygrad")
     impl.run_graph(graph({"x": 0.5}, [("sin", ["x"], {})]))
     assert sys.getrecursionlimit() == before
+
+
+#: run in a fresh interpreter: the adapter, then a case with constants tinygrad makes itself (tanh's,
+#: the cotangent's) and an unused leaf (a zero gradient: a constant with no device)
+NO_CLANG_SCRIPT = """
+import json
+from conformance.adapters.tinygrad import TinygradImpl
+from conformance.cases import GraphCase, Node, Tensor
+impl = TinygradImpl()
+case = GraphCase({"x": Tensor.scalar(0.7), "y": Tensor.scalar(-1.2), "u": Tensor((2,), (5.0, 1.0))},
+                 (Node("n0", "mul", ("x", "y")), Node("n1", "tanh", ("n0",)), Node("n2", "add", ("n1", "x"))),
+                 "n2", Tensor.scalar(1.0))
+r = impl.run_graph(case)
+print(json.dumps({"version": impl.version, "error": r.error,
+                  "grads": {k: list(t.values) for k, t in r.grads.items()} if r.error is None else None}))
+"""
+
+
+def test_tinygrad_runs_without_dev_and_without_clang(tmp_path):
+    """A fresh machine: no ``$DEV``, no clang. tinygrad's own default-device probe finds nothing
+    there ("RuntimeError: no usable devices"); the adapter must choose PYTHON and make it tinygrad's
+    default before tinygrad is imported, and read out device-less constants on it, not on CPU."""
+    if importlib.util.find_spec("tinygrad") is None:
+        pytest.skip("tinygrad is not installed: pip install 'backprop-conformance[tinygrad]'")
+    path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
+                           if d and shutil.which("clang", path=d) is None)
+    env = {k: v for k, v in os.environ.items() if k not in ("DEV", "CACHELEVEL", "CACHEDB", "XDG_CACHE_HOME")}
+    env.update(PATH=path, HOME=str(tmp_path), PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    assert shutil.which("clang", path=path) is None
+    proc = subprocess.run([sys.executable, "-c", NO_CLANG_SCRIPT], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["version"].endswith("(DEV=PYTHON)") and out["error"] is None, out
+    t = math.tanh(0.7 * -1.2)
+    want = {"x": -1.2 * (1 - t * t) + 1, "y": 0.7 * (1 - t * t), "u": [0.0, 0.0]}
+    assert math.isclose(out["grads"]["x"][0], want["x"], rel_tol=1e-12)
+    assert math.isclose(out["grads"]["y"][0], want["y"], rel_tol=1e-12)
+    assert out["grads"]["u"] == want["u"]
+    assert not tmp_path.joinpath(".cache", "tinygrad", "cache.db").exists(), "CACHELEVEL=0 kept: no kernel cache"
 
 
 def test_mygrad_tie_between_equal_functions_is_a_failure():

@@ -14,8 +14,14 @@ tensors themselves, so the HVP is ``gradient`` of ⟨those, v⟩.
 The device: ``$DEV`` if set, else ``CPU`` when a ``clang`` binary is on the PATH (tinygrad's CPU
 device compiles every kernel with it), else ``PYTHON`` (tinygrad's pure-Python emulator: slow, no
 compiler needed). It is part of ``version`` ("0.14.0 (DEV=CPU)"), since results may differ between
-devices. ``CACHELEVEL=0`` (set before the import unless already set) keeps tinygrad from writing its
-kernel cache under the home directory.
+devices. Giving our own tensors that device is not enough: tinygrad makes tensors of its own (the
+constants inside ``tanh``, ``sigmoid``, … and in ``gradient``) on its *default* device, which it reads
+from ``$DEV`` once, when ``tinygrad.helpers`` is imported, and otherwise picks by probing METAL, AMD,
+…, CPU — never PYTHON — ending in "RuntimeError: no usable devices" on a machine without clang. So
+``$DEV`` is set to the device before the import (unless already set), tinygrad's ``DEV`` is set too
+if tinygrad was imported earlier without it, and each ``run_graph`` runs with the adapter's device as
+the default. ``CACHELEVEL=0`` (set before the import unless already set) keeps tinygrad from writing
+its kernel cache under the home directory.
 
 Depth: tinygrad fuses the whole graph, forward and backward, into a few kernels, and its (Python)
 kernel code generator takes time about quadratic in the graph's depth: a chain 40 nodes deep takes
@@ -89,7 +95,11 @@ class TinygradImpl(ArrayAdapter):
     """tinygrad on one device: float64 and float32, second order."""
 
     def __init__(self, device: str | None = None, max_depth: int | None = None) -> None:
-        os.environ.setdefault("CACHELEVEL", "0")  # read when tinygrad is imported
+        self.device = device or default_device()
+        # both read once, when tinygrad is imported; DEV is the default device of the tensors tinygrad
+        # makes itself (without it tinygrad probes its devices, never PYTHON: "no usable devices")
+        os.environ.setdefault("CACHELEVEL", "0")
+        os.environ.setdefault("DEV", self.device)
         # importing tinygrad raises the interpreter's recursion limit to 10000 for good: keep that
         # to tinygrad's own calls, or every implementation tested after it would run with it
         # (micrograd's RecursionError on deep graphs would vanish, depending on the order)
@@ -97,8 +107,12 @@ class TinygradImpl(ArrayAdapter):
         tinygrad = require("tinygrad", "tinygrad")
         self.recursion_limit = sys.getrecursionlimit()
         sys.setrecursionlimit(outside)
+        from tinygrad.helpers import DEV, Context
+
+        if not DEV.device:  # tinygrad was imported before, with no $DEV: it would probe on first use
+            DEV.value = self.device
+        self._context = Context
         self.Tensor, self.dtypes = tinygrad.Tensor, tinygrad.dtypes
-        self.device = device or default_device()
         self.name, self.version = "tinygrad", f"{version('tinygrad')} (DEV={self.device})"
         self.max_depth = max_depth or int(os.environ.get("CONFORMANCE_TINYGRAD_MAX_DEPTH", MAX_DEPTH))
         self.table = _table()
@@ -108,7 +122,8 @@ class TinygradImpl(ArrayAdapter):
         outside = sys.getrecursionlimit()
         sys.setrecursionlimit(max(outside, self.recursion_limit))
         try:
-            return super().run_graph(case)
+            with self._context(DEV=self.device):  # tinygrad's own tensors on this adapter's device
+                return super().run_graph(case)
         finally:
             sys.setrecursionlimit(outside)
 
@@ -128,6 +143,12 @@ class TinygradImpl(ArrayAdapter):
         give each of two equal scalar leaves the sum of both gradients (docs/findings.md)."""
         return self._tensor(a.reshape(1)).reshape(a.shape) if a.ndim == 0 else self._tensor(a)
 
+    def _placed(self, t: Any) -> Any:
+        """``t`` on the adapter's device. A result that is a constant (the zero gradient of an unused
+        leaf, any gradient of a graph of constants) has no device, and tinygrad reads such a tensor out
+        through a hard-coded ``clone("CPU")``, which needs clang; so it is cloned to our device here."""
+        return t.clone(self.device) if t.device is None else t
+
     def evaluate(self, case: GraphCase) -> Raw:
         arrays, ct, so = self.leaf_arrays(case)
         xs = {k: self._leaf(v) for k, v in arrays.items()}
@@ -139,6 +160,8 @@ class TinygradImpl(ArrayAdapter):
         if so is not None:
             dot = sum((g * self._tensor(so[k])).sum() for k, g in grads.items())
             hs = list(dot.gradient(*xs.values()))
+        out, gs, hs = self._placed(out), [self._placed(g) for g in gs], [self._placed(h) for h in hs]
+        grads = dict(zip(names, gs))
         out.realize(*gs, *hs)  # one schedule for all the outputs, rather than one per .numpy()
         hvp = {k: h.numpy() for k, h in zip(names, hs)} if so is not None else None
         return out.numpy(), {k: g.numpy() for k, g in grads.items()}, hvp
