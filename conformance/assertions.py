@@ -1,30 +1,25 @@
-"""Assertion helpers: run a case, judge it, and fail with everything a person needs to reproduce."""
+"""The assertion of a pytest test: judge a case and fail with everything a person needs to reproduce."""
 
 from __future__ import annotations
 
 import pytest
 
-from .cases import GraphCase, dumps
-from .impls import Implementation, run_safely
-from .records import judged
-from .repro import torch_script
-from .run import run_torch
-from .verdict import CaseVerdict, judge
-
-TRUTH = "arbitrate"  # or "always": set by the pytest plugin (--truth; always in the nightly profile)
+from . import kinds
+from .driver import judge_case
+from .verdict import CaseVerdict
 
 
-def check(impl: Implementation, case: GraphCase) -> CaseVerdict:
-    return judge(case, run_safely(impl, case), run_torch(case), always_truth=TRUTH == "always")
-
-
-def assert_conforms(impl: Implementation, case: GraphCase) -> CaseVerdict:
+def assert_conforms(impl: object, case: object, *, always_truth: bool = False) -> CaseVerdict:
     """Fail unless the case's verdict is pass, convention or torch-deviates."""
     __tracebackhide__ = True
-    v = judged(check, impl, case)  # check(impl, case), recorded under pytest --report
+    v = judge_case(impl, case, always_truth=always_truth)
     if not v.conforms:
-        pytest.fail(f"{impl.name} does not conform on case {case.id} ({len(case.nodes)} nodes, "
-                    f"{case.dtype}): {v.verdict}\n  {v.reason}\n"
-                    f"case JSON:\n{dumps(case)}\nreproduce with torch:\n{torch_script(case)}",
-                    pytrace=False)
+        pytest.fail(failure_message(impl, v), pytrace=False)
     return v
+
+
+def failure_message(impl: object, v: CaseVerdict) -> str:
+    k = kinds.of(v.case)
+    return (f"{getattr(impl, 'name', impl)} does not conform on case {v.case.id} ({k.size(v.case)}, "
+            f"{v.case.dtype}): {v.verdict}\n  {v.reason}\n"
+            f"case JSON:\n{k.dumps(v.case)}\nreproduce with torch:\n{k.torch_script(v.case)}")

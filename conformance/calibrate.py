@@ -220,25 +220,16 @@ def supported_groups(impl: Any, dtypes: tuple[str, ...], families: tuple[str, ..
 def run_chunk(args: tuple[str, str, str, int, int]) -> Tally:
     """One worker's share: ``n`` cases of one family and dtype, from its own seed."""
     impl_name, fam, dtype, n, seed = args
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis import seed as hseed
-
-    from .assertions import check
     from .cases import dumps
+    from .driver import run_suite
     from .explain import explain
-    from .strategies import graph_cases, tensor_graph_cases
+    from .graphkind import family_suite
 
     impl = load_impl(impl_name)
-    ops = family_ops(fam, impl.capabilities.ops)
     tally = Tally()
 
-    @hseed(seed)
-    @settings(max_examples=n, phases=[Phase.generate], database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
-    @given(tensor_graph_cases(ops=ops, dtype=dtype) if fam == "tensor" else graph_cases(ops=ops, dtype=dtype,
-                                                                                           max_nodes=10))
-    def one(case: Any) -> None:
-        v = check(impl, case)
+    def one(suite: Any, seed: int, index: int, v: Any, seconds: float) -> None:
+        case = v.case
         tally.cases += 1
         tally.verdicts[v.verdict] += 1
         cause = None if v.conforms else explain(case, v.entries)
@@ -251,10 +242,9 @@ def run_chunk(args: tuple[str, str, str, int, int]) -> Tally:
             tally.worst_case = dumps(case) if not v.conforms or r > 0.5 else case.id
         tally.ratios.append(r)
 
-    from .verify import same_cases_everywhere
-
-    with same_cases_everywhere():  # the same cases for a seed wherever it runs
-        one()
+    # the same cases for a seed wherever it runs (the driver draws them from the seed alone)
+    run_suite(impl, family_suite(fam, dtype, family_ops(fam, impl.capabilities.ops), n), seed, on_case=one,
+              shrink=False)
     return tally
 
 

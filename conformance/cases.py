@@ -135,10 +135,11 @@ def _check_binary32(case: GraphCase) -> None:
 
 
 def result_to_json(r: GraphResult) -> dict[str, Any]:
+    """A result as JSON; a gradient that is None (not computed) is left out, as missing on the wire."""
     return {
         "format": RESULT_FORMAT, "version": VERSION, "error": r.error,
         "value": None if r.value is None else _tensor_json(r.value),
-        "grads": {k: _tensor_json(t) for k, t in r.grads.items()},
+        "grads": {k: _tensor_json(t) for k, t in r.grads.items() if t is not None},
         "hvp": None if r.hvp is None else {k: _tensor_json(t) for k, t in r.hvp.items()},
     }
 

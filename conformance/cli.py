@@ -143,6 +143,7 @@ def verify(args: argparse.Namespace) -> int:
     import torch
 
     from . import verify as ver
+    from .driver import PROFILES
 
     if args.timeout is not None and args.timeout <= 0:
         return _fail_usage("--timeout must be positive")
@@ -152,7 +153,7 @@ def verify(args: argparse.Namespace) -> int:
         return _fail_usage(str(exc))
     if args.max_examples is not None and args.max_examples < 1:
         return _fail_usage("--max-examples must be at least 1")
-    examples = args.max_examples or ver.PROFILE_EXAMPLES[args.profile]
+    examples = args.max_examples or PROFILES[args.profile]
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     print(f"conformance verify: impl={impl.name} {impl.version}  torch={torch.__version__}  profile={args.profile}"
           f"  cases/suite={examples}  seed={seed} (repeat with --seed {seed})")
@@ -172,7 +173,7 @@ def verify(args: argparse.Namespace) -> int:
             return _fail_usage(f"cannot write a report in {args.report!r}: {exc.strerror}")
     try:
         results = ver.verify(impl, examples, seed, ticker=ver.Ticker(),
-                             on_case=rec.for_verify(impl, examples, seed) if rec else None)
+                             on_case=rec.on_case(impl) if rec else None)
     finally:
         getattr(impl, "close", lambda: None)()
     print()
@@ -243,24 +244,26 @@ def list_impls(args: argparse.Namespace) -> int:
 
 
 def replay(args: argparse.Namespace) -> int:
-    from .assertions import check
-    from .cases import loads
+    import json
+
+    from . import kinds
+    from .driver import judge_case
 
     try:
-        case = loads(open(args.case).read())
+        case = kinds.load(json.loads(open(args.case).read()))
     except OSError as exc:
         return _fail_usage(f"cannot read {args.case!r}: {exc.strerror}")
-    except (ValueError, KeyError) as exc:
-        return _fail_usage(f"{args.case!r} is not a graph case: {exc}")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return _fail_usage(f"{args.case!r} is not a case: {exc}")
     try:
         impl = _impl(args.impl, args)
     except LookupError as exc:
         return _fail_usage(str(exc))
     try:
-        v = check(impl, case)
+        v = judge_case(impl, case)
     finally:
         getattr(impl, "close", lambda: None)()
-    print(f"case {case.id} ({len(case.nodes)} nodes, {case.dtype}) on {impl.name}: {v.verdict}")
+    print(f"case {case.id} ({kinds.of(case).size(case)}, {case.dtype}) on {impl.name}: {v.verdict}")
     for e in v.entries:
         print("  " + e.describe())
     if v.reason and not v.entries:

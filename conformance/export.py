@@ -14,12 +14,12 @@ import shutil
 import tempfile
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import seed as hseed
 from hypothesis import strategies as st
 
 from .cases import GraphCase, Tensor, case_to_json, result_to_json
 from .cases import GraphResult as Result
+from .driver import draw
+from .kind import Suite
 from .run import refimpl_raw, run_torch, truth_gradient
 from .strategies import graph_cases, tensor_graph_cases
 from .tolerance import SAFETY, TINY, bound_system
@@ -56,16 +56,7 @@ def entry(case: GraphCase) -> dict[str, Any]:
 def export_corpus(out: str, n: int, seed: int = 0) -> int:
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
         raise FileExistsError(f"{out!r} exists and is not an empty directory; choose a new one")
-    cases: list[GraphCase] = []
-
-    @hseed(seed)
-    @settings(max_examples=n, phases=[Phase.generate], database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
-    @given(st.one_of(graph_cases(max_nodes=8), tensor_graph_cases()))
-    def collect(case: GraphCase) -> None:
-        cases.append(case)
-
-    collect()
+    cases = draw(Suite("export", "graphs", st.one_of(graph_cases(max_nodes=8), tensor_graph_cases()), n), seed)
     parent = os.path.dirname(os.path.abspath(out))
     tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:

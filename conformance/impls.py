@@ -8,7 +8,6 @@ through the entry-point group ``backprop_conformance.implementations``; the harn
 
 from __future__ import annotations
 
-import traceback
 from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from typing import Protocol
@@ -110,12 +109,3 @@ def load(name: str) -> Implementation:
     obj = found[name]
     factory = obj.load() if hasattr(obj, "load") else obj
     return factory()  # type: ignore[operator,no-any-return]
-
-
-def run_safely(impl: Implementation, case: GraphCase) -> GraphResult:
-    """Run a case; an exception becomes a result with a one-line error instead of a crash."""
-    try:
-        return impl.run_graph(case)
-    except Exception as exc:  # the implementation under test may raise anything
-        last = traceback.extract_tb(exc.__traceback__)[-1]
-        return GraphResult(error=f"{type(exc).__name__}: {exc} (at {last.filename}:{last.lineno})")

@@ -1,10 +1,10 @@
 """``conformance mutants``: run the suite against every mutant of the zoo and print a kill matrix.
 
 Each mutant (:mod:`conformance.zoo`) is refimpl with one realistic bug. The suites are verify's
-(:func:`conformance.verify.suites`, refimpl's capabilities), in verify's order — one fixed order for
+(:func:`conformance.kinds.suites`, refimpl's capabilities), in verify's order — one fixed order for
 every mutant — with verify's strategies and seeds (suite ``i`` gets ``seed + i``), drawn from the
-seed alone (:func:`conformance.verify.same_cases_everywhere`). A mutant's run stops at its first
-non-conforming verdict (the kill); only the killing suite is then shrunk (:func:`conformance.verify._shrink`).
+seed alone (:func:`conformance.driver.draw`). A mutant's run stops at its first
+non-conforming verdict (the kill); only the killing suite is then shrunk (:func:`conformance.driver.shrink_case`).
 
 Outcomes, and the rule for kinks: ``killed`` — some case is ``fail``, ``nonfinite-mismatch``,
 ``error`` or ``timeout``. ``caught as convention`` — no case is, but at least one case is judged
@@ -26,11 +26,13 @@ import multiprocessing
 import statistics
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from .verify import same_cases_everywhere
+from . import kinds
+from .driver import PROFILES, draw, failure_text, run_suite, shrink_case
+from .impls import RefImpl
+from .kind import Suite
 
 NAME_WIDTH = 36
 
@@ -74,114 +76,55 @@ class Plan:
 
     examples: int
     seed: int
-    suites: list[Any] = field(default_factory=list)
-    _cases: dict[int, list[Any]] = field(default_factory=dict)
-    _refs: dict[str, Reference] = field(default_factory=dict)
+    suites: list[Suite] = field(default_factory=list)
+    drawn: dict[int, list[Any]] = field(default_factory=dict)
+    references: dict[str, Reference] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from .impls import RefImpl
-        from .verify import suites
-
-        self.suites = suites(RefImpl(), self.examples)
+        self.suites = kinds.suites(RefImpl.capabilities, self.examples)
 
     def cases(self, i: int) -> list[Any]:
-        """Suite ``i``'s cases, drawn as :func:`conformance.verify.run_suite` draws them (from the seed alone)."""
-        if i not in self._cases:
-            from hypothesis import Phase, given, settings
-            from hypothesis import seed as hseed
-
-            from .verify import _QUIET
-
-            drawn: list[Any] = []
-            suite = self.suites[i]
-
-            @hseed(self.seed + i)
-            @settings(max_examples=suite.examples, phases=[Phase.generate], **_QUIET)
-            @given(suite.strategy)
-            def draw(case: Any) -> None:
-                drawn.append(case)
-
-            with same_cases_everywhere():
-                draw()
-            self._cases[i] = drawn
-        return self._cases[i]
+        """Suite ``i``'s cases, as every command draws them (:func:`conformance.driver.draw`)."""
+        if i not in self.drawn:
+            self.drawn[i] = draw(self.suites[i], self.seed + i)
+        return self.drawn[i]
 
     def reference(self, case: Any) -> Reference:
-        if case.id not in self._refs:
-            from .impls import RefImpl
+        if case.id not in self.references:
+            k = kinds.of(case)
+            result, torch = k.run(RefImpl(), case), k.run_torch(case)
+            self.references[case.id] = Reference(k.result_key(result), torch, k.judge(case, result, torch))
+        return self.references[case.id]
 
-            refimpl = RefImpl()
-            if _is_network(case):
-                from .networks import run_network_safely, run_torch_network
-
-                result, torch = run_network_safely(refimpl, case), run_torch_network(case)
-            else:
-                from .impls import run_safely
-                from .run import run_torch
-
-                result, torch = run_safely(refimpl, case), run_torch(case)
-            self._refs[case.id] = Reference(_key(result), torch, _judge(case, result, torch))
-        return self._refs[case.id]
-
-
-def _is_network(case: Any) -> bool:
-    from .networks import NetworkCase
-
-    return isinstance(case, NetworkCase)
-
-
-def _judge(case: Any, result: Any, torch: Any) -> Any:
-    """What :func:`conformance.verify.check_case` decides, given torch's result."""
-    if _is_network(case):
-        from .networks import judge_network
-
-        return judge_network(case, result, torch)
-    from . import assertions
-    from .verdict import judge
-
-    return judge(case, result, torch, always_truth=assertions.TRUTH == "always")
-
-
-def _key(result: Any) -> Any:
-    """A result as a hashable value, floats by their bits (NaN equals NaN, -0.0 is not 0.0)."""
-    def t(x: Any) -> Any:
-        return None if x is None else (tuple(x.shape), tuple(float(v).hex() for v in x.values))
-
-    if hasattr(result, "steps"):  # a training run
-        return (result.error, tuple((t(s.loss), tuple((k, t(v)) for k, v in s.grads.items()),
-                                     tuple((k, t(v)) for k, v in s.params.items())) for s in result.steps))
-    hvp = None if result.hvp is None else tuple((k, t(v)) for k, v in result.hvp.items())
-    return (result.error, t(result.value), tuple((k, t(v)) for k, v in result.grads.items()), hvp)
+    def judge(self, impl: Any, case: Any) -> Any:
+        """The verdict on ``impl``'s result: refimpl's where the results are the same bits (the
+        verdict is a pure function of case, result and torch's result), else judged in full."""
+        ref, k = self.reference(case), kinds.of(case)
+        result = k.run(impl, case)
+        return ref.verdict if k.result_key(result) == ref.key else k.judge(case, result, ref.torch)
 
 
 def hunt(impl: Any, plan: Plan, *, shrink: bool = True, expect: str = "kill", category: str = "") -> Outcome:
     """Run the suites in the plan's order until the first non-conforming verdict; shrink that suite."""
-    from .impls import run_safely
-    from .networks import run_network_safely
-
     out = Outcome(impl.name, category, expect, "survived")
     t0 = time.perf_counter()
-    for i, suite in enumerate(plan.suites):
-        for case in plan.cases(i):
-            out.cases += 1
-            net = _is_network(case)
-            result = run_network_safely(impl, case) if net else run_safely(impl, case)
-            ref = plan.reference(case)
-            v = ref.verdict if _key(result) == ref.key else _judge(case, result, ref.torch)
-            if not v.conforms:
-                out.seconds = time.perf_counter() - t0
-                out.status, out.suite, out.verdict = "killed", suite.name, v
-                if shrink:
-                    from .verify import _shrink
 
-                    t1 = time.perf_counter()
-                    with same_cases_everywhere(), warnings.catch_warnings():
-                        warnings.simplefilter("ignore")  # hypothesis on the size of a network case's repr
-                        out.verdict = _shrink(impl, suite, plan.seed + i) or v
-                    out.shrink_seconds = time.perf_counter() - t1
-                return out
-            if v.verdict == "convention" and ref.verdict.verdict == "pass" and out.status == "survived":
-                out.status, out.suite, out.verdict = "convention", suite.name, v
+    def seen(suite: Suite, seed: int, index: int, v: Any, seconds: float) -> None:
+        out.cases += 1
+        if v.verdict == "convention" and out.status == "survived" and plan.reference(v.case).verdict.verdict == "pass":
+            out.status, out.suite, out.verdict = "convention", suite.name, v
+
+    for i, suite in enumerate(plan.suites):
+        r = run_suite(impl, suite, plan.seed + i, cases=plan.cases(i), judge=lambda case: plan.judge(impl, case),
+                      on_case=seen, first_failure_only=True, shrink=False)
+        if r.first_bad is not None:
+            out.seconds = time.perf_counter() - t0
+            out.status, out.suite, out.verdict = "killed", suite.name, r.first_bad[1]
+            if shrink:
+                t1 = time.perf_counter()
+                out.verdict = shrink_case(impl, suite, plan.seed + i) or out.verdict
+                out.shrink_seconds = time.perf_counter() - t1
+            return out
     out.seconds = time.perf_counter() - t0
     return out
 
@@ -242,7 +185,7 @@ def run_zoo(names: list[str], examples: int, seed: int, *, shrink: bool = True, 
     try:
         if workers > 1:
             with ctx.Pool(workers, initializer=_one_thread) as pool:
-                plan._refs.update(pool.imap_unordered(_reference_of, tasks, chunksize=4))
+                plan.references.update(pool.imap_unordered(_reference_of, tasks, chunksize=4))
         control = control_outcome(plan, time.perf_counter() - t0)
         if progress:
             progress(control)
@@ -269,10 +212,7 @@ def case_line(v: Any) -> str:
     """The case in one line: its id and its size."""
     if v is None:
         return "-"
-    c = v.case
-    if _is_network(c):
-        return f"{c.id} ({'→'.join(map(str, c.sizes))}, {c.n_params} params, {c.steps} step(s), {c.dtype})"
-    return f"{c.id} ({len(c.nodes)} node(s), {c.dtype})"
+    return f"{v.case.id} ({kinds.of(v.case).size(v.case)}, {v.case.dtype})"
 
 
 def row(o: Outcome) -> str:
@@ -340,22 +280,19 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         return usage("--workers must be at least 1")
 
-    from .verify import PROFILE_EXAMPLES, SuiteResult, failure_text
-
-    examples = args.max_examples or PROFILE_EXAMPLES[args.profile]
+    examples = args.max_examples or PROFILES[args.profile]
     names = list(dict.fromkeys(args.only)) if args.only else list(MUTANTS)
     print(f"conformance mutants: {len(names)} mutant(s), profile={args.profile}, cases/suite={examples}, "
           f"seed={args.seed}, one fixed suite order (verify's), stop at the first kill")
     print(header())
     t0 = time.perf_counter()
-    control, outcomes, plan = run_zoo(names, examples, args.seed, shrink=not args.no_shrink,
+    control, outcomes, _ = run_zoo(names, examples, args.seed, shrink=not args.no_shrink,
                                       workers=args.workers, progress=lambda o: print(row(o), flush=True))
     print()
     print(summary(control, outcomes))
     print(f"{time.perf_counter() - t0:.0f}s in all")
     if args.details:
-        suites = {s.name: s for s in plan.suites}
         for o in outcomes:
             if o.status == "killed":
-                print(f"\n--- {o.name}\n" + failure_text(SuiteResult(suites[o.suite], failure=o.verdict)))
+                print(f"\n--- {o.name}\n" + failure_text(o.suite, o.verdict))
     return 0 if control.status != "killed" and all(o.ok for o in outcomes) else 1

@@ -241,7 +241,11 @@ def network_cases(draw: st.DrawFn, dtype: str = "float64", *, activations: Itera
 def for_impl(impl: Any, dtype: str = "float64", **kw: Any) -> st.SearchStrategy[NetworkCase]:
     """Network cases restricted to what ``impl.capabilities`` says it supports (``kw`` may narrow
     the lists further and set the sizes)."""
-    caps = impl.capabilities
+    return for_capabilities(impl.capabilities, dtype, **kw)
+
+
+def for_capabilities(caps: Any, dtype: str = "float64", **kw: Any) -> st.SearchStrategy[NetworkCase]:
+    """Network cases restricted to what ``caps`` declares (``kw`` may narrow the lists further)."""
     lists = {k: getattr(caps, k, None) or None for k in ("activations", "losses", "optimizers")}
     for k in lists:
         if kw.get(k) is not None:

@@ -77,7 +77,6 @@ import hashlib
 import json
 import math
 import re
-import traceback
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -900,15 +899,6 @@ def _from_torch(t: Any) -> Tensor:
     return Tensor(tuple(t.shape), tuple(float(v) for v in t.reshape(-1).tolist()))
 
 
-def run_network_safely(impl: Any, case: NetworkCase) -> NetworkResult:
-    """``impl.run_network(case)``; an exception becomes a result with a one-line error."""
-    try:
-        return impl.run_network(case)
-    except Exception as exc:  # the implementation under test may raise anything
-        last = traceback.extract_tb(exc.__traceback__)[-1]
-        return NetworkResult(error=f"{type(exc).__name__}: {exc} (at {last.filename}:{last.lineno})")
-
-
 # --- verdicts -----------------------------------------------------------------------------------------
 
 def _index(shape: tuple[int, ...], i: int) -> str:
@@ -1194,29 +1184,6 @@ def judge_network(case: NetworkCase, impl: NetworkResult, torch_result: NetworkR
             reason += f"\n  near a kink: {first_excuse}"
     notes = [note for _, note in near] + [note for _, note in a_near]
     return NetworkVerdict(case, worst, result, reason=reason, near_kinks=notes)
-
-
-def check_network(impl: Any, case: NetworkCase) -> NetworkVerdict:
-    return judge_network(case, run_network_safely(impl, case), run_torch_network(case))
-
-
-def failure_message(impl: Any, v: NetworkVerdict) -> str:
-    case = v.case
-    return (f"{impl.name} does not conform on network case {case.id} ({case.summary()}): {v.verdict}\n"
-            f"  {v.reason}\ncase JSON:\n{dumps(case)}\nreproduce with torch:\n{torch_script(case)}")
-
-
-def assert_network_conforms(impl: Any, case: NetworkCase) -> NetworkVerdict:
-    """Fail unless the run's verdict is pass, convention or torch-deviates."""
-    import pytest
-
-    from .records import judged
-
-    __tracebackhide__ = True
-    v = judged(check_network, impl, case)  # check_network(impl, case), recorded under pytest --report
-    if not v.conforms:
-        pytest.fail(failure_message(impl, v), pytrace=False)
-    return v
 
 
 # --- a standalone torch script --------------------------------------------------------------------------

@@ -45,7 +45,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-PROFILES = ("dev", "ci", "nightly")
+from . import kinds
+from .driver import PROFILES, SuiteResult, counts_text, judge_case, same_cases_everywhere, shrink_case
+from .driver import run_suite as run_suite_once
+from .kind import Suite
+from .records import now_iso
+
 REPLAYED = " (replayed)"  # the suite name of a suite's stored failures, judged again
 
 
@@ -59,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--budget", default=None, help="stop starting cases after this long: 90s, 30m, 2h")
     size.add_argument("--max-examples", type=int, default=None, help="cases per suite (default: by profile)")
-    p.add_argument("--profile", choices=PROFILES, default=None, help="cases per suite (default nightly)")
+    p.add_argument("--profile", choices=list(PROFILES), default=None, help="cases per suite (default nightly)")
     p.add_argument("--seed", type=int, default=None, help="default: today's UTC date as YYYYMMDD (printed)")
     p.add_argument("--shard", default=None, metavar="i/n", help="run the i-th of n parts (default 1/1)")
     p.add_argument("--suites", nargs="+", default=None, metavar="GLOB",
@@ -90,7 +95,6 @@ def date_seed() -> int:
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     """What the run does, from the command line or, with --resume, from the run's own run.json."""
     from .records import read_json
-    from .verify import PROFILE_EXAMPLES
 
     if args.resume:
         given = [f"--{k.replace('_', '-')}" for k in ("impl", "budget", "max_examples", "profile", "seed", "shard",
@@ -112,7 +116,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         raise Usage("--max-examples must be at least 1")
     profile = args.profile or "nightly"
     return dict(specs=args.impl or ["all"], skipped=[], profile=profile,
-                examples=args.max_examples or PROFILE_EXAMPLES[profile],
+                examples=args.max_examples or PROFILES[profile],
                 seed=args.seed if args.seed is not None else date_seed(),
                 shard=parse_shard(args.shard or "1/1"), budget=parse_budget(args.budget) if args.budget else None,
                 suites=args.suites, meta=None)
@@ -162,11 +166,9 @@ class Progress:
             self.show()
 
     def text(self) -> str:
-        from .verify import _counts
-
         n = sum(self.counts.values())
         rate = n / max(time.monotonic() - self.t0, 1e-9)
-        return f"{n} cases, {rate:.1f} cases/s  {_counts(self.counts)}  {self.where}".rstrip()
+        return f"{n} cases, {rate:.1f} cases/s  {counts_text(self.counts)}  {self.where}".rstrip()
 
     def show(self, final: bool = False) -> None:
         self.last = time.monotonic()
@@ -189,53 +191,31 @@ class Budget:
         return self.deadline is not None and time.monotonic() >= self.deadline
 
 
-def run_suite(impl: Any, suite: Any, seed: int, rec: Any, budget: Budget, progress: Progress,
+def run_suite(impl: Any, suite: Suite, seed: int, rec: Any, budget: Budget, progress: Progress,
               skip: set[int], prior_bad: list[tuple[int, dict[str, Any]]]) -> Counter[str]:
-    """:func:`conformance.verify.run_suite`, with what a nightly run adds: cases already in the
-    journal (``skip``) are generated but not judged, no case starts once the budget is spent, and
-    the suite's minimal failing case goes to failures/. The first non-conforming case (the one
-    shrinking falls back to) is the lowest index, whether judged now or before a resume."""
-    from hypothesis import Phase, given, settings
-    from hypothesis import seed as hseed
-
-    from .verify import _QUIET, _shrink, check_case
-
-    counts: Counter[str] = Counter()
-    bad: list[tuple[int, Any]] = []
-    index = -1
-
-    @hseed(seed)
-    @settings(max_examples=suite.examples, phases=[Phase.generate], **_QUIET)
-    @given(suite.strategy)
-    def generate(case: Any) -> None:
-        nonlocal index
-        index += 1
-        if index in skip or budget.cut is not None:
-            return
-        if budget.spent():
-            budget.cut = {"impl": impl.name, "suite": suite.name, "index": index, "at": _now()}
-            return
-        t = time.perf_counter()
-        v = check_case(impl, case)
-        rec.record(impl, suite.name, suite.family, seed, index, v, time.perf_counter() - t)
-        counts[v.verdict] += 1
+    """One suite through the driver, with what a nightly run adds: cases already in the journal
+    (``skip``) are drawn but not judged, no case starts once the budget is spent, and the suite's
+    minimal failing case goes to failures/. The first non-conforming case (the one shrinking falls
+    back to) is the lowest index, whether judged now or before a resume."""
+    def seen(s: Suite, seed: int, index: int, v: Any, seconds: float) -> None:
+        rec.on_case(impl)(s, seed, index, v, seconds)
         progress.case(v.verdict)
-        if not v.conforms and not bad:
-            bad.append((index, v))
 
-    generate()
-    first = min([*bad, *prior_bad], key=lambda b: b[0], default=None)
+    r = run_suite_once(impl, suite, seed, on_case=seen, skip=skip, stop=budget.spent, shrink=False)
+    if r.stopped_at is not None and budget.cut is None:
+        budget.cut = {"impl": impl.name, "suite": suite.name, "index": r.stopped_at, "at": now_iso()}
+    first = min([*([r.first_bad] if r.first_bad else []), *prior_bad], key=lambda b: b[0], default=None)
     failure = None
     if first is not None:
         v = first[1] if not isinstance(first[1], dict) else _rejudge(impl, first[1])
-        shrunk = None if budget.spent() or v is None or v.verdict == "timeout" else _shrink(impl, suite, seed)
+        shrunk = None if budget.spent() or v is None or v.verdict == "timeout" else shrink_case(impl, suite, seed)
         failure = shrunk or v
         if failure is not None:
             rec.failure(impl.name, suite.name, failure)
     if budget.cut is None:
-        rec.event(kind="suite", impl=impl.name, suite=suite.name, seed=seed, cases=index + 1,
+        rec.event(kind="suite", impl=impl.name, suite=suite.name, seed=seed, cases=r.drawn,
                   failure=None if failure is None else failure.case.id)
-    return counts
+    return r.verdicts
 
 
 def database() -> Any:
@@ -259,28 +239,23 @@ def _blob(case_doc: dict[str, Any]) -> bytes:
 def replay_stored(impl: Any, suite: Any, seed: int, rec: Any, db: Any, progress: Progress,
                   skip: set[int]) -> Counter[str]:
     """Judge again the minimal failures stored for this (implementation, suite), in a fixed order."""
-    from . import cases, networks
-    from .verify import check_case
-
-    counts: Counter[str] = Counter()
-    bad = False
-    for index, blob in enumerate(sorted(db.fetch(_key(impl.name, suite.name)))):
-        if index in skip:
-            continue
+    stored = []
+    for blob in sorted(db.fetch(_key(impl.name, suite.name))):
         try:
-            doc = json.loads(blob)
-            case = (networks if doc.get("format") == networks.FORMAT else cases).case_from_json(doc)
+            stored.append(kinds.load(json.loads(blob)))
         except (ValueError, KeyError):
-            continue  # a stored case this version cannot read
-        t = time.perf_counter()
-        v = check_case(impl, case)
-        rec.record(impl, suite.name + REPLAYED, suite.family, seed, index, v, time.perf_counter() - t)
-        counts[v.verdict] += 1
+            stored.append(None)  # a stored case this version cannot read: its index stays taken
+    replayed = Suite(suite.name + REPLAYED, suite.family, suite.strategy, len(stored))
+    unreadable = {i for i, c in enumerate(stored) if c is None}
+
+    def seen(s: Suite, seed: int, index: int, v: Any, seconds: float) -> None:
+        rec.on_case(impl)(s, seed, index, v, seconds)
         progress.case(v.verdict)
-        if not v.conforms and not bad:  # still failing: it is the suite's minimal case again
-            bad = True
-            rec.failure(impl.name, suite.name + REPLAYED, v)
-    return counts
+
+    r = run_suite_once(impl, replayed, seed, cases=stored, on_case=seen, skip=skip | unreadable, shrink=False)
+    if r.first_bad is not None:  # still failing: it is the suite's minimal case again
+        rec.failure(impl.name, replayed.name, r.first_bad[1])
+    return r.verdicts
 
 
 def sync_database(run_dir: Path, cases: Any) -> None:
@@ -300,18 +275,8 @@ def sync_database(run_dir: Path, cases: Any) -> None:
 
 def _rejudge(impl: Any, row: dict[str, Any]) -> Any:
     """The verdict on a case recorded before a resume (its JSON is in the row)."""
-    from . import cases, networks
-    from .verify import check_case
-
-    case = (networks.loads if row["kind"] == "network" else cases.loads)(row["case_json"])
-    v = check_case(impl, case)
+    v = judge_case(impl, kinds.named(row["kind"]).loads(row["case_json"]))
     return None if v.conforms else v
-
-
-def _now() -> str:
-    from .records import now_iso
-
-    return now_iso()
 
 
 def _command(s: dict[str, Any]) -> str:
@@ -326,9 +291,7 @@ def _command(s: dict[str, Any]) -> str:
 
 def plan(impls: list[Any], examples: int, patterns: list[str] | None) -> list[tuple[Any, int, Any]]:
     """Every (implementation, suite index, suite) of the run, in order: what shards split."""
-    from .verify import suites
-
-    return [(impl, i, s) for impl in impls for i, s in enumerate(suites(impl, examples))
+    return [(impl, i, s) for impl in impls for i, s in enumerate(kinds.suites(impl.capabilities, examples))
             if not patterns or any(fnmatch.fnmatchcase(s.name, p) for p in patterns)]
 
 
@@ -394,8 +357,6 @@ def _run(s: dict[str, Any], impls: list[Any], specs: list[str], skipped: list[di
     mine = [w for k, w in enumerate(work) if k % shard_n == shard_i - 1]
     budget, progress, db = Budget(s["budget"]), Progress(), database()
     t0 = time.perf_counter()
-    from .verify import same_cases_everywhere
-
     with same_cases_everywhere():
         _work(mine, s, rec, budget, progress, db, done_suites, done, prior_bad)
     progress.where = f"{time.perf_counter() - t0:.0f}s"
@@ -410,14 +371,12 @@ def _work(mine: list[tuple[Any, int, Any]], s: dict[str, Any], rec: Any, budget:
           db: Any, done_suites: set[tuple[str, str]], done: dict[tuple[str, str], set[int]],
           prior_bad: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]]) -> None:
     """This shard's suites, in order, minus those the journal says are finished."""
-    from .verify import _counts
-
     for k, (impl, i, suite) in enumerate(mine, 1):
         key = (impl.name, suite.name)
         if key in done_suites:
             continue
         if budget.spent():
-            budget.cut = budget.cut or {"impl": impl.name, "suite": suite.name, "index": 0, "at": _now()}
+            budget.cut = budget.cut or {"impl": impl.name, "suite": suite.name, "index": 0, "at": now_iso()}
             break
         progress.where = f"[{k}/{len(mine)}] {impl.name}: {suite.name}"
         t = time.perf_counter()
@@ -425,7 +384,7 @@ def _work(mine: list[tuple[Any, int, Any]], s: dict[str, Any], rec: Any, budget:
                                                            done.get((impl.name, suite.name + REPLAYED), set()))
         counts += run_suite(impl, suite, s["seed"] + i, rec, budget, progress, done.get(key, set()),
                             prior_bad.get(key, []))
-        print(f"  {impl.name:<12} {suite.name:<22} {sum(counts.values()):>5} cases  {_counts(counts)}  "
+        print(f"  {impl.name:<12} {suite.name:<22} {sum(counts.values()):>5} cases  {counts_text(counts)}  "
               f"({time.perf_counter() - t:.1f}s)", flush=True)
         if budget.cut is not None:
             break
@@ -442,7 +401,7 @@ def _summary(rec: Any, impls: list[Any], run_dir: Path, budget: Budget, planned:
         mine = cases[cases["impl"] == impl.name]
         results = []
         for (suite, family), group in mine.groupby(["suite", "family"], sort=False):
-            results.append(ver.SuiteResult(ver.Suite(suite, family, None, 0), Counter(group["verdict"])))  # type: ignore[arg-type]
+            results.append(SuiteResult(Suite(suite, family, None, 0), verdicts=Counter(group["verdict"])))  # type: ignore[arg-type]
         ok = ver.conforms(results)
         bad |= not ok
         print(f"\n{ver.table(impl, results)}")

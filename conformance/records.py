@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import kinds
 from .verdict import NONCONFORMING, ORDER, CaseVerdict, Entry
 
 #: the cases table: column -> pandas dtype (docs/reports.md, the renderer's contract)
@@ -222,38 +223,13 @@ def _worst(values: Iterable[float]) -> float:
 
 def describe(case: Any) -> dict[str, Any]:
     """The case columns that depend only on the case."""
-    from . import cases, networks
-
-    if isinstance(case, networks.NetworkCase):
-        ops = {la.activation for la in case.layers} | {case.loss, case.optimizer}
-        ops |= {case.head} if case.head != "none" else set()
-        n = len(case.layers)
-        return dict(case_id=case.id, kind="network", ops=" ".join(sorted(ops)), nodes=n, depth=n,
-                    parameters=case.n_params, steps=case.steps, dtype=case.dtype, case_json=networks.dumps(case))
-    depth: dict[str, int] = {}
-    for node in case.nodes:
-        depth[node.name] = 1 + max((depth.get(i, 0) for i in node.inputs), default=0)
-    return dict(case_id=case.id, kind="graph", ops=" ".join(case.ops), nodes=len(case.nodes),
-                depth=max(depth.values(), default=0), parameters=0, steps=0, dtype=case.dtype,
-                case_json=cases.dumps(case))
+    k = kinds.of(case)
+    return dict(case_id=case.id, kind=k.name, **k.describe(case), case_json=k.dumps(case))
 
 
 def family_of(case: Any) -> str:
-    """The family ``conformance verify`` would file a case under (for cases that come from pytest)."""
-    from refimpl import OPS
-
-    from .networks import NetworkCase
-
-    if isinstance(case, NetworkCase):
-        return "networks"
-    if case.second_order is not None:
-        return "second order"
-    if case.dtype == "float32":
-        return "float32"
-    ops = case.ops
-    if any(op not in OPS for op in ops):
-        return "tensor"
-    return OPS[ops[0]].family if len(ops) == 1 else "graphs"
+    """The family ``conformance verify`` would file a case under (for cases found outside a suite)."""
+    return kinds.of(case).family(case)
 
 
 def entry_row(run_id: str, impl: str, case_id: str, e: Entry, dtype: str) -> dict[str, Any]:
@@ -315,15 +291,12 @@ def write_tables(run_dir: Path, cases: Any, entries: Any) -> None:
 
 def failure_files(impl: str, suite: str, v: CaseVerdict, run_id: str = "") -> tuple[str, str]:
     """The minimal failing case as a JSON document (case, verdict, entries) and a torch script."""
-    from . import cases, networks, repro
-
-    network = isinstance(v.case, networks.NetworkCase)
-    mod = networks if network else cases
+    k = kinds.of(v.case)
     dtype = v.case.dtype
     doc = {"impl": impl, "suite": suite, "verdict": v.verdict, "reason": v.reason,
-           "kind": "network" if network else "graph", "case": mod.case_to_json(v.case),
+           "kind": k.name, "case": k.to_json(v.case),
            "entries": [entry_row(run_id, impl, v.case.id, e, dtype) for e in v.entries]}
-    script = networks.torch_script(v.case) if network else repro.torch_script(v.case)
+    script = k.torch_script(v.case)
     header = f"# {impl} {v.verdict} on {suite!r}: case {v.case.id}\n"
     return json.dumps(doc, indent=1) + "\n", header + script
 
@@ -419,24 +392,16 @@ class Recorder:
     def failure(self, impl_name: str, suite: str, v: CaseVerdict) -> Path:
         return store_failure(self.run_dir, v.case.id, *failure_files(impl_name, suite, v, self.meta["run_id"]))
 
-    # --- conformance verify --report: the OnCase hook --------------------------------------------
+    # --- the driver's OnCase hook ----------------------------------------------------------------
 
-    def on_case(self, impl: Any, seeds: dict[str, int]) -> Any:
-        """verify's ``on_case`` for ``impl``; ``seeds`` maps each suite's name to its seed."""
-        def hook(suite: Any, v: CaseVerdict, seconds: float) -> None:
-            index = self._index[suite.name]
-            self._index[suite.name] += 1
-            self.record(impl, suite.name, suite.family, seeds[suite.name], index, v, seconds)
+    def on_case(self, impl: Any) -> Any:
+        """The driver's ``on_case`` hook recording ``impl``'s cases (verify, nightly, pytest)."""
+        def hook(suite: Any, seed: int, index: int, v: CaseVerdict, seconds: float) -> None:
+            self.record(impl, suite.name, suite.family, seed, index, v, seconds)
         return hook
 
-    def for_verify(self, impl: Any, examples: int, seed: int) -> Any:
-        """The ``on_case`` hook of ``verify(impl, examples, seed)``, which seeds suite ``i`` with ``seed + i``."""
-        from .verify import suites
-
-        return self.on_case(impl, {s.name: seed + i for i, s in enumerate(suites(impl, examples))})
-
     def failures(self, impl: Any, results: list[Any]) -> None:
-        """Each suite's minimal failing case (verify's SuiteResult.failure) into failures/."""
+        """Each suite's minimal failing case (the driver's SuiteResult.failure) into failures/."""
         for r in results:
             if r.failure is not None:
                 self.failure(impl.name, r.suite.name, r.failure)
@@ -561,9 +526,24 @@ def conclude(run_dir: Path, meta: dict[str, Any], cases: Any, *, history: bool, 
 
 
 def _render(run_dir: Path, history: Path | None, previous: Path | None) -> None:
-    from .report import render
+    """summary.md and report.html. The run is over and its records are written: a failure here is one
+    line on stderr, never a traceback, and summary.md is still written when only the page failed."""
+    import sys
 
-    render(run_dir, history=history, previous=previous)
+    from .report import render
+    from .report.fmt import one_line
+
+    try:
+        render(run_dir, history=history, previous=previous)
+        return
+    except Exception as exc:
+        why = one_line(exc)
+    try:
+        render(run_dir, history=history, previous=previous, html=False)
+        lost, kept = "report.html", "summary.md and records/ are"
+    except Exception:
+        lost, kept = "summary.md and report.html", "records/ are"
+    sys.stderr.write(f"conformance: {lost} not written ({why}); {kept} in {run_dir}\n")
 
 
 # --- pytest: the recorder of this process, used by assertions.assert_conforms -------------------------

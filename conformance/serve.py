@@ -43,22 +43,18 @@ def _hello(impl: Any) -> dict[str, Any]:
 def _answer(impl: Any, doc: dict[str, Any]) -> bytes:
     """Run one case and write its result line; a result that cannot be written (wrong types, not
     JSON-able) becomes an error result saying so, as it would be judged in process."""
-    from . import cases, networks
-    from .impls import run_safely
+    from . import kinds
 
-    network = doc.get("format") == networks.FORMAT
-    fmt = networks.RESULT_FORMAT if network else cases.RESULT_FORMAT
     try:
-        if network:
-            result = networks.result_to_json(networks.run_network_safely(impl, networks.case_from_json(doc)))
-        else:
-            r = run_safely(impl, cases.case_from_json(doc))
-            r.grads = {k: t for k, t in r.grads.items() if t is not None}  # None: missing, as on the wire
-            result = cases.result_to_json(r)
+        k = kinds.by_format(doc.get("format"))
+    except ValueError:
+        k = kinds.KINDS[0]  # its reader says what is wrong with the document, as an error result
+    try:
+        result = k.result_to_json(k.run(impl, k.from_json(doc)))
         text = json.dumps({"type": "result", "id": doc.get("id"), "result": result}, allow_nan=False)
     except Exception as exc:  # what the implementation returned is unusable
-        text = json.dumps({"type": "result", "id": doc.get("id"), "result": {
-            "format": fmt, "version": 1, "error": f"unusable result: {type(exc).__name__}: {exc}", "grads": {}}})
+        unusable = k.error_result(f"unusable result: {type(exc).__name__}: {exc}")
+        text = json.dumps({"type": "result", "id": doc.get("id"), "result": k.result_to_json(unusable)})
     return text.encode() + b"\n"
 
 

@@ -20,9 +20,10 @@ import pandas as pd
 from hypothesis import strategies as st
 
 from conformance import cases as gcases
-from conformance import networks, repro, verify
+from conformance import driver, networks, repro, verify
 from conformance.cases import GraphResult, Tensor
 from conformance.impls import RefImpl
+from conformance.kind import Suite
 from conformance.networks import Batch, Layer, NetworkCase
 
 PLANTED = Path(__file__).parent / "fixtures" / "planted_adapter.py"
@@ -93,13 +94,13 @@ def network_case() -> NetworkCase:
     return networks.with_id(networks.check_case(case))
 
 
-def pick(impl: Any, names: tuple[str, ...], examples: int = 4) -> list[verify.Suite]:
+def pick(impl: Any, names: tuple[str, ...], examples: int = 4) -> list[Suite]:
     by = {s.name: s for s in verify.suites(impl, examples)}
     return [by[n] for n in names]
 
 
-def network_suite() -> verify.Suite:
-    return verify.Suite("networks float64", "networks", st.just(network_case()), 1)
+def network_suite() -> Suite:
+    return Suite("networks float64", "networks", st.just(network_case()), 1)
 
 
 def _depth(case: Any) -> int:
@@ -123,7 +124,7 @@ def _entry_row(run_id: str, impl: str, case_id: str, e: Any) -> dict[str, Any]:
                 ratio=e.ratio, verdict=e.verdict)
 
 
-def write_run(root: Path, run_id: str, started: str, plan: list[tuple[Any, list[verify.Suite]]],
+def write_run(root: Path, run_id: str, started: str, plan: list[tuple[Any, list[Suite]]],
               seed: int = 7) -> Path:
     """Judge every suite of ``plan`` and write ``root/run_id`` as the contract lays it out."""
     run = root / run_id
@@ -135,7 +136,7 @@ def write_run(root: Path, run_id: str, started: str, plan: list[tuple[Any, list[
         for k, suite in enumerate(suites):
             index = [0]
 
-            def on_case(s: verify.Suite, v: Any, seconds: float, impl: Any = impl, k: int = k,
+            def on_case(s: Suite, _seed: int, _index: int, v: Any, seconds: float, impl: Any = impl, k: int = k,
                         index: list[int] = index) -> None:
                 c = v.case
                 net = isinstance(c, NetworkCase)
@@ -157,7 +158,7 @@ def write_run(root: Path, run_id: str, started: str, plan: list[tuple[Any, list[
                 if v.verdict != "pass":
                     entries.extend(_entry_row(run_id, impl.name, c.id, e) for e in v.entries)
 
-            r = verify.run_suite(impl, suite, seed + k, on_case=on_case)
+            r = driver.run_suite(impl, suite, seed + k, on_case=on_case)
             if r.failure is not None:
                 v = r.failure
                 net = isinstance(v.case, NetworkCase)

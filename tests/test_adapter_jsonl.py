@@ -31,8 +31,8 @@ from referencing import Registry, Resource
 
 from conformance.adapters import jsonl
 from conformance.adapters.jsonl import CommandAdapter, StartError, is_timeout
-from conformance.assertions import check
 from conformance.cases import GraphCase, Node, Tensor, case_to_json
+from conformance.driver import judge_case as check
 from conformance.run import run_torch
 from conformance.strategies import graph_cases, tensor_graph_cases
 from conformance.verdict import judge

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from conformance.cases import GraphCase, GraphResult, Node, Tensor
+from conformance.driver import judge_case as check_case
 from conformance.explain import FLUSH, explain
 from conformance.impls import RefImpl
 from conformance.run import run_refimpl
 from conformance.strategies import with_id
-from conformance.verify import check_case
 from conformance.zoo import MUTANTS, MutantImpl
 
 

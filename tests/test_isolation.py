@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from test_adapter_jsonl import validate  # the protocol schema, with the case and result schemas
 
 from conformance import cli, verify
-from conformance.assertions import check
 from conformance.cases import GraphCase, Node, Tensor
 from conformance.cases import case_to_json as graph_case_json
+from conformance.driver import judge_case as check
 from conformance.loading import resolve
 from conformance.netstrategies import network_cases
 from conformance.networks import case_to_json as network_case_json

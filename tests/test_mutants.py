@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import cli
+from conformance import cli, kinds
+from conformance.driver import PROFILES as PROFILE_EXAMPLES
+from conformance.driver import judge_case as check_case
 from conformance.impls import RefImpl
-from conformance.mutants import Plan, _is_network, _judge, _key, run_zoo
-from conformance.networks import run_network_safely
-from conformance.verify import PROFILE_EXAMPLES, check_case, suites
+from conformance.mutants import Plan, run_zoo
+from conformance.networks import NetworkCase
+from conformance.verify import suites
 from conformance.zoo import MUTANTS, MutantImpl, snapshot
 from conformance.zoo.base import Mutant
 from conformance.zoo.engine import installed
@@ -78,9 +80,15 @@ def _some_cases() -> list:
 
 
 def _result(impl, case):
-    from conformance.impls import run_safely
+    return kinds.of(case).run(impl, case)
 
-    return run_network_safely(impl, case) if _is_network(case) else run_safely(impl, case)
+
+def _key(case, result):
+    return kinds.of(case).result_key(result)
+
+
+def _is_network(case):
+    return isinstance(case, NetworkCase)
 
 
 def test_the_zoos_engine_copy_is_refimpls_bit_for_bit():
@@ -91,7 +99,7 @@ def test_the_zoos_engine_copy_is_refimpls_bit_for_bit():
     assert {c.dtype for c in cases} == {"float64", "float32"} and any(_is_network(c) for c in cases)
     assert any(getattr(c, "second_order", None) for c in cases)
     for c in cases:
-        assert _key(_result(copy, c)) == _key(_result(RefImpl(), c)), c.id
+        assert _key(c, _result(copy, c)) == _key(c, _result(RefImpl(), c)), c.id
 
 
 def test_patches_never_reach_the_judge():
@@ -121,9 +129,9 @@ def test_a_patch_is_active_inside_the_run_only():
     plan = Plan(PROFILE_EXAMPLES["dev"], SEED)
     i = [s.name for s in plan.suites].index("op tanh")
     impl = MutantImpl(MUTANTS["tanh-1-minus-t"])
-    differ = [c for c in plan.cases(i) if _key(_result(impl, c)) != plan.reference(c).key]
+    differ = [c for c in plan.cases(i) if _key(c, _result(impl, c)) != plan.reference(c).key]
     assert differ
-    v = _judge(differ[0], _result(impl, differ[0]), plan.reference(differ[0]).torch)
+    v = kinds.of(differ[0]).judge(differ[0], _result(impl, differ[0]), plan.reference(differ[0]).torch)
     assert v.verdict == "fail"
 
 

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
+from conformance.assertions import failure_message
 from conformance.cases import Tensor
 from conformance.impls import RefImpl, TorchImpl
 from conformance.netstrategies import network_cases
@@ -32,7 +33,6 @@ from conformance.networks import (
     case_to_json,
     dumps,
     entries,
-    failure_message,
     judge_network,
     loads,
     replay,
@@ -214,9 +214,9 @@ def test_an_exception_is_an_error_verdict():
         def run_network(self, case):
             raise RuntimeError("no networks today")
 
-    from conformance.networks import check_network
+    from conformance.driver import judge_case
 
-    v = check_network(Raises(), _case())
+    v = judge_case(Raises(), _case())
     assert v.verdict == "error" and "RuntimeError: no networks today" in v.reason
 
 
@@ -452,7 +452,7 @@ def minimal_failure(trainer: type[RefTrainer], **strategy: Any) -> NetworkCase:
     case = find(network_cases(**{**PLANTED_SIZES, **strategy}), _fails(impl), settings=SEARCH)
     v = judge_network(case, impl.run_network(case), run_torch_network(case))
     print(f"\n{trainer.__name__}: caught, shrunk to {_size(case)}: {case.summary()}\n  {v.reason}")
-    assert f"does not conform on network case {case.id}" in failure_message(impl, v)
+    assert f"does not conform on case {case.id} ({case.summary()}" in failure_message(impl, v)
     return case
 
 

@@ -1,0 +1,183 @@
+"""The one driver: draw a suite's cases from its seed, judge each, report it, shrink the first failure.
+
+Every command runs suites through here — ``verify``, ``nightly``, ``mutants``, ``calibrate``,
+``export`` and the pytest suite — and says what differs through arguments (cases drawn already, a
+judge of its own, indices to skip, a budget that stops the run, a hook per case, stop at the first
+failure) instead of a loop of its own.
+
+Drawing is separate from judging: :func:`draw` asks hypothesis for a suite's cases from the seed
+alone (no test outcome steers the generation), so the same seed gives the same cases to every
+command, in any process, whatever was judged before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import seed as hseed
+from hypothesis.errors import Flaky, NoSuchExample
+
+from . import kinds
+from .kind import Suite
+from .verdict import ORDER, CaseVerdict
+
+#: cases per suite (the per-op and network suites take their share): what a profile means
+PROFILES = {"dev": 10, "ci": 40, "nightly": 400}
+QUIET: dict[str, Any] = dict(deadline=None, database=None, suppress_health_check=list(HealthCheck))
+SHRINK_SECONDS = 60.0  # per suite: a crash or a huge answer makes every try slow
+
+#: called once per judged case: ``on_case(suite, seed, index, verdict, seconds)``
+OnCase = Callable[[Suite, int, int, CaseVerdict, float], None]
+
+
+@contextlib.contextmanager
+def same_cases_everywhere() -> Iterator[None]:
+    """Make a seed draw the same cases in any process. Hypothesis (6.13x on) mixes into its draws
+    the constants found in the source of every *local* module imported so far, a pool that grows
+    as modules are imported: a resumed run, a shard, or a run inside a test process that has
+    imported more of the project would draw other cases from the same seed. While cases are drawn
+    here, that pool is held empty (hypothesis's own constants remain). This reaches into
+    hypothesis's internals, which is why pyproject.toml pins hypothesis to the tested releases;
+    on a hypothesis without the pool it does nothing."""
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+        real, cache = providers._get_local_constants, providers.CONSTANTS_CACHE
+    except (ImportError, AttributeError):
+        yield
+        return
+    empty = Constants()
+    providers._get_local_constants = lambda: empty
+    cache.cache.clear()  # it holds the pool's values per kind of draw
+    try:
+        yield
+    finally:
+        providers._get_local_constants = real
+        cache.cache.clear()
+
+
+def draw(suite: Suite, seed: int) -> list[Any]:
+    """The suite's ``examples`` cases, drawn from ``seed`` alone."""
+    drawn: list[Any] = []
+
+    @hseed(seed)
+    @settings(max_examples=suite.examples, phases=[Phase.generate], **QUIET)
+    @given(suite.strategy)
+    def collect(case: Any) -> None:
+        drawn.append(case)
+
+    with same_cases_everywhere():
+        collect()
+    return drawn
+
+
+def judge_case(impl: Any, case: Any, *, always_truth: bool = False) -> CaseVerdict:
+    """The verdict on one case of any kind."""
+    return kinds.of(case).check(impl, case, always_truth=always_truth)
+
+
+def counts_text(verdicts: Counter[str]) -> str:
+    """``pass 38, convention 2``: verdict counts, worst first."""
+    return ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items(), key=lambda kv: ORDER.index(kv[0])))
+
+
+@dataclass
+class SuiteResult:
+    suite: Suite
+    seed: int = 0
+    verdicts: Counter[str] = field(default_factory=Counter)
+    first_bad: tuple[int, CaseVerdict] | None = None  # the lowest-index non-conforming case judged
+    failure: CaseVerdict | None = None  # the minimal non-conforming case, if any
+    seconds: float = 0.0
+    stopped_at: int | None = None  # the index of the first case not judged because ``stop()`` said so
+    drawn: int = 0  # cases the suite has (judged, skipped or not reached)
+
+    @property
+    def cases(self) -> int:
+        return sum(self.verdicts.values())
+
+
+def run_suite(impl: Any, suite: Suite, seed: int, *, cases: Iterable[Any] | None = None,
+              judge: Callable[[Any], CaseVerdict] | None = None, always_truth: bool = False,
+              on_case: OnCase | None = None, skip: Iterable[int] = (), stop: Callable[[], bool] | None = None,
+              first_failure_only: bool = False, shrink: bool = True) -> SuiteResult:
+    """Judge a suite's cases (``cases``, or those :func:`draw` gives for ``seed``) in order.
+
+    ``judge(case)`` replaces the plain verdict (mutants reuse refimpl's where the results are the
+    same bits); ``skip`` holds indices judged before (a resumed run); ``stop()`` is asked before each
+    case (a budget); ``first_failure_only`` ends the suite at its first non-conforming case. The first
+    non-conforming case is then shrunk (unless ``shrink`` is off, it is a timeout, or the run was
+    stopped) into :attr:`SuiteResult.failure`."""
+    result = SuiteResult(suite, seed)
+    t0 = time.perf_counter()
+    judge = judge or (lambda case: judge_case(impl, case, always_truth=always_truth))
+    skipped = set(skip)
+    todo = draw(suite, seed) if cases is None else list(cases)
+    result.drawn = len(todo)
+    for index, case in enumerate(todo):
+        if index in skipped:
+            continue
+        if stop is not None and stop():
+            result.stopped_at = index
+            break
+        t = time.perf_counter()
+        v = judge(case)
+        result.verdicts[v.verdict] += 1
+        if on_case is not None:
+            on_case(suite, seed, index, v, time.perf_counter() - t)
+        if not v.conforms and result.first_bad is None:
+            result.first_bad = (index, v)
+            if first_failure_only:
+                break
+    if result.first_bad is not None:
+        v = result.first_bad[1]
+        # a timeout is not shrunk: every try would cost the whole timeout
+        small = shrink_case(impl, suite, seed) if shrink and result.stopped_at is None and v.verdict != "timeout" \
+            else None
+        result.failure = small or v
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def shrink_case(impl: Any, suite: Suite, seed: int, seconds: float = SHRINK_SECONDS) -> CaseVerdict | None:
+    """Search again with shrinking on: hypothesis returns the smallest case on which the
+    implementation still disagrees with torch (the kind's cheap test, no truth); the full verdict is
+    then given to that case only. After ``seconds`` every new candidate counts as good (and one found
+    bad stays bad, so the replay of the result agrees), which ends the search with the smallest case
+    found so far. An implementation that answers the same case differently on two calls ends it too
+    (flaky)."""
+    deadline = time.monotonic() + seconds
+    bad: set[str] = set()
+
+    def still_bad(case: Any) -> bool:
+        if time.monotonic() > deadline:
+            return case.id in bad
+        found = kinds.of(case).still_disagrees(impl, case)
+        if found:
+            bad.add(case.id)
+        return found
+
+    try:
+        with same_cases_everywhere(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # hypothesis on the size of a network case's repr
+            case = find(suite.strategy, still_bad, random=random.Random(seed),
+                        settings=settings(max_examples=max(50, 4 * suite.examples), **QUIET))
+    except (NoSuchExample, Flaky):
+        return None
+    v = judge_case(impl, case)
+    return None if v.conforms else v  # e.g. torch-deviates: keep the original failure instead
+
+
+def failure_text(suite: str, v: CaseVerdict) -> str:
+    """A suite's minimal failing case: the verdict, the case as JSON and a torch script to paste."""
+    k = kinds.of(v.case)
+    return (f"FAIL {suite}: minimal case {v.case.id} ({k.size(v.case)}): {v.verdict}\n  {v.reason}\n"
+            f"case JSON:\n{k.dumps(v.case)}\nreproduce with torch:\n{k.torch_script(v.case)}")

@@ -1,0 +1,70 @@
+"""The network kind: a short training run of an MLP — loss, every gradient and every parameter
+after every step — against ``torch.optim``.
+
+Everything the suite needs of a network case, gathered into one :class:`~conformance.kind.Kind`:
+the case, its runs, its verdict and its torch script (:mod:`conformance.networks`) and its suites
+(:mod:`conformance.netstrategies`), declared here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+from . import networks
+from .kind import Kind, Suite, tensor_bits
+from .netstrategies import for_capabilities
+from .networks import DTYPES, LOSS_ATTRS, OPTIMIZER_HYPER, NetworkCase, NetworkResult
+
+
+def describe(case: NetworkCase) -> dict[str, Any]:
+    ops = {la.activation for la in case.layers} | {case.loss, case.optimizer}
+    ops |= {case.head} if case.head != "none" else set()
+    n = len(case.layers)
+    return dict(ops=" ".join(sorted(ops)), nodes=n, depth=n, parameters=case.n_params, steps=case.steps,
+                dtype=case.dtype)
+
+
+def result_key(r: NetworkResult) -> Hashable:
+    """A training run's result as a hashable value, floats by their bits."""
+    return (r.error, tuple((tensor_bits(s.loss), tuple((k, tensor_bits(v)) for k, v in s.grads.items()),
+                            tuple((k, tensor_bits(v)) for k, v in s.params.items())) for s in r.steps))
+
+
+def judge(case: NetworkCase, result: NetworkResult, torch_result: NetworkResult, *,
+          always_truth: bool = False) -> networks.NetworkVerdict:
+    """:func:`conformance.networks.judge_network`. Its truth is refimpl at 50 digits, computed for
+    every entry that disagrees; ``always_truth`` asks nothing more of it."""
+    return networks.judge_network(case, result, torch_result)
+
+
+def disagrees(case: NetworkCase, result: NetworkResult, torch_result: NetworkResult) -> bool:
+    """No cheap pre-test for a training run: shrinking judges each candidate outright."""
+    return not judge(case, result, torch_result).conforms
+
+
+def suites(caps: Any, examples: int) -> list[Suite]:
+    """Training runs per dtype, then per optimizer and per loss (in the first dtype supported). A run
+    costs about ten graph cases: a third of ``examples`` runs per dtype, an eighth per optimizer/loss
+    (the first run drawn is the minimal one, every knob off)."""
+    if not getattr(caps, "networks", False):
+        return []
+    dtypes = [d for d in DTYPES if d in caps.dtypes]
+    out = [Suite(f"networks {d}", "networks", for_capabilities(caps, d), max(2, examples // 3)) for d in dtypes]
+    each = max(3, examples // 8)
+    out += [Suite(f"optimizer {o}", "networks", for_capabilities(caps, dtypes[0], optimizers=[o]), each)
+            for o in OPTIMIZER_HYPER if o in caps.optimizers]
+    out += [Suite(f"loss {loss}", "networks", for_capabilities(caps, dtypes[0], losses=[loss]), each)
+            for loss in LOSS_ATTRS if loss in caps.losses]
+    return out
+
+
+NETWORK = Kind(
+    name="network", format=networks.FORMAT, case_type=NetworkCase, method="run_network",
+    error_result=lambda message: NetworkResult(error=message),
+    to_json=networks.case_to_json, from_json=networks.case_from_json, dumps=networks.dumps, loads=networks.loads,
+    result_to_json=networks.result_to_json, result_from_json=networks.result_from_json,
+    size=lambda case: case.summary(), describe=describe, family=lambda case: "networks",
+    run_torch=networks.run_torch_network, judge=judge, disagrees=disagrees, torch_script=networks.torch_script,
+    result_key=result_key, suites=suites, picture="conformance.report.netdraw:draw_network_case",
+)
