@@ -2,10 +2,11 @@
 (broadcasting, reductions, matmul, softmax family), long chains, second order; float64 and float32."""
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from .assertions import assert_conforms
+from .profiles import suite
 from .strategies import DEEP_CHAIN_OPS, deep_chains, graph_cases, tensor_graph_cases
 from .tensor_ops import TENSOR_OPS
 
@@ -24,6 +25,7 @@ def _need(impl, dtype=None, ops=(), tensors=False):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@suite()
 @given(data=st.data())
 def test_random_scalar_graph(impl, dtype, data):
     _need(impl, dtype)
@@ -31,19 +33,21 @@ def test_random_scalar_graph(impl, dtype, data):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@suite()
 @given(data=st.data())
 def test_random_tensor_graph(impl, dtype, data):
     _need(impl, dtype, tensors=True)
     assert_conforms(impl, data.draw(tensor_graph_cases(ops=impl.capabilities.ops, dtype=dtype)))
 
 
-@settings(max_examples=3)
+@suite(max_examples=3)
 @given(data=st.data())
 def test_deep_chain(impl, data):
     _need(impl, ops=DEEP_CHAIN_OPS)
     assert_conforms(impl, data.draw(deep_chains()))
 
 
+@suite()
 @given(data=st.data())
 def test_second_order(impl, data):
     if not impl.capabilities.second_order:
@@ -51,7 +55,7 @@ def test_second_order(impl, data):
     assert_conforms(impl, data.draw(graph_cases(ops=impl.capabilities.ops, max_nodes=6, second_order=True)))
 
 
-@settings(max_examples=40)
+@suite(max_examples=40)
 @given(data=st.data())
 def test_second_order_through_tensors(impl, data):
     _need(impl, tensors=True)

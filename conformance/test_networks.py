@@ -6,15 +6,16 @@ A network run costs far more than a graph case, so each test runs a fraction of 
 """
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from .netstrategies import for_impl
 from .networks import LOSS_ATTRS, OPTIMIZER_HYPER, assert_network_conforms
+from .profiles import active, suite
 
-_N = settings().max_examples  # the active profile's: the plugin loads it before collection
-RANDOM = settings(max_examples=max(2, _N // 3))
-EACH = settings(max_examples=max(1, _N // 20))
+_N = active().max_examples  # the suite's profile (conformance/profiles.py), selected before collection
+RANDOM = suite(max_examples=max(2, _N // 3))
+EACH = suite(max_examples=max(1, _N // 20))
 
 
 def _supports(impl, dtype="float64", loss=None, optimizer=None):

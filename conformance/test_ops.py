@@ -7,11 +7,13 @@ from hypothesis import strategies as st
 from refimpl import OPS
 
 from .assertions import assert_conforms
+from .profiles import suite
 from .strategies import graph_cases, tensor_graph_cases
 from .tensor_ops import TENSOR_OPS
 
 
 @pytest.mark.parametrize("op", sorted(OPS))
+@suite()
 @given(data=st.data())
 def test_op(impl, op, data):
     if op not in impl.capabilities.ops:
@@ -20,6 +22,7 @@ def test_op(impl, op, data):
 
 
 @pytest.mark.parametrize("op", sorted(TENSOR_OPS))
+@suite()
 @given(data=st.data())
 def test_tensor_op(impl, op, data):
     if op not in impl.capabilities.ops:

@@ -1,5 +1,6 @@
-"""From another project, once this one is installed: ``pytest --pyargs conformance --impl …`` runs
-the same suite (the test modules ship inside the package; the plugin comes by entry point)."""
+"""From another project, once this one is installed: ``pytest --pyargs conformance
+--conformance-impl …`` runs the same suite (the test modules ship inside the package; the plugin
+comes by entry point)."""
 
 import subprocess
 import sys
@@ -7,7 +8,8 @@ from pathlib import Path
 
 
 def _pytest(cwd: Path, impl: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance", "--impl", impl,
+    return subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance",
+                           "--conformance-impl", impl,
                            "-k", "test_op and tanh", "-p", "no:cacheprovider", "-q"],
                           cwd=cwd, capture_output=True, text=True, timeout=600)
 
@@ -24,8 +26,8 @@ def test_pyargs_from_another_directory(tmp_path):
 
 
 def test_the_nightly_profile_holds_every_entry_against_the_truth(tmp_path):
-    """--truth auto means always under --hypothesis-profile nightly (read from the option: the
-    hypothesis plugin loads the profile only after the conformance plugin has decided)."""
+    """--conformance-truth auto means always under --hypothesis-profile nightly (read from the
+    option: the hypothesis plugin loads the profile only after the conformance plugin has decided)."""
     header = {}
     for profile in ("ci", "nightly"):
         out = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance", "--co",

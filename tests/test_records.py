@@ -1,5 +1,6 @@
 """Report records (conformance/records.py): rows that match the verdicts, failures as files, durable
-and atomic writes, and the same records from ``conformance verify --report`` and ``pytest --report``."""
+and atomic writes, and the same records from ``conformance verify --report`` and
+``pytest --conformance-report``."""
 
 from __future__ import annotations
 
@@ -169,13 +170,14 @@ def test_verify_report_records_match_the_verdicts(tmp_path, capsys, monkeypatch)
     assert len(hist) == 2 and not hist["conforms"].any() and hist["cases"].iloc[0] == len(c)
 
 
-# --- pytest --report ------------------------------------------------------------------------------------
+# --- pytest --conformance-report ------------------------------------------------------------------------
 
 def _pytest(tmp_path: Path, *argv: str) -> Path:
     out = tmp_path / "reports"
     proc = subprocess.run([sys.executable, "-m", "pytest", "conformance/test_ops.py", "-q", "-p", "no:cacheprovider",
-                           "--hypothesis-profile", "dev", "--report", str(out), *argv], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300,  # hypothesis's example database in tmp_path, not the work tree
+                           "--hypothesis-profile", "dev", "--conformance-report", str(out), *argv],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          # hypothesis's example database in tmp_path, not the work tree
                           env=dict(os.environ, PYTHONPATH=str(ROOT), HYPOTHESIS_DATABASE=str(tmp_path / "db")))
     dirs = [p for p in out.iterdir() if p.is_dir()]
     assert len(dirs) == 1, proc.stdout + proc.stderr
@@ -185,7 +187,7 @@ def _pytest(tmp_path: Path, *argv: str) -> Path:
 
 def test_pytest_report_writes_the_same_records(tmp_path):
     planted = str(ROOT / "tests/fixtures/planted_adapter.py")
-    d = _pytest(tmp_path, "-k", "test_op and tanh", "--impl", planted, "--hypothesis-seed", "3")
+    d = _pytest(tmp_path, "-k", "test_op and tanh", "--conformance-impl", planted, "--hypothesis-seed", "3")
     c = pd.read_parquet(d / "records" / "cases.parquet")
     assert list(c.columns) == list(records.CASE_COLUMNS) and set(c["impl"]) == {"planted-tanh"}
     assert set(c["suite"]) == {"conformance/test_ops.py::test_op[tanh]"} and set(c["family"]) == {"trig-sigmoid"}
@@ -204,7 +206,8 @@ def test_pytest_report_writes_the_same_records(tmp_path):
 
 
 def test_pytest_report_under_xdist_merges_the_workers_journals(tmp_path):
-    d = _pytest(tmp_path, "-k", "test_op and (sin or sqrt)", "--impl", "refimpl", "-p", "xdist", "-n", "2")
+    d = _pytest(tmp_path, "-k", "test_op and (sin or sqrt)", "--conformance-impl", "refimpl",
+                "-p", "xdist", "-n", "2")
     assert sorted(p.name for p in (d / "records").glob("journal*")) == ["journal-gw0.jsonl", "journal-gw1.jsonl"]
     c = pd.read_parquet(d / "records" / "cases.parquet")
     assert sorted(c["suite"].unique()) == [f"conformance/test_ops.py::test_op[{op}]" for op in ("sin", "sqrt")]
