@@ -8,11 +8,14 @@ from . import kinds
 from .driver import judge_case
 from .verdict import CaseVerdict
 
+TRUTH = "arbitrate"  # or "always": set by the pytest plugin (--conformance-truth; always in the nightly profile)
 
-def assert_conforms(impl: object, case: object, *, always_truth: bool = False) -> CaseVerdict:
-    """Fail unless the case's verdict is pass, convention or torch-deviates."""
+
+def assert_conforms(impl: object, case: object, *, always_truth: bool | None = None) -> CaseVerdict:
+    """Fail unless the case's verdict is pass, convention or torch-deviates (``always_truth``: by
+    default the plugin's :data:`TRUTH`)."""
     __tracebackhide__ = True
-    v = judge_case(impl, case, always_truth=always_truth)
+    v = judge_case(impl, case, always_truth=TRUTH == "always" if always_truth is None else always_truth)
     if not v.conforms:
         pytest.fail(failure_message(impl, v), pytrace=False)
     return v
