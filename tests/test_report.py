@@ -216,18 +216,19 @@ def test_a_render_that_fails_midway_leaves_the_previous_report(runs: dict[str, P
     old = {n: (run / n).read_bytes() for n in ("summary.md", "report.html")}
     (run / "run.json").write_text(json.dumps({**json.loads((run / "run.json").read_text()), "complete": False}))
 
-    def broken(*a: object, **k: object) -> bytes:
-        raise RuntimeError("plotting broke")
+    def broken(*a: object, **k: object) -> str:
+        raise RuntimeError("the page broke")
 
-    monkeypatch.setattr(plots, "pass_heatmap", broken)
-    with pytest.raises(RuntimeError, match="plotting broke"):
+    # (a plot that fails only costs the page its plots: tests/test_report_optional.py)
+    monkeypatch.setattr("conformance.report.page.render_page", broken)
+    with pytest.raises(RuntimeError, match="the page broke"):
         render(run, engine="python")
     assert {n: (run / n).read_bytes() for n in old} == old
     assert not list(run.glob(".*.tmp"))
     monkeypatch.undo()
     for name in ("ratio_distribution", "pass_heatmap", "trend"):
         monkeypatch.setattr(plots, name, lambda *a, **k: PNG)
-    render(run, engine="python")  # the same run renders once plotting works: the new state shows
+    render(run, engine="python")  # the same run renders once the page works: the new state shows
     assert "This run is incomplete" in (run / "summary.md").read_text()
 
 

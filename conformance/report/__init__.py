@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
 
 __all__ = ["render", "write_atomic"]
@@ -40,13 +41,16 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def render(run_dir: Path, history: Path | None = None, previous: Path | None = None, *,
-           engine: str = "auto") -> None:
-    """Write ``run_dir/summary.md`` and ``run_dir/report.html``.
+           engine: str = "auto", html: bool = True) -> None:
+    """Write ``run_dir/summary.md`` and ``run_dir/report.html`` (only summary.md if not ``html``).
 
     ``history``: ``history.parquet`` for the trend (skipped if unreadable). ``previous``: an earlier
     run directory, for regressions. ``engine``: how failing graphs are drawn — ``auto`` (Graphviz
-    when ``dot`` is on PATH, else the built-in layout), ``dot`` or ``python``.
+    when ``dot`` is on PATH, else the built-in layout), ``dot`` or ``python``. When Graphviz was
+    asked for (``dot``, or ``auto`` with ``dot`` on PATH) and could not draw, the pictures use the
+    built-in layout and one line on stderr says why; plots that fail are left out with one line too.
     """
+    from . import graphdraw
     from .data import load_history, load_run
     from .facts import gather
     from .page import render_page
@@ -63,6 +67,14 @@ def render(run_dir: Path, history: Path | None = None, previous: Path | None = N
     hist = load_history(Path(history)) if history is not None else None
     facts = gather(run, before, note, hist)
     summary = render_summary(facts)
+    if not html:
+        write_atomic(run_dir / "summary.md", summary)
+        return
+    graphdraw.DOT_PROBLEMS.clear()
     page = render_page(facts, engine=engine)
     write_atomic(run_dir / "summary.md", summary)
     write_atomic(run_dir / "report.html", page)
+    if graphdraw.DOT_PROBLEMS:
+        n = len(graphdraw.DOT_PROBLEMS)
+        sys.stderr.write(f"conformance report: {graphdraw.DOT_PROBLEMS[0]}: {n} failing case picture{'s' * (n > 1)}"
+                         " drawn with the built-in layout instead\n")

@@ -7,6 +7,12 @@ import math
 from typing import Any
 
 
+def one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line (the message's first line), for a note on stderr."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 def ratio(x: float) -> str:
     """error/tolerance: 1 is the edge of passing; NaN means nothing was compared (an error verdict)."""
     if math.isnan(x):

@@ -198,18 +198,31 @@ def dot_source(boxes: list[Box], edges: list[Edge]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def dot_svg(boxes: list[Box], edges: list[Edge], label: str = "") -> str | None:
-    """Graphviz's SVG, made inline (prolog, comments and namespace URLs removed); None if dot fails."""
+class DotUnavailable(RuntimeError):
+    """Graphviz could not draw a picture: ``dot`` is not on PATH, or it failed (the message says how)."""
+
+
+#: why Graphviz did not draw pictures it was asked for, since render() cleared the list: render() says
+#: so in one line on stderr (not once per picture); each such picture is drawn by the built-in layout
+DOT_PROBLEMS: list[str] = []
+
+
+def dot_svg(boxes: list[Box], edges: list[Edge], label: str = "") -> str:
+    """Graphviz's SVG, made inline (prolog, comments and namespace URLs removed); raises
+    :class:`DotUnavailable` when ``dot`` is not on PATH or fails."""
     exe = shutil.which("dot")
     if exe is None:
-        return None
+        raise DotUnavailable("Graphviz `dot` is not on PATH")
     try:
         done = subprocess.run([exe, "-Tsvg"], input=dot_source(boxes, edges), capture_output=True, text=True,
                               timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
+    except subprocess.TimeoutExpired as exc:
+        raise DotUnavailable("Graphviz `dot` took over 30 s") from exc
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise DotUnavailable(f"Graphviz `dot` could not run ({type(exc).__name__}: {exc})") from exc
     if done.returncode != 0 or "<svg" not in done.stdout:
-        return None
+        why = (done.stderr.strip().splitlines() or ["no SVG on its output"])[0][:200]
+        raise DotUnavailable(f"Graphviz `dot` failed (exit status {done.returncode}: {why})")
     out = done.stdout[done.stdout.index("<svg"):]
     out = re.sub(r"<!--.*?-->", "", out, flags=re.S)
     out = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", out)
@@ -218,11 +231,13 @@ def dot_svg(boxes: list[Box], edges: list[Edge], label: str = "") -> str | None:
 
 
 def draw(boxes: list[Box], edges: list[Edge], uid: str, label: str = "", engine: str = "auto") -> str:
-    """``engine``: ``auto`` (Graphviz if installed, else Python), ``dot`` or ``python``."""
-    if engine in ("auto", "dot"):
-        made = dot_svg(boxes, edges, label)
-        if made is not None:
-            return made
+    """``engine``: ``auto`` (Graphviz if installed, else Python), ``dot`` or ``python``. Graphviz
+    asked for and failing (``dot``; ``auto`` with ``dot`` on PATH): Python, and why in DOT_PROBLEMS."""
+    if engine == "dot" or (engine == "auto" and shutil.which("dot") is not None):
+        try:
+            return dot_svg(boxes, edges, label)
+        except DotUnavailable as exc:
+            DOT_PROBLEMS.append(str(exc))
     return svg(boxes, edges, uid, label)
 
 

@@ -19,7 +19,7 @@ from ..verdict import NONCONFORMING, ORDER
 from . import plots
 from .data import Failure
 from .facts import CARDS, Facts
-from .fmt import counts, esc, full, pct, ratio, short
+from .fmt import counts, esc, full, one_line, pct, ratio, short
 
 MAX_ROWS = 200  #: rows of the non-conforming table
 MAX_ENTRY_ROWS = 40  #: disagreeing entries listed per failure
@@ -306,9 +306,10 @@ def _plots(f: Facts) -> str:
         if f.trend and max(len(v) for v in f.trend.values()) >= 2:
             parts += [f"<h3>Trend over the last {max(len(v) for v in f.trend.values())} runs</h3>",
                       _img(plots.trend(f.trend), "trend of conforming share, failures and worst ratio per run")]
-    except plots.PlotsUnavailable as exc:
-        sys.stderr.write(f"conformance report: no plots in report.html: {exc}\n")
-        return f'<p class="banner">Plots are not shown: {esc(exc)}. The tables below hold the same numbers.</p>'
+    except Exception as exc:  # matplotlib missing or a plot failing must not cost the report its page
+        why = str(exc) if isinstance(exc, plots.PlotsUnavailable) else one_line(exc)
+        sys.stderr.write(f"conformance report: no plots in report.html: {why}\n")
+        return f'<p class="banner">Plots are not shown: {esc(why)}. The tables below hold the same numbers.</p>'
     return "".join(parts)
 
 

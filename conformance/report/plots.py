@@ -25,7 +25,7 @@ def _figure(w: float, h: float) -> Any:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise PlotsUnavailable("matplotlib is not installed (pip install 'backprop-conformance[report]')") from exc
+        raise PlotsUnavailable("matplotlib is not installed (a dependency: pip install 'matplotlib>=3.8')") from exc
     fig = Figure(figsize=(w, h), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
