@@ -65,7 +65,7 @@ class Tally:
 
     @property
     def failures(self) -> int:
-        from .verdict import NONCONFORMING
+        from .outcomes import NONCONFORMING
 
         return sum(v for k, v in self.verdicts.items() if k in NONCONFORMING)
 

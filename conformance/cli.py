@@ -186,7 +186,9 @@ def verify(args: argparse.Namespace) -> int:
           f" cases in {len(results)} suites, {time.perf_counter() - t0:.0f}s")
     if rec is not None:
         rec.failures(impl, results)
-        print(f"report: {rec.finish()}")
+        from .report import render_or_note
+
+        print(f"report: {rec.finish(render=render_or_note)}")
     return 0 if ok else 1
 
 

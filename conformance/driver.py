@@ -27,7 +27,8 @@ from hypothesis.errors import Flaky, NoSuchExample
 
 from . import kinds
 from .kind import Suite
-from .verdict import ORDER, CaseVerdict
+from .outcomes import ORDER
+from .verdict import CaseVerdict
 
 #: cases per suite (the per-op and network suites take their share): what a profile means
 PROFILES = {"dev": 10, "ci": 40, "nightly": 400}

@@ -306,7 +306,7 @@ def _candidates(case: GraphCase) -> Iterator[tuple[str, Cause]]:
 def explain(case: GraphCase, entries: list[Any]) -> str | None:
     """The name of the known cause (or pair of causes) that reproduces every failing entry of
     ``entries`` (verdict entries: name, impl, tol, verdict), or None."""
-    from .verdict import NONCONFORMING
+    from .outcomes import NONCONFORMING
 
     bad = [e for e in entries if e.verdict in NONCONFORMING]
     if not bad:

@@ -100,7 +100,9 @@ def merge(dirs: list[Path], out: Path) -> tuple[Path, dict[str, Any], Any]:
             store_failure(run_dir, json.loads(doc)["case"]["id"], doc, script)
     meta.update(finished=now_iso(), complete=True)
     write_json(run_dir / "run.json", meta)
-    conclude(run_dir, meta, cases, history=True, render=True)
+    from .report import render_or_note
+
+    conclude(run_dir, meta, cases, history=True, render=render_or_note)
     sync_database(run_dir, cases)
     return run_dir, meta, cases
 

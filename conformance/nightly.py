@@ -260,7 +260,7 @@ def replay_stored(impl: Any, suite: Any, seed: int, rec: Any, db: Any, progress:
 
 def sync_database(run_dir: Path, cases: Any) -> None:
     """After a full run: save its minimal failures, remove the stored ones that now conform."""
-    from .verdict import NONCONFORMING
+    from .outcomes import NONCONFORMING
 
     db = database()
     if db is None:
@@ -316,8 +316,8 @@ def _run(s: dict[str, Any], impls: list[Any], specs: list[str], skipped: list[di
          args: argparse.Namespace) -> int:
     import torch
 
+    from .outcomes import NONCONFORMING
     from .records import Recorder, read_journals
-    from .verdict import NONCONFORMING
 
     for sk in skipped:
         print(f"conformance nightly: skipped {sk['impl']}: {sk['reason']}", file=sys.stderr)
@@ -361,7 +361,9 @@ def _run(s: dict[str, Any], impls: list[Any], specs: list[str], skipped: list[di
         _work(mine, s, rec, budget, progress, db, done_suites, done, prior_bad)
     progress.where = f"{time.perf_counter() - t0:.0f}s"
     progress.show(final=True)
-    run_dir = rec.finish(cut=budget.cut or rec.meta.get("cut"), history=shard_n == 1)
+    from .report import render_or_note
+
+    run_dir = rec.finish(cut=budget.cut or rec.meta.get("cut"), history=shard_n == 1, render=render_or_note)
     if shard_n == 1:
         sync_database(run_dir, rec.cases)
     return _summary(rec, impls, run_dir, budget, len(mine))
@@ -393,7 +395,7 @@ def _work(mine: list[tuple[Any, int, Any]], s: dict[str, Any], rec: Any, budget:
 def _summary(rec: Any, impls: list[Any], run_dir: Path, budget: Budget, planned: int) -> int:
     """Per implementation: the verify table, CONFORMS or not, the failures; then where the report is."""
     from . import verify as ver
-    from .verdict import NONCONFORMING
+    from .outcomes import NONCONFORMING
 
     cases = rec.cases
     bad = False

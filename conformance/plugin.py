@@ -207,7 +207,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if hasattr(session.config, "workerinput"):
         rec.journal.close()  # the controller builds the tables from every worker's journal
     else:
-        session.config._conformance_report = rec.finish()  # type: ignore[attr-defined]
+        from .report import render_or_note
+
+        session.config._conformance_report = rec.finish(render=render_or_note)  # type: ignore[attr-defined]
     records.ACTIVE = None
 
 

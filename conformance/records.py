@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import kinds
-from .verdict import NONCONFORMING, ORDER, CaseVerdict, Entry
+from .outcomes import NONCONFORMING, ORDER
+from .verdict import CaseVerdict, Entry
 
 #: the cases table: column -> pandas dtype (docs/reports.md, the renderer's contract)
 CASE_COLUMNS: dict[str, str] = {
@@ -432,7 +433,7 @@ class Recorder:
 
     # --- the end ---------------------------------------------------------------------------------
 
-    def finish(self, *, history: bool = True, render: bool = True, **update: Any) -> Path:
+    def finish(self, *, history: bool = True, render: Renderer | None = None, **update: Any) -> Path:
         """Close the journal, write the tables and run.json (finished, complete), append the history
         rows, render the report; returns the run directory."""
         self.journal.close()
@@ -516,34 +517,18 @@ def previous_run(out: Path, meta: dict[str, Any]) -> Path | None:
     return None if best is None else best[1]
 
 
-def conclude(run_dir: Path, meta: dict[str, Any], cases: Any, *, history: bool, render: bool) -> None:
+#: writes summary.md / report.html for a run: ``render(run_dir, history, previous)`` (the report's
+#: :func:`conformance.report.render_or_note`, handed down by the command: records sit below the report)
+Renderer = Callable[[Path, "Path | None", "Path | None"], None]
+
+
+def conclude(run_dir: Path, meta: dict[str, Any], cases: Any, *, history: bool, render: Renderer | None) -> None:
     """After the records: the history rows (full runs only: a shard's rows come with its merge) and
     the rendered summary.md / report.html."""
     out = run_dir.parent
     hist = append_history(out, history_rows(meta, cases)) if history and is_full_run(meta) else None
-    if render:
-        _render(run_dir, hist, previous_run(out, meta))
-
-
-def _render(run_dir: Path, history: Path | None, previous: Path | None) -> None:
-    """summary.md and report.html. The run is over and its records are written: a failure here is one
-    line on stderr, never a traceback, and summary.md is still written when only the page failed."""
-    import sys
-
-    from .report import render
-    from .report.fmt import one_line
-
-    try:
-        render(run_dir, history=history, previous=previous)
-        return
-    except Exception as exc:
-        why = one_line(exc)
-    try:
-        render(run_dir, history=history, previous=previous, html=False)
-        lost, kept = "report.html", "summary.md and records/ are"
-    except Exception:
-        lost, kept = "summary.md and report.html", "records/ are"
-    sys.stderr.write(f"conformance: {lost} not written ({why}); {kept} in {run_dir}\n")
+    if render is not None:
+        render(run_dir, hist, previous_run(out, meta))
 
 
 # --- pytest: the recorder of this process, used by assertions.assert_conforms -------------------------

@@ -26,12 +26,10 @@ from refimpl import FLOAT64, OPS, Value, grad, mpmath_system
 
 from .cases import GraphCase, GraphResult
 from .opcheck import kink_points
+from .outcomes import NONCONFORMING, ORDER
 from .run import evaluate, leaf_tensors, refimpl_raw, truth_gradient
 from .tensor_ops import TENSOR_OPS, tied_candidates
 from .tolerance import SAFETY, TINY, bound_system
-
-ORDER = ("error", "timeout", "nonfinite-mismatch", "fail", "torch-deviates", "convention", "pass")
-NONCONFORMING = {"error", "timeout", "nonfinite-mismatch", "fail"}
 
 
 @dataclass

@@ -23,8 +23,8 @@ from .driver import OnCase, SuiteResult, counts_text, run_suite, same_cases_ever
 from .driver import failure_text as driver_failure_text
 from .impls import Implementation
 from .kind import Suite
+from .outcomes import NONCONFORMING
 from .tensor_ops import TENSOR_OPS
-from .verdict import NONCONFORMING
 
 
 def suites(impl: Implementation, examples: int) -> list[Suite]:

@@ -21,12 +21,12 @@ import pytest
 from report_fixtures import SCRIPT, make_hostile_run, make_runs
 
 from conformance.cases import GraphCase, Node, Tensor, case_to_json
+from conformance.outcomes import NONCONFORMING
 from conformance.report import data, plots, render, write_atomic
 from conformance.report.fmt import md
 from conformance.report.graphdraw import draw_graph_case
 from conformance.report.layout import Edge, place
 from conformance.report.netdraw import draw_network_case
-from conformance.verdict import NONCONFORMING
 
 PNG = b"\x89PNG\r\n\x1a\n"  # what a stubbed plot returns: the tests that stub are not about plots
 

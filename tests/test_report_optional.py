@@ -113,7 +113,7 @@ def test_a_plot_that_raises_is_one_note_and_the_page_is_written(run: Path, monke
 
 def conclude(run: Path) -> None:
     meta = json.loads((run / "run.json").read_text())
-    records.conclude(run, meta, None, history=False, render=True)
+    records.conclude(run, meta, None, history=False, render=conformance.report.render_or_note)
 
 
 def test_the_run_with_engine_dot_and_no_dot_still_writes_summary_and_report(

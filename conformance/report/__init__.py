@@ -78,3 +78,21 @@ def render(run_dir: Path, history: Path | None = None, previous: Path | None = N
         n = len(graphdraw.DOT_PROBLEMS)
         sys.stderr.write(f"conformance report: {graphdraw.DOT_PROBLEMS[0]}: {n} failing case picture{'s' * (n > 1)}"
                          " drawn with the built-in layout instead\n")
+
+
+def render_or_note(run_dir: Path, history: Path | None, previous: Path | None) -> None:
+    """summary.md and report.html. The run is over and its records are written: a failure here is one
+    line on stderr, never a traceback, and summary.md is still written when only the page failed."""
+    from .fmt import one_line
+
+    try:
+        render(run_dir, history=history, previous=previous)
+        return
+    except Exception as exc:
+        why = one_line(exc)
+    try:
+        render(run_dir, history=history, previous=previous, html=False)
+        lost, kept = "report.html", "summary.md and records/ are"
+    except Exception:
+        lost, kept = "summary.md and report.html", "records/ are"
+    sys.stderr.write(f"conformance: {lost} not written ({why}); {kept} in {run_dir}\n")

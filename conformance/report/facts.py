@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..verdict import NONCONFORMING, ORDER
+from ..outcomes import NONCONFORMING, ORDER
 from .data import Failure, Run, one_line
 
 TOP_WORST = 10

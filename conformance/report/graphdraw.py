@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..verdict import NONCONFORMING
+from ..outcomes import NONCONFORMING
 from .fmt import apart, esc, ratio, short
 from .layout import Edge, path_d, place
 

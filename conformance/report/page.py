@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..verdict import NONCONFORMING, ORDER
+from ..outcomes import NONCONFORMING, ORDER
 from . import plots
 from .data import Failure
 from .facts import CARDS, Facts
