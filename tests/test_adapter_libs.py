@@ -10,6 +10,7 @@ the classes documented for the library.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import json
@@ -297,8 +298,8 @@ def test_verify_suites_complete_within_the_documented_verdicts(impl):
     planned = {s.name: s for s in ver.suites(impl, examples)}
     seen: Counter = Counter()
     for i, name in enumerate(names):
-        suite = planned[name]
-        suite.examples = examples if not name.startswith("op ") else max(3, examples // 2)
+        suite = dataclasses.replace(planned[name],  # a Suite is frozen
+                                    examples=examples if not name.startswith("op ") else max(3, examples // 2))
         r = ver.run_suite(impl, suite, seed=1 + i)
         assert sum(r.verdicts.values()) == suite.examples, (name, r.verdicts)
         seen.update(r.verdicts)
