@@ -20,6 +20,10 @@ from ..outcomes import NONCONFORMING
 from .fmt import apart, esc, ratio, short
 from .layout import Edge, path_d, place
 
+#: the report's caption under a failing graph case's picture
+CAPTION = ("Leaves in blue, the output with a heavy border; data and grad are refimpl's (the reference) in the case's "
+           "dtype. Red: the entries where the implementation disagrees — implementation / torch / truth.")
+
 FONT = "ui-monospace, SFMono-Regular, Menlo, Consolas, 'DejaVu Sans Mono', 'Liberation Mono', monospace"
 FONT_SIZE = 12.0
 CHAR_W = 7.3  #: a monospace glyph at 12 px (0.6 em), with a little slack

@@ -15,6 +15,11 @@ _PARAM = re.compile(r"^(?:anchored:)?(?:grad|param)\[(layer\d+)\.(?:weight|bias)
 _LOSS = re.compile(r"^(?:anchored:)?loss")
 
 
+#: the report's caption under a failing training run's picture
+CAPTION = ("The training run: input, layer stack, loss and optimizer. Red: parameters or losses where the "
+           "implementation disagrees with torch (step after @; anchored = from the implementation's own "
+           "previous step).")
+
 def _shape(t: Any) -> str:
     return "×".join(map(str, t.shape))
 

@@ -9,12 +9,14 @@ implementation names and versions may all come from the implementation under tes
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import math
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from .. import kinds
 from ..outcomes import NONCONFORMING, ORDER
 from . import plots
 from .data import Failure
@@ -179,20 +181,10 @@ def _picture(x: Failure, uid: str, engine: str) -> str:
     if x.case is None:
         return '<p class="note">No picture: the case could not be read.</p>'
     try:
-        if x.kind == "network":
-            from .netdraw import draw_network_case
-
-            svg, note = draw_network_case(x.case, x.entries, uid, engine)
-            cap = ("The training run: input, layer stack, loss and optimizer. Red: parameters or losses where the "
-                   "implementation disagrees with torch (step after @; anchored = from the implementation's own "
-                   "previous step).")
-        else:
-            from .graphdraw import draw_graph_case
-
-            svg, note = draw_graph_case(x.case, x.entries, uid, engine)
-            cap = ("Leaves in blue, the output with a heavy border; data and grad are refimpl's (the reference) in "
-                   "the case's dtype. Red: the entries where the implementation disagrees — implementation / torch "
-                   "/ truth.")
+        module, _, function = kinds.named(x.kind).picture.partition(":")
+        drawer = importlib.import_module(module)
+        svg, note = getattr(drawer, function)(x.case, x.entries, uid, engine)
+        cap = drawer.CAPTION
     except Exception as exc:  # a case the drawing cannot handle must not cost the report
         return f'<p class="note">No picture: {esc(type(exc).__name__)}: {esc(exc)}</p>'
     extra = f" {esc(note)}" if note else ""
