@@ -6,6 +6,7 @@ import pytest
 
 from . import kinds
 from .driver import judge_case
+from .records import judged
 from .verdict import CaseVerdict
 
 TRUTH = "arbitrate"  # or "always": set by the pytest plugin (--conformance-truth; always in the nightly profile)
@@ -15,7 +16,9 @@ def assert_conforms(impl: object, case: object, *, always_truth: bool | None = N
     """Fail unless the case's verdict is pass, convention or torch-deviates (``always_truth``: by
     default the plugin's :data:`TRUTH`)."""
     __tracebackhide__ = True
-    v = judge_case(impl, case, always_truth=TRUTH == "always" if always_truth is None else always_truth)
+    always = TRUTH == "always" if always_truth is None else always_truth
+    # judge_case(impl, case), recorded when pytest runs with --conformance-report
+    v = judged(lambda i, c: judge_case(i, c, always_truth=always), impl, case)
     if not v.conforms:
         pytest.fail(failure_message(impl, v), pytrace=False)
     return v

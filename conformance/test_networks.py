@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from .assertions import assert_conforms
 from .netstrategies import for_impl
-from .networks import LOSS_ATTRS, OPTIMIZER_HYPER, assert_network_conforms
+from .networks import LOSS_ATTRS, OPTIMIZER_HYPER
 from .profiles import active, suite
 
 _N = active().max_examples  # the suite's profile (conformance/profiles.py), selected before collection
@@ -35,7 +36,7 @@ def _supports(impl, dtype="float64", loss=None, optimizer=None):
 @given(data=st.data())
 def test_random_network(impl, dtype, data):
     _supports(impl, dtype)
-    assert_network_conforms(impl, data.draw(for_impl(impl, dtype)))
+    assert_conforms(impl, data.draw(for_impl(impl, dtype)))
 
 
 @pytest.mark.parametrize("optimizer", list(OPTIMIZER_HYPER))
@@ -44,7 +45,7 @@ def test_random_network(impl, dtype, data):
 def test_every_optimizer(impl, optimizer, data):
     _supports(impl, optimizer=optimizer)
     dtype = data.draw(st.sampled_from([d for d in ("float64", "float32") if d in impl.capabilities.dtypes]))
-    assert_network_conforms(impl, data.draw(for_impl(impl, dtype, optimizers=[optimizer])))
+    assert_conforms(impl, data.draw(for_impl(impl, dtype, optimizers=[optimizer])))
 
 
 @pytest.mark.parametrize("loss", list(LOSS_ATTRS))
@@ -52,4 +53,4 @@ def test_every_optimizer(impl, optimizer, data):
 @given(data=st.data())
 def test_every_loss(impl, loss, data):
     _supports(impl, loss=loss)
-    assert_network_conforms(impl, data.draw(for_impl(impl, "float64", losses=[loss])))
+    assert_conforms(impl, data.draw(for_impl(impl, "float64", losses=[loss])))
