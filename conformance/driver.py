@@ -148,14 +148,14 @@ def run_suite(impl: Any, suite: Suite, seed: int, *, cases: Iterable[Any] | None
     return result
 
 
-def shrink_case(impl: Any, suite: Suite, seed: int, seconds: float = SHRINK_SECONDS) -> CaseVerdict | None:
+def shrink_case(impl: Any, suite: Suite, seed: int, seconds: float | None = None) -> CaseVerdict | None:
     """Search again with shrinking on: hypothesis returns the smallest case on which the
     implementation still disagrees with torch (the kind's cheap test, no truth); the full verdict is
     then given to that case only. After ``seconds`` every new candidate counts as good (and one found
     bad stays bad, so the replay of the result agrees), which ends the search with the smallest case
     found so far. An implementation that answers the same case differently on two calls ends it too
     (flaky)."""
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + (SHRINK_SECONDS if seconds is None else seconds)
     bad: set[str] = set()
 
     def still_bad(case: Any) -> bool:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from test_adapter_jsonl import validate  # the protocol schema, with the case and result schemas
 
-from conformance import cli, verify
+from conformance import cli, driver
 from conformance.cases import GraphCase, Node, Tensor
 from conformance.cases import case_to_json as graph_case_json
 from conformance.driver import judge_case as check
@@ -84,7 +84,7 @@ def test_isolated(mode, monkeypatch):
 def test_a_whole_run_completes(mode, monkeypatch, capsys):
     """``conformance verify --isolate``: the table, the failure and the verdict line are printed."""
     monkeypatch.setenv("MISBEHAVE", mode)
-    monkeypatch.setattr(verify, "SHRINK_SECONDS", 3.0)
+    monkeypatch.setattr(driver, "SHRINK_SECONDS", 3.0)
     code = cli.main(["verify", "--impl", ADAPTER, "--isolate", "--timeout", "1", "--max-examples", "3",
                      "--seed", "0"])
     out = capsys.readouterr().out
