@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..entrykey import EntryKey
 from ..outcomes import NONCONFORMING
 from .fmt import apart, esc, ratio, short
 from .layout import Edge, path_d, place
@@ -247,9 +248,6 @@ def draw(boxes: list[Box], edges: list[Edge], uid: str, label: str = "", engine:
 
 # --- a graph case as boxes -------------------------------------------------------------------------------
 
-_ENTRY = re.compile(r"^(value|grad|hvp)(?:\[([^\]]*)\])?(?:\[([0-9,]*)\])?$")
-
-
 def _values(t: Any, n: int = 4) -> str:
     """A tensor's numbers for a box: a scalar as is, a tensor as (shape) and its first few values."""
     vals = [float(v) for v in t[1]]
@@ -285,10 +283,8 @@ def _attrs(attrs: dict[str, Any]) -> str:
 
 def entry_target(name: str, case: Any) -> str:
     """The node an entry belongs to: values to the output, gradients and HVPs to their leaf."""
-    m = _ENTRY.match(name)
-    if m and m.group(1) != "value" and m.group(2) in case.leaves:
-        return str(m.group(2))
-    return str(case.output)
+    target = EntryKey.parse(name).target
+    return target if target in case.leaves else str(case.output)
 
 
 def marks(entries: list[dict[str, Any]]) -> list[Mark]:

@@ -3,17 +3,13 @@ optimizer, with the parameter and loss entries the implementation got wrong mark
 
 from __future__ import annotations
 
-import re
 import textwrap
 from itertools import pairwise
 from typing import Any
 
+from ..entrykey import EntryKey
 from .fmt import short
 from .graphdraw import MAX_CHARS, Box, Edge, Line, draw, marks
-
-_PARAM = re.compile(r"^(?:anchored:)?(?:grad|param)\[(layer\d+)\.(?:weight|bias)\]")
-_LOSS = re.compile(r"^(?:anchored:)?loss")
-
 
 #: the report's caption under a failing training run's picture
 CAPTION = ("The training run: input, layer stack, loss and optimizer. Red: parameters or losses where the "
@@ -53,8 +49,8 @@ def network_boxes(case: Any, entries: list[dict[str, Any]]) -> tuple[list[Box], 
     boxes.append(opt)
     by = {b.name: b for b in boxes}
     for m in marks(entries):
-        p = _PARAM.match(m.entry)
-        target = p.group(1) if p and p.group(1) in by else "loss"
+        layer = (EntryKey.parse(m.entry).target or "").partition(".")[0]  # grad[layer0.weight] → layer0
+        target = layer if layer in by else "loss"
         by[target].marks.append(m)
     names = [b.name for b in boxes]
     edges = [Edge(a, b) for a, b in pairwise(names)]
