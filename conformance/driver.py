@@ -27,7 +27,7 @@ from hypothesis.errors import Flaky, NoSuchExample
 
 from . import kinds
 from .kind import Suite
-from .outcomes import ORDER
+from .outcomes import ORDER, Verdict
 from .verdict import CaseVerdict
 
 #: cases per suite (the per-op and network suites take their share): what a profile means
@@ -141,8 +141,8 @@ def run_suite(impl: Any, suite: Suite, seed: int, *, cases: Iterable[Any] | None
     if result.first_bad is not None:
         v = result.first_bad[1]
         # a timeout is not shrunk: every try would cost the whole timeout
-        small = shrink_case(impl, suite, seed) if shrink and result.stopped_at is None and v.verdict != "timeout" \
-            else None
+        shrinkable = shrink and result.stopped_at is None and v.verdict != Verdict.TIMEOUT
+        small = shrink_case(impl, suite, seed) if shrinkable else None
         result.failure = small or v
     result.seconds = time.perf_counter() - t0
     return result

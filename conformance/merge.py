@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .outcomes import COLUMNS
+
 #: run.json fields the shards of one run must agree on
 SAME = ("seed", "profile", "max_examples", "impls", "suites", "torch_version", "budget_seconds")
 
@@ -118,8 +120,7 @@ def run(args: argparse.Namespace) -> int:
     ok = True
     for row in history_rows(meta, cases):
         ok &= row["conforms"]
-        counts = ", ".join(f"{v} {row[v]}" for v in ("pass", "fail", "convention", "torch-deviates",
-                                                     "nonfinite-mismatch", "error", "timeout") if row[v])
+        counts = ", ".join(f"{v} {row[v]}" for v in COLUMNS if row[v])
         print(f"{row['impl']} {'CONFORMS' if row['conforms'] else 'DOES NOT CONFORM'}: {row['cases']} cases  {counts}")
     print(f"merged {len(args.runs)} shards (seed {meta['seed']}) into {run_dir}")
     print(f"report: {run_dir}")

@@ -49,6 +49,7 @@ from . import kinds
 from .driver import PROFILES, SuiteResult, counts_text, judge_case, same_cases_everywhere, shrink_case
 from .driver import run_suite as run_suite_once
 from .kind import Suite
+from .outcomes import NONCONFORMING, Verdict
 from .records import now_iso
 
 REPLAYED = " (replayed)"  # the suite name of a suite's stored failures, judged again
@@ -208,7 +209,7 @@ def run_suite(impl: Any, suite: Suite, seed: int, rec: Any, budget: Budget, prog
     failure = None
     if first is not None:
         v = first[1] if not isinstance(first[1], dict) else _rejudge(impl, first[1])
-        shrunk = None if budget.spent() or v is None or v.verdict == "timeout" else shrink_case(impl, suite, seed)
+        shrunk = None if budget.spent() or v is None or v.verdict == Verdict.TIMEOUT else shrink_case(impl, suite, seed)
         failure = shrunk or v
         if failure is not None:
             rec.failure(impl.name, suite.name, failure)
@@ -260,7 +261,6 @@ def replay_stored(impl: Any, suite: Any, seed: int, rec: Any, db: Any, progress:
 
 def sync_database(run_dir: Path, cases: Any) -> None:
     """After a full run: save its minimal failures, remove the stored ones that now conform."""
-    from .outcomes import NONCONFORMING
 
     db = database()
     if db is None:
@@ -316,7 +316,6 @@ def _run(s: dict[str, Any], impls: list[Any], specs: list[str], skipped: list[di
          args: argparse.Namespace) -> int:
     import torch
 
-    from .outcomes import NONCONFORMING
     from .records import Recorder, read_journals
 
     for sk in skipped:
@@ -395,7 +394,6 @@ def _work(mine: list[tuple[Any, int, Any]], s: dict[str, Any], rec: Any, budget:
 def _summary(rec: Any, impls: list[Any], run_dir: Path, budget: Budget, planned: int) -> int:
     """Per implementation: the verify table, CONFORMS or not, the failures; then where the report is."""
     from . import verify as ver
-    from .outcomes import NONCONFORMING
 
     cases = rec.cases
     bad = False

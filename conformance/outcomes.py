@@ -13,15 +13,15 @@ from enum import Enum
 
 
 class Verdict(str, Enum):
-    """One entry's or one case's verdict."""
+    """One entry's or one case's verdict (:attr:`help` says what it means, in the report's words)."""
 
-    ERROR = "error"  #: the implementation raised or returned something unusable
-    TIMEOUT = "timeout"  #: the implementation ran out of time
-    NONFINITE_MISMATCH = "nonfinite-mismatch"  #: NaN/inf where the truth is finite, or the reverse
-    FAIL = "fail"  #: off torch and off the truth
-    TORCH_DEVIATES = "torch-deviates"  #: torch is the one off the truth (reported, not charged)
-    CONVENTION = "convention"  #: on a kink, where torch documents a choice (reported, not charged)
-    PASS = "pass"  #: within 2·tolerance of torch
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    NONFINITE_MISMATCH = "nonfinite-mismatch"
+    FAIL = "fail"
+    TORCH_DEVIATES = "torch-deviates"
+    CONVENTION = "convention"
+    PASS = "pass"
 
     def __str__(self) -> str:  # the name as written in the records: "fail", not "Verdict.FAIL"
         return self.value
@@ -33,11 +33,30 @@ class Verdict(str, Enum):
         """Whether this verdict makes an implementation non-conforming."""
         return self in NONCONFORMING
 
+    @property
+    def help(self) -> str:
+        """What the verdict means, in one line."""
+        return _HELP[self]
+
+
+_HELP = {
+    Verdict.ERROR: "the implementation raised or returned something unusable",
+    Verdict.TIMEOUT: "the implementation ran out of time",
+    Verdict.NONFINITE_MISMATCH: "NaN/inf where the truth is finite, or the reverse",
+    Verdict.FAIL: "off torch and off the truth",
+    Verdict.TORCH_DEVIATES: "torch is the one off the truth (reported, not charged)",
+    Verdict.CONVENTION: "on a kink, where torch documents a choice (reported, not charged)",
+    Verdict.PASS: "within 2·tolerance of torch",
+}
+
 
 #: every verdict, worst first: a case's verdict is the worst of its entries'
 ORDER: tuple[Verdict, ...] = tuple(Verdict)
 #: the verdicts that make an implementation non-conforming (the others are reported only)
 NONCONFORMING = frozenset({Verdict.ERROR, Verdict.TIMEOUT, Verdict.NONFINITE_MISMATCH, Verdict.FAIL})
+#: the order of the count columns in tables (terminal, summary, history): passes first
+COLUMNS: tuple[Verdict, ...] = (Verdict.PASS, Verdict.FAIL, Verdict.CONVENTION, Verdict.TORCH_DEVIATES,
+                                Verdict.NONFINITE_MISMATCH, Verdict.ERROR, Verdict.TIMEOUT)
 
 
 def worst(verdicts: object) -> Verdict:

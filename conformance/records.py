@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import kinds
-from .outcomes import NONCONFORMING, ORDER
+from .outcomes import NONCONFORMING, ORDER, Verdict
 from .verdict import CaseVerdict, Entry
 
 #: the cases table: column -> pandas dtype (docs/reports.md, the renderer's contract)
@@ -248,7 +248,7 @@ def rows(v: CaseVerdict, **context: Any) -> tuple[dict[str, Any], list[dict[str,
                 max_abs_error=_worst(a for a, _, _ in errs), max_rel_error=_worst(r for _, r, _ in errs),
                 max_ulps=_worst(u for _, _, u in errs), worst_ratio=_worst(e.ratio for e in v.entries),
                 verdict=v.verdict, reason=v.reason.splitlines()[0] if v.reason else "")
-    entries = [] if v.verdict == "pass" else [entry_row(context["run_id"], context["impl"], v.case.id, e,
+    entries = [] if v.verdict == Verdict.PASS else [entry_row(context["run_id"], context["impl"], v.case.id, e,
                                                         info["dtype"]) for e in v.entries]
     return {k: case[k] for k in CASE_COLUMNS}, entries
 

@@ -23,7 +23,7 @@ from .driver import OnCase, SuiteResult, counts_text, run_suite, same_cases_ever
 from .driver import failure_text as driver_failure_text
 from .impls import Implementation
 from .kind import Suite
-from .outcomes import NONCONFORMING
+from .outcomes import COLUMNS, NONCONFORMING
 from .tensor_ops import TENSOR_OPS
 
 
@@ -86,7 +86,6 @@ def verify(impl: Implementation, examples: int, seed: int, progress: Callable[[s
     return results
 
 
-COLUMNS = ("pass", "fail", "convention", "torch-deviates", "nonfinite-mismatch", "error", "timeout")
 
 
 def table(impl: Implementation, results: list[SuiteResult]) -> str:

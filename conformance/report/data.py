@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..outcomes import COLUMNS, NONCONFORMING
+
 CASE_STR = ("run_id", "started", "time", "impl", "impl_version", "torch_version", "shard", "suite", "family",
             "case_id", "kind", "ops", "dtype", "verdict", "reason", "case_json")
 CASE_INT = ("seed", "index", "nodes", "depth", "parameters", "steps", "entries")
@@ -161,8 +163,7 @@ def load_run(run_dir: Path) -> Run:
 
 def load_history(path: Path) -> pd.DataFrame | None:
     """history.parquet (or a .csv beside it when Parquet cannot be read); None when neither is readable."""
-    verdicts = ("pass", "fail", "convention", "torch-deviates", "nonfinite-mismatch", "error", "timeout")
-    ints = ("seed", "cases", *verdicts, "unsupported_ops")
+    ints = ("seed", "cases", *COLUMNS, "unsupported_ops")
     try:
         df = read_table(path.with_suffix(""), HISTORY_STR, ints, HISTORY_FLOAT)
     except (FileNotFoundError, OSError, ValueError):
@@ -170,5 +171,5 @@ def load_history(path: Path) -> pd.DataFrame | None:
     if "conforms" in df:
         df["conforms"] = [str(v).strip().lower() in ("true", "1") for v in df["conforms"]]
     else:
-        df["conforms"] = (df["fail"] + df["nonfinite-mismatch"] + df["error"] + df["timeout"]) == 0
+        df["conforms"] = sum(df[v] for v in NONCONFORMING) == 0
     return df

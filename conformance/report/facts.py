@@ -192,7 +192,7 @@ def trend_rows(history: pd.DataFrame, impls: list[str], n: int = TREND_RUNS) -> 
         mine = history[history["impl"] == impl].sort_values(["started", "run_id"], kind="mergesort").tail(n)
         rows = []
         for r in mine.to_dict("records"):
-            bad = int(r["fail"] + r["nonfinite-mismatch"] + r["error"] + r["timeout"])
+            bad = int(sum(r[v] for v in NONCONFORMING))
             cases = int(r["cases"])
             rows.append(TrendRow(r["run_id"], r["started"], impl, r["impl_version"], cases,
                                  (cases - bad) / cases if cases else math.nan, bad, float(r["worst_ratio"]),

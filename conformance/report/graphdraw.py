@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..entrykey import EntryKey
-from ..outcomes import NONCONFORMING
+from ..outcomes import NONCONFORMING, Verdict
 from .fmt import apart, esc, ratio, short
 from .layout import Edge, path_d, place
 
@@ -290,7 +290,7 @@ def entry_target(name: str, case: Any) -> str:
 def marks(entries: list[dict[str, Any]]) -> list[Mark]:
     """The entries that disagree with torch (any verdict but pass), as marks."""
     return [Mark(str(e["entry"]), str(e["verdict"]), float(e["implementation"]), float(e["torch"]),
-                 float(e["truth"]), float(e["ratio"])) for e in entries if str(e.get("verdict")) != "pass"]
+                 float(e["truth"]), float(e["ratio"])) for e in entries if e.get("verdict") != Verdict.PASS]
 
 
 def graph_boxes(case: Any, entries: list[dict[str, Any]]) -> tuple[list[Box], list[Edge], str]:

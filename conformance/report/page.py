@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import kinds
-from ..outcomes import NONCONFORMING, ORDER
+from ..outcomes import NONCONFORMING, ORDER, Verdict
 from . import plots
 from .data import Failure
 from .facts import CARDS, Facts
@@ -103,16 +103,6 @@ dl.verdicts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14
 dl.verdicts dt { font-weight: 600; } dl.verdicts dd { margin: 0; }
 """
 
-VERDICT_HELP = {
-    "pass": "within 2·tolerance of torch",
-    "torch-deviates": "torch is the one off the truth (reported, not charged)",
-    "convention": "on a kink, where torch documents a choice (reported, not charged)",
-    "fail": "off torch and off the truth",
-    "nonfinite-mismatch": "NaN/inf where the truth is finite, or the reverse",
-    "error": "the implementation raised or returned something unusable",
-    "timeout": "the implementation ran out of time",
-}
-
 
 def _num(x: float) -> str:
     return esc(ratio(x))
@@ -138,7 +128,7 @@ def _headline(f: Facts) -> str:
     for i in f.impls:
         chips = []
         for v, n in i.verdicts.items():
-            cls = "nc" if v in NONCONFORMING else "rep" if v != "pass" else ""
+            cls = "nc" if v in NONCONFORMING else "rep" if v != Verdict.PASS else ""
             chips.append(f'<span class="chip {cls}">{esc(v)} {n}</span>')
         if i.minimal_failures:
             chips.append(f'<span class="chip nc">minimal failures {i.minimal_failures}</span>')
@@ -156,7 +146,7 @@ def _headline(f: Facts) -> str:
 
 
 def _entries_table(entries: list[dict[str, Any]]) -> str:
-    bad = [e for e in entries if str(e.get("verdict")) != "pass"]
+    bad = [e for e in entries if e.get("verdict") != Verdict.PASS]
     if not bad:
         return ""
     rows = []
@@ -369,7 +359,7 @@ def render_page(f: Facts, engine: str = "auto") -> str:
     if f.trend:
         body.append("<h3>Trend</h3>" + _trend_table(f))
     body.append("</section>")
-    verdicts = "".join(f"<dt>{esc(v)}</dt><dd>{esc(VERDICT_HELP[v])}</dd>" for v in ORDER[::-1])
+    verdicts = "".join(f"<dt>{esc(v)}</dt><dd>{esc(v.help)}</dd>" for v in ORDER[::-1])
     body.append('<footer id="reading"><p><b>How to read this.</b> Every entry (the value, each gradient entry, '
                 "each HVP component, each loss, gradient and parameter of a training run) is compared with torch "
                 "against its own tolerance; <i>error/tolerance</i> is how far it is from passing (1 is the edge). "

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from ..outcomes import COLUMNS
 from .data import Failure
 from .facts import Facts
 from .fmt import code, counts, md, pct, ratio
 
 MAX_LISTED = 50  #: non-conforming cases listed one by one; the rest are counted
 #: verdict columns, as `conformance verify` prints them
-COLUMNS = ("pass", "fail", "convention", "torch-deviates", "nonfinite-mismatch", "error", "timeout")
 
 
 def _table(head: list[str], rows: list[list[str]], right: set[int] | None = None) -> list[str]:
