@@ -85,6 +85,13 @@ def late_suites(caps: Any, examples: int) -> list[Suite]:
     return out
 
 
+def unsupported(caps: Any) -> dict[str, str]:
+    """The elementwise and tensor ops the capabilities leave out, by family."""
+    out = {name: spec.family for name, spec in OPS.items() if name not in caps.ops}
+    out.update({name: "tensor" for name in TENSOR_OPS if name not in caps.ops})
+    return out
+
+
 def family_suite(family: str, dtype: str, ops: list[str] | None, n: int) -> Suite:
     """``n`` cases of one op family for calibration: graphs of up to 10 nodes over ``ops`` (None:
     every op), or tensor graphs for the family ``tensor``."""
@@ -100,6 +107,6 @@ GRAPH = Kind(
     result_to_json=cases.result_to_json, result_from_json=cases.result_from_json,
     size=lambda case: f"{len(case.nodes)} nodes", describe=describe, family=family,
     run_torch=run_torch, judge=judge, disagrees=disagrees, torch_script=repro.torch_script,
-    result_key=result_key, suites=suites, late_suites=late_suites,
+    result_key=result_key, suites=suites, late_suites=late_suites, unsupported=unsupported,
     picture="conformance.report.graphdraw:draw_graph_case",
 )

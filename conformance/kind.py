@@ -69,6 +69,9 @@ class Kind:
     #: suites added after others existed: they run after every kind's ``suites``, so that adding one
     #: changes no earlier suite's index, hence its seed, hence its cases
     late_suites: Callable[[Any, int], list[Suite]] = lambda caps, examples: []
+    #: what of this kind an implementation with these capabilities does not support, each with the
+    #: family it is counted under (the verdict table's "unsupp." column, the records' unsupported_ops)
+    unsupported: Callable[[Any], dict[str, str]] = lambda caps: {}
 
     def run(self, impl: Any, case: Any) -> Any:
         """The implementation's result on ``case``; an exception becomes a result whose error is one

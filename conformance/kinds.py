@@ -47,6 +47,11 @@ def load(doc: dict[str, Any]) -> Any:
     return by_format(doc.get("format")).from_json(doc)
 
 
+def unsupported(caps: Any) -> dict[str, str]:
+    """What an implementation does not support, of every kind: name → the family it counts under."""
+    return {name: family for k in KINDS for name, family in k.unsupported(caps).items()}
+
+
 def suites(caps: Any, examples: int) -> list[Suite]:
     """What an implementation with capabilities ``caps`` runs, ``examples`` cases per suite (network
     and per-op suites take their share of it): every kind's suites, then every kind's late ones."""

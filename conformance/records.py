@@ -329,11 +329,8 @@ def _version(impl: Any) -> str:
 
 
 def unsupported_ops(impl: Any) -> list[str]:
-    from refimpl import OPS
-
-    from .tensor_ops import TENSOR_OPS
-
-    return sorted(n for n in [*OPS, *TENSOR_OPS] if n not in impl.capabilities.ops)
+    """What the implementation does not support, of every kind (run.json, the history's count)."""
+    return sorted(kinds.unsupported(impl.capabilities))
 
 
 class Recorder:

@@ -16,15 +16,12 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from refimpl import OPS
-
 from . import kinds
 from .driver import OnCase, SuiteResult, counts_text, run_suite, same_cases_everywhere
 from .driver import failure_text as driver_failure_text
 from .impls import Implementation
 from .kind import Suite
 from .outcomes import COLUMNS, NONCONFORMING
-from .tensor_ops import TENSOR_OPS
 
 
 def suites(impl: Implementation, examples: int) -> list[Suite]:
@@ -93,9 +90,7 @@ def table(impl: Implementation, results: list[SuiteResult]) -> str:
     fams: dict[str, Counter] = {}
     for r in results:
         fams.setdefault(r.suite.family, Counter()).update(r.verdicts)
-    unsupported = Counter(spec.family for name, spec in OPS.items() if name not in impl.capabilities.ops)
-    unsupported["tensor"] += sum(1 for name in TENSOR_OPS if name not in impl.capabilities.ops)
-    unsupported = +unsupported  # drop the zero counts
+    unsupported = Counter(kinds.unsupported(impl.capabilities).values())
     head = f"{'family':<14} {'cases':>6} " + " ".join(f"{c[:8]:>8}" for c in COLUMNS) + f" {'unsupp.':>8}"
     lines = [head]
     for fam in sorted(set(fams) | set(unsupported)):
