@@ -182,3 +182,23 @@ def failure_text(suite: str, v: CaseVerdict) -> str:
     k = kinds.of(v.case)
     return (f"FAIL {suite}: minimal case {v.case.id} ({k.size(v.case)}): {v.verdict}\n  {v.reason}\n"
             f"case JSON:\n{k.dumps(v.case)}\nreproduce with torch:\n{k.torch_script(v.case)}")
+
+
+def _worker_start(initializer: Callable[..., None] | None, args: tuple[Any, ...]) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    if initializer is not None:
+        initializer(*args)
+
+
+def worker_pool(workers: int, start: str = "fork", initializer: Callable[..., None] | None = None,
+                initargs: tuple[Any, ...] = ()) -> Any:
+    """A process pool for commands that spread suites or cases over processes (``mutants``,
+    ``calibrate``). Each worker keeps torch to one thread — the cases are tiny, and an OpenMP pool
+    inherited across fork from a parent that used torch (a test session) must never be entered —
+    then runs ``initializer(*initargs)`` (how a command hands its workers what they share)."""
+    import multiprocessing
+
+    return multiprocessing.get_context(start).Pool(workers, initializer=_worker_start,
+                                                   initargs=(initializer, initargs))
