@@ -16,6 +16,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from refimpl import mpmath_system
+
 from .cases import GraphCase, Tensor, case_to_json, result_to_json
 from .cases import GraphResult as Result
 from .driver import draw
@@ -29,8 +31,6 @@ VERSION = 1
 
 
 def _truth(case: GraphCase) -> Result:
-    from refimpl import mpmath_system
-
     value, _, _ = refimpl_raw(case, mpmath_system(50))
     grads = {k: Tensor(t.shape, tuple(truth_gradient(case, k, i)[0] for i in range(len(t.values))))
              for k, t in case.leaves.items()}

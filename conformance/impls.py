@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from typing import Protocol
 
+import refimpl
 from refimpl import OPS
 
 from .cases import GraphCase, GraphResult
@@ -62,8 +63,6 @@ class RefImpl:
 
     @property
     def version(self) -> str:
-        import refimpl
-
         return refimpl.__version__
 
     def run_graph(self, case: GraphCase) -> GraphResult:

@@ -17,7 +17,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .nightly import Usage as ShardUsage
+from .nightly import parse_shard, sync_database
 from .outcomes import COLUMNS
+from .records import (
+    conclude,
+    history_rows,
+    new_run_dir,
+    now_iso,
+    read_json,
+    store_failure,
+    write_json,
+    write_tables,
+)
+from .report import render_or_note
 
 #: run.json fields the shards of one run must agree on
 SAME = ("seed", "profile", "max_examples", "impls", "suites", "torch_version", "budget_seconds")
@@ -34,10 +47,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def check_shards(dirs: list[Path]) -> list[dict[str, Any]]:
     """Each shard's run.json, once they are known to be the parts of one run."""
-    from .nightly import Usage as ShardUsage
-    from .nightly import parse_shard
-    from .records import read_json
-
     metas = []
     for d in dirs:
         try:
@@ -70,16 +79,6 @@ def merge(dirs: list[Path], out: Path) -> tuple[Path, dict[str, Any], Any]:
 
     import pandas as pd
 
-    from .nightly import sync_database
-    from .records import (
-        conclude,
-        new_run_dir,
-        now_iso,
-        store_failure,
-        write_json,
-        write_tables,
-    )
-
     metas = check_shards(dirs)
     run_dir = new_run_dir(out)
     first = metas[0]
@@ -102,7 +101,6 @@ def merge(dirs: list[Path], out: Path) -> tuple[Path, dict[str, Any], Any]:
             store_failure(run_dir, json.loads(doc)["case"]["id"], doc, script)
     meta.update(finished=now_iso(), complete=True)
     write_json(run_dir / "run.json", meta)
-    from .report import render_or_note
 
     conclude(run_dir, meta, cases, history=True, render=render_or_note)
     sync_database(run_dir, cases)
@@ -110,8 +108,6 @@ def merge(dirs: list[Path], out: Path) -> tuple[Path, dict[str, Any], Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .records import history_rows
-
     try:
         run_dir, meta, cases = merge([Path(d) for d in args.runs], Path(args.out))
     except Usage as exc:

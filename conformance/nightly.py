@@ -46,11 +46,15 @@ from pathlib import Path
 from typing import Any
 
 from . import kinds
+from . import verify as ver
 from .driver import PROFILES, SuiteResult, counts_text, judge_case, same_cases_everywhere, shrink_case
 from .driver import run_suite as run_suite_once
+from .impls import available
 from .kind import Suite
+from .loading import resolve
 from .outcomes import NONCONFORMING, Verdict
-from .records import now_iso
+from .records import Recorder, now_iso, read_journals, read_json
+from .report import render_or_note
 
 REPLAYED = " (replayed)"  # the suite name of a suite's stored failures, judged again
 
@@ -95,8 +99,6 @@ def date_seed() -> int:
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     """What the run does, from the command line or, with --resume, from the run's own run.json."""
-    from .records import read_json
-
     if args.resume:
         given = [f"--{k.replace('_', '-')}" for k in ("impl", "budget", "max_examples", "profile", "seed", "shard",
                                                       "suites") if getattr(args, k) is not None]
@@ -126,9 +128,6 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 def load_impls(specs: list[str], skipped: list[dict[str, str]]) -> tuple[list[tuple[str, Any]], list[dict[str, str]]]:
     """Resolve every spec (``all`` = every registered name); a named one that fails is bad usage, one
     found through ``all`` that fails is skipped with its reason."""
-    from .impls import available
-    from .loading import resolve
-
     out: list[tuple[str, Any]] = []
     for spec in specs:
         names = sorted(available()) if spec == "all" else [spec]
@@ -316,8 +315,6 @@ def _run(s: dict[str, Any], impls: list[Any], specs: list[str], skipped: list[di
          args: argparse.Namespace) -> int:
     import torch
 
-    from .records import Recorder, read_journals
-
     for sk in skipped:
         print(f"conformance nightly: skipped {sk['impl']}: {sk['reason']}", file=sys.stderr)
     shard_i, shard_n = s["shard"]
@@ -360,7 +357,6 @@ def _run(s: dict[str, Any], impls: list[Any], specs: list[str], skipped: list[di
         _work(mine, s, rec, budget, progress, db, done_suites, done, prior_bad)
     progress.where = f"{time.perf_counter() - t0:.0f}s"
     progress.show(final=True)
-    from .report import render_or_note
 
     run_dir = rec.finish(cut=budget.cut or rec.meta.get("cut"), history=shard_n == 1, render=render_or_note)
     if shard_n == 1:
@@ -393,8 +389,6 @@ def _work(mine: list[tuple[Any, int, Any]], s: dict[str, Any], rec: Any, budget:
 
 def _summary(rec: Any, impls: list[Any], run_dir: Path, budget: Budget, planned: int) -> int:
     """Per implementation: the verify table, CONFORMS or not, the failures; then where the report is."""
-    from . import verify as ver
-
     cases = rec.cases
     bad = False
     for impl in impls:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from refimpl import FLOAT64, OPS, Value, grad, mpmath_system
+from refimpl.engine import apply
 from refimpl.gradcheck import richardson
 from refimpl.ops import Interval, OpSpec
 
@@ -87,8 +88,6 @@ def _refimpl(spec: OpSpec, xs: tuple[float, ...], attrs: dict[str, Any], ct: flo
 
 
 def spec_apply(spec: OpSpec, leaves: list[Value], attrs: dict[str, Any]) -> Value:
-    from refimpl.engine import apply
-
     return apply(spec, *leaves, **attrs)
 
 

@@ -10,6 +10,7 @@ import importlib
 from functools import cache
 from typing import Any, Callable
 
+from refimpl import OPS
 from refimpl.ops import OpSpec
 
 
@@ -38,6 +39,4 @@ def value_and_grad(spec: OpSpec, inputs: tuple[float, ...], attrs: dict[str, Any
 
 def call(op: str, *inputs: Any, **attrs: Any) -> Any:
     """Apply the torch equivalent of refimpl's op ``op`` (named in the op table)."""
-    from refimpl import OPS
-
     return resolve(OPS[op].torch)(*inputs, **attrs)

@@ -20,6 +20,9 @@ import os
 import sys
 from typing import Any, BinaryIO
 
+from . import kinds
+from .loading import resolve
+
 
 def _protocol_stream() -> BinaryIO:
     """The original stdout for protocol lines; fd 1 and sys.stdout now go to stderr."""
@@ -43,8 +46,6 @@ def _hello(impl: Any) -> dict[str, Any]:
 def _answer(impl: Any, doc: dict[str, Any]) -> bytes:
     """Run one case and write its result line; a result that cannot be written (wrong types, not
     JSON-able) becomes an error result saying so, as it would be judged in process."""
-    from . import kinds
-
     try:
         k = kinds.by_format(doc.get("format"))
     except ValueError:
@@ -60,7 +61,6 @@ def _answer(impl: Any, doc: dict[str, Any]) -> bytes:
 
 def serve(spec: str) -> int:
     out = _protocol_stream()
-    from .loading import resolve
 
     try:
         impl = resolve(spec)

@@ -40,14 +40,12 @@ from collections.abc import Callable
 from importlib.metadata import distribution, packages_distributions
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from refimpl import OPS
 
 from ..cases import GraphCase, GraphResult, Tensor
-
-if TYPE_CHECKING:
-    from ..impls import Capabilities
+from ..impls import Capabilities
 
 __all__ = ["APPLY", "PROBES", "MicrogradAdapter", "MicrogradSpecError", "find_value_class", "load_micrograd",
            "probe_ops"]
@@ -227,8 +225,6 @@ class MicrogradAdapter:
         self.capabilities: Capabilities = self._probe()
 
     def _probe(self) -> Capabilities:
-        from ..impls import Capabilities  # here, not at import time: impls may import this module
-
         return Capabilities(probe_ops(self.value_cls), ("float64",), second_order=False)
 
     def __repr__(self) -> str:

@@ -18,6 +18,13 @@ import secrets
 import sys
 from pathlib import Path
 
+from . import graphdraw
+from .data import load_history, load_run
+from .facts import gather
+from .fmt import one_line
+from .page import render_page
+from .summary import render_summary
+
 __all__ = ["render", "write_atomic"]
 
 
@@ -50,12 +57,6 @@ def render(run_dir: Path, history: Path | None = None, previous: Path | None = N
     asked for (``dot``, or ``auto`` with ``dot`` on PATH) and could not draw, the pictures use the
     built-in layout and one line on stderr says why; plots that fail are left out with one line too.
     """
-    from . import graphdraw
-    from .data import load_history, load_run
-    from .facts import gather
-    from .page import render_page
-    from .summary import render_summary
-
     run_dir = Path(run_dir)
     run = load_run(run_dir)
     before, note = None, ""
@@ -83,8 +84,6 @@ def render(run_dir: Path, history: Path | None = None, previous: Path | None = N
 def render_or_note(run_dir: Path, history: Path | None, previous: Path | None) -> None:
     """summary.md and report.html. The run is over and its records are written: a failure here is one
     line on stderr, never a traceback, and summary.md is still written when only the page failed."""
-    from .fmt import one_line
-
     try:
         render(run_dir, history=history, previous=previous)
         return

@@ -16,8 +16,13 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from refimpl.tensor import Tensor as RTensor
+from refimpl.tensor import grad as tensor_grad
+
+from ..cases import case_from_json
 from ..entrykey import EntryKey
 from ..outcomes import NONCONFORMING, Verdict
+from ..run import REFIMPL_SYSTEMS, evaluate, leaf_tensors
 from .fmt import apart, esc, ratio, short
 from .layout import Edge, path_d, place
 
@@ -259,10 +264,6 @@ def _values(t: Any, n: int = 4) -> str:
 
 def _evaluate(case: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every node's value and gradient (of ⟨cotangent, output⟩) by refimpl, as (shape, flat values)."""
-    from refimpl.tensor import Tensor as RTensor
-    from refimpl.tensor import grad as tensor_grad
-
-    from ..run import REFIMPL_SYSTEMS, evaluate, leaf_tensors
 
     system = REFIMPL_SYSTEMS.get(case.dtype, REFIMPL_SYSTEMS["float64"])
     env = evaluate(case, leaf_tensors(case, system))
@@ -357,8 +358,6 @@ def _near_output(case: Any, limit: int) -> set[str]:
 def draw_graph_case(case_obj: dict[str, Any], entries: list[dict[str, Any]], uid: str,
                     engine: str = "auto") -> tuple[str, str]:
     """(SVG, note) for a failing graph case given as its JSON object and its entry rows."""
-    from ..cases import case_from_json
-
     case = case_from_json(case_obj)
     boxes, edges, note = graph_boxes(case, entries)
     label = f"graph of case {case.id}: {len(case.leaves)} leaves, {len(case.nodes)} nodes"
