@@ -80,7 +80,7 @@ class Tally:
 
 def _sum_right_to_left(values: list[Any], system: Any) -> Any:
     if not values:
-        return _tensor_module()._constant(system.zero, system)
+        return _tensor_module().constant(system.zero, system)
     total = values[-1]
     for v in reversed(values[:-1]):
         total = total + v
@@ -89,7 +89,7 @@ def _sum_right_to_left(values: list[Any], system: Any) -> Any:
 
 def _dot_right_to_left(xs: list[Any], ys: list[Any], system: Any) -> Any:
     if not xs:
-        return _tensor_module()._constant(system.zero, system)
+        return _tensor_module().constant(system.zero, system)
     total = xs[-1] * ys[-1]
     for x, y in zip(reversed(xs[:-1]), reversed(ys[:-1])):
         total = total + x * y
@@ -130,8 +130,8 @@ def reordered() -> Iterator[None]:
     from refimpl import engine
 
     tensor = _tensor_module()
-    with mock.patch.object(tensor, "_sum", _sum_right_to_left), \
-            mock.patch.object(tensor, "_dot", _dot_right_to_left), \
+    with mock.patch.object(tensor, "sum_of", _sum_right_to_left), \
+            mock.patch.object(tensor, "dot_of", _dot_right_to_left), \
             mock.patch.object(engine, "topological_order", _topological_order_parents_reversed):
         yield
 

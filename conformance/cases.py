@@ -65,7 +65,8 @@ class GraphResult:
     error: str | None = None  # the implementation failed on this case (one line)
 
 
-def _num(x: float) -> float | str:
+def number_to_json(x: float) -> float | str:
+    """A float as JSON: itself if finite, else ``"inf"``, ``"-inf"`` or ``"nan"``."""
     return x if math.isfinite(x) else ("nan" if math.isnan(x) else ("inf" if x > 0 else "-inf"))
 
 
@@ -73,11 +74,13 @@ def _unnum(x: float | str) -> float:
     return float(x)  # float("inf"), float("-inf"), float("nan") parse the string forms
 
 
-def _tensor_json(t: Tensor) -> dict[str, Any]:
-    return {"shape": list(t.shape), "values": [_num(v) for v in t.values]}
+def tensor_to_json(t: Tensor) -> dict[str, Any]:
+    """``{"shape": [...], "values": [...]}``, values by :func:`number_to_json`."""
+    return {"shape": list(t.shape), "values": [number_to_json(v) for v in t.values]}
 
 
-def _tensor(d: dict[str, Any]) -> Tensor:
+def tensor_from_json(d: dict[str, Any]) -> Tensor:
+    """The inverse of :func:`tensor_to_json`; ``ValueError`` if the values do not fill the shape."""
     shape = tuple(int(s) for s in d["shape"])
     values = tuple(_unnum(v) for v in d["values"])
     if math.prod(shape) != len(values):
@@ -88,14 +91,14 @@ def _tensor(d: dict[str, Any]) -> Tensor:
 def case_to_json(case: GraphCase) -> dict[str, Any]:
     return {
         "format": FORMAT, "version": VERSION, "id": case.id, "dtype": case.dtype,
-        "leaves": {k: _tensor_json(t) for k, t in case.leaves.items()},
+        "leaves": {k: tensor_to_json(t) for k, t in case.leaves.items()},
         "nodes": [{"name": n.name, "op": n.op, "inputs": list(n.inputs),
                    "attrs": dict(n.attrs)}
                   for n in case.nodes],
         "output": case.output,
-        "cotangent": _tensor_json(case.cotangent),
+        "cotangent": tensor_to_json(case.cotangent),
         "second_order": None if case.second_order is None
-        else {k: _tensor_json(t) for k, t in case.second_order.items()},
+        else {k: tensor_to_json(t) for k, t in case.second_order.items()},
     }
 
 
@@ -106,11 +109,11 @@ def case_from_json(d: dict[str, Any]) -> GraphCase:
         raise ValueError(f"graph case version {d.get('version')!r} is not supported (this is {VERSION})")
     so = d.get("second_order")
     case = GraphCase(
-        leaves={k: _tensor(t) for k, t in d["leaves"].items()},
+        leaves={k: tensor_from_json(t) for k, t in d["leaves"].items()},
         nodes=tuple(Node(n["name"], n["op"], tuple(n["inputs"]), dict(n.get("attrs", {})))
                     for n in d["nodes"]),
-        output=d["output"], cotangent=_tensor(d["cotangent"]), dtype=d.get("dtype", "float64"),
-        second_order=None if so is None else {k: _tensor(t) for k, t in so.items()},
+        output=d["output"], cotangent=tensor_from_json(d["cotangent"]), dtype=d.get("dtype", "float64"),
+        second_order=None if so is None else {k: tensor_from_json(t) for k, t in so.items()},
         id=d.get("id", ""),
     )
     if case.dtype == "float32":
@@ -138,9 +141,9 @@ def result_to_json(r: GraphResult) -> dict[str, Any]:
     """A result as JSON; a gradient that is None (not computed) is left out, as missing on the wire."""
     return {
         "format": RESULT_FORMAT, "version": VERSION, "error": r.error,
-        "value": None if r.value is None else _tensor_json(r.value),
-        "grads": {k: _tensor_json(t) for k, t in r.grads.items() if t is not None},
-        "hvp": None if r.hvp is None else {k: _tensor_json(t) for k, t in r.hvp.items()},
+        "value": None if r.value is None else tensor_to_json(r.value),
+        "grads": {k: tensor_to_json(t) for k, t in r.grads.items() if t is not None},
+        "hvp": None if r.hvp is None else {k: tensor_to_json(t) for k, t in r.hvp.items()},
     }
 
 
@@ -148,9 +151,9 @@ def result_from_json(d: dict[str, Any]) -> GraphResult:
     if d.get("format") != RESULT_FORMAT:
         raise ValueError(f"not a graph result: format is {d.get('format')!r}")
     return GraphResult(
-        value=None if d.get("value") is None else _tensor(d["value"]),
-        grads={k: _tensor(t) for k, t in d.get("grads", {}).items()},
-        hvp=None if d.get("hvp") is None else {k: _tensor(t) for k, t in d["hvp"].items()},
+        value=None if d.get("value") is None else tensor_from_json(d["value"]),
+        grads={k: tensor_from_json(t) for k, t in d.get("grads", {}).items()},
+        hvp=None if d.get("hvp") is None else {k: tensor_from_json(t) for k, t in d["hvp"].items()},
         error=d.get("error"),
     )
 

@@ -48,16 +48,23 @@ bugs of one library). Exact formula changes come first, ``flush-to-zero`` — th
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, replace
 from typing import Any
+from unittest import mock
 
 from refimpl import OPS
 from refimpl.numbers import PRIMITIVES, Float32NS, FloatNS, round_to_float32
 
 from .cases import GraphCase
+from .outcomes import NONCONFORMING
+from .run import REFIMPL_SYSTEMS, evaluate, leaf_tensors, run_refimpl
+from .tolerance import SAFETY, TINY, BoundNS, lift
+from .verdict import broadcast_lanes, entry_bounds, kinked_leaves, leaf_of, leaves_behind, result_entries, within
+from .zoo.base import replace_op
 
 TINY64 = 2.2250738585072014e-308  # the smallest normal binary64
 TINY32 = 1.1754943508222875e-38  # the smallest normal binary32
@@ -111,22 +118,17 @@ class Reproduction:
         a kink, where the library's convention is its own business (mygrad's elu(−5e-11) is exactly
         0 in binary32, where its leaky_relu′(0) = 0), or outside the op's domain (jax's
         ``power(x, 0.0)′`` at a flushed x = 0 is 0·0⁻¹ = NaN)."""
-        from .verdict import _close, _leaf_of
-
-        if _leaf_of(e.name) in self.excused:
+        if leaf_of(e.name) in self.excused:
             return True
         if e.name not in self.entries:
             return False
         y, tol = self.entries[e.name]
-        return _close(e.impl, y, 2 * max(e.tol, tol))
+        return within(e.impl, y, 2 * max(e.tol, tol))
 
 
 def _excused(case: GraphCase, ns: Any) -> frozenset[str]:
     """The leaves behind a node that, computed in ``ns``, sits on a kink or has an input outside its
     op's domain."""
-    from .run import evaluate, leaf_tensors
-    from .verdict import broadcast_lanes, kinked_leaves, leaves_behind
-
     env = evaluate(case, leaf_tensors(case, ns))
     off = []
     for n in case.nodes:
@@ -165,9 +167,6 @@ class Cause:
         unflushed: jax's ``where(x >= 0, x, s·x)`` returns x = −1e-40 itself)."""
         if self.ops and not any(n.op in self.ops for n in case.nodes):
             return None
-        from .run import REFIMPL_SYSTEMS, run_refimpl
-        from .verdict import SAFETY, TINY, _bounds, _entries
-
         if self.flush:  # a constant is flushed where it is used, as an input is (DAZ)
             case = _flushed_attributes(case)
         ns = FLUSH[case.dtype] if self.flush else REFIMPL_SYSTEMS[case.dtype]
@@ -175,7 +174,7 @@ class Cause:
         with ExitStack() as stack:
             for patch in self.patches:
                 stack.enter_context(patch())
-            got, bounds, excused = _entries(run_refimpl(case, ns)), _bounds(case), _excused(case, ns)
+            got, bounds, excused = result_entries(run_refimpl(case, ns)), entry_bounds(case), _excused(case, ns)
         return Reproduction({k: (x, max(floor, SAFETY * float(bounds[k].e) + TINY))
                              for k, x in got.items() if k in bounds}, excused)
 
@@ -190,8 +189,6 @@ def _flushed_attributes(case: GraphCase) -> GraphCase:
 def _patched(ops: tuple[str, ...], *changes: tuple[str, dict[str, Any]]) -> Cause:
     """A cause: refimpl with each ``(op, {field: value})`` change made, asked only of cases that
     use one of ``ops``."""
-    from .zoo.base import replace_op
-
     return Cause(frozenset(ops), tuple(replace_op(name, **fields) for name, fields in changes))
 
 
@@ -239,26 +236,20 @@ def _power_scalar_cotangent_first(m: Any, g: Any, x: Any, out: Any, exponent: An
 
 def _log_softmax_minus_logsumexp() -> AbstractContextManager[Any]:
     """log_softmax as ``x − logsumexp(x)`` (mygrad): x and max + log Σ exp(x − max) cancel."""
-    import importlib
-    from unittest import mock
-
     tensor = importlib.import_module("refimpl.tensor")  # the module: ``refimpl.tensor`` is also a function
 
     def log_softmax(lane: list[Any]) -> list[Any]:
         if not lane:
             return []
-        total = tensor._logsumexp(lane)
+        total = tensor.logsumexp_of(lane)
         return [x - total for x in lane]
 
-    return mock.patch.object(tensor, "_log_softmax", log_softmax)
+    return mock.patch.object(tensor, "log_softmax_of", log_softmax)
 
 
 def _log1p_within(ulps: float) -> Patch:
     """log1p trusted to ``ulps`` instead of LIBM_ULPS: XLA's binary64 log1p (jax 0.10.2) is off by up
     to 127 ulps near x = −0.414 (50,000 points against mpmath; its binary32 log1p: 2.2 ulps)."""
-    from unittest import mock
-
-    from .tolerance import BoundNS, lift
 
     def patch() -> AbstractContextManager[Any]:
         trusted = BoundNS.log1p
@@ -306,8 +297,6 @@ def _candidates(case: GraphCase) -> Iterator[tuple[str, Cause]]:
 def explain(case: GraphCase, entries: list[Any]) -> str | None:
     """The name of the known cause (or pair of causes) that reproduces every failing entry of
     ``entries`` (verdict entries: name, impl, tol, verdict), or None."""
-    from .outcomes import NONCONFORMING
-
     bad = [e for e in entries if e.verdict in NONCONFORMING]
     if not bad:
         return None

@@ -88,10 +88,10 @@ from refimpl.numbers import FLOAT32, FLOAT64, FloatNS, round_to_float32
 from refimpl.tensor import Tensor as RTensor
 from refimpl.tensor import as_tensor
 
-from .cases import Tensor, _num, _tensor, _tensor_json
+from .cases import Tensor, number_to_json, tensor_from_json, tensor_to_json
 from .opcheck import kink_points
 from .tolerance import LIBM_ULPS, SAFETY, TINY, U32, U64, Bounded, BoundNS, bound_system
-from .verdict import ORDER, CaseVerdict, Entry, _close, arbitrate
+from .verdict import ORDER, CaseVerdict, Entry, arbitrate, within
 
 FORMAT = "backprop-conformance/network-case"
 RESULT_FORMAT = "backprop-conformance/network-result"
@@ -273,15 +273,15 @@ def check_case(case: NetworkCase) -> NetworkCase:
 # --- JSON ---------------------------------------------------------------------------------------------
 
 def _opt_tensor_json(t: Tensor | None) -> Any:
-    return None if t is None else _tensor_json(t)
+    return None if t is None else tensor_to_json(t)
 
 
 def _opt_tensor(d: Any) -> Tensor | None:
-    return None if d is None else _tensor(d)
+    return None if d is None else tensor_from_json(d)
 
 
 def _hyper_json(h: dict[str, Any]) -> dict[str, Any]:
-    return {k: ([_num(b) for b in v] if k == "betas" else (v if isinstance(v, bool) else _num(v)))
+    return {k: ([number_to_json(b) for b in v] if k == "betas" else (v if isinstance(v, bool) else number_to_json(v)))
             for k, v in h.items()}
 
 
@@ -291,7 +291,7 @@ def _hyper(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _loss_attrs_json(a: dict[str, Any]) -> dict[str, Any]:
-    return {k: (_opt_tensor_json(v) if k in TENSOR_ATTRS else v if k == "ignore_index" else _num(v))
+    return {k: (_opt_tensor_json(v) if k in TENSOR_ATTRS else v if k == "ignore_index" else number_to_json(v))
             for k, v in a.items()}
 
 
@@ -303,7 +303,7 @@ def _loss_attrs(d: dict[str, Any]) -> dict[str, Any]:
 def _targets_json(case_loss: str, t: Tensor) -> dict[str, Any]:
     if case_loss in CLASS_LOSSES:  # class indices as JSON integers
         return {"shape": list(t.shape), "values": [int(v) for v in t.values]}
-    return _tensor_json(t)
+    return tensor_to_json(t)
 
 
 def case_to_json(case: NetworkCase) -> dict[str, Any]:
@@ -311,12 +311,12 @@ def case_to_json(case: NetworkCase) -> dict[str, Any]:
         "format": FORMAT, "version": VERSION, "id": case.id, "dtype": case.dtype,
         "layers": [{"in_features": la.in_features, "out_features": la.out_features,
                     "activation": la.activation, "attrs": dict(la.attrs),
-                    "weight": _tensor_json(la.weight), "bias": _opt_tensor_json(la.bias)}
+                    "weight": tensor_to_json(la.weight), "bias": _opt_tensor_json(la.bias)}
                    for la in case.layers],
         "head": case.head,
         "loss": {"name": case.loss, "reduction": case.reduction, "attrs": _loss_attrs_json(case.loss_attrs)},
         "optimizer": {"name": case.optimizer, "hyper": _hyper_json(case.hyper)},
-        "batches": [{"x": _tensor_json(b.x), "y": _targets_json(case.loss, b.y)} for b in case.batches],
+        "batches": [{"x": tensor_to_json(b.x), "y": _targets_json(case.loss, b.y)} for b in case.batches],
     }
 
 
@@ -327,12 +327,12 @@ def case_from_json(d: dict[str, Any]) -> NetworkCase:
         raise ValueError(f"network case version {d.get('version')!r} is not supported (this is {VERSION})")
     case = NetworkCase(
         layers=tuple(Layer(int(la["in_features"]), int(la["out_features"]), la["activation"],
-                           dict(la.get("attrs", {})), _tensor(la["weight"]), _opt_tensor(la.get("bias")))
+                           dict(la.get("attrs", {})), tensor_from_json(la["weight"]), _opt_tensor(la.get("bias")))
                      for la in d["layers"]),
         loss=d["loss"]["name"], reduction=d["loss"]["reduction"],
         loss_attrs=_loss_attrs(d["loss"].get("attrs", {})),
         optimizer=d["optimizer"]["name"], hyper=_hyper(d["optimizer"]["hyper"]),
-        batches=tuple(Batch(_tensor(b["x"]), _tensor(b["y"])) for b in d["batches"]),
+        batches=tuple(Batch(tensor_from_json(b["x"]), tensor_from_json(b["y"])) for b in d["batches"]),
         dtype=d.get("dtype", "float64"), head=d.get("head", "none"), id=d.get("id", ""),
     )
     return check_case(case)
@@ -341,9 +341,9 @@ def case_from_json(d: dict[str, Any]) -> NetworkCase:
 def result_to_json(r: NetworkResult) -> dict[str, Any]:
     return {
         "format": RESULT_FORMAT, "version": VERSION, "error": r.error,
-        "steps": [{"loss": _tensor_json(s.loss),
-                   "grads": {k: _tensor_json(t) for k, t in s.grads.items()},
-                   "params": {k: _tensor_json(t) for k, t in s.params.items()}} for s in r.steps],
+        "steps": [{"loss": tensor_to_json(s.loss),
+                   "grads": {k: tensor_to_json(t) for k, t in s.grads.items()},
+                   "params": {k: tensor_to_json(t) for k, t in s.params.items()}} for s in r.steps],
     }
 
 
@@ -353,8 +353,8 @@ def result_from_json(d: dict[str, Any]) -> NetworkResult:
     if d.get("version") != VERSION:
         raise ValueError(f"network result version {d.get('version')!r} is not supported (this is {VERSION})")
     return NetworkResult(
-        steps=[StepResult(_tensor(s["loss"]), {k: _tensor(t) for k, t in s["grads"].items()},
-                          {k: _tensor(t) for k, t in s["params"].items()}) for s in d.get("steps", [])],
+        steps=[StepResult(tensor_from_json(s["loss"]), {k: tensor_from_json(t) for k, t in s["grads"].items()},
+                          {k: tensor_from_json(t) for k, t in s["params"].items()}) for s in d.get("steps", [])],
         error=d.get("error"),
     )
 
@@ -432,7 +432,7 @@ REFIMPL_SYSTEMS = {"float64": FLOAT64, "float32": FLOAT32}
 # 2|g|/eps (at step 1 the update is lr·g/(|g| + eps), whose derivative is lr·eps/(|g| + eps)²). One
 # gradient with a large relative error — a sum that cancels — then makes every later bound useless.
 # So an update is bounded as a whole: its signed first-order sensitivity to each of its inputs
-# (parameter, gradient, optimizer state) comes from running refimpl.optim's own ``_update`` on dual
+# (parameter, gradient, optimizer state) comes from running refimpl.optim's own ``update`` on dual
 # numbers, and its own rounding from running it in BoundNS on error-free inputs. Where the update is
 # not linear within the gradient's error (Adam's near-sign update when g is inside its own rounding
 # noise) no first-order bound is honest: that is a branch the rounding decides, flagged like a kink.
@@ -585,8 +585,8 @@ def bounded_step(opt: roptim.Optimizer, ns: NetBoundNS, on_nonlinear: Any = None
     if isinstance(opt, roptim.SGD):  # linear in every input: elementwise bounds lose nothing
         opt.step()
         return
-    kb = opt._k(ns)
-    kd = roptim._Kernels(DUAL, contract_fma=False)
+    kb = opt.kernels(ns)
+    kd = roptim.Kernels(DUAL, contract_fma=False)
     for index, p in enumerate(opt.params):
         if p.grad is None:
             continue
@@ -594,18 +594,18 @@ def bounded_step(opt: roptim.Optimizer, ns: NetBoundNS, on_nonlinear: Any = None
         state = opt.state.get(p)
         if state is None:
             state = opt.state[p] = {}
-            opt._init_state(kb, state)
+            opt.init_state(kb, state)
         keys = [k for k, v in state.items() if isinstance(v, Bounded) and v.e > 0]
         inputs = [theta, g] + [state[k] for k in keys]
         # rounding of this update alone: error-free inputs
         s0 = {k: (ns.num(v.v) if isinstance(v, Bounded) else v) for k, v in state.items()}
-        new0 = opt._update(kb, ns.num(theta.v), ns.num(g.v), s0)
+        new0 = opt.update(kb, ns.num(theta.v), ns.num(g.v), s0)
         # signed sensitivities to every inexact input
         n = len(inputs)
         sd = {k: (Dual(v.v) if isinstance(v, Bounded) else v) for k, v in state.items()}
         for j, k in enumerate(keys):
             sd[k] = Dual(state[k].v, _unit(2 + j, n))
-        newd = opt._update(kd, Dual(theta.v, _unit(0, n)), Dual(g.v, _unit(1, n)), sd)
+        newd = opt.update(kd, Dual(theta.v, _unit(0, n)), Dual(g.v, _unit(1, n)), sd)
 
         p.data = ns.num(new0.v, _spread(newd, inputs) + new0.e)
         for k, v in s0.items():
@@ -628,7 +628,7 @@ def _linear_in_g(opt: roptim.Optimizer, kd: Any, theta: Bounded, g: Bounded, sta
 
     def slope(x: float) -> float:
         s = {k: (Dual(v.v) if isinstance(v, Bounded) else v) for k, v in state.items()}
-        out = opt._update(kd, Dual(theta.v), Dual(x, (1.0,)), s)
+        out = opt.update(kd, Dual(theta.v), Dual(x, (1.0,)), s)
         return abs(out.d[0]) if out.d else 0.0
 
     mid = slope(g.v)
@@ -1135,7 +1135,7 @@ def judge_network(case: NetworkCase, impl: NetworkResult, torch_result: NetworkR
     if problem:
         return NetworkVerdict(case, "error", reason=f"unusable result: {problem}")
     got, want = entries(case, impl.steps), entries(case, torch_result.steps)
-    if all(_close(got[k], t, 0.0) for k, t in want.items()):  # bit for bit (the torch self-check)
+    if all(within(got[k], t, 0.0) for k, t in want.items()):  # bit for bit (the torch self-check)
         return NetworkVerdict(case, "pass", [Entry(k, got[k], t, math.inf, "pass") for k, t in want.items()])
     bound, near = bounds(case)
     true: dict[str, float] | None = None
@@ -1162,7 +1162,7 @@ def judge_network(case: NetworkCase, impl: NetworkResult, torch_result: NetworkR
     for name in sorted(want, key=lambda k: (_step_of(k), k.startswith(ANCHOR))):  # stable: step by step
         x, t = got[name], want[name]
         tol = SAFETY * float(bound[name].e) + floor
-        if _close(x, t, 2 * tol):
+        if within(x, t, 2 * tol):
             result.append(Entry(name, x, t, tol, "pass"))
             continue
         if name.startswith(ANCHOR):
@@ -1189,7 +1189,7 @@ def judge_network(case: NetworkCase, impl: NetworkResult, torch_result: NetworkR
 # --- a standalone torch script --------------------------------------------------------------------------
 
 def _lit(x: float) -> str:
-    return repr(float(x)) if math.isfinite(x) else f"float({_num(x)!r})"
+    return repr(float(x)) if math.isfinite(x) else f"float({number_to_json(x)!r})"
 
 
 def _list_lit(t: Tensor, integer: bool = False) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from refimpl.tensor import Tensor, _groups, _norm_dims, matmul
+from refimpl.tensor import Tensor, matmul, norm_dims, reduction_groups
 
 Shape = tuple[int, ...]
 
@@ -68,7 +68,7 @@ def _factorisations(shape: Shape) -> st.SearchStrategy[dict[str, Any]]:
 def _max_in_reduced_slices(x: Tensor, attrs: dict[str, Any]) -> Iterator[list[Any]]:
     """For each slice a reduction over ``attrs["dim"]`` reduces, the elements equal to its maximum: a
     tie anywhere, not only at the overall maximum, splits that slice's gradient."""
-    _, groups = _groups(x.shape, _norm_dims(_dim_arg(attrs.get("dim")), len(x.shape)))
+    _, groups = reduction_groups(x.shape, norm_dims(_dim_arg(attrs.get("dim")), len(x.shape)))
     for g in groups:
         top = max(x.elements[i].data for i in g)
         yield [x.elements[i] for i in g if x.elements[i].data == top]

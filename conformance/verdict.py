@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from refimpl import FLOAT64, OPS, Value, grad, mpmath_system
+from refimpl.tensor import broadcast_map, broadcast_shapes
 
 from .cases import GraphCase, GraphResult
 from .opcheck import kink_points
@@ -72,7 +73,7 @@ class CaseVerdict:
         return max((e.ratio for e in self.entries), default=0.0)
 
 
-def _close(a: float, b: float, slack: float) -> bool:
+def within(a: float, b: float, slack: float) -> bool:
     """Within ``slack`` of each other; non-finite values only match themselves (NaN matches NaN)."""
     if math.isfinite(a) and math.isfinite(b):
         return abs(a - b) <= slack
@@ -91,7 +92,7 @@ def kinked_leaves(case: GraphCase, system: Any = FLOAT64) -> frozenset[str]:
     leaves = leaf_tensors(case, system, requires_grad=True)
     env = evaluate(case, leaves)
     leaf_values = [e for t in leaves.values() for e in t.elements]
-    return leaves_behind(case, [n for n in case.nodes if _on_kink(n, [env[i] for i in n.inputs], leaf_values)])
+    return leaves_behind(case, [n for n in case.nodes if on_kink(n, [env[i] for i in n.inputs], leaf_values)])
 
 
 def leaves_behind(case: GraphCase, nodes: list[Any]) -> frozenset[str]:
@@ -107,7 +108,10 @@ def leaves_behind(case: GraphCase, nodes: list[Any]) -> frozenset[str]:
     return frozenset(seen & set(case.leaves))
 
 
-def _on_kink(n: Any, args: list[Any], leaves: list[Value]) -> bool:
+def on_kink(n: Any, args: list[Any], leaves: list[Value]) -> bool:
+    """Whether node ``n``, given its evaluated inputs ``args``, sits on a kink: an input on one of
+    its elementwise op's declared kink points, or a tie (maximum/minimum, or a tensor op's ``ties``
+    rule) between candidates whose gradients with respect to ``leaves`` differ."""
     if n.op in TENSOR_OPS:  # a tie by the op's declared rule (amax: within any one slice it reduces)
         return any(_split_matters(tied, leaves) for tied in tied_candidates(n.op, args, n.attrs))
     spec = OPS.get(n.op)
@@ -133,7 +137,7 @@ def _split_matters(tied: list[Value], leaves: list[Value]) -> bool:
     return len(set(slopes)) > 1
 
 
-def _leaf_of(entry: str) -> str | None:
+def leaf_of(entry: str) -> str | None:
     """``grad[x0][1,2]`` → ``x0``; ``value…`` → None."""
     head, _, rest = entry.partition("[")
     return rest.split("]", 1)[0] if head in ("grad", "hvp") else None
@@ -141,10 +145,8 @@ def _leaf_of(entry: str) -> str | None:
 
 def broadcast_lanes(shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
     """For each position of the broadcast result, the flat index into every operand."""
-    from refimpl.tensor import _broadcast_map, broadcast_shapes
-
     out = broadcast_shapes(*shapes)
-    maps = [_broadcast_map(s, out) for s in shapes]
+    maps = [broadcast_map(s, out) for s in shapes]
     return list(zip(*maps))
 
 
@@ -175,7 +177,8 @@ def shape_problem(impl: GraphResult, torch_result: GraphResult) -> str | None:
     return None
 
 
-def _entries(r: GraphResult) -> dict[str, float]:
+def result_entries(r: GraphResult) -> dict[str, float]:
+    """Every entry of a result by name: ``value[…]``, ``grad[leaf][…]``, ``hvp[leaf][…]``."""
     out = _flat("value", r.value.shape, r.value.values) if r.value is not None else {}
     for k, t in r.grads.items():
         out.update(_flat(f"grad[{k}]", t.shape, t.values))
@@ -184,7 +187,9 @@ def _entries(r: GraphResult) -> dict[str, float]:
     return out
 
 
-def _bounds(case: GraphCase) -> dict[str, Any]:
+def entry_bounds(case: GraphCase) -> dict[str, Any]:
+    """Every entry's running error bound (a :class:`~conformance.tolerance.Bounded`), named as in
+    :func:`result_entries`: refimpl run in the error-bound system of the case's dtype."""
     value, grads, hvp = refimpl_raw(case, bound_system(case.dtype))
     out = _flat("value", case.cotangent.shape, value)
     for k, g in grads.items():
@@ -220,7 +225,7 @@ def arbitrate(x: float, t: float, true: float, slack: float, excuse: Callable[[]
     truth and how far from it an honest result may be. ``excuse()`` — asked only when the
     implementation is off the truth — says whether a documented convention (a kink) explains it;
     what it returned comes back with the verdict."""
-    impl_ok, torch_ok = _close(x, true, slack), _close(t, true, slack)
+    impl_ok, torch_ok = within(x, true, slack), within(t, true, slack)
     if impl_ok:
         return ("pass" if torch_ok else "torch-deviates"), None
     why = excuse()
@@ -236,11 +241,11 @@ def disagrees(case: GraphCase, impl: GraphResult, torch_result: GraphResult) -> 
     anywhere (or fail to answer)? No truth is computed — this is what shrinking asks, many times."""
     if impl.error is not None:
         return True
-    got, want = _entries(impl), _entries(torch_result)
+    got, want = result_entries(impl), result_entries(torch_result)
     if set(want) - set(got):
         return True
-    bounds = _bounds(case)
-    return any(not _close(got[k], t, 2 * (SAFETY * float(bounds[k].e) + TINY)) for k, t in want.items())
+    bounds = entry_bounds(case)
+    return any(not within(got[k], t, 2 * (SAFETY * float(bounds[k].e) + TINY)) for k, t in want.items())
 
 
 def judge(case: GraphCase, impl: GraphResult, torch_result: GraphResult, *,
@@ -255,23 +260,23 @@ def judge(case: GraphCase, impl: GraphResult, torch_result: GraphResult, *,
     problem = shape_problem(impl, torch_result)
     if problem:
         return CaseVerdict(case, "error", reason=problem)
-    got, want = _entries(impl), _entries(torch_result)
+    got, want = result_entries(impl), result_entries(torch_result)
     missing = sorted(set(want) - set(got))
     if missing:
         return CaseVerdict(case, "error", reason=f"result is missing {', '.join(missing)}")
-    bounds, truth = _bounds(case), _Truth(case)
+    bounds, truth = entry_bounds(case), _Truth(case)
     kinked: frozenset[str] | None = None
     entries = []
     for name, t in want.items():
         x = got[name]
         tol = SAFETY * float(bounds[name].e) + TINY
-        agree = _close(x, t, 2 * tol)
+        agree = within(x, t, 2 * tol)
         if agree and not always_truth:
             entries.append(Entry(name, x, t, tol, "pass"))
             continue
         if kinked is None:
             kinked = kinked_leaves(case)
-        if _leaf_of(name) in kinked:
+        if leaf_of(name) in kinked:
             # at a kink the finite difference averages the one-sided slopes: it is no truth there,
             # and torch's documented choice is the reference — any other choice is a convention
             entries.append(Entry(name, x, t, tol, "pass" if agree else "convention"))

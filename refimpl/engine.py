@@ -48,14 +48,6 @@ class Value:
         self.retains_grad = False
         self.label = label
 
-    @classmethod
-    def _node(cls, data: Any, spec: OpSpec, parents: tuple[Value, ...], attrs: dict[str, Any],
-              ns: Any, requires_grad: bool) -> Value:
-        v = cls.__new__(cls)
-        v.data, v.grad, v.op, v.parents, v.attrs = data, None, spec, parents, attrs
-        v.ns, v.requires_grad, v.retains_grad, v.label = ns, requires_grad, False, ""
-        return v
-
     def __repr__(self) -> str:
         made = f", op={self.op.name}" if self.op else ""
         return f"Value(data={self.data!r}, grad={self.grad!r}{made})"
@@ -115,7 +107,7 @@ class Value:
             data = ns.round(_POW_INT.forward(ns, self.data, exponent)) if ns.rounds \
                 else _POW_INT.forward(ns, self.data, exponent)
             rg = self.requires_grad
-            return Value._node(data, _POW_INT, (self,) if rg else (), {"exponent": exponent}, ns, rg)
+            return _node(data, _POW_INT, (self,) if rg else (), {"exponent": exponent}, ns, rg)
         return apply(OPS["pow_scalar"], self, exponent=exponent)
 
     def __rpow__(self, base: Any) -> Value:
@@ -125,7 +117,18 @@ class Value:
 _ADD, _SUB, _MUL, _DIV, _NEG, _POW_INT = (OPS[n] for n in ("add", "sub", "mul", "div", "neg", "pow_int"))
 
 
-def _method(spec: OpSpec) -> Any:
+def _node(data: Any, spec: OpSpec, parents: tuple[Value, ...], attrs: dict[str, Any], ns: Any,
+          requires_grad: bool) -> Value:
+    """An inner node: ``data`` made by ``spec`` from ``parents`` (none if it needs no gradient)."""
+    v = _new_value(Value)
+    v.data, v.grad, v.op, v.parents, v.attrs = data, None, spec, parents, attrs
+    v.ns, v.requires_grad, v.retains_grad, v.label = ns, requires_grad, False, ""
+    return v
+
+
+def value_method(spec: OpSpec) -> Any:
+    """The :class:`Value` method of a unary op of the table: ``x.tanh()``, ``x.clamp(min=0.0)``."""
+
     def method(self: Value, **attrs: Any) -> Value:
         return _unary(spec, self, attrs)
 
@@ -136,7 +139,7 @@ def _method(spec: OpSpec) -> Any:
 
 for _spec in OPS.values():  # every unary op is also a method: x.tanh(), x.clamp(min=0.0), ...
     if _spec.arity == 1 and not hasattr(Value, _spec.name):
-        setattr(Value, _spec.name, _method(_spec))
+        setattr(Value, _spec.name, value_method(_spec))
 
 
 def _convert_attrs(spec: OpSpec, attrs: dict[str, Any], ns: Any) -> dict[str, Any]:
@@ -172,7 +175,7 @@ def _unary(spec: OpSpec, x: Value, attrs: dict[str, Any]) -> Value:
     if ns.rounds:
         data = ns.round(data)
     rg = x.requires_grad
-    return Value._node(data, spec, (x,) if rg else (), attrs, ns, rg)
+    return _node(data, spec, (x,) if rg else (), attrs, ns, rg)
 
 
 def _constant(x: Any, ns: Any) -> Value:
@@ -196,7 +199,7 @@ def _binary(spec: OpSpec, a: Any, b: Any, **attrs: Any) -> Value:
     data = spec.forward(ns, a.data, b.data)
     if ns.rounds:
         data = ns.round(data)
-    v = _new_value(Value)  # inlined Value._node: this is the hot path of every graph
+    v = _new_value(Value)  # inlined _node: this is the hot path of every graph
     v.data, v.grad, v.op, v.attrs, v.ns, v.retains_grad, v.label = data, None, spec, _NO_ATTRS, ns, False, ""
     v.requires_grad = rg = a.requires_grad or b.requires_grad
     v.parents = (a, b) if rg else ()
@@ -268,7 +271,9 @@ class GraphNS:
         return self.base.pow(a, b)
 
 
-def _graph_fn(name: str) -> Any:
+def graph_function(name: str) -> Any:
+    """:class:`GraphNS`'s function ``name`` (``m.exp``): on a :class:`Value` it applies the op of the
+    same name, building a node; on a plain number it is the underlying system's function."""
     spec = OPS[name]
 
     def fn(self: GraphNS, x: Any) -> Any:
@@ -279,7 +284,7 @@ def _graph_fn(name: str) -> Any:
 
 
 for _name in ("exp", "expm1", "log", "log1p", "sqrt", "sin", "cos", "tanh", "erf", "sigmoid"):
-    setattr(GraphNS, _name, _graph_fn(_name))
+    setattr(GraphNS, _name, graph_function(_name))
 
 
 def backprop(roots: Sequence[Value], cotangents: Sequence[Any], *,

@@ -28,6 +28,11 @@ torch 2.13 conventions, checked in ``tests/test_losses.py``:
   ``(1-ε)·nll + (ε/C)·Σ_c -weight[c]·log p_c``, the second term reduced with the same
   denominator. Class weights are constants (no gradient flows to them). When every target is
   ignored the loss is a constant (torch keeps a graph that gives zero gradients).
+
+The pieces the losses are built from — :func:`check_reduction`, :func:`as_operands`,
+:func:`apply_reduction` and, for the class losses, :func:`class_rows`, :func:`class_targets`,
+:func:`class_weights`, :func:`per_position`, :func:`reduce_positions` — are public, so a variant
+of a loss (another smoothing rule, say) is written from the same parts.
 """
 
 from __future__ import annotations
@@ -35,24 +40,26 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .engine import Value
-from .tensor import Tensor, _index_array, as_tensor, zip_map
+from .tensor import Tensor, as_tensor, index_array, zip_map
 
 REDUCTIONS = ("mean", "sum", "none")
 LOG_FLOOR = -100.0  # torch's clamp on the logs of binary_cross_entropy
 
 
-def _check_reduction(reduction: str) -> None:
+def check_reduction(reduction: str) -> None:
+    """Raise ``ValueError`` unless ``reduction`` is one of :data:`REDUCTIONS`."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
-def _reduce(loss: Tensor, reduction: str) -> Tensor:
+def apply_reduction(loss: Tensor, reduction: str) -> Tensor:
+    """The per-element ``loss`` reduced: ``'none'`` as it is, ``'sum'`` summed, ``'mean'`` averaged."""
     if reduction == "none":
         return loss
     return loss.sum() if reduction == "sum" else loss.mean()
 
 
-def _operands(input: Any, *others: Any) -> tuple[Tensor, ...]:
+def as_operands(input: Any, *others: Any) -> tuple[Tensor, ...]:
     """``input`` as a Tensor, and the other arguments as Tensors (constants) in its number system."""
     x = as_tensor(input)
     return (x, *(None if o is None else as_tensor(o, x.system) for o in others))
@@ -62,21 +69,21 @@ def _operands(input: Any, *others: Any) -> tuple[Tensor, ...]:
 
 def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:
     """``(input - target)²``."""
-    _check_reduction(reduction)
-    x, t = _operands(input, target)
-    return _reduce((x - t) ** 2, reduction)
+    check_reduction(reduction)
+    x, t = as_operands(input, target)
+    return apply_reduction((x - t) ** 2, reduction)
 
 
 def l1_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:
     """``|input - target|``; slope 0 where they are equal (abs'(0) = 0, as torch)."""
-    _check_reduction(reduction)
-    x, t = _operands(input, target)
-    return _reduce((x - t).abs(), reduction)
+    check_reduction(reduction)
+    x, t = as_operands(input, target)
+    return apply_reduction((x - t).abs(), reduction)
 
 
 def smooth_l1_loss(input: Any, target: Any, reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """``0.5·z²/beta`` where ``z = |input - target| < beta``, else ``z - 0.5·beta`` (torch's order)."""
-    _check_reduction(reduction)
+    check_reduction(reduction)
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
 
@@ -84,13 +91,13 @@ def smooth_l1_loss(input: Any, target: Any, reduction: str = "mean", beta: float
         z = d.abs()
         return 0.5 * z * z / beta if z.data < beta else z - 0.5 * beta
 
-    x, t = _operands(input, target)
-    return _reduce((x - t).map(one), reduction)
+    x, t = as_operands(input, target)
+    return apply_reduction((x - t).map(one), reduction)
 
 
 def huber_loss(input: Any, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:
     """``0.5·z²`` where ``z = |input - target| < delta``, else ``delta·(z - 0.5·delta)``."""
-    _check_reduction(reduction)
+    check_reduction(reduction)
     if delta <= 0:
         raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
 
@@ -98,8 +105,8 @@ def huber_loss(input: Any, target: Any, reduction: str = "mean", delta: float = 
         z = d.abs()
         return 0.5 * z * z if z.data < delta else delta * (z - 0.5 * delta)
 
-    x, t = _operands(input, target)
-    return _reduce((x - t).map(one), reduction)
+    x, t = as_operands(input, target)
+    return apply_reduction((x - t).map(one), reduction)
 
 
 # --- binary classification ---------------------------------------------------------------------------
@@ -119,10 +126,10 @@ def _bce(x: Value, t: Value) -> Value:
 
 def binary_cross_entropy(input: Any, target: Any, weight: Any = None, reduction: str = "mean") -> Tensor:
     """``-w·(t·log x + (1-t)·log(1-x))`` with both logs floored at -100 (see the module doc)."""
-    _check_reduction(reduction)
-    x, t, w = _operands(input, target, weight)
+    check_reduction(reduction)
+    x, t, w = as_operands(input, target, weight)
     loss = zip_map(_bce, x, t)
-    return _reduce(loss if w is None else loss * w, reduction)
+    return apply_reduction(loss if w is None else loss * w, reduction)
 
 
 def _neg_log_sigmoid(x: Value) -> Value:
@@ -133,19 +140,19 @@ def _neg_log_sigmoid(x: Value) -> Value:
 def binary_cross_entropy_with_logits(input: Any, target: Any, weight: Any = None,
                                      reduction: str = "mean", pos_weight: Any = None) -> Tensor:
     """``(1-t)·x - lw·log σ(x)``, ``lw = 1 + (pos_weight - 1)·t``: torch's stable form."""
-    _check_reduction(reduction)
-    x, t, w, pw = _operands(input, target, weight, pos_weight)
+    check_reduction(reduction)
+    x, t, w, pw = as_operands(input, target, weight, pos_weight)
     if pw is None:
         loss = zip_map(lambda xi, ti: (1 - ti) * xi + _neg_log_sigmoid(xi), x, t)
     else:
         lw = (pw - 1) * t + 1
         loss = zip_map(lambda xi, ti, li: (1 - ti) * xi + li * _neg_log_sigmoid(xi), x, t, lw)
-    return _reduce(loss if w is None else loss * w, reduction)
+    return apply_reduction(loss if w is None else loss * w, reduction)
 
 
 # --- multi-class --------------------------------------------------------------------------------------
 
-def _class_rows(input: Tensor) -> Tensor:
+def class_rows(input: Tensor) -> Tensor:
     """Shape ``(positions, C)``: the class scores of each sample position, in row-major order.
 
     The class dim is 1 (0 for a 1-D input), as in torch: ``(C)``, ``(N, C)``, ``(N, C, d1, …)``.
@@ -155,11 +162,11 @@ def _class_rows(input: Tensor) -> Tensor:
     return input.permute((0, *range(2, input.ndim), 1)).reshape(-1, input.shape[1])
 
 
-def _class_targets(input: Tensor, target: Any) -> tuple[tuple[int, ...], list[int]]:
+def class_targets(input: Tensor, target: Any) -> tuple[tuple[int, ...], list[int]]:
     """The target's shape (input's without the class dim) and its class indices."""
     if input.ndim == 0:
         raise ValueError("a class-score input needs at least 1 dim")
-    shape, flat = _index_array(target)
+    shape, flat = index_array(target)
     expected = () if input.ndim == 1 else (input.shape[0], *input.shape[2:])
     if shape != expected:
         raise ValueError(f"target shape {shape} does not match input {input.shape} "
@@ -167,7 +174,8 @@ def _class_targets(input: Tensor, target: Any) -> tuple[tuple[int, ...], list[in
     return shape, flat
 
 
-def _class_weights(weight: Any, n_classes: int) -> list[Any] | None:
+def class_weights(weight: Any, n_classes: int) -> list[Any] | None:
+    """The per-class weights as plain numbers (``None`` for none), checked to be ``(n_classes,)``."""
     if weight is None:
         return None
     w = as_tensor(weight)
@@ -176,8 +184,8 @@ def _class_weights(weight: Any, n_classes: int) -> list[Any] | None:
     return w.flat()
 
 
-def _per_position(rows: Tensor, targets: list[int], weights: list[Any] | None, ignore_index: int,
-                  one: Callable[[list[Value], int, Any], Value]) -> tuple[list[Value], Any]:
+def per_position(rows: Tensor, targets: list[int], weights: list[Any] | None, ignore_index: int,
+                 one: Callable[[list[Value], int, Any], Value]) -> tuple[list[Value], Any]:
     """``one(row, class, class_weight)`` for every kept position (constant 0 where ignored), and
     the total weight of the kept positions — the denominator of ``'mean'``."""
     ns = rows.system
@@ -195,8 +203,10 @@ def _per_position(rows: Tensor, targets: list[int], weights: list[Any] | None, i
     return losses, total
 
 
-def _reduce_positions(losses: list[Value], total_weight: Any, shape: tuple[int, ...],
-                      system: Any, reduction: str) -> Tensor:
+def reduce_positions(losses: list[Value], total_weight: Any, shape: tuple[int, ...],
+                     system: Any, reduction: str) -> Tensor:
+    """The per-position losses of :func:`per_position` reduced; ``'mean'`` divides the sum by the
+    total weight of the kept positions (not by their count), as torch."""
     loss = Tensor(losses, shape, system)
     if reduction == "none":
         return loss
@@ -207,20 +217,20 @@ def _reduce_positions(losses: list[Value], total_weight: Any, shape: tuple[int, 
 def nll_loss(input: Any, target: Any, weight: Any = None, ignore_index: int = -100,
              reduction: str = "mean") -> Tensor:
     """``-weight[y]·input[y]`` per position; ``'mean'`` divides by the total weight kept."""
-    _check_reduction(reduction)
+    check_reduction(reduction)
     x = as_tensor(input)
-    shape, targets = _class_targets(x, target)
-    rows = _class_rows(x)
-    weights = _class_weights(weight, rows.shape[1])
+    shape, targets = class_targets(x, target)
+    rows = class_rows(x)
+    weights = class_weights(weight, rows.shape[1])
     pick = ((lambda row, y, w: -row[y]) if weights is None else (lambda row, y, w: -(row[y] * w)))
-    losses, total = _per_position(rows, targets, weights, ignore_index, pick)
-    return _reduce_positions(losses, total, shape, x.system, reduction)
+    losses, total = per_position(rows, targets, weights, ignore_index, pick)
+    return reduce_positions(losses, total, shape, x.system, reduction)
 
 
 def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int = -100,
                   reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """``nll_loss(log_softmax(input, class dim), …)``, blended with the uniform target when smoothing."""
-    _check_reduction(reduction)
+    check_reduction(reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
     x = as_tensor(input)
@@ -228,17 +238,17 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int
     nll = nll_loss(logp, target, weight, ignore_index, reduction)
     if label_smoothing == 0.0:
         return nll
-    shape, targets = _class_targets(x, target)
-    rows = _class_rows(logp)
+    shape, targets = class_targets(x, target)
+    rows = class_rows(logp)
     n_classes = rows.shape[1]
-    weights = _class_weights(weight, n_classes)
+    weights = class_weights(weight, n_classes)
 
     def smooth(row: list[Value], y: int, w: Any) -> Value:
         terms = row if weights is None else [v * c for v, c in zip(row, weights)]
         return -sum(terms[1:], terms[0])
 
-    losses, total = _per_position(rows, targets, weights, ignore_index, smooth)
-    smoothed = _reduce_positions(losses, total, shape, x.system, reduction)
+    losses, total = per_position(rows, targets, weights, ignore_index, smooth)
+    smoothed = reduce_positions(losses, total, shape, x.system, reduction)
     ns = x.system
     eps = ns.convert(label_smoothing)
     return (ns.one - eps) * nll + smoothed * ns.div(eps, ns.convert(n_classes))

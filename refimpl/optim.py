@@ -9,7 +9,7 @@ counts) instead of per-tensor state.
 
 Order of operations is torch's, because it decides the rounding:
 
-* every tensor op is one of the handful in :class:`_Kernels`, evaluated the way the ATen CPU kernel
+* every tensor op is one of the handful in :class:`Kernels`, evaluated the way the ATen CPU kernel
   evaluates it on one element — ``add(x, y, alpha)`` is ``x + alpha*y``, ``addcmul`` is
   ``self + (value*t1)*t2``, ``addcdiv`` is ``self + (value*t1)/t2``, ``lerp`` switches formula at
   weight 0.5 — with each result rounded to the number system (binary32 in float32 emulation);
@@ -53,7 +53,7 @@ from typing import Any, Callable, Iterable
 
 from .engine import Value
 
-__all__ = ["OPTIMIZERS", "SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "make"]
+__all__ = ["OPTIMIZERS", "SGD", "Adagrad", "Adam", "AdamW", "Kernels", "Optimizer", "RMSprop", "make"]
 
 
 # --- the arithmetic ---------------------------------------------------------------------------------
@@ -89,7 +89,7 @@ def _to_f32(x: float) -> float:
         return math.copysign(math.inf, x)
 
 
-class _Kernels:
+class Kernels:
     """The torch tensor ops the optimizers use, on one element, in one number system.
 
     Tensor operands are numbers of ``ns``; *scalar* operands (``alpha``, ``value``, ``weight``, a
@@ -206,9 +206,12 @@ def _check(ok: bool, message: str) -> None:
 class Optimizer:
     """Common machinery: flattened params, per-scalar ``state``, ``step`` and ``zero_grad``.
 
-    Subclasses implement ``_init_state(k, state)`` (torch's ``_init_group`` state creation, done
-    lazily the first time a param has a grad) and ``_update(k, param, grad, state) -> new param``
-    (the body of torch's ``_single_tensor_*`` loop for one element).
+    Subclasses implement ``init_state(k, state)`` (torch's ``_init_group`` state creation, done
+    lazily the first time a param has a grad) and ``update(k, param, grad, state) -> new param``
+    (the body of torch's ``_single_tensor_*`` loop for one element). Both take the :class:`Kernels`
+    of the number system to compute in (:meth:`kernels`), so the same update can be run on other
+    numbers than the parameters' own — error bounds, dual numbers — as the conformance suite's
+    tolerances do.
     """
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any], *,
@@ -217,16 +220,18 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.contract_fma = contract_fma
         self.state: dict[Value, dict[str, Any]] = {}
-        self._kernels: dict[int, _Kernels] = {}
+        self._kernels: dict[int, Kernels] = {}
 
     def __repr__(self) -> str:
         hyper = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
         return f"{type(self).__name__}({len(self.params)} scalars, {hyper})"
 
-    def _k(self, ns: Any) -> _Kernels:
+    def kernels(self, ns: Any) -> Kernels:
+        """The :class:`Kernels` of number system ``ns`` with this optimizer's ``contract_fma`` (one
+        per system, made on first use)."""
         k = self._kernels.get(id(ns))
         if k is None:
-            k = self._kernels[id(ns)] = _Kernels(ns, self.contract_fma)
+            k = self._kernels[id(ns)] = Kernels(ns, self.contract_fma)
         return k
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -235,13 +240,13 @@ class Optimizer:
         for p in self.params:
             if p.grad is None:  # torch skips params without a grad: no update, no step count
                 continue
-            k = self._k(p.ns)
+            k = self.kernels(p.ns)
             g = p.grad.data if isinstance(p.grad, Value) else p.grad
             state = self.state.get(p)
             if state is None:
                 state = self.state[p] = {}
-                self._init_state(k, state)
-            p.data = self._update(k, p.data, k.ns.convert(g), state)
+                self.init_state(k, state)
+            p.data = self.update(k, p.data, k.ns.convert(g), state)
         return loss
 
     def zero_grad(self, set_to_none: bool = False) -> None:
@@ -250,10 +255,12 @@ class Optimizer:
             if p.grad is not None:
                 p.grad = None if set_to_none else p.ns.zero
 
-    def _init_state(self, k: _Kernels, state: dict[str, Any]) -> None:
+    def init_state(self, k: Kernels, state: dict[str, Any]) -> None:
+        """Fill ``state`` (empty) for one scalar parameter, in ``k``'s number system."""
         raise NotImplementedError
 
-    def _update(self, k: _Kernels, param: Any, grad: Any, state: dict[str, Any]) -> Any:
+    def update(self, k: Kernels, param: Any, grad: Any, state: dict[str, Any]) -> Any:
+        """The new value of one scalar parameter given its gradient; ``state`` is updated in place."""
         raise NotImplementedError
 
 
@@ -290,10 +297,10 @@ class SGD(Optimizer):
         self.lr, self.momentum, self.dampening = lr, momentum, dampening
         self.weight_decay, self.nesterov, self.maximize = weight_decay, nesterov, maximize
 
-    def _init_state(self, k: _Kernels, state: dict[str, Any]) -> None:
+    def init_state(self, k: Kernels, state: dict[str, Any]) -> None:
         state["momentum_buffer"] = None  # created from the first gradient
 
-    def _update(self, k: _Kernels, param: Any, grad: Any, state: dict[str, Any]) -> Any:
+    def update(self, k: Kernels, param: Any, grad: Any, state: dict[str, Any]) -> Any:
         s = k.s
         if self.maximize:
             grad = k.neg(grad)
@@ -353,14 +360,14 @@ class Adam(Optimizer):
         self.weight_decay, self.amsgrad, self.maximize = weight_decay, amsgrad, maximize
         self.decoupled_weight_decay = decoupled_weight_decay
 
-    def _init_state(self, k: _Kernels, state: dict[str, Any]) -> None:
+    def init_state(self, k: Kernels, state: dict[str, Any]) -> None:
         state["step"] = 0
         state["exp_avg"] = k.ns.zero
         state["exp_avg_sq"] = k.ns.zero
         if self.amsgrad:
             state["max_exp_avg_sq"] = k.ns.zero
 
-    def _update(self, k: _Kernels, param: Any, grad: Any, state: dict[str, Any]) -> Any:
+    def update(self, k: Kernels, param: Any, grad: Any, state: dict[str, Any]) -> Any:
         s = k.s
         lr, beta1, beta2 = s(self.lr), s(self.beta1), s(self.beta2)
         if self.maximize:
@@ -445,7 +452,7 @@ class RMSprop(Optimizer):
         self.lr, self.alpha, self.eps, self.weight_decay = lr, alpha, eps, weight_decay
         self.momentum, self.centered, self.maximize = momentum, centered, maximize
 
-    def _init_state(self, k: _Kernels, state: dict[str, Any]) -> None:
+    def init_state(self, k: Kernels, state: dict[str, Any]) -> None:
         state["step"] = 0
         state["square_avg"] = k.ns.zero
         if self.momentum > 0:
@@ -453,7 +460,7 @@ class RMSprop(Optimizer):
         if self.centered:
             state["grad_avg"] = k.ns.zero
 
-    def _update(self, k: _Kernels, param: Any, grad: Any, state: dict[str, Any]) -> Any:
+    def update(self, k: Kernels, param: Any, grad: Any, state: dict[str, Any]) -> Any:
         s = k.s
         alpha = s(self.alpha)
         if self.maximize:
@@ -509,11 +516,11 @@ class Adagrad(Optimizer):
         self.lr, self.lr_decay, self.weight_decay = lr, lr_decay, weight_decay
         self.initial_accumulator_value, self.eps, self.maximize = initial_accumulator_value, eps, maximize
 
-    def _init_state(self, k: _Kernels, state: dict[str, Any]) -> None:
+    def init_state(self, k: Kernels, state: dict[str, Any]) -> None:
         state["step"] = 0
         state["sum"] = k.cast(k.s(self.initial_accumulator_value))  # torch.full_like(p, value)
 
-    def _update(self, k: _Kernels, param: Any, grad: Any, state: dict[str, Any]) -> Any:
+    def update(self, k: Kernels, param: Any, grad: Any, state: dict[str, Any]) -> Any:
         s = k.s
         state["step"] += 1
         step = s(state["step"])

@@ -75,7 +75,7 @@ def _positions(shape: Shape) -> Iterable[tuple[int, ...]]:
     return itertools.product(*(range(n) for n in shape))
 
 
-def _norm_dim(dim: int, ndim: int) -> int:
+def norm_dim(dim: int, ndim: int) -> int:
     """A dim in ``[-ndim, ndim)`` as a non-negative one (a 0-d tensor accepts 0 and -1, as in torch)."""
     size = max(ndim, 1)
     if not -size <= dim < size:
@@ -83,7 +83,7 @@ def _norm_dim(dim: int, ndim: int) -> int:
     return dim % size
 
 
-def _norm_dims(dims: Dims, ndim: int) -> tuple[int, ...]:
+def norm_dims(dims: Dims, ndim: int) -> tuple[int, ...]:
     """``None`` (or ``()``) means every dim, as in torch's reductions."""
     if dims is None or (not isinstance(dims, int) and len(dims) == 0):
         return tuple(range(ndim))
@@ -91,9 +91,9 @@ def _norm_dims(dims: Dims, ndim: int) -> tuple[int, ...]:
         dims = (dims,)
     if ndim == 0:  # a 0-d tensor has one element: reducing over "dim 0" leaves it as it is
         for d in dims:
-            _norm_dim(d, 0)
+            norm_dim(d, 0)
         return ()
-    out = sorted({_norm_dim(d, ndim) for d in dims})
+    out = sorted({norm_dim(d, ndim) for d in dims})
     if len(out) != len(dims):
         raise ValueError(f"dim {tuple(dims)} names a dim twice")
     return tuple(out)
@@ -111,7 +111,7 @@ def broadcast_shapes(*shapes: Shape) -> Shape:
     return tuple(out)
 
 
-def _broadcast_map(src: Shape, out: Shape) -> list[int]:
+def broadcast_map(src: Shape, out: Shape) -> list[int]:
     """For each position of ``out`` (row-major), the flat index in ``src`` it reads after broadcasting."""
     if broadcast_shapes(src, out) != out:
         raise ValueError(f"shape {src} cannot be broadcast to {out}")
@@ -120,7 +120,7 @@ def _broadcast_map(src: Shape, out: Shape) -> list[int]:
     return [sum(i * s for i, s in zip(idx, strides)) for idx in _positions(out)]
 
 
-def _groups(shape: Shape, dims: tuple[int, ...]) -> tuple[Shape, list[list[int]]]:
+def reduction_groups(shape: Shape, dims: tuple[int, ...]) -> tuple[Shape, list[list[int]]]:
     """Partition the flat indices by the position left when ``dims`` are reduced.
 
     Returns the keepdim shape and, for each of its positions, the input's flat indices in
@@ -157,7 +157,7 @@ def _nest(flat: list[Any], shape: Shape) -> Any:
     return [_nest(flat[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
-def _index_array(index: Any) -> tuple[Shape, list[int]]:
+def index_array(index: Any) -> tuple[Shape, list[int]]:
     """Shape and flat ints of an index given as nested lists of ints or an integer-valued Tensor."""
     if isinstance(index, Tensor):
         shape, flat = index.shape, [v.data for v in index.elements]
@@ -203,7 +203,7 @@ class Tensor:
         return self.ndim
 
     def size(self, dim: int | None = None) -> Any:
-        return self.shape if dim is None else self.shape[_norm_dim(dim, self.ndim)]
+        return self.shape if dim is None else self.shape[norm_dim(dim, self.ndim)]
 
     @property
     def requires_grad(self) -> bool:
@@ -347,7 +347,7 @@ class Tensor:
         """Dim ``k`` of the result is dim ``dims[k]`` of self."""
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
-        dims = tuple(_norm_dim(d, self.ndim) for d in dims)
+        dims = tuple(norm_dim(d, self.ndim) for d in dims)
         if sorted(dims) != list(range(self.ndim)):
             raise ValueError(f"permute: {dims} is not a permutation of the {self.ndim} dims")
         strides = _strides(self.shape)
@@ -358,7 +358,7 @@ class Tensor:
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
         dims = list(range(self.ndim))
-        a, b = _norm_dim(dim0, self.ndim), _norm_dim(dim1, self.ndim)
+        a, b = norm_dim(dim0, self.ndim), norm_dim(dim1, self.ndim)
         dims[a], dims[b] = dims[b], dims[a]
         return self.permute(dims) if self.ndim else self
 
@@ -368,14 +368,14 @@ class Tensor:
         return self.permute(tuple(reversed(range(self.ndim))))
 
     def unsqueeze(self, dim: int) -> Tensor:
-        d = _norm_dim(dim, self.ndim + 1)
+        d = norm_dim(dim, self.ndim + 1)
         return Tensor(self.elements, (*self.shape[:d], 1, *self.shape[d:]), self.system)
 
     def squeeze(self, dim: int | None = None) -> Tensor:
         """Drop size-1 dims (only ``dim``, if given and of size 1), as torch."""
         if dim is None:
             return Tensor(self.elements, tuple(n for n in self.shape if n != 1), self.system)
-        d = _norm_dim(dim, self.ndim)
+        d = norm_dim(dim, self.ndim)
         if not self.shape or self.shape[d] != 1:
             return self
         return Tensor(self.elements, self.shape[:d] + self.shape[d + 1:], self.system)
@@ -388,7 +388,7 @@ class Tensor:
         if pad < 0:
             raise ValueError(f"expand: {shape} has fewer dims than {self.shape}")
         shape = tuple(self.shape[d - pad] if n == -1 else n for d, n in enumerate(shape))
-        return self._rearranged(_broadcast_map(self.shape, shape), shape)
+        return self._rearranged(broadcast_map(self.shape, shape), shape)
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
         return self.expand(tuple(shape))
@@ -424,10 +424,10 @@ class Tensor:
         ``index`` (nested ints or an integer-valued Tensor) has the same number of dims as self and
         is no larger in any other dim. The result reuses self's Values (gradient = scatter_add).
         """
-        ishape, flat = _index_array(index)
+        ishape, flat = index_array(index)
         if len(ishape) != self.ndim:
             raise ValueError(f"gather: index has {len(ishape)} dims, the tensor {self.ndim}")
-        d = _norm_dim(dim, self.ndim)
+        d = norm_dim(dim, self.ndim)
         if any(ishape[k] > self.shape[k] for k in range(self.ndim) if k != d):
             raise ValueError(f"gather: index shape {ishape} exceeds {self.shape} outside dim {d}")
         size = self.shape[d] if self.shape else 1
@@ -444,18 +444,18 @@ class Tensor:
 
     # --- reductions ---------------------------------------------------------------------------------
     def _reduce(self, dim: Dims, keepdim: bool, fn: Callable[[list[Value]], Value]) -> Tensor:
-        dims = _norm_dims(dim, self.ndim)
-        kept, groups = _groups(self.shape, dims)
+        dims = norm_dims(dim, self.ndim)
+        kept, groups = reduction_groups(self.shape, dims)
         shape = kept if keepdim else tuple(n for d, n in enumerate(self.shape) if d not in dims)
         els = self.elements
         return Tensor([fn([els[i] for i in g]) for g in groups], shape, self.system)
 
     def sum(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
-        return self._reduce(dim, keepdim, lambda vs: _sum(vs, self.system))
+        return self._reduce(dim, keepdim, lambda vs: sum_of(vs, self.system))
 
     def mean(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
         """Sum, then divide by the count (torch's order); the mean of nothing is NaN."""
-        return self._reduce(dim, keepdim, lambda vs: _sum(vs, self.system) / len(vs))
+        return self._reduce(dim, keepdim, lambda vs: sum_of(vs, self.system) / len(vs))
 
     def amax(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
         """The maximum; ties share the gradient evenly (torch's convention, see the module doc)."""
@@ -467,12 +467,12 @@ class Tensor:
 
     def logsumexp(self, dim: Dims, keepdim: bool = False) -> Tensor:
         """``max + log Σ exp(x - max)`` with the max a constant (0 if it is ±inf), as torch."""
-        return self._reduce(dim, keepdim, _logsumexp)
+        return self._reduce(dim, keepdim, logsumexp_of)
 
     # --- along one dim ------------------------------------------------------------------------------
     def _along(self, dim: int, fn: Callable[[list[Value]], list[Value]]) -> Tensor:
         """Apply ``fn`` to every lane along ``dim`` and put the results back in place."""
-        _, lanes = _groups(self.shape, (_norm_dim(dim, self.ndim),) if self.ndim else ())
+        _, lanes = reduction_groups(self.shape, (norm_dim(dim, self.ndim),) if self.ndim else ())
         out: list[Value] = list(self.elements)
         for lane in lanes:
             for i, v in zip(lane, fn([self.elements[i] for i in lane])):
@@ -481,32 +481,38 @@ class Tensor:
 
     def softmax(self, dim: int) -> Tensor:
         """``exp(x - max) / Σ exp(x - max)`` along ``dim``, the max a constant shift."""
-        return self._along(dim, _softmax)
+        return self._along(dim, softmax_of)
 
     def log_softmax(self, dim: int) -> Tensor:
         """``(x - max) - log Σ exp(x - max)`` along ``dim``, the max a constant shift (torch's order)."""
-        return self._along(dim, _log_softmax)
+        return self._along(dim, log_softmax_of)
 
 
 # --- scalar building blocks (all engine ops) ----------------------------------------------------------
+#
+# The functions a reduction or a lane op applies to one group of Values. They are public and looked up
+# by name when called, so a variant of refimpl (another summation order, a softmax without its shift)
+# is one of them replaced for a while.
 
-def _constant(x: Any, system: Any) -> Value:
+def constant(x: Any, system: Any) -> Value:
+    """A number inside a formula: a Value of ``system`` that needs no gradient."""
     return Value(x, False, system=system)
 
 
-def _sum(values: list[Value], system: Any) -> Value:
+def sum_of(values: list[Value], system: Any) -> Value:
     """Left-to-right sum; the sum of nothing is the constant 0."""
     if not values:
-        return _constant(system.zero, system)
+        return constant(system.zero, system)
     total = values[0]
     for v in values[1:]:
         total = total + v
     return _in_any_order(total, values)
 
 
-def _dot(xs: list[Value], ys: list[Value], system: Any) -> Value:
+def dot_of(xs: list[Value], ys: list[Value], system: Any) -> Value:
+    """``Σ xᵢ·yᵢ``, summed left to right (a row times a column of :func:`matmul`); 0 for none."""
     if not xs:
-        return _constant(system.zero, system)
+        return constant(system.zero, system)
     terms = [x * y for x, y in zip(xs, ys)]
     total = terms[0]
     for t in terms[1:]:
@@ -536,43 +542,46 @@ def _extreme(values: list[Value], pick: Callable[..., Any]) -> Value:
     if len(tied) == 1 or math.isinf(best):
         return tied[0]
     ns = tied[0].ns
-    const = _constant(best, ns)
-    spread = _sum([const - v for v in tied], ns)  # each term exactly 0; ∂/∂v = -1
+    const = constant(best, ns)
+    spread = sum_of([const - v for v in tied], ns)  # each term exactly 0; ∂/∂v = -1
     return const - spread * ns.div(ns.one, ns.convert(len(tied)))
 
 
-def _max_shift(values: list[Value]) -> Value:
+def max_shift(values: list[Value]) -> Value:
     """The lane's max as a constant: a shift the result does not depend on."""
     ns = values[0].ns
-    return _constant(max(v.data for v in values), ns)
+    return constant(max(v.data for v in values), ns)
 
 
-def _softmax(lane: list[Value]) -> list[Value]:
+def softmax_of(lane: list[Value]) -> list[Value]:
+    """``exp(x - max) / Σ exp(x - max)`` over one lane (:meth:`Tensor.softmax`)."""
     if not lane:
         return []
-    shift = _max_shift(lane)
+    shift = max_shift(lane)
     exps = [(x - shift).exp() for x in lane]
-    total = _sum(exps, shift.ns)
+    total = sum_of(exps, shift.ns)
     return [e / total for e in exps]
 
 
-def _log_softmax(lane: list[Value]) -> list[Value]:
+def log_softmax_of(lane: list[Value]) -> list[Value]:
+    """``(x - max) - log Σ exp(x - max)`` over one lane, in torch's order (:meth:`Tensor.log_softmax`)."""
     if not lane:
         return []
-    shift = _max_shift(lane)
+    shift = max_shift(lane)
     shifted = [x - shift for x in lane]
-    log_total = _sum([s.exp() for s in shifted], shift.ns).log()
+    log_total = sum_of([s.exp() for s in shifted], shift.ns).log()
     return [s - log_total for s in shifted]
 
 
-def _logsumexp(values: list[Value]) -> Value:
+def logsumexp_of(values: list[Value]) -> Value:
+    """``max + log Σ exp(x - max)``, the max a constant (0 if it is ±inf); -inf for no values."""
     ns = values[0].ns if values else FLOAT64
     if not values:
-        return _constant(-ns.inf, ns)
-    shift = _max_shift(values)
+        return constant(-ns.inf, ns)
+    shift = max_shift(values)
     if math.isinf(shift.data):
-        shift = _constant(ns.zero, ns)
-    return _sum([(x - shift).exp() for x in values], ns).log() + shift
+        shift = constant(ns.zero, ns)
+    return sum_of([(x - shift).exp() for x in values], ns).log() + shift
 
 
 # --- module functions -------------------------------------------------------------------------------
@@ -595,10 +604,10 @@ def zip_map(fn: Callable[..., Value], *operands: Any) -> Tensor:
     elementwise function (a loss with a branch per element, say) is differentiable like any op.
     """
     system = next(t.system for t in operands if isinstance(t, Tensor))
-    tensors = [t if isinstance(t, Tensor) else Tensor([_constant(t, system)], (), system)
+    tensors = [t if isinstance(t, Tensor) else Tensor([constant(t, system)], (), system)
                for t in operands]
     shape = broadcast_shapes(*(t.shape for t in tensors))
-    columns = [[t.elements[i] for i in _broadcast_map(t.shape, shape)] for t in tensors]
+    columns = [[t.elements[i] for i in broadcast_map(t.shape, shape)] for t in tensors]
     return Tensor([fn(*args) for args in zip(*columns)], shape, system)
 
 
@@ -625,7 +634,7 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
         ao, bo = base * n * k, base * k * p
         for i in range(n):
             row = A[ao + i * k: ao + (i + 1) * k]
-            out.extend(_dot(row, B[bo + j: bo + k * p: p], a.system) for j in range(p))
+            out.extend(dot_of(row, B[bo + j: bo + k * p: p], a.system) for j in range(p))
     shape = (*batch, n, p)
     if a.ndim == 1:
         shape = shape[:-2] + shape[-1:]
@@ -677,14 +686,16 @@ def grad(output: Tensor, inputs: Tensor | Sequence[Tensor], cotangent: Any = Non
             result.append(None)
             continue
         zero = t.system.zero
-        result.append(Tensor([g if isinstance(g, Value) else _constant(zero if g is None else g, t.system)
+        result.append(Tensor([g if isinstance(g, Value) else constant(zero if g is None else g, t.system)
                               for g in found], t.shape, t.system))
     return tuple(result)
 
 
 # --- one method per op of the table, so a new op needs no tensor code ---------------------------------
 
-def _unary_method(spec: OpSpec) -> Callable[..., Tensor]:
+def unary_method(spec: OpSpec) -> Callable[..., Tensor]:
+    """The :class:`Tensor` method of a unary op of the table (``x.tanh()``, ``x.clamp(min=0.0)``)."""
+
     def method(self: Tensor, **attrs: Any) -> Tensor:
         return elementwise(spec, self, **attrs)
 
@@ -693,7 +704,9 @@ def _unary_method(spec: OpSpec) -> Callable[..., Tensor]:
     return method
 
 
-def _binary_method(spec: OpSpec) -> Callable[..., Tensor]:
+def binary_method(spec: OpSpec) -> Callable[..., Tensor]:
+    """The :class:`Tensor` method of a binary op of the table (``x.maximum(y)``), with broadcasting."""
+
     def method(self: Tensor, other: Any) -> Tensor:
         return elementwise(spec, self, other)
 
@@ -705,4 +718,4 @@ def _binary_method(spec: OpSpec) -> Callable[..., Tensor]:
 
 for _spec in OPS.values():
     if not hasattr(Tensor, _spec.name):
-        setattr(Tensor, _spec.name, (_unary_method if _spec.arity == 1 else _binary_method)(_spec))
+        setattr(Tensor, _spec.name, (unary_method if _spec.arity == 1 else binary_method)(_spec))

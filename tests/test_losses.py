@@ -223,7 +223,7 @@ def class_case(gen: torch.Generator, shape: tuple, target_shape: tuple, ignore: 
 
 
 def _rows(x: torch.Tensor) -> torch.Tensor:
-    """(positions, C), class dim last — the same layout as refimpl's _class_rows."""
+    """(positions, C), class dim last — the same layout as refimpl.losses.class_rows."""
     return x.reshape(1, -1) if x.ndim == 1 else x.movedim(1, -1).reshape(-1, x.shape[1])
 
 

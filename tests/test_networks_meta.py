@@ -373,7 +373,7 @@ class MSEWithoutFactor2(RefTrainer):
 
 
 class _DampenedFirstSGD(roptim.SGD):
-    def _update(self, k, param, grad, state):
+    def update(self, k, param, grad, state):
         if self.momentum != 0 and state["momentum_buffer"] is None:
             g = k.neg(grad) if self.maximize else grad
             if self.weight_decay != 0:
@@ -382,7 +382,7 @@ class _DampenedFirstSGD(roptim.SGD):
             buf = state["momentum_buffer"]
             g = k.add(g, buf, alpha=k.s(self.momentum)) if self.nesterov else buf
             return k.add(param, g, alpha=-k.s(self.lr))
-        return super()._update(k, param, grad, state)
+        return super().update(k, param, grad, state)
 
 
 class DampenedFirstStep(RefTrainer):
@@ -395,7 +395,7 @@ class DampenedFirstStep(RefTrainer):
 
 
 class _AdamNoBiasCorrection(roptim.Adam):
-    def _update(self, k, param, grad, state):
+    def update(self, k, param, grad, state):
         s = k.s
         lr, beta1, beta2 = s(self.lr), s(self.beta1), s(self.beta2)
         if self.maximize:

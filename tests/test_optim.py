@@ -236,7 +236,7 @@ def test_bit_for_bit_with_the_machines_fma_and_sqrt(dtype, monkeypatch):
     if fused is None:
         pytest.skip("torch's add(alpha) here is neither consistently fused nor unfused")
     system = FLOAT32 if dtype == torch.float32 else FLOAT64
-    monkeypatch.setattr(optim._Kernels, "sqrt",
+    monkeypatch.setattr(optim.Kernels, "sqrt",
                         lambda self, x: torch.tensor(x, dtype=dtype).sqrt().item())
     mismatches = []
     for case in CASES:
@@ -256,7 +256,7 @@ def test_torch_sqrt_is_not_correctly_rounded():
     rng = random.Random(5)
     xs = [rng.uniform(0.0, 10.0) for _ in range(4000)]
     theirs = torch.tensor(xs, dtype=torch.float64).sqrt().tolist()
-    k = optim._Kernels(FLOAT64, contract_fma=False)
+    k = optim.Kernels(FLOAT64, contract_fma=False)
     ours = [k.sqrt(x) for x in xs]
     off = [i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b]
     ctx = pytest.importorskip("mpmath").MPContext()
@@ -273,8 +273,8 @@ def test_fma_emulation_is_a_single_rounding():
     """The fused path rounds a*b + c once (checked against exact rationals), in both formats."""
     from fractions import Fraction
 
-    k64 = optim._Kernels(FLOAT64, contract_fma=True)
-    k32 = optim._Kernels(FLOAT32, contract_fma=True)
+    k64 = optim.Kernels(FLOAT64, contract_fma=True)
+    k32 = optim.Kernels(FLOAT32, contract_fma=True)
     p = 52
     assert k64.fma(1 + 2.0**-p, 1 + 2.0**-p, -(1 + 2.0 ** (1 - p))) == 2.0 ** (-2 * p)
     assert k32.fma(1 + 2.0**-23, 1 + 2.0**-23, -(1 + 2.0**-22)) == 2.0**-46

@@ -109,13 +109,13 @@ def replace_op(name: str, **changes: Any) -> Patch:
             for attr, value in vars(engine).items():
                 if value is old:
                     stack.enter_context(mock.patch.object(engine, attr, new))
-            if _is_op_method(vars(Value).get(name), "_method"):
-                stack.enter_context(mock.patch.object(Value, name, engine._method(new)))
-            if _is_op_method(vars(Tensor).get(name), "_unary_method", "_binary_method"):
-                make = tensor._unary_method if new.arity == 1 else tensor._binary_method
+            if _is_op_method(vars(Value).get(name), "value_method"):
+                stack.enter_context(mock.patch.object(Value, name, engine.value_method(new)))
+            if _is_op_method(vars(Tensor).get(name), "unary_method", "binary_method"):
+                make = tensor.unary_method if new.arity == 1 else tensor.binary_method
                 stack.enter_context(mock.patch.object(Tensor, name, make(new)))
-            if _is_op_method(vars(GraphNS).get(name), "_graph_fn", inner="fn"):
-                stack.enter_context(mock.patch.object(GraphNS, name, engine._graph_fn(name)))  # reads OPS: new
+            if _is_op_method(vars(GraphNS).get(name), "graph_function", inner="fn"):
+                stack.enter_context(mock.patch.object(GraphNS, name, engine.graph_function(name)))  # reads OPS: new
             yield
 
     return patched

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from refimpl.ops import _gelu_derivative
+from refimpl import OPS
 
 from .base import Mutant, both, replace_op
+
+#: gelu's derivative as the table declares it (both forms), taken before any mutant replaces the op
+GELU_DERIVATIVE = OPS["gelu"].derivative
 
 
 def _power_rule_off_by_one(m: Any, x: Any, out: Any, exponent: Any) -> tuple[Any]:
@@ -29,7 +32,7 @@ MUTANTS = [
     Mutant("gelu-tanh-derivative", "derivative",
            "gelu′ of the tanh approximation used for approximate='none' (the exact, erf form)",
            "one backward kernel written for the common approximation and reused for both forms",
-           replace_op("gelu", derivative=lambda m, x, out, approximate: _gelu_derivative(m, x, out, "tanh"))),
+           replace_op("gelu", derivative=lambda m, x, out, approximate: GELU_DERIVATIVE(m, x, out, "tanh"))),
     Mutant("sigmoid-1e-9", "derivative", "sigmoid′ × (1 + 1e-9): a part-per-billion error",
            "an approximate kernel (a float32 or polynomial sigmoid) passed off as exact float64",
            replace_op("sigmoid", derivative=lambda m, x, out: (out * (1 - out) * (1 + 1e-9),))),

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from refimpl import optim
-from refimpl.optim import _Kernels
+from refimpl.optim import Kernels
 
 from .base import Mutant, entries
 
 
 class _DampenedFirstStepSGD(optim.SGD):
-    def _update(self, k: _Kernels, param: Any, grad: Any, state: dict[str, Any]) -> Any:
+    def update(self, k: Kernels, param: Any, grad: Any, state: dict[str, Any]) -> Any:
         if self.momentum != 0 and state["momentum_buffer"] is None:
             g = k.neg(grad) if self.maximize else grad
             if self.weight_decay != 0:
@@ -20,13 +20,13 @@ class _DampenedFirstStepSGD(optim.SGD):
             buf = state["momentum_buffer"] = k.mul(g, 1 - k.s(self.dampening))  # BUG: torch copies g undamped
             g = k.add(g, buf, alpha=k.s(self.momentum)) if self.nesterov else buf
             return k.add(param, g, alpha=-k.s(self.lr))
-        return super()._update(k, param, grad, state)
+        return super().update(k, param, grad, state)
 
 
 class _NesterovOldBufferSGD(optim.SGD):
-    def _update(self, k: _Kernels, param: Any, grad: Any, state: dict[str, Any]) -> Any:
+    def update(self, k: Kernels, param: Any, grad: Any, state: dict[str, Any]) -> Any:
         if not self.nesterov:
-            return super()._update(k, param, grad, state)
+            return super().update(k, param, grad, state)
         s = k.s
         if self.maximize:
             grad = k.neg(grad)
@@ -46,11 +46,11 @@ class _CoupledAdamW(optim.AdamW):
 
 
 class _AdamBugs:
-    """Adam's update (refimpl.optim.Adam._update, line for line) with one of its lines changed."""
+    """Adam's update (refimpl.optim.Adam.update, line for line) with one of its lines changed."""
 
     bug = ""
 
-    def _update(self: Any, k: _Kernels, param: Any, grad: Any, state: dict[str, Any]) -> Any:
+    def update(self: Any, k: Kernels, param: Any, grad: Any, state: dict[str, Any]) -> Any:
         s = k.s
         lr, beta1, beta2 = s(self.lr), s(self.beta1), s(self.beta2)
         if self.maximize:
@@ -92,13 +92,13 @@ def _adam_family(bug: str) -> Any:
 
 
 class _StepFromOne:
-    def _init_state(self: Any, k: _Kernels, state: dict[str, Any]) -> None:
-        super()._init_state(k, state)  # type: ignore[misc]
+    def init_state(self: Any, k: Kernels, state: dict[str, Any]) -> None:
+        super().init_state(k, state)  # type: ignore[misc]
         state["step"] = 1  # BUG: the count starts at 1 and is incremented before use: t is one ahead
 
 
 class _UncenteredRMSprop(optim.RMSprop):
-    def _update(self, k: _Kernels, param: Any, grad: Any, state: dict[str, Any]) -> Any:
+    def update(self, k: Kernels, param: Any, grad: Any, state: dict[str, Any]) -> Any:
         s = k.s
         alpha = s(self.alpha)
         if self.maximize:
@@ -118,7 +118,7 @@ class _UncenteredRMSprop(optim.RMSprop):
 
 
 class _ZeroStartAdagrad(optim.Adagrad):
-    def _init_state(self, k: _Kernels, state: dict[str, Any]) -> None:
+    def init_state(self, k: Kernels, state: dict[str, Any]) -> None:
         state["step"] = 0
         state["sum"] = k.ns.zero  # BUG: initial_accumulator_value ignored
 

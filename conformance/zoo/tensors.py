@@ -60,14 +60,14 @@ def _norm_dim_off_by_one(dim: int, ndim: int) -> int:
 def _zip_map_first_copy_only(fn: Any, *operands: Any) -> RTensor:
     """``refimpl.tensor.zip_map`` where a broadcast operand's repeats are copies, not the same Values."""
     system = next(t.system for t in operands if isinstance(t, RTensor))
-    tensors = [t if isinstance(t, RTensor) else RTensor([tensor._constant(t, system)], (), system)
+    tensors = [t if isinstance(t, RTensor) else RTensor([tensor.constant(t, system)], (), system)
                for t in operands]
     shape = broadcast_shapes(*(t.shape for t in tensors))
     columns = []
     for t in tensors:
         seen: set[int] = set()
         column = []
-        for i in tensor._broadcast_map(t.shape, shape):
+        for i in tensor.broadcast_map(t.shape, shape):
             v = t.elements[i]
             column.append(v if i not in seen else Value(v.data, False, system=v.ns))  # BUG: the repeats carry
             seen.add(i)                                                             # no gradient: none summed
@@ -76,14 +76,14 @@ def _zip_map_first_copy_only(fn: Any, *operands: Any) -> RTensor:
 
 
 def _no_shift(values: list[Value]) -> Value:
-    return tensor._constant(values[0].ns.zero, values[0].ns)  # BUG: exp(x - 0) overflows at x > 709
+    return tensor.constant(values[0].ns.zero, values[0].ns)  # BUG: exp(x - 0) overflows at x > 709
 
 
 def _mse_half_gradient(input: Any, target: Any, reduction: str = "mean") -> RTensor:
-    losses._check_reduction(reduction)
-    x, t = losses._operands(input, target)
+    losses.check_reduction(reduction)
+    x, t = losses.as_operands(input, target)
     d = x - t
-    return losses._reduce(d * d.detach(), reduction)  # BUG: d(d²) taken as d: the value is right, the slope half
+    return losses.apply_reduction(d * d.detach(), reduction)  # BUG: d(d²) taken as d: right value, half the slope
 
 
 def _cross_entropy_smoothing_over_other_classes(input: Any, target: Any, weight: Any = None,
@@ -95,18 +95,18 @@ def _cross_entropy_smoothing_over_other_classes(input: Any, target: Any, weight:
         return losses.cross_entropy(x, target, weight, ignore_index, reduction)
     logp = x.log_softmax(0 if x.ndim == 1 else 1)
     nll = losses.nll_loss(logp, target, weight, ignore_index, reduction)
-    shape, targets = losses._class_targets(x, target)
-    rows = losses._class_rows(logp)
+    shape, targets = losses.class_targets(x, target)
+    rows = losses.class_rows(logp)
     n_classes = rows.shape[1]
-    weights = losses._class_weights(weight, n_classes)
+    weights = losses.class_weights(weight, n_classes)
     ns = x.system
 
     def smooth(row: list[Value], y: int, w: Any) -> Value:
         terms = [v if weights is None else v * weights[c] for c, v in enumerate(row) if c != y]  # BUG: y left out
         return -sum(terms[1:], terms[0]) if terms else Value(ns.zero, False, system=ns)
 
-    per_position, total = losses._per_position(rows, targets, weights, ignore_index, smooth)
-    smoothed = losses._reduce_positions(per_position, total, shape, ns, reduction)
+    per_position, total = losses.per_position(rows, targets, weights, ignore_index, smooth)
+    smoothed = losses.reduce_positions(per_position, total, shape, ns, reduction)
     eps = ns.convert(label_smoothing)
     return (ns.one - eps) * nll + smoothed * ns.div(eps, ns.convert(max(n_classes - 1, 1)))  # BUG: ε/(C − 1)
 
@@ -118,7 +118,7 @@ MUTANTS = [
     Mutant("negative-dim-off-by-one", "tensor",
            "a negative dim normalised as dim + ndim − 1: reductions and softmax run over the wrong axis",
            "an off-by-one in the one helper every axis argument goes through; right for dim ≥ 0",
-           setting(tensor, "_norm_dim", _norm_dim_off_by_one)),
+           setting(tensor, "norm_dim", _norm_dim_off_by_one)),
     Mutant("broadcast-grad-not-summed", "tensor",
            "a broadcast operand's gradient taken from its first copy, not summed over the broadcast dims",
            "numpy-style backward reshapes the upstream gradient instead of reducing it (sum_to_size)",
@@ -134,7 +134,7 @@ MUTANTS = [
            trainer=MSEMeanGradientOfSum),
     Mutant("softmax-without-max-shift", "tensor", "softmax, log_softmax and logsumexp without the max shift",
            "exp(x)/Σexp(x) is the formula; it overflows to inf/inf = NaN at logits above ~709",
-           setting(tensor, "_max_shift", _no_shift)),
+           setting(tensor, "max_shift", _no_shift)),
     Mutant("label-smoothing-off-by-a-class", "tensor",
            "cross-entropy label smoothing spreads ε/(C − 1) over the other classes, torch ε/C over all C",
            "both definitions are in the literature; only one is torch's",
