@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from .numbers import FLOAT64
+from .numbers import FLOAT64, PRIMITIVES
 from .ops import OPS, OpSpec
 
 _NO_ATTRS: dict[str, Any] = {}
@@ -236,7 +236,9 @@ class GraphNS:
     """The namespace ``m`` for ``create_graph=True``: op formulas build graph nodes.
 
     Functions given a :class:`Value` apply the corresponding op; given plain numbers (constants
-    inside a formula) they defer to the underlying number system.
+    inside a formula) they defer to the underlying number system. There is one for every function of
+    :data:`refimpl.numbers.PRIMITIVES` (each the op of the same name; see :func:`graph_function`),
+    so a new primitive needs nothing here.
     """
 
     rounds = False  # graph nodes round their own values when they are made
@@ -283,8 +285,10 @@ def graph_function(name: str) -> Any:
     return fn
 
 
-for _name in ("exp", "expm1", "log", "log1p", "sqrt", "sin", "cos", "tanh", "erf", "sigmoid"):
-    setattr(GraphNS, _name, graph_function(_name))
+# every unary primitive of the number systems, from its one declaration (pow, binary, is above)
+for _p in PRIMITIVES.values():
+    if _p.arity == 1:
+        setattr(GraphNS, _p.name, graph_function(_p.name))
 
 
 def backprop(roots: Sequence[Value], cotangents: Sequence[Any], *,
