@@ -22,7 +22,6 @@ bit refimpl's, refimpl's verdict is its verdict; every other result is judged in
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import statistics
 import sys
 import time
@@ -30,9 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import kinds
-from .driver import PROFILES, draw, failure_text, run_suite, shrink_case
+from .driver import PROFILES, draw, failure_text, run_suite, shrink_case, worker_pool
 from .impls import RefImpl
 from .kind import Suite
+from .zoo import MUTANTS, MutantImpl
 
 NAME_WIDTH = 36
 
@@ -131,32 +131,32 @@ def hunt(impl: Any, plan: Plan, *, shrink: bool = True, expect: str = "kill", ca
 
 # --- running the zoo (in worker processes when asked) ----------------------------------------------------
 
-_PLAN: Plan | None = None  # the parent's plan, inherited by forked workers
-_SHRINK = True
+#: a worker process's share of :func:`run_zoo`'s work — the plan and whether to shrink — handed to it by the
+#: pool's initializer (:func:`_receive`, inherited through fork, never pickled). Only ever set in a worker:
+#: the parent passes its plan as an argument.
+_WORKER: dict[str, Any] = {}
 
 
-def _one_thread() -> None:
-    """A forked worker keeps torch to one thread: its cases are tiny, and an OpenMP pool inherited
-    across fork from a parent that used torch (a test session) must never be entered."""
-    import torch
-
-    torch.set_num_threads(1)
+def _receive(plan: Plan, shrink: bool) -> None:
+    _WORKER.update(plan=plan, shrink=shrink)
 
 
 def _reference_of(task: tuple[int, int]) -> tuple[str, Reference]:
-    assert _PLAN is not None
-    case = _PLAN.cases(task[0])[task[1]]
-    return case.id, _PLAN.reference(case)
+    plan: Plan = _WORKER["plan"]
+    case = plan.cases(task[0])[task[1]]
+    return case.id, plan.reference(case)
 
 
-def _hunt_mutant(name: str) -> Outcome:
-    from .zoo import MUTANTS, MutantImpl
-
-    assert _PLAN is not None
+def hunt_mutant(name: str, plan: Plan, shrink: bool = True) -> Outcome:
+    """:func:`hunt` the zoo's mutant ``name``."""
     m = MUTANTS[name]
-    out = hunt(MutantImpl(m), _PLAN, shrink=_SHRINK, expect=m.expect, category=m.category)
+    out = hunt(MutantImpl(m), plan, shrink=shrink, expect=m.expect, category=m.category)
     out.name = m.name
     return out
+
+
+def _hunt_in_worker(name: str) -> Outcome:
+    return hunt_mutant(name, _WORKER["plan"], _WORKER["shrink"])
 
 
 def control_outcome(plan: Plan, seconds: float) -> Outcome:
@@ -174,35 +174,30 @@ def control_outcome(plan: Plan, seconds: float) -> Outcome:
 def run_zoo(names: list[str], examples: int, seed: int, *, shrink: bool = True, workers: int = 1,
             progress: Any = None) -> tuple[Outcome, list[Outcome], Plan]:
     """The control first — refimpl's reference on every case, the expensive part, split over the
-    workers — then each mutant (one per worker at a time). Workers are forked from this process,
-    which draws the cases (refimpl only) but never runs torch itself."""
-    global _PLAN, _SHRINK
+    workers — then each mutant (one per worker at a time). Workers are forked from this process
+    (:func:`conformance.driver.worker_pool`, the plan handed over by its initializer), which draws the
+    cases (refimpl only) but never runs torch itself."""
     plan = Plan(examples, seed)
     t0 = time.perf_counter()
     tasks = list({c.id: (i, j) for i in range(len(plan.suites)) for j, c in enumerate(plan.cases(i))}.values())
-    _PLAN, _SHRINK = plan, shrink
-    ctx = multiprocessing.get_context("fork")
-    try:
-        if workers > 1:
-            with ctx.Pool(workers, initializer=_one_thread) as pool:
-                plan.references.update(pool.imap_unordered(_reference_of, tasks, chunksize=4))
-        control = control_outcome(plan, time.perf_counter() - t0)
-        if progress:
-            progress(control)
-        outcomes = []
-        if workers > 1 and len(names) > 1:
-            with ctx.Pool(workers, initializer=_one_thread) as pool:
-                for out in pool.imap(_hunt_mutant, names):
-                    outcomes.append(out)
-                    if progress:
-                        progress(out)
-        else:
-            for name in names:
-                outcomes.append(_hunt_mutant(name))
+    if workers > 1:
+        with worker_pool(workers, initializer=_receive, initargs=(plan, shrink)) as pool:
+            plan.references.update(pool.imap_unordered(_reference_of, tasks, chunksize=4))
+    control = control_outcome(plan, time.perf_counter() - t0)
+    if progress:
+        progress(control)
+    outcomes = []
+    if workers > 1 and len(names) > 1:
+        with worker_pool(workers, initializer=_receive, initargs=(plan, shrink)) as pool:
+            for out in pool.imap(_hunt_in_worker, names):
+                outcomes.append(out)
                 if progress:
-                    progress(outcomes[-1])
-    finally:
-        _PLAN = None
+                    progress(out)
+    else:
+        for name in names:
+            outcomes.append(hunt_mutant(name, plan, shrink))
+            if progress:
+                progress(outcomes[-1])
     return control, outcomes, plan
 
 
@@ -261,8 +256,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .zoo import MUTANTS
-
     def usage(message: str) -> int:
         print(f"conformance: {message}", file=sys.stderr)
         return 2
