@@ -1,31 +1,49 @@
-"""The assertion of a pytest test: judge a case and fail with everything a person needs to reproduce."""
+"""The assertions of the suite's pytest tests: judge, and fail with everything a person needs to reproduce.
+
+Nothing here is configured from outside: the truth mode and the records hook are arguments (the
+pytest suite takes them from the plugin's ``conformance`` fixture).
+"""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from . import kinds
-from .driver import judge_case
-from .records import judged
+from .driver import SuiteResult, counts_text, judge_case
 from .verdict import CaseVerdict
 
-TRUTH = "arbitrate"  # or "always": set by the pytest plugin (--conformance-truth; always in the nightly profile)
 
-
-def assert_conforms(impl: object, case: object, *, always_truth: bool | None = None) -> CaseVerdict:
-    """Fail unless the case's verdict is pass, convention or torch-deviates (``always_truth``: by
-    default the plugin's :data:`TRUTH`)."""
+def assert_conforms(impl: Any, case: Any, *, always_truth: bool = False,
+                    on_case: Callable[[CaseVerdict, float], None] | None = None) -> CaseVerdict:
+    """Fail unless the case's verdict is pass, convention or torch-deviates. ``always_truth``: compute
+    the truth for every entry; ``on_case(verdict, seconds)`` is called with the verdict (records)."""
     __tracebackhide__ = True
-    always = TRUTH == "always" if always_truth is None else always_truth
-    # judge_case(impl, case), recorded when pytest runs with --conformance-report
-    v = judged(lambda i, c: judge_case(i, c, always_truth=always), impl, case)
+    t = time.perf_counter()
+    v = judge_case(impl, case, always_truth=always_truth)
+    if on_case is not None:
+        on_case(v, time.perf_counter() - t)
     if not v.conforms:
         pytest.fail(failure_message(impl, v), pytrace=False)
     return v
 
 
 def failure_message(impl: object, v: CaseVerdict) -> str:
+    """One non-conforming case: the verdict and its reason, the case as JSON, a torch script."""
     k = kinds.of(v.case)
     return (f"{getattr(impl, 'name', impl)} does not conform on case {v.case.id} ({k.size(v.case)}, "
             f"{v.case.dtype}): {v.verdict}\n  {v.reason}\n"
             f"case JSON:\n{k.dumps(v.case)}\nreproduce with torch:\n{k.torch_script(v.case)}")
+
+
+def suite_failure_message(impl: object, r: SuiteResult) -> str:
+    """A failed suite: where it failed (suite, seed, the first non-conforming case's index and the counts),
+    then its minimal failing case (:func:`failure_message`)."""
+    assert r.failure is not None
+    where = f"case {r.first_bad[0]} of {r.drawn}" if r.first_bad is not None else "a case"
+    shrunk = "minimal case" if r.first_bad is None or r.failure is not r.first_bad[1] else "case (not shrunk)"
+    return (f"suite {r.suite.name!r} (seed {r.seed}): {where} does not conform; {counts_text(r.verdicts)}; "
+            f"the {shrunk} follows\n" + failure_message(impl, r.failure))

@@ -1,35 +1,47 @@
-"""The pytest plugin behind ``pytest conformance``: the implementation under test, the seed and the header.
+"""The pytest plugin behind ``pytest conformance``: the implementation under test, the profile, the seed,
+the truth, the records and the header.
+
+``pytest conformance`` runs the very suites ``conformance verify`` runs, through the same driver:
+conformance/test_suites.py holds one test, parametrized over :func:`conformance.kinds.suites` for the
+implementation's capabilities and the profile's cases per suite (:data:`conformance.driver.PROFILES`),
+one test item per suite (``test_suite[op add]``, ``test_suite[scalar graphs]``), and suite ``i`` is
+seeded with ``seed + i`` as in every command. So ``pytest conformance --conformance-profile ci
+--hypothesis-seed 1`` judges the cases of ``conformance verify --profile ci --seed 1``.
 
 It is registered for every pytest session of an environment where this package is installed (the
 ``pytest11`` entry point), so it minds its own business: outside the suite's own tests it changes
 nothing. Only its options are visible everywhere, all prefixed (group "conformance"):
-``--conformance-impl NAME`` (default: ``$CONFORMANCE_IMPL`` or ``refimpl``),
-``--conformance-truth auto|arbitrate|always`` and ``--conformance-report DIR`` (records of every
-judged case in ``DIR/<run-id>/``, as ``conformance verify --report``: see conformance/records.py;
-under pytest-xdist each worker writes its own journal and the controller writes the tables at the end).
 
+* ``--conformance-impl NAME`` (default: ``$CONFORMANCE_IMPL`` or ``refimpl``);
+* ``--conformance-profile dev|ci|nightly``: cases per suite, as ``conformance verify --profile``
+  (default: ``ci`` when ``$CI`` is set, else ``dev``). ``--hypothesis-profile`` naming one of these is
+  read the same way when ``--conformance-profile`` is not given (it is what people typed before);
+* ``--conformance-truth auto|arbitrate|always`` (auto: always in the nightly profile);
+* ``--conformance-report DIR``: records of every judged case in ``DIR/<run-id>/``, as ``conformance
+  verify --report`` (conformance/records.py), the same suite names, seeds and indices; under
+  pytest-xdist each worker writes its own journal and the controller writes the tables at the end.
+
+The seed: ``--hypothesis-seed N`` when given (hypothesis's own option: it is what repeats a run),
+otherwise one the plugin draws and prints in the header. The suite's cases are drawn by the driver
+from that seed alone, never from hypothesis's global settings or example database; under pytest-xdist
+the controller sends its seed to the workers, so every process parametrizes the same suites alike.
+
+The plugin's state lives on the session's config (``config.stash``): nothing is kept in a module.
 What belongs to the suite is decided by where a test lives, not by the session's state:
 
 * the suite's tests are the modules of this package's directory (``conformance/test_*.py``, however
   they are reached: ``pytest conformance``, ``--pyargs conformance``, the repository's testpaths);
-* hypothesis settings: those modules take theirs explicitly from conformance/profiles.py (the
-  profile of ``--hypothesis-profile``, or ``ci`` when ``$CI`` is set and ``dev`` if not). Hypothesis
-  fixes a test's settings when the module is imported, and its global profile would reach every
-  other test of the session, so the plugin never loads one; it only tells profiles.py which profile
-  was asked for and, when that is one of the suite's names hypothesis does not know, registers it so
-  that hypothesis's own plugin can load it (the user asked for it by name).
-* the seed: without ``--hypothesis-seed`` the plugin draws one (like pytest-randomly: any run can be
-  repeated with ``--hypothesis-seed``) and applies it to each of the suite's hypothesis tests, item by
-  item (``hypothesis.seed``), instead of setting ``--hypothesis-seed``, which hypothesis would force on
-  every test of the session. Under pytest-xdist the controller sends its seed to the workers. (A
-  seeded hypothesis test does not use the example database, as with ``--hypothesis-seed``.)
-* the header line (``conformance: impl=…, torch …, hypothesis profile=…, seed=…``) and
-  ``--conformance-report`` only when the session's arguments name the suite, since the header is
-  written before collection: a path inside this package's directory, ``--pyargs conformance[.…]``,
-  or a directory that contains it when the package is a source checkout (the repository's
-  ``pytest``), not an installed copy in a virtualenv under the project being tested;
-* the ``impl`` fixture serves only the suite's modules; another project's own ``impl`` fixture
-  takes precedence anyway (a conftest's fixtures override a plugin's).
+* the header line (``conformance: impl=…, torch …, profile=…, seed=…``) and ``--conformance-report``
+  only when the session's arguments name the suite, since the header is written before collection:
+  a path inside this package's directory, ``--pyargs conformance[.…]``, or a directory that contains
+  it when the package is a source checkout (the repository's ``pytest``), not an installed copy in a
+  virtualenv under the project being tested;
+* the ``impl`` and ``conformance`` fixtures serve only the suite's modules; another project's own
+  fixtures of those names take precedence anyway (a conftest's fixtures override a plugin's);
+* hypothesis is left alone: no profile loaded, no seed forced. The one exception is a name the user
+  gives ``--hypothesis-profile`` that is one of the suite's profiles and that hypothesis does not know:
+  it is registered as a copy of hypothesis's current profile, so that hypothesis's own plugin can
+  load it without changing anything.
 """
 
 from __future__ import annotations
@@ -38,21 +50,40 @@ import functools
 import os
 import random
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    from .driver import OnCase
     from .impls import Implementation
+    from .kind import Suite
+    from .records import Recorder
 
 SUITE_DIR = Path(__file__).resolve().parent  # the suite's test modules: conformance/test_*.py
+#: the suite's profiles, the keys of :data:`conformance.driver.PROFILES` (tests/test_plugin_scope.py
+#: checks they agree; the driver is not imported here, so that another project's session stays light)
+PROFILE_NAMES = ("dev", "ci", "nightly")
+
+# the session's state (config.stash)
+SEED = pytest.StashKey[int | str]()  # the run's seed (a str only if --hypothesis-seed is not an integer)
+PROFILE = pytest.StashKey[str]()  # one of PROFILE_NAMES
+TRUTH = pytest.StashKey[str]()  # "arbitrate" or "always"
+TARGETED = pytest.StashKey[bool]()  # the session's arguments name the suite
+IMPL = pytest.StashKey["Implementation"]()  # resolved once, when first needed
+RECORDER = pytest.StashKey["Recorder | None"]()  # this process's recorder under --conformance-report
+REPORT_DIR = pytest.StashKey[Path]()  # the finished run directory, for the terminal summary
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance", "backprop conformance (the suite's tests only)")
     group.addoption("--conformance-impl", default=os.environ.get("CONFORMANCE_IMPL", "refimpl"),
                     help="implementation under test (default: $CONFORMANCE_IMPL or refimpl)")
+    group.addoption("--conformance-profile", choices=PROFILE_NAMES, default=None,
+                    help="cases per suite, as 'conformance verify --profile' (default: ci when $CI is set, "
+                         "else dev; --hypothesis-profile naming one of these is read too)")
     group.addoption("--conformance-truth", choices=["auto", "arbitrate", "always"], default="auto",
                     help="when to compute the high-precision truth: only to arbitrate disagreements with "
                          "torch, or for every entry (auto: always in the nightly profile)")
@@ -86,169 +117,187 @@ def targets_suite(config: pytest.Config) -> bool:
     return False
 
 
+def select_profile(option: str | None, hypothesis_profile: str | None) -> str:
+    """The suite's profile: ``--conformance-profile``, else ``--hypothesis-profile`` when it names one of
+    the suite's, else ``ci`` when ``$CI`` is set and ``dev`` if not."""
+    if option:
+        return option
+    if hypothesis_profile in PROFILE_NAMES:
+        return hypothesis_profile  # type: ignore[return-value]
+    return "ci" if os.environ.get("CI") else "dev"
+
+
+def _register_missing(name: str) -> None:
+    """Let hypothesis's own plugin load ``--hypothesis-profile NAME`` for a name of the suite's that
+    hypothesis does not know: a copy of its current profile (a project's own ``dev`` or hypothesis's
+    ``ci`` stays as it is), so that naming the suite's profile this way changes nothing in hypothesis."""
+    from hypothesis import settings
+    from hypothesis.errors import InvalidArgument
+
+    try:
+        settings.get_profile(name)
+    except InvalidArgument:
+        settings.register_profile(name)
+
+
 @pytest.hookimpl(tryfirst=True)  # before hypothesis's own plugin loads --hypothesis-profile
 def pytest_configure(config: pytest.Config) -> None:
-    profile = config.getoption("hypothesis_profile", None)
-    if profile:
-        from . import profiles
-
-        profiles.register_missing(profile)
-    worker = getattr(config, "workerinput", None)
-    if config.getoption("hypothesis_seed", None) is not None:
-        config._conformance_seed = None  # type: ignore[attr-defined]  # hypothesis forces it itself
-    elif worker is not None and "conformance_seed" in worker:
-        config._conformance_seed = worker["conformance_seed"]  # type: ignore[attr-defined]
-    else:
-        config._conformance_seed = random.randrange(2**32)  # type: ignore[attr-defined]
-    config._conformance_targeted = targets_suite(config)  # type: ignore[attr-defined]
-    if config._conformance_targeted:  # type: ignore[attr-defined]
-        _ensure_suite(config)
-        if config.getoption("conformance_report"):
-            _start_report(config)
-
-
-def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> None:
-    """Before one of the suite's modules is imported (its tests' settings are fixed then)."""
-    if in_suite(module_path):
-        _ensure_suite(parent.config)
-
-
-def _ensure_suite(config: pytest.Config) -> None:
-    """The suite's state, once per session with the suite in it: the profile its modules take their
-    settings from, and when to compute the truth."""
-    if getattr(config, "_conformance_ready", False):
-        return
-    from . import assertions, profiles
-
-    profiles.select(config.getoption("hypothesis_profile", None), config.getoption("hypothesis_verbosity", None))
+    hypothesis_profile = config.getoption("hypothesis_profile", None)
+    if hypothesis_profile in PROFILE_NAMES:
+        _register_missing(hypothesis_profile)
+    profile = select_profile(config.getoption("conformance_profile"), hypothesis_profile)
     truth = config.getoption("conformance_truth")
-    if truth == "auto":
-        truth = "always" if profiles.active_name() == "nightly" else "arbitrate"
-    assertions.TRUTH = truth
-    config._conformance_ready = True  # type: ignore[attr-defined]
+    config.stash[PROFILE] = profile
+    config.stash[TRUTH] = ("always" if profile == "nightly" else "arbitrate") if truth == "auto" else truth
+    config.stash[SEED] = _session_seed(config)
+    config.stash[RECORDER] = None
+    config.stash[TARGETED] = targets_suite(config)
+    if config.stash[TARGETED] and config.getoption("conformance_report"):
+        config.stash[RECORDER] = _start_report(config)
 
 
-def _seed(config: pytest.Config) -> str:
-    """The run's seed: ``--hypothesis-seed``'s, or the one the plugin drew."""
+def _session_seed(config: pytest.Config) -> int | str:
+    """``--hypothesis-seed``'s (an integer when it is one), the xdist controller's, or a new one."""
     given = config.getoption("hypothesis_seed", None)
-    return str(given) if given is not None else str(config._conformance_seed)  # type: ignore[attr-defined]
+    if given is not None:
+        try:
+            return int(given)
+        except ValueError:
+            return str(given)
+    worker = getattr(config, "workerinput", None)
+    if worker is not None and "conformance_seed" in worker:
+        return int(worker["conformance_seed"])
+    return random.randrange(2**32)
 
 
-def _start_report(config: pytest.Config) -> None:
+def seed(config: pytest.Config) -> int:
+    """The run's seed; suite ``i`` is seeded with ``seed + i``."""
+    value = config.stash[SEED]
+    if not isinstance(value, int):
+        raise pytest.UsageError(f"--hypothesis-seed {value!r}: the conformance suite's seed must be an integer "
+                                "(suite i is seeded with seed + i, as in 'conformance verify --seed')")
+    return value
+
+
+def examples(config: pytest.Config) -> int:
+    """Cases per suite: the profile's (:data:`conformance.driver.PROFILES`)."""
+    from .driver import PROFILES
+
+    return PROFILES[config.stash[PROFILE]]
+
+
+def planned_suites(config: pytest.Config) -> list[tuple[Suite, int]]:
+    """The suites the implementation runs, each with its seed: verify's list, verify's seeds."""
+    from . import kinds
+
+    base = seed(config)
+    return [(s, base + i) for i, s in enumerate(kinds.suites(implementation(config).capabilities, examples(config)))]
+
+
+def _start_report(config: pytest.Config) -> Recorder | None:
     """The recorder of this process: the controller (or a run without xdist) creates the run
     directory; an xdist worker writes its own journal in the directory the controller sent it."""
-    from . import assertions, profiles, records
+    from .records import Recorder
 
     worker = getattr(config, "workerinput", None)
     if worker is not None:
         if "conformance_report" in worker:
-            records.ACTIVE = records.Recorder.reopen(Path(worker["conformance_report"]),
-                                                     f"journal-{worker['workerid']}.jsonl")
-        return
-    seed = _seed(config)
-    records.ACTIVE = records.Recorder.create(
+            return Recorder.reopen(Path(worker["conformance_report"]), f"journal-{worker['workerid']}.jsonl")
+        return None
+    given = config.stash[SEED]
+    return Recorder.create(
         Path(config.getoption("conformance_report")), command="pytest " + shlex.join(config.invocation_params.args),
-        impls=[_impl(config)], profile=profiles.active_name(), seed=int(seed) if seed.isdigit() else 0,
-        hypothesis_seed=seed, truth=assertions.TRUTH)
+        impls=[implementation(config)], profile=config.stash[PROFILE], seed=given if isinstance(given, int) else 0,
+        max_examples=examples(config), truth=config.stash[TRUTH])
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's: the workers' seed and run directory
-def pytest_configure_node(node: object) -> None:
-    workerinput = node.workerinput  # type: ignore[attr-defined]
-    seed = getattr(node.config, "_conformance_seed", None)  # type: ignore[attr-defined]
-    if seed is not None:
-        workerinput["conformance_seed"] = seed
-    records = _records()
-    if records is not None and records.ACTIVE is not None:
-        workerinput["conformance_report"] = str(records.ACTIVE.run_dir)
-
-
-def _records():  # conformance.records if the suite has loaded it (nothing to do otherwise)
-    import sys
-
-    return sys.modules.get(f"{__package__}.records")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The run's seed on each of the suite's hypothesis tests (not on anyone else's)."""
-    seed = getattr(config, "_conformance_seed", None)
-    if seed is None:
-        return
-    done: set[int] = set()
-    for item in items:
-        fn = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
-        if fn is None or id(fn) in done or not in_suite(item.path):
-            continue
-        done.add(id(fn))
-        from hypothesis import is_hypothesis_test
-        from hypothesis import seed as hypothesis_seed
-
-        if is_hypothesis_test(fn):
-            hypothesis_seed(seed)(fn)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> object:
-    records = _records() if in_suite(item.path) else None
-    if records is None:
-        return (yield)
-    records.SUITE = item.nodeid  # the suite name of the cases this test records
-    try:
-        return (yield)
-    finally:
-        records.SUITE = ""
+def pytest_configure_node(node: Any) -> None:
+    config, workerinput = node.config, node.workerinput
+    if isinstance(config.stash.get(SEED, None), int):
+        workerinput["conformance_seed"] = config.stash[SEED]
+    recorder = config.stash.get(RECORDER, None)
+    if recorder is not None:
+        workerinput["conformance_report"] = str(recorder.run_dir)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    records = _records()
-    rec = records.ACTIVE if records is not None else None
+    config = session.config
+    rec = config.stash.get(RECORDER, None)
     if rec is None:
         return
-    if hasattr(session.config, "workerinput"):
+    config.stash[RECORDER] = None
+    if hasattr(config, "workerinput"):
         rec.journal.close()  # the controller builds the tables from every worker's journal
     else:
         from .report import render_or_note
 
-        session.config._conformance_report = rec.finish(render=render_or_note)  # type: ignore[attr-defined]
-    records.ACTIVE = None
+        config.stash[REPORT_DIR] = rec.finish(render=render_or_note)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    run_dir = getattr(config, "_conformance_report", None)
+    run_dir = config.stash.get(REPORT_DIR, None)
     if run_dir is not None:
         terminalreporter.write_line(f"conformance report: {run_dir}")
 
 
-def _impl(config: pytest.Config) -> Implementation:
-    cached = getattr(config, "_conformance_impl", None)
-    if cached is None:
+def implementation(config: pytest.Config) -> Implementation:
+    """The implementation under test (``--conformance-impl``), resolved once per session."""
+    impl = config.stash.get(IMPL, None)
+    if impl is None:
         from .loading import resolve
 
         try:
-            cached = resolve(config.getoption("conformance_impl"))
+            impl = resolve(config.getoption("conformance_impl"))
         except LookupError as exc:
             raise pytest.UsageError(str(exc)) from None
-        config._conformance_impl = cached  # type: ignore[attr-defined]
-    return cached
+        config.stash[IMPL] = impl
+    return impl
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
-    if not getattr(config, "_conformance_targeted", False):
+    if not config.stash.get(TARGETED, False):
         return None
     import torch
 
-    from . import assertions, profiles
-
-    impl = _impl(config)
+    impl, given = implementation(config), config.stash[SEED]
     return (f"conformance: impl={impl.name} {impl.version}, torch {torch.__version__}, "
-            f"hypothesis profile={profiles.active_name()}, seed={_seed(config)} "
-            f"(repeat with --hypothesis-seed), truth={assertions.TRUTH}")
+            f"profile={config.stash[PROFILE]} ({examples(config)} cases per suite), seed={given} "
+            f"(repeat with --hypothesis-seed {given}), truth={config.stash[TRUTH]}")
 
 
-@pytest.fixture(scope="module")  # not per function: hypothesis's health check forbids those with @given
+def _only_the_suite(request: pytest.FixtureRequest, name: str) -> None:
+    if not in_suite(request.path):
+        pytest.fail(f"the fixture {name!r} belongs to the conformance suite ({SUITE_DIR}), not to {request.path}",
+                    pytrace=False)
+
+
+@pytest.fixture(scope="module")
 def impl(request: pytest.FixtureRequest) -> Implementation:
     """The implementation under test, for the suite's modules only."""
-    if not in_suite(request.path):
-        pytest.fail(f"the fixture 'impl' belongs to the conformance suite ({SUITE_DIR}), not to {request.path}",
-                    pytrace=False)
-    return _impl(request.config)
+    _only_the_suite(request, "impl")
+    return implementation(request.config)
+
+
+@dataclass(frozen=True)
+class Judging:
+    """How the suite's tests judge and record in this session (the ``conformance`` fixture)."""
+
+    always_truth: bool  # compute the truth for every entry, not only to arbitrate
+    on_case: OnCase | None  # the driver's hook recording each judged case (--conformance-report), or None
+    recorder: Recorder | None
+
+    def failure(self, impl: Any, suite: str, v: Any) -> None:
+        """Record a suite's minimal failing case (failures/), under --conformance-report."""
+        if self.recorder is not None:
+            self.recorder.failure(impl.name, suite, v)
+
+
+@pytest.fixture(scope="module")
+def conformance(request: pytest.FixtureRequest, impl: Implementation) -> Judging:
+    """The truth mode and the records hook of this session, for the suite's modules only."""
+    _only_the_suite(request, "conformance")
+    config = request.config
+    recorder = config.stash.get(RECORDER, None)
+    return Judging(always_truth=config.stash[TRUTH] == "always",
+                   on_case=None if recorder is None else recorder.on_case(impl), recorder=recorder)

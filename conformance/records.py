@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from . import kinds
 from .outcomes import NONCONFORMING, ORDER, Verdict
@@ -59,7 +59,6 @@ HISTORY_COLUMNS: dict[str, str] = {
     "unsupported_ops": "int64", "conforms": "bool", "worst_ratio": "float64", "seconds": "float64",
 }
 HISTORY = "history.parquet"
-V = TypeVar("V", bound=CaseVerdict)
 
 
 # --- time, ids, durable files -----------------------------------------------------------------------
@@ -341,8 +340,6 @@ class Recorder:
         self.journal = Journal(run_dir / "records" / journal)
         self.versions: dict[str, str] = {i["name"]: i["version"] for i in meta.get("implementations", [])}
         self.counts: Counter[str] = Counter()  # verdicts recorded by this process
-        self._index: Counter[str] = Counter()
-        self._bad: set[str] = set()
         self.cases: Any = None  # the cases table, once finished
 
     @classmethod
@@ -393,7 +390,7 @@ class Recorder:
     # --- the driver's OnCase hook ----------------------------------------------------------------
 
     def on_case(self, impl: Any) -> Any:
-        """The driver's ``on_case`` hook recording ``impl``'s cases (verify, nightly, pytest)."""
+        """The driver's ``on_case`` hook recording ``impl``'s cases (verify, nightly, the pytest plugin)."""
         def hook(suite: Any, seed: int, index: int, v: CaseVerdict, seconds: float) -> None:
             self.record(impl, suite.name, suite.family, seed, index, v, seconds)
         return hook
@@ -403,30 +400,6 @@ class Recorder:
         for r in results:
             if r.failure is not None:
                 self.failure(impl.name, r.suite.name, r.failure)
-
-    # --- pytest: cases seen by assert_conforms ---------------------------------------------------
-
-    def observe(self, impl: Any, suite: str, v: CaseVerdict, seconds: float) -> None:
-        """A case judged inside a pytest test. Hypothesis calls a failing test many more times while
-        it shrinks: those are not generated cases, so a test's cases are recorded up to its first
-        non-conforming one, and the example hypothesis replays last (the minimal one) goes to
-        failures/. A case outside hypothesis (a fixed example) is a row and, if it fails, a failure."""
-        final = _hypothesis_final()
-        if final:
-            if not v.conforms:
-                self.failure(impl.name, suite, v)
-            return
-        if suite in self._bad:
-            return
-        index = self._index[suite]
-        self._index[suite] += 1
-        seed = int(self.meta["seed"]) if str(self.meta["seed"]).isdigit() else 0
-        self.record(impl, suite, family_of(v.case), seed, index, v, seconds)
-        if not v.conforms:
-            if final is None:
-                self.failure(impl.name, suite, v)
-            else:
-                self._bad.add(suite)
 
     # --- the end ---------------------------------------------------------------------------------
 
@@ -441,16 +414,6 @@ class Recorder:
         write_json(self.run_dir / "run.json", self.meta)
         conclude(self.run_dir, self.meta, cases, history=history, render=render)
         return self.run_dir
-
-
-def _hypothesis_final() -> bool | None:
-    """None outside a hypothesis test; else whether this is the final replay of a failing example."""
-    try:
-        from hypothesis.control import current_build_context
-
-        return bool(current_build_context().is_final)
-    except Exception:  # no build context: not inside @given
-        return None
 
 
 # --- history, previous run, rendering -----------------------------------------------------------------
@@ -526,19 +489,3 @@ def conclude(run_dir: Path, meta: dict[str, Any], cases: Any, *, history: bool, 
     hist = append_history(out, history_rows(meta, cases)) if history and is_full_run(meta) else None
     if render is not None:
         render(run_dir, hist, previous_run(out, meta))
-
-
-# --- pytest: the recorder of this process, used by assertions.assert_conforms -------------------------
-
-ACTIVE: Recorder | None = None  #: set by the pytest plugin when --report is given
-SUITE = ""  #: the pytest node id of the running test (set by the plugin)
-
-
-def judged(check: Callable[[Any, Any], V], impl: Any, case: Any) -> V:
-    """``check(impl, case)``, recorded when pytest runs with ``--report`` (the assertion helpers'
-    one hook: assertions.assert_conforms, networks.assert_network_conforms)."""
-    t = time.perf_counter()
-    v = check(impl, case)
-    if ACTIVE is not None:
-        ACTIVE.observe(impl, SUITE, v, time.perf_counter() - t)
-    return v

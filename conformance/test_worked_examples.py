@@ -1,10 +1,14 @@
 """The chain-rule tutorials' worked examples as cases, for any implementation: judged like every
-case, and held to the tutorials' own hand-computed numbers."""
+case, and held to the tutorials' own hand-computed numbers. They are fixed cases, not a suite of
+``conformance verify``; under ``--conformance-report`` they are recorded as the suite
+``worked examples``."""
 
 import pytest
+from hypothesis import strategies as st
 
 from .assertions import assert_conforms
 from .cases import GraphCase, Node, Tensor
+from .kind import Suite
 
 
 def scalar_case(leaves, nodes, output, ct=1.0):
@@ -33,12 +37,18 @@ EXAMPLES = [
 ]
 
 
-@pytest.mark.parametrize("case, expected", EXAMPLES)
-def test_worked_example(impl, case, expected):
+#: what the records file these cases under (each case's index in it: its place in EXAMPLES)
+WORKED = Suite("worked examples", "graphs", st.nothing(), len(EXAMPLES))
+
+
+@pytest.mark.parametrize("index, case, expected", [pytest.param(i, *p.values, id=p.id) for i, p in enumerate(EXAMPLES)])
+def test_worked_example(impl, conformance, index, case, expected):
     missing = {n.op for n in case.nodes} - set(impl.capabilities.ops)
     if missing:
         pytest.skip(f"{impl.name} does not support {', '.join(sorted(missing))}")
-    assert_conforms(impl, case)
+    record = conformance.on_case
+    assert_conforms(impl, case, always_truth=conformance.always_truth,
+                    on_case=None if record is None else lambda v, seconds: record(WORKED, 0, index, v, seconds))
     result = impl.run_graph(case)
     for leaf, slope in expected.items():
         assert result.grads[leaf].values[0] == slope, f"d{case.output}/d{leaf}"

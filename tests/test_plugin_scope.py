@@ -3,7 +3,7 @@ entry point) minds its own business: another project's hypothesis tests run exac
 the plugin switched off (``-p no:conformance``), with ``$CI`` set or not — same profile, same
 settings, no forced seed, no header line — and the plugin's options carry the suite's prefix, so the
 other project may define ``--impl`` (and an ``impl`` fixture) itself. The suite itself keeps its
-header, its profile (ci when ``$CI`` is set) and a seed."""
+header, its profile (ci when ``$CI`` is set) and a seed, and its test items are verify's suites."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def test_their_property(request, x):
                   derandomize=s.derandomize, deadline=repr(s.deadline), database=s.database is None,
                   health_checks=sorted(h.name for h in s.suppress_health_check), print_blob=s.print_blob,
                   force_seed=core.global_force_seed, seed_option=request.config.getoption("hypothesis_seed"),
-                  suite_loaded=sorted(m for m in ("conformance.profiles", "conformance.assertions")
+                  suite_loaded=sorted(m for m in ("conformance.assertions", "conformance.driver",
+                                                                  "conformance.kinds", "conformance.records")
                                       if m in sys.modules))
     with open(os.environ["RECORD"], "w") as f:
         json.dump(record, f)
@@ -115,9 +116,9 @@ def test_another_projects_hypothesis_run_is_unchanged(their_project, ci):
     assert on == off  # ... and changed nothing: profile, settings, seed
     assert on_header[0] == off_header[0]  # hypothesis's own header line (its profile), the same
     assert on["force_seed"] is None and on["seed_option"] is None  # no seed forced on their tests
-    assert on["suite_loaded"] == []  # the suite's profiles and assertions were not even imported
-    if ci:  # hypothesis's own CI profile (where it has one), not the suite's ci (120 examples)
-        assert on["profile"] == off["profile"] and on["max_examples"] != 120
+    assert on["suite_loaded"] == []  # the suite's driver, assertions and records were not even imported
+    if ci:  # hypothesis's own CI profile (where it has one)
+        assert on["profile"] == off["profile"]
     else:
         assert on["profile"] == "default" and on["max_examples"] == 100 and not on["derandomize"]
     assert not any(line.startswith("conformance") for line in on_out.splitlines())  # no header line
@@ -144,31 +145,77 @@ def test_another_project_may_define_impl_and_its_own_dev_profile(their_project):
     assert "2 passed" in proc.stdout
 
 
-def test_the_suite_keeps_its_header_profile_and_seed(tmp_path):
-    """The suite's own run: the header names the implementation, the profile (ci when $CI is set)
-    and a random seed; the suite's test runs that profile's examples."""
-    proc = _pytest(ROOT, _env(True, HYPOTHESIS_DATABASE=str(tmp_path / "db")),
-                   "conformance/test_ops.py", "--conformance-impl", "refimpl", "-k", "test_op and tanh",
-                   "--hypothesis-show-statistics")
+SUITES = "conformance/test_suites.py::test_suite"
+
+
+def test_the_suite_keeps_its_header_profile_and_seed():
+    """The suite's own run: the header names the implementation, the profile (ci when $CI is set, with
+    its cases per suite) and a random seed."""
+    proc = _pytest(ROOT, _env(True), f"{SUITES}[op tanh]", "--conformance-impl", "refimpl")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     [header] = [line for line in proc.stdout.splitlines() if line.startswith("conformance: ")]
-    assert re.match(r"conformance: impl=refimpl \S+, torch \S+, hypothesis profile=ci, seed=\d+ "
-                    r"\(repeat with --hypothesis-seed\), truth=arbitrate$", header), header
-    assert "120 passing" in proc.stdout and "1 passed" in proc.stdout  # the suite's ci profile
+    assert re.match(r"conformance: impl=refimpl \S+, torch \S+, profile=ci \(40 cases per suite\), seed=(\d+) "
+                    r"\(repeat with --hypothesis-seed \1\), truth=arbitrate$", header), header
+    assert "1 passed" in proc.stdout
+
+
+@pytest.mark.parametrize("argv, profile", [((), "dev"), (("--conformance-profile", "nightly"), "nightly"),
+                                           (("--hypothesis-profile", "ci"), "ci"),
+                                           (("--hypothesis-profile", "nightly", "--conformance-profile", "dev"),
+                                            "dev")])
+def test_the_profile_comes_from_the_suites_option_or_hypothesis_profile(argv, profile):
+    """--conformance-profile names the profile; --hypothesis-profile naming one of the suite's is read
+    when it is not given (hypothesis can load it: an unknown one is registered as its current profile)."""
+    proc = _pytest(ROOT, _env(False), SUITES, "--co", "--conformance-impl", "refimpl", *argv)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    [header] = [line for line in proc.stdout.splitlines() if line.startswith("conformance: ")]
+    assert f"profile={profile} (" in header, header
+
+
+def test_the_profiles_are_the_drivers():
+    from conformance import plugin
+    from conformance.driver import PROFILES
+
+    assert plugin.PROFILE_NAMES == tuple(PROFILES)
+
+
+def test_the_suites_test_items_are_verifys_suites():
+    """One test item per suite of verify's list (kinds.suites for the implementation's capabilities
+    at the profile's size), in its order, named after it."""
+    from conformance import kinds
+    from conformance.driver import PROFILES
+    from conformance.impls import RefImpl
+
+    proc = _pytest(ROOT, _env(True), SUITES, "--co", "-q", "--conformance-impl", "refimpl")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    items = re.findall(r"^conformance/test_suites\.py::test_suite\[(.*)\]$", proc.stdout, re.M)
+    assert items == [s.name for s in kinds.suites(RefImpl.capabilities, PROFILES["ci"])]
+    assert len(items) > 50
 
 
 def test_the_suites_seed_repeats_a_run(tmp_path):
-    """--hypothesis-seed N repeats the run whose header printed seed=N (the plugin seeds each of the
-    suite's tests with it; hypothesis forces the given one): the same cases, in the same order."""
-    env = _env(False, HYPOTHESIS_DATABASE=str(tmp_path / "db"))
-    argv = ("conformance/test_ops.py", "--conformance-impl", "refimpl", "-k", "test_op and tanh",
-            "--hypothesis-profile", "dev", "--hypothesis-verbosity", "verbose", "-s")
+    """--hypothesis-seed N repeats the run whose header printed seed=N: the same cases, in the same order
+    (suite i is seeded with N + i, as in verify)."""
+    import pandas as pd
 
-    def cases(proc: subprocess.CompletedProcess) -> list[str]:  # the ids of the cases drawn, in order
+    argv = (f"{SUITES}[op tanh]", f"{SUITES}[scalar graphs]", "--conformance-impl", "refimpl")
+
+    def run(*extra: str) -> tuple[str, list[tuple]]:
+        out = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        proc = _pytest(ROOT, _env(False), *argv, "--conformance-report", str(out), *extra)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        return re.findall(r"^ id='(g-[0-9a-f]+)'\)$", proc.stdout, re.M)
+        seed = re.search(r"^conformance: .* seed=(\d+) ", proc.stdout, re.M).group(1)
+        [cases] = out.glob("*/records/cases.parquet")
+        c = pd.read_parquet(cases)
+        return seed, list(zip(c["suite"], c["seed"], c["index"], c["case_id"]))
 
-    first = _pytest(ROOT, env, *argv)
-    seed = re.search(r"^conformance: .* seed=(\d+) ", first.stdout, re.M).group(1)
-    again = _pytest(ROOT, env, *argv, "--hypothesis-seed", seed)
-    assert len(cases(first)) >= 25 and cases(first) == cases(again)
+    seed, first = run()
+    again_seed, again = run("--hypothesis-seed", seed)
+    assert again_seed == seed and len(first) >= 10 and first == again
+    from conformance import kinds
+    from conformance.driver import PROFILES
+    from conformance.impls import RefImpl
+
+    names = [s.name for s in kinds.suites(RefImpl.capabilities, PROFILES["dev"])]
+    assert {(suite, s) for suite, s, _, _ in first} == {(n, int(seed) + names.index(n))
+                                                       for n in ("op tanh", "scalar graphs")}

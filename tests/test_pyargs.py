@@ -10,7 +10,7 @@ from pathlib import Path
 def _pytest(cwd: Path, impl: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance",
                            "--conformance-impl", impl,
-                           "-k", "test_op and tanh", "-p", "no:cacheprovider", "-q"],
+                           "-k", "test_suite and tanh", "-p", "no:cacheprovider", "-q"],
                           cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
@@ -22,16 +22,18 @@ def test_pyargs_from_another_directory(tmp_path):
     assert good.returncode == 0, good.stdout[-2000:]
     assert " passed" in good.stdout.splitlines()[-1]
     assert bad.returncode == 1, bad.stdout[-2000:]
-    assert "planted-tanh does not conform" in bad.stdout
+    assert "suite 'op tanh' (seed " in bad.stdout and "planted-tanh does not conform" in bad.stdout
 
 
 def test_the_nightly_profile_holds_every_entry_against_the_truth(tmp_path):
-    """--conformance-truth auto means always under --hypothesis-profile nightly (read from the
-    option: the hypothesis plugin loads the profile only after the conformance plugin has decided)."""
+    """--conformance-truth auto means always in the nightly profile, whether it is named with
+    --conformance-profile or (as before) --hypothesis-profile."""
     header = {}
-    for profile in ("ci", "nightly"):
+    for option in ("--conformance-profile=ci", "--conformance-profile=nightly", "--hypothesis-profile=nightly"):
         out = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance", "--co",
-                              "-p", "no:cacheprovider", f"--hypothesis-profile={profile}"],
+                              "-p", "no:cacheprovider", option],
                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
-        header[profile] = next(line for line in out.stdout.splitlines() if line.startswith("conformance: impl="))
-    assert header["ci"].endswith("truth=arbitrate") and header["nightly"].endswith("truth=always"), header
+        header[option] = next(line for line in out.stdout.splitlines() if line.startswith("conformance: impl="))
+    assert header["--conformance-profile=ci"].endswith("truth=arbitrate"), header
+    assert header["--conformance-profile=nightly"].endswith("truth=always"), header
+    assert header["--hypothesis-profile=nightly"].endswith("truth=always"), header

@@ -172,47 +172,78 @@ def test_verify_report_records_match_the_verdicts(tmp_path, capsys, monkeypatch)
 
 # --- pytest --conformance-report ------------------------------------------------------------------------
 
+SUITES = "conformance/test_suites.py::test_suite"
+
+
 def _pytest(tmp_path: Path, *argv: str) -> Path:
     out = tmp_path / "reports"
-    proc = subprocess.run([sys.executable, "-m", "pytest", "conformance/test_ops.py", "-q", "-p", "no:cacheprovider",
-                           "--hypothesis-profile", "dev", "--conformance-report", str(out), *argv],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "--conformance-profile", "dev", "--conformance-report", str(out), *argv],
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          # hypothesis's example database in tmp_path, not the work tree
-                          env=dict(os.environ, PYTHONPATH=str(ROOT), HYPOTHESIS_DATABASE=str(tmp_path / "db")))
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     dirs = [p for p in out.iterdir() if p.is_dir()]
     assert len(dirs) == 1, proc.stdout + proc.stderr
     assert f"conformance report: {dirs[0]}" in proc.stdout
     return dirs[0]
 
 
-def test_pytest_report_writes_the_same_records(tmp_path):
+def _verify_suite(impl, name: str, seed: int) -> tuple[str, list[tuple]]:
+    """What ``conformance verify --profile dev --seed SEED`` judges in the suite ``name``: its family
+    and (index, seed, case id, verdict) of each case, from the same driver call verify makes."""
+    from conformance import driver, kinds
+
+    planned = kinds.suites(impl.capabilities, driver.PROFILES["dev"])
+    i = next(i for i, s in enumerate(planned) if s.name == name)
+    seen: list[tuple] = []
+    driver.run_suite(impl, planned[i], seed + i, shrink=False,
+                     on_case=lambda s, sd, index, v, t: seen.append((index, sd, v.case.id, str(v.verdict))))
+    return planned[i].family, seen
+
+
+def test_pytest_report_writes_verifys_records(tmp_path):
+    """The suite's records under pytest are verify's: the suite's name, its family, seed + i, every case
+    of the suite with its index and verdict, and its minimal failing case in failures/."""
+    from conformance.loading import resolve
+
     planted = str(ROOT / "tests/fixtures/planted_adapter.py")
-    d = _pytest(tmp_path, "-k", "test_op and tanh", "--conformance-impl", planted, "--hypothesis-seed", "3")
+    d = _pytest(tmp_path, f"{SUITES}[op tanh]", "--conformance-impl", planted, "--hypothesis-seed", "3")
     c = pd.read_parquet(d / "records" / "cases.parquet")
     assert list(c.columns) == list(records.CASE_COLUMNS) and set(c["impl"]) == {"planted-tanh"}
-    assert set(c["suite"]) == {"conformance/test_ops.py::test_op[tanh]"} and set(c["family"]) == {"trig-sigmoid"}
-    assert list(c["index"]) == list(range(len(c))) and set(c["seed"]) == {3}
-    # the cases up to the first failure, not hypothesis's shrinking attempts; the minimal one in failures/
-    assert c["verdict"].tolist()[-1] == "fail" and (c["verdict"] == "fail").sum() == 1
+    family, expected = _verify_suite(resolve(planted), "op tanh", 3)
+    assert set(c["suite"]) == {"op tanh"} and set(c["family"]) == {family} == {"trig-sigmoid"}
+    assert list(zip(c["index"], c["seed"], c["case_id"], c["verdict"], strict=True)) == expected
+    assert "fail" in set(c["verdict"])
     [failure] = (d / "failures").glob("*.json")
     doc = json.loads(failure.read_text())
-    assert doc["suite"] == "conformance/test_ops.py::test_op[tanh]" and doc["verdict"] == "fail"
+    assert doc["suite"] == "op tanh" and doc["verdict"] == "fail"
     assert len(cases.case_from_json(doc["case"]).nodes) == 1  # shrunk
     meta = json.loads((d / "run.json").read_text())
-    assert meta["complete"] and meta["seed"] == 3 and meta["profile"] == "dev"
+    assert meta["complete"] and meta["seed"] == 3 and meta["profile"] == "dev" and meta["truth"] == "arbitrate"
     assert (d / "summary.md").exists()
     hist = pd.read_parquet(d.parent / "history.parquet")
     assert hist["impl"].tolist() == ["planted-tanh"] and hist["cases"].tolist() == [len(c)]
 
 
+def test_pytest_report_records_the_worked_examples_as_their_own_suite(tmp_path):
+    d = _pytest(tmp_path, "conformance/test_worked_examples.py", "--conformance-impl", "refimpl")
+    c = pd.read_parquet(d / "records" / "cases.parquet")
+    assert set(c["suite"]) == {"worked examples"} and set(c["verdict"]) == {"pass"}
+    assert sorted(c["index"]) == list(range(len(c))) and len(c) == 7
+
+
 def test_pytest_report_under_xdist_merges_the_workers_journals(tmp_path):
-    d = _pytest(tmp_path, "-k", "test_op and (sin or sqrt)", "--conformance-impl", "refimpl",
-                "-p", "xdist", "-n", "2")
+    d = _pytest(tmp_path, f"{SUITES}[op sin]", f"{SUITES}[op sqrt]", "--conformance-impl", "refimpl",
+                "--hypothesis-seed", "5", "-p", "xdist", "-n", "2")
     assert sorted(p.name for p in (d / "records").glob("journal*")) == ["journal-gw0.jsonl", "journal-gw1.jsonl"]
     c = pd.read_parquet(d / "records" / "cases.parquet")
-    assert sorted(c["suite"].unique()) == [f"conformance/test_ops.py::test_op[{op}]" for op in ("sin", "sqrt")]
+    assert sorted(c["suite"].unique()) == ["op sin", "op sqrt"]
     assert set(c["verdict"]) == {"pass"}
     per_worker = sum(1 for p in (d / "records").glob("journal*") for line in p.read_text().splitlines()
                      if '"case"' in line)
     assert len(c) == per_worker > 0 and not c.duplicated(["suite", "index"]).any()
+    from conformance.impls import RefImpl
+
+    for name in ("op sin", "op sqrt"):  # each worker drew verify's cases for its suite
+        mine = c[c["suite"] == name].sort_values("index")
+        assert list(mine["case_id"]) == [case_id for _, _, case_id, _ in _verify_suite(RefImpl(), name, 5)[1]]
     assert json.loads((d / "run.json").read_text())["complete"]

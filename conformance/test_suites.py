@@ -1,0 +1,29 @@
+"""The suites of ``conformance verify``, one test item each, through the one driver.
+
+``test_suite[op add]``, ``test_suite[scalar graphs]``, ``test_suite[networks float64]`` …: the list
+is :func:`conformance.kinds.suites` for the implementation's capabilities at the profile's cases per
+suite, in its order, and suite ``i`` gets the seed ``seed + i`` (conformance/plugin.py), so a run of
+``pytest conformance`` judges exactly the cases of ``conformance verify`` with the same profile and
+seed: every op alone, random scalar graphs, deep chains, tensor graphs, float32, second order and
+short training runs of MLPs (per dtype, per optimizer, per loss). A suite fails on its first
+non-conforming case, shrunk to a minimal one, shown as JSON with a torch script that reproduces it.
+"""
+
+import pytest
+
+from .assertions import suite_failure_message
+from .driver import run_suite
+from .plugin import planned_suites
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.name == "test_suite":
+        metafunc.parametrize("suite, seed", [pytest.param(suite, seed, id=suite.name)
+                                             for suite, seed in planned_suites(metafunc.config)])
+
+
+def test_suite(impl, conformance, suite, seed):
+    r = run_suite(impl, suite, seed, always_truth=conformance.always_truth, on_case=conformance.on_case)
+    if r.failure is not None:
+        conformance.failure(impl, suite.name, r.failure)
+        pytest.fail(suite_failure_message(impl, r), pytrace=False)
