@@ -30,7 +30,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from unittest import mock
 
-from refimpl import OPS
+from refimpl import OPS, engine
+
+from .cases import dumps
+from .driver import run_suite
+from .explain import explain
+from .graphkind import family_suite
+from .impls import RefImpl
+from .loading import resolve
+from .netrun import run_refimpl_network
+from .outcomes import NONCONFORMING
+from .run import run_refimpl
+from .tensor_ops import TENSOR_OPS
 
 FAMILIES = [*sorted({s.family for s in OPS.values()}), "mixed", "tensor"]  # tensor: tensor_graph_cases
 MAX_KEPT = 20
@@ -65,8 +76,6 @@ class Tally:
 
     @property
     def failures(self) -> int:
-        from .outcomes import NONCONFORMING
-
         return sum(v for k, v in self.verdicts.items() if k in NONCONFORMING)
 
     def quantile(self, q: float) -> float:
@@ -127,8 +136,6 @@ def _tensor_module() -> Any:
 def reordered() -> Iterator[None]:
     """refimpl summing in other orders, for the duration of one run (the judge, which runs refimpl
     to compute tolerances and the truth, never sees it: the suite is single-threaded)."""
-    from refimpl import engine
-
     tensor = _tensor_module()
     with mock.patch.object(tensor, "sum_of", _sum_right_to_left), \
             mock.patch.object(tensor, "dot_of", _dot_right_to_left), \
@@ -137,10 +144,6 @@ def reordered() -> Iterator[None]:
 
 
 def _reordered_impl() -> Any:
-    from .impls import RefImpl
-    from .networks import run_refimpl_network
-    from .run import run_refimpl
-
     class ReorderedRefImpl(RefImpl):
         """refimpl with reductions, dot products and fan-out accumulation in other orders."""
 
@@ -158,8 +161,6 @@ def _reordered_impl() -> Any:
 
 
 def _float32_impl() -> Any:
-    from .impls import RefImpl
-
     impl = RefImpl()
     impl.name = "refimpl-float32"
     impl.capabilities = replace(impl.capabilities, dtypes=("float32",))
@@ -178,8 +179,6 @@ def load_impl(name: str) -> Any:
         elif name == "refimpl-float32":
             _LOADED[name] = _float32_impl()
         else:
-            from .loading import resolve
-
             _LOADED[name] = resolve(name)
     return _LOADED[name]
 
@@ -187,8 +186,6 @@ def load_impl(name: str) -> Any:
 def family_ops(fam: str, supported: frozenset[str]) -> list[str] | None:
     """The ops a family's cases may use for an implementation supporting ``supported``: ``None``
     means every op (refimpl's default draws); ``[]`` means the family is not supported at all."""
-    from .tensor_ops import TENSOR_OPS
-
     every = set(OPS) | set(TENSOR_OPS)
     if fam == "tensor":
         return (None if every <= supported else sorted(supported & every)) if supported & set(TENSOR_OPS) else []
@@ -220,11 +217,6 @@ def supported_groups(impl: Any, dtypes: tuple[str, ...], families: tuple[str, ..
 def run_chunk(args: tuple[str, str, str, int, int]) -> Tally:
     """One worker's share: ``n`` cases of one family and dtype, from its own seed."""
     impl_name, fam, dtype, n, seed = args
-    from .cases import dumps
-    from .driver import run_suite
-    from .explain import explain
-    from .graphkind import family_suite
-
     impl = load_impl(impl_name)
     tally = Tally()
 

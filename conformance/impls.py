@@ -16,15 +16,8 @@ import refimpl
 from refimpl import OPS
 
 from .cases import GraphCase, GraphResult
-from .networks import (
-    ACTIVATIONS,
-    LOSS_ATTRS,
-    OPTIMIZER_HYPER,
-    NetworkCase,
-    NetworkResult,
-    run_refimpl_network,
-    run_torch_network,
-)
+from .netcases import ACTIVATIONS, LOSS_ATTRS, OPTIMIZER_HYPER, NetworkCase, NetworkResult
+from .netrun import run_refimpl_network, run_torch_network
 from .run import run_refimpl, run_torch
 from .tensor_ops import TENSOR_OPS
 
@@ -36,14 +29,14 @@ class Capabilities:
     ops: frozenset[str]
     dtypes: tuple[str, ...] = ("float64",)
     second_order: bool = False
-    # training runs of MLPs (conformance/networks.py): ``run_network(case)`` exists, and what it takes
+    # training runs of MLPs (conformance/netcases.py): ``run_network(case)`` exists, and what it takes
     networks: bool = False
     activations: frozenset[str] = frozenset()
     losses: frozenset[str] = frozenset()
     optimizers: frozenset[str] = frozenset()
 
 
-#: everything conformance/networks.py can express: what the built-in implementations support
+#: everything a network case (conformance/netcases.py) can express: what the built-in implementations support
 NETWORKS = dict(networks=True, activations=frozenset(ACTIVATIONS), losses=frozenset(LOSS_ATTRS),
                 optimizers=frozenset(OPTIMIZER_HYPER))
 
@@ -59,7 +52,7 @@ class Implementation(Protocol):
 class RefImpl:
     name = "refimpl"
     capabilities = Capabilities(frozenset(OPS) | frozenset(TENSOR_OPS), ("float64", "float32"), second_order=True)
-    capabilities = replace(capabilities, **NETWORKS)  # and training runs (networks.py)
+    capabilities = replace(capabilities, **NETWORKS)  # and training runs (netrun.py)
 
     @property
     def version(self) -> str:
@@ -75,7 +68,7 @@ class RefImpl:
 class TorchImpl:
     name = "torch"
     capabilities = Capabilities(frozenset(OPS) | frozenset(TENSOR_OPS), ("float64", "float32"), second_order=True)
-    capabilities = replace(capabilities, **NETWORKS)  # and training runs (networks.py)
+    capabilities = replace(capabilities, **NETWORKS)  # and training runs (netrun.py)
 
     @property
     def version(self) -> str:

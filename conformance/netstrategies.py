@@ -1,4 +1,4 @@
-"""Hypothesis strategies for network cases (:mod:`conformance.networks`), valid by construction.
+"""Hypothesis strategies for network cases (:mod:`conformance.netcases`), valid by construction.
 
 Everything is drawn in a fixed order — loss and reduction, input width, the layers (a list: each
 layer's width, activation, attributes and parameter seeds drawn as one block, so a failure sheds
@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from refimpl.numbers import round_to_float32
 
 from .cases import Tensor
-from .networks import (
+from .netcases import (
     ACTIVATIONS,
     CLASS_LOSSES,
     LOSS_ATTRS,

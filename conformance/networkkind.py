@@ -2,8 +2,10 @@
 after every step — against ``torch.optim``.
 
 Everything the suite needs of a network case, gathered into one :class:`~conformance.kind.Kind`:
-the case, its runs, its verdict and its torch script (:mod:`conformance.networks`) and its suites
-(:mod:`conformance.netstrategies`), declared here and nowhere else.
+the case and its JSON (:mod:`conformance.netcases`), torch's run (:mod:`conformance.netrun`), the
+verdict (:mod:`conformance.netverdict`, with the bounds of :mod:`conformance.netbounds`), the torch
+script (:mod:`conformance.netrepro`) and the suites (:mod:`conformance.netstrategies`), declared
+here and nowhere else.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
-from . import networks
+from . import netcases
 from .kind import Kind, Suite, tensor_bits
+from .netcases import DTYPES, LOSS_ATTRS, OPTIMIZER_HYPER, NetworkCase, NetworkResult
+from .netrepro import torch_script
+from .netrun import run_torch_network
 from .netstrategies import for_capabilities
-from .networks import DTYPES, LOSS_ATTRS, OPTIMIZER_HYPER, NetworkCase, NetworkResult
+from .netverdict import NetworkVerdict, judge_network
 
 
 def describe(case: NetworkCase) -> dict[str, Any]:
@@ -32,10 +37,10 @@ def result_key(r: NetworkResult) -> Hashable:
 
 
 def judge(case: NetworkCase, result: NetworkResult, torch_result: NetworkResult, *,
-          always_truth: bool = False) -> networks.NetworkVerdict:
-    """:func:`conformance.networks.judge_network`. Its truth is refimpl at 50 digits, computed for
+          always_truth: bool = False) -> NetworkVerdict:
+    """:func:`conformance.netverdict.judge_network`. Its truth is refimpl at 50 digits, computed for
     every entry that disagrees; ``always_truth`` asks nothing more of it."""
-    return networks.judge_network(case, result, torch_result)
+    return judge_network(case, result, torch_result)
 
 
 def disagrees(case: NetworkCase, result: NetworkResult, torch_result: NetworkResult) -> bool:
@@ -60,11 +65,11 @@ def suites(caps: Any, examples: int) -> list[Suite]:
 
 
 NETWORK = Kind(
-    name="network", format=networks.FORMAT, case_type=NetworkCase, method="run_network",
+    name="network", format=netcases.FORMAT, case_type=NetworkCase, method="run_network",
     error_result=lambda message: NetworkResult(error=message),
-    to_json=networks.case_to_json, from_json=networks.case_from_json, dumps=networks.dumps, loads=networks.loads,
-    result_to_json=networks.result_to_json, result_from_json=networks.result_from_json,
+    to_json=netcases.case_to_json, from_json=netcases.case_from_json, dumps=netcases.dumps, loads=netcases.loads,
+    result_to_json=netcases.result_to_json, result_from_json=netcases.result_from_json,
     size=lambda case: case.summary(), describe=describe, family=lambda case: "networks",
-    run_torch=networks.run_torch_network, judge=judge, disagrees=disagrees, torch_script=networks.torch_script,
+    run_torch=run_torch_network, judge=judge, disagrees=disagrees, torch_script=torch_script,
     result_key=result_key, suites=suites, picture="conformance.report.netdraw:draw_network_case",
 )

@@ -20,11 +20,11 @@ import pandas as pd
 from hypothesis import strategies as st
 
 from conformance import cases as gcases
-from conformance import driver, networks, repro, verify
+from conformance import driver, netcases, netrepro, repro, verify
 from conformance.cases import GraphResult, Tensor
 from conformance.impls import RefImpl
 from conformance.kind import Suite
-from conformance.networks import Batch, Layer, NetworkCase
+from conformance.netcases import Batch, Layer, NetworkCase
 
 PLANTED = Path(__file__).parent / "fixtures" / "planted_adapter.py"
 
@@ -61,7 +61,7 @@ class BentNetwork(RefImpl):
 
     name = "bent-net"
 
-    def run_network(self, case: NetworkCase) -> networks.NetworkResult:
+    def run_network(self, case: NetworkCase) -> netcases.NetworkResult:
         r = super().run_network(case)
         g = r.steps[1].grads["layer1.weight"]
         vals = list(g.values)
@@ -91,7 +91,7 @@ def network_case() -> NetworkCase:
     hyper = dict(lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, maximize=False,
                  decoupled_weight_decay=False)
     case = NetworkCase(layers, "mse", "mean", {}, "adam", hyper, batches)
-    return networks.with_id(networks.check_case(case))
+    return netcases.with_id(netcases.check_case(case))
 
 
 def pick(impl: Any, names: tuple[str, ...], examples: int = 4) -> list[Suite]:
@@ -153,7 +153,7 @@ def write_run(root: Path, run_id: str, started: str, plan: list[tuple[Any, list[
                     max_rel_error=max((r for _, r in errs), default=math.nan), max_ulps=math.nan,
                     worst_ratio=max((e.ratio for e in v.entries), default=math.nan), verdict=v.verdict,
                     reason=v.reason.splitlines()[0] if v.reason else "", seconds=seconds,
-                    case_json=networks.dumps(c) if net else gcases.dumps(c)))
+                    case_json=netcases.dumps(c) if net else gcases.dumps(c)))
                 index[0] += 1
                 if v.verdict != "pass":
                     entries.extend(_entry_row(run_id, impl.name, c.id, e) for e in v.entries)
@@ -164,10 +164,10 @@ def write_run(root: Path, run_id: str, started: str, plan: list[tuple[Any, list[
                 net = isinstance(v.case, NetworkCase)
                 doc = {"impl": impl.name, "suite": suite.name, "verdict": v.verdict, "reason": v.reason,
                        "kind": "network" if net else "graph",
-                       "case": networks.case_to_json(v.case) if net else gcases.case_to_json(v.case),
+                       "case": netcases.case_to_json(v.case) if net else gcases.case_to_json(v.case),
                        "entries": [_entry_row(run_id, impl.name, v.case.id, e) for e in v.entries]}
                 (run / "failures" / f"{v.case.id}.json").write_text(json.dumps(doc, indent=1))
-                script = networks.torch_script(v.case) if net else repro.torch_script(v.case)
+                script = netrepro.torch_script(v.case) if net else repro.torch_script(v.case)
                 (run / "failures" / f"{v.case.id}.py").write_text(script)
     for name, rows, columns in (("cases", cases, CASE_COLUMNS), ("entries", entries, ENTRY_COLUMNS)):
         df = pd.DataFrame(rows, columns=columns)

@@ -18,9 +18,10 @@ from conformance.cases import GraphCase, Node, Tensor
 from conformance.cases import case_to_json as graph_case_json
 from conformance.driver import judge_case as check
 from conformance.loading import resolve
+from conformance.netcases import case_to_json as network_case_json
+from conformance.netcases import result_to_json
+from conformance.netrun import run_refimpl_network
 from conformance.netstrategies import network_cases
-from conformance.networks import case_to_json as network_case_json
-from conformance.networks import result_to_json, run_refimpl_network
 from conformance.strategies import with_id
 
 ADAPTER = str(Path(__file__).parent / "fixtures" / "misbehaving_adapter.py")

@@ -11,7 +11,7 @@ from conformance.driver import PROFILES as PROFILE_EXAMPLES
 from conformance.driver import judge_case as check_case
 from conformance.impls import RefImpl
 from conformance.mutants import Plan, run_zoo
-from conformance.networks import NetworkCase
+from conformance.netcases import NetworkCase
 from conformance.verify import suites
 from conformance.zoo import MUTANTS, MutantImpl, snapshot
 from conformance.zoo.base import Mutant

@@ -19,33 +19,34 @@ from hypothesis import strategies as st
 from conformance.assertions import failure_message
 from conformance.cases import Tensor
 from conformance.impls import RefImpl, TorchImpl
-from conformance.netstrategies import network_cases
-from conformance.networks import (
-    NET_BOUND,
+from conformance.netbounds import NET_BOUND, tiny
+from conformance.netcases import (
     Batch,
     InvalidCase,
     Layer,
     NetworkCase,
     NetworkResult,
-    RefTrainer,
-    bounds,
     case_from_json,
     case_to_json,
     dumps,
     entries,
-    judge_network,
     loads,
+    result_from_json,
+    result_to_json,
+)
+from conformance.netrepro import torch_script
+from conformance.netrun import (
+    RefTrainer,
+    bounds,
     replay,
     replay_torch,
-    result_from_json,
     result_of,
-    result_to_json,
     run_refimpl_network,
     run_torch_network,
-    tiny,
-    torch_script,
     truth,
 )
+from conformance.netstrategies import network_cases
+from conformance.netverdict import judge_network
 from conformance.tolerance import SAFETY
 from refimpl import optim as roptim
 

@@ -20,7 +20,7 @@ import pytest
 
 import refimpl
 from conformance.explain import FLUSH
-from conformance.networks import NET_BOUND
+from conformance.netbounds import NET_BOUND
 from conformance.tolerance import BOUND32, BOUND64, Bounded, BoundNS
 from refimpl.engine import GraphNS
 from refimpl.numbers import (

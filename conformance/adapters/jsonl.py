@@ -51,9 +51,9 @@ from typing import Any
 
 from ..cases import RESULT_FORMAT, VERSION, GraphCase, GraphResult, Tensor, case_to_json
 from ..impls import Capabilities
-from ..networks import NetworkCase, NetworkResult
-from ..networks import case_to_json as network_case_to_json
-from ..networks import result_from_json as network_result_from_json
+from ..netcases import NetworkCase, NetworkResult
+from ..netcases import case_to_json as network_case_to_json
+from ..netcases import result_from_json as network_result_from_json
 
 PROTOCOL = 1
 PREFIX = "cmd:"

@@ -8,6 +8,7 @@ from itertools import pairwise
 from typing import Any
 
 from ..entrykey import EntryKey
+from ..netcases import case_from_json
 from .fmt import short
 from .graphdraw import MAX_CHARS, Box, Edge, Line, draw, marks
 
@@ -60,8 +61,6 @@ def network_boxes(case: Any, entries: list[dict[str, Any]]) -> tuple[list[Box], 
 def draw_network_case(case_obj: dict[str, Any], entries: list[dict[str, Any]], uid: str,
                       engine: str = "auto") -> tuple[str, str]:
     """(SVG, note) for a failing network case given as its JSON object and its entry rows."""
-    from ..networks import case_from_json
-
     case = case_from_json(case_obj)
     boxes, edges = network_boxes(case, entries)
     label = f"training run {case.id}: {case.summary()}"

@@ -24,7 +24,8 @@ from refimpl.tensor import Tensor
 
 from ..cases import GraphCase, GraphResult
 from ..impls import RefImpl
-from ..networks import NetworkCase, NetworkResult, RefTrainer, result_of
+from ..netcases import NetworkCase, NetworkResult
+from ..netrun import RefTrainer, result_of
 from ..run import run_refimpl
 
 tensor = importlib.import_module("refimpl.tensor")  # the module: refimpl.tensor is also a function
@@ -36,7 +37,7 @@ CATEGORIES = ("derivative", "graph", "tensor", "optimizer", "numerics")
 @dataclass(frozen=True)
 class Mutant:
     """One realistic bug: ``patch`` applies it to refimpl for the duration of one run; ``trainer``
-    replaces a piece of the training loop (:class:`~conformance.networks.RefTrainer`'s methods).
+    replaces a piece of the training loop (:class:`~conformance.netrun.RefTrainer`'s methods).
 
     ``expect`` is ``"kill"`` or ``"convention"``: a bug that only changes a derivative *at a kink*,
     where torch documents a choice, is judged ``convention`` (reported, not failed) by design.

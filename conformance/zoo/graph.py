@@ -7,7 +7,7 @@ from typing import Any
 
 from refimpl.tensor import Tensor as RTensor
 
-from ..networks import RefTrainer
+from ..netrun import RefTrainer
 from .base import Mutant
 from .engine import installed
 

@@ -11,7 +11,7 @@ from refimpl.engine import Value
 from refimpl.tensor import Tensor as RTensor
 from refimpl.tensor import as_tensor, broadcast_shapes
 
-from ..networks import RefTrainer
+from ..netrun import RefTrainer
 from .base import Mutant, entries, setting
 
 tensor = importlib.import_module("refimpl.tensor")  # the module: refimpl.tensor is also a function
