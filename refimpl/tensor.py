@@ -459,11 +459,11 @@ class Tensor:
 
     def amax(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
         """The maximum; ties share the gradient evenly (torch's convention, see the module doc)."""
-        return self._reduce(dim, keepdim, lambda vs: _extreme(vs, max))
+        return self._reduce(dim, keepdim, lambda vs: extreme_of(vs, max))
 
     def amin(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
         """The minimum; ties share the gradient evenly (torch's convention, see the module doc)."""
-        return self._reduce(dim, keepdim, lambda vs: _extreme(vs, min))
+        return self._reduce(dim, keepdim, lambda vs: extreme_of(vs, min))
 
     def logsumexp(self, dim: Dims, keepdim: bool = False) -> Tensor:
         """``max + log Σ exp(x - max)`` with the max a constant (0 if it is ±inf), as torch."""
@@ -530,7 +530,7 @@ def _in_any_order(total: Value, terms: list[Value]) -> Value:
     return total
 
 
-def _extreme(values: list[Value], pick: Callable[..., Any]) -> Value:
+def extreme_of(values: list[Value], pick: Callable[..., Any]) -> Value:
     """max or min of ``values``; k tied extrema each get gradient 1/k (torch's amax/amin)."""
     if not values:
         raise ValueError("amax/amin of an empty dim is undefined (torch raises too)")
