@@ -197,6 +197,7 @@ def test_budget_stops_starting_cases_and_still_writes_a_report(tmp_path, capsys)
 
 def test_all_skips_implementations_that_do_not_load(tmp_path, capsys, monkeypatch):
     from conformance import impls, loading
+    from conformance import nightly as nightly_module
 
     class Broken:
         name = "broken"
@@ -207,6 +208,7 @@ def test_all_skips_implementations_that_do_not_load(tmp_path, capsys, monkeypatc
     found = {"refimpl": impls.RefImpl, "broken": Broken()}
     monkeypatch.setattr(impls, "available", lambda: found)
     monkeypatch.setattr(loading, "available", lambda: found)
+    monkeypatch.setattr(nightly_module, "available", lambda: found)  # where nightly looks it up
     assert nightly("--max-examples", "1", "--seed", "1", "--suites", "op exp", "--out", str(tmp_path)) == 0
     captured = capsys.readouterr()
     assert "skipped broken: no module named 'broken_lib'" in captured.err

@@ -220,7 +220,7 @@ def test_a_render_that_fails_midway_leaves_the_previous_report(runs: dict[str, P
         raise RuntimeError("the page broke")
 
     # (a plot that fails only costs the page its plots: tests/test_report_optional.py)
-    monkeypatch.setattr("conformance.report.page.render_page", broken)
+    monkeypatch.setattr("conformance.report.render_page", broken)  # where render() looks it up
     with pytest.raises(RuntimeError, match="the page broke"):
         render(run, engine="python")
     assert {n: (run / n).read_bytes() for n in old} == old
