@@ -22,10 +22,10 @@ import time
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
+from conformance.case.strategies import graph_cases, tensor_graph_cases
 from conformance.driver import judge_case as check
 from conformance.impls import RefImpl
-from conformance.run import run_torch
-from conformance.strategies import graph_cases, tensor_graph_cases
+from conformance.oracle.run import run_torch
 
 
 def draw_cases(strategy, n: int, s: int) -> tuple[list, float]:

@@ -1,3 +1,3 @@
-from .cli import main
+from conformance.commands.cli import main
 
 raise SystemExit(main())

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from . import kinds
-from .driver import SuiteResult, counts_text, judge_case
-from .verdict import CaseVerdict
+from conformance import kinds
+from conformance.driver import SuiteResult, counts_text, judge_case
+from conformance.verdict.graph import CaseVerdict
 
 
 def assert_conforms(impl: Any, case: Any, *, always_truth: bool = False,

@@ -25,10 +25,10 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import seed as hseed
 from hypothesis.errors import Flaky, NoSuchExample
 
-from . import kinds
-from .kind import Suite
-from .outcomes import ORDER, Verdict
-from .verdict import CaseVerdict
+from conformance import kinds
+from conformance.kinds.kind import Suite
+from conformance.verdict.graph import CaseVerdict
+from conformance.verdict.outcomes import ORDER, Verdict
 
 #: cases per suite (the per-op and network suites take their share): what a profile means
 PROFILES = {"dev": 10, "ci": 40, "nightly": 400}

@@ -57,10 +57,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .driver import OnCase
-    from .impls import Implementation
-    from .kind import Suite
-    from .records import Recorder
+    from conformance.driver import OnCase
+    from conformance.impls import Implementation
+    from conformance.kinds.kind import Suite
+    from conformance.records import Recorder
 
 SUITE_DIR = Path(__file__).resolve().parent  # the suite's test modules: conformance/test_*.py
 #: the suite's profiles, the keys of :data:`conformance.driver.PROFILES` (tests/test_plugin_scope.py
@@ -181,14 +181,14 @@ def seed(config: pytest.Config) -> int:
 
 def examples(config: pytest.Config) -> int:
     """Cases per suite: the profile's (:data:`conformance.driver.PROFILES`)."""
-    from .driver import PROFILES
+    from conformance.driver import PROFILES
 
     return PROFILES[config.stash[PROFILE]]
 
 
 def planned_suites(config: pytest.Config) -> list[tuple[Suite, int]]:
     """The suites the implementation runs, each with its seed: verify's list, verify's seeds."""
-    from . import kinds
+    from conformance import kinds
 
     base = seed(config)
     return [(s, base + i) for i, s in enumerate(kinds.suites(implementation(config).capabilities, examples(config)))]
@@ -197,7 +197,7 @@ def planned_suites(config: pytest.Config) -> list[tuple[Suite, int]]:
 def _start_report(config: pytest.Config) -> Recorder | None:
     """The recorder of this process: the controller (or a run without xdist) creates the run
     directory; an xdist worker writes its own journal in the directory the controller sent it."""
-    from .records import Recorder
+    from conformance.records import Recorder
 
     worker = getattr(config, "workerinput", None)
     if worker is not None:
@@ -230,7 +230,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if hasattr(config, "workerinput"):
         rec.journal.close()  # the controller builds the tables from every worker's journal
     else:
-        from .report import render_or_note
+        from conformance.report import render_or_note
 
         config.stash[REPORT_DIR] = rec.finish(render=render_or_note)
 
@@ -245,7 +245,7 @@ def implementation(config: pytest.Config) -> Implementation:
     """The implementation under test (``--conformance-impl``), resolved once per session."""
     impl = config.stash.get(IMPL, None)
     if impl is None:
-        from .loading import resolve
+        from conformance.impls.loading import resolve
 
         try:
             impl = resolve(config.getoption("conformance_impl"))

@@ -35,9 +35,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import kinds
-from .outcomes import NONCONFORMING, ORDER, Verdict
-from .verdict import CaseVerdict, Entry
+from conformance import kinds
+from conformance.verdict.graph import CaseVerdict, Entry
+from conformance.verdict.outcomes import NONCONFORMING, ORDER, Verdict
 
 #: the cases table: column -> pandas dtype (docs/reports.md, the renderer's contract)
 CASE_COLUMNS: dict[str, str] = {

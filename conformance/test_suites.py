@@ -11,9 +11,9 @@ non-conforming case, shrunk to a minimal one, shown as JSON with a torch script 
 
 import pytest
 
-from .assertions import suite_failure_message
-from .driver import run_suite
-from .plugin import planned_suites
+from conformance.assertions import suite_failure_message
+from conformance.driver import run_suite
+from conformance.plugin import planned_suites
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

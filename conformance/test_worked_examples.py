@@ -6,9 +6,9 @@ case, and held to the tutorials' own hand-computed numbers. They are fixed cases
 import pytest
 from hypothesis import strategies as st
 
-from .assertions import assert_conforms
-from .cases import GraphCase, Node, Tensor
-from .kind import Suite
+from conformance.assertions import assert_conforms
+from conformance.case.graph import GraphCase, Node, Tensor
+from conformance.kinds.kind import Suite
 
 
 def scalar_case(leaves, nodes, output, ct=1.0):

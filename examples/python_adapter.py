@@ -8,7 +8,7 @@ road to the same gradients, so it makes a fair example. An adapter is any object
 
 import math
 
-from conformance.cases import GraphResult, Tensor
+from conformance.case.graph import GraphResult, Tensor
 from conformance.impls import Capabilities
 
 

@@ -1,5 +1,5 @@
 """Run directories for the report's tests, written in exactly the records contract's layout from real
-cases judged by ``conformance.verify`` — a stand-in for conformance/records.py, kept small.
+cases judged by ``conformance.commands.verify`` — a stand-in for conformance/records.py, kept small.
 
 Implementations: refimpl; ``planted-tanh`` (tests/fixtures/planted_adapter.py: tanh' = 1 − t); a
 ``bent-net`` that trains like refimpl but reports one gradient entry off; and for escaping tests
@@ -19,12 +19,15 @@ from typing import Any
 import pandas as pd
 from hypothesis import strategies as st
 
-from conformance import cases as gcases
-from conformance import driver, netcases, netrepro, repro, verify
-from conformance.cases import GraphResult, Tensor
+from conformance import driver
+from conformance.case import graph as gcases
+from conformance.case import network as netcases
+from conformance.case.graph import GraphResult, Tensor
+from conformance.case.network import Batch, Layer, NetworkCase
+from conformance.commands import verify
 from conformance.impls import RefImpl
-from conformance.kind import Suite
-from conformance.netcases import Batch, Layer, NetworkCase
+from conformance.kinds.kind import Suite
+from conformance.oracle import netrepro, repro
 
 PLANTED = Path(__file__).parent / "fixtures" / "planted_adapter.py"
 

@@ -1,4 +1,4 @@
-"""The JSON Lines adapter (``conformance/adapters/jsonl.py``, ``docs/protocol.md``).
+"""The JSON Lines adapter (``conformance/impls/adapters/jsonl.py``, ``docs/protocol.md``).
 
 * the Node.js example engine (``examples/node/engine.js``) conforms on random graphs, and every
   message of its run follows ``conformance/schema/jsonl-protocol.schema.json``;
@@ -29,13 +29,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from referencing import Registry, Resource
 
-from conformance.adapters import jsonl
-from conformance.adapters.jsonl import CommandAdapter, StartError, is_timeout
-from conformance.cases import GraphCase, Node, Tensor, case_to_json
+from conformance.case.graph import GraphCase, Node, Tensor, case_to_json
+from conformance.case.strategies import graph_cases, tensor_graph_cases
 from conformance.driver import judge_case as check
-from conformance.run import run_torch
-from conformance.strategies import graph_cases, tensor_graph_cases
-from conformance.verdict import judge
+from conformance.impls.adapters import jsonl
+from conformance.impls.adapters.jsonl import CommandAdapter, StartError, is_timeout
+from conformance.oracle.run import run_torch
+from conformance.verdict.graph import judge
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE = ROOT / "examples" / "node" / "engine.js"
@@ -386,7 +386,7 @@ def test_close_says_bye_and_reaps_the_process(mode):
 def test_no_process_outlives_the_interpreter_or_a_forgotten_adapter():
     script = textwrap.dedent(f"""
         import gc, sys
-        from conformance.adapters.jsonl import CommandAdapter
+        from conformance.impls.adapters.jsonl import CommandAdapter
         fixture = {str(FIXTURE)!r}
         forgotten = CommandAdapter([sys.executable, fixture, "linger"])
         pid = forgotten.pid

@@ -4,7 +4,7 @@ divergence docs/findings.md records for them, each as a minimal case with its ve
 A library that is not installed is skipped (``pip install 'backprop-conformance[jax]'`` etc.).
 Each library: its declared capabilities; hand-built cases (fan-out x·x, a tensor graph, float32,
 second order) that pass against torch; the documented findings; a planted wrong gradient that is
-caught; and a few suites of ``conformance.verify`` at a fixed seed, whose verdicts must stay within
+caught; and a few suites of ``conformance.commands.verify`` at a fixed seed, whose verdicts must stay within
 the classes documented for the library.
 """
 
@@ -23,18 +23,18 @@ from collections import Counter
 
 import pytest
 
-from conformance import verify as ver
-from conformance.cases import GraphCase, Node, Tensor
+from conformance.case.graph import GraphCase, Node, Tensor
+from conformance.case.tensor_ops import TENSOR_OPS
+from conformance.commands import verify as ver
 from conformance.driver import judge_case as check
-from conformance.tensor_ops import TENSOR_OPS
 from refimpl import OPS
 
 #: library (also its pip extra) -> (the module it needs, the adapter's module, the adapter class)
 LIBS = {
-    "autograd": ("autograd", "conformance.adapters.hips_autograd", "AutogradImpl"),
-    "mygrad": ("mygrad", "conformance.adapters.mygrad", "MyGradImpl"),
-    "jax": ("jax", "conformance.adapters.jax", "JaxImpl"),
-    "tinygrad": ("tinygrad", "conformance.adapters.tinygrad", "TinygradImpl"),
+    "autograd": ("autograd", "conformance.impls.adapters.hips_autograd", "AutogradImpl"),
+    "mygrad": ("mygrad", "conformance.impls.adapters.mygrad", "MyGradImpl"),
+    "jax": ("jax", "conformance.impls.adapters.jax", "JaxImpl"),
+    "tinygrad": ("tinygrad", "conformance.impls.adapters.tinygrad", "TinygradImpl"),
 }
 ALL = frozenset(OPS) | frozenset(TENSOR_OPS)
 #: what each library has no primitive for (docs/findings.md says why)
@@ -323,8 +323,8 @@ def test_tinygrad_keeps_its_recursion_limit_to_itself():
 #: the cotangent's) and an unused leaf (a zero gradient: a constant with no device)
 NO_CLANG_SCRIPT = """
 import json
-from conformance.adapters.tinygrad import TinygradImpl
-from conformance.cases import GraphCase, Node, Tensor
+from conformance.impls.adapters.tinygrad import TinygradImpl
+from conformance.case.graph import GraphCase, Node, Tensor
 impl = TinygradImpl()
 case = GraphCase({"x": Tensor.scalar(0.7), "y": Tensor.scalar(-1.2), "u": Tensor((2,), (5.0, 1.0))},
                  (Node("n0", "mul", ("x", "y")), Node("n1", "tanh", ("n0",)), Node("n2", "add", ("n1", "x"))),

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis.errors import NoSuchExample
 
-from conformance.adapters.micrograd import MicrogradAdapter, MicrogradSpecError, load_micrograd
-from conformance.cases import GraphCase, Node, Tensor
+from conformance.case.graph import GraphCase, Node, Tensor
+from conformance.case.strategies import graph_cases
 from conformance.driver import judge_case as check
-from conformance.run import evaluate, leaf_tensors
-from conformance.strategies import graph_cases
+from conformance.impls.adapters.micrograd import MicrogradAdapter, MicrogradSpecError, load_micrograd
+from conformance.oracle.run import evaluate, leaf_tensors
 from refimpl import FLOAT64
 
 CLONE = Path(__file__).parent / "fixtures" / "micrograd_clone.py"

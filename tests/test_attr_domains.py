@@ -10,9 +10,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance.netstrategies import ACT_ATTRS
-from conformance.opcheck import ATTR_VARIANTS
-from conformance.strategies import ATTRS
+from conformance.case.netstrategies import ACT_ATTRS
+from conformance.case.strategies import ATTRS
+from conformance.oracle.opcheck import ATTR_VARIANTS
 from refimpl.numbers import round_to_float32
 from refimpl.ops import OPS
 

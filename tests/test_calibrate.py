@@ -8,13 +8,13 @@ import math
 
 import pytest
 
-from conformance import calibrate as cal
-from conformance import cli
+from conformance.commands import calibrate as cal
+from conformance.commands import cli
+from conformance.commands.mutants import Plan
 from conformance.driver import PROFILES as PROFILE_EXAMPLES
-from conformance.graphkind import result_key
 from conformance.impls import RefImpl
-from conformance.mutants import Plan
-from conformance.zoo import snapshot
+from conformance.impls.zoo import snapshot
+from conformance.kinds.graph import result_key
 
 N = 1000  # per implementation: 2,000 cases in all
 
@@ -35,7 +35,7 @@ def test_correct_implementations_raise_no_false_alarm(impl):
 @pytest.mark.parametrize("lib", ["autograd", "mygrad", "jax"])
 def test_every_failure_of_a_library_has_a_known_cause(lib):
     """The budget for the libraries: they fail (their bugs are real), and every failure is reproduced
-    by a cause of conformance/explain.py — none is a false alarm of the suite."""
+    by a cause of conformance/impls/explain.py — none is a false alarm of the suite."""
     pytest.importorskip(lib, reason=f"{lib} not installed (extra 'libs')")
     results = cal.calibrate(lib, N, workers=2, seed=0, progress=lambda *a, **k: None)
     cases = sum(t.cases for t in results.values())
@@ -91,9 +91,9 @@ def test_an_unavailable_implementation_is_reported_not_fatal(capsys):
 # --- false alarms found by calibration (drawn with hypothesis's local constants on), pinned until fixed -----
 
 def test_a_float32_sum_in_another_order_conforms():
-    from conformance.cases import GraphCase, Node, Tensor
+    from conformance.case.graph import GraphCase, Node, Tensor
+    from conformance.case.strategies import with_id
     from conformance.driver import judge_case as check_case
-    from conformance.strategies import with_id
 
     x = Tensor((4,), (-278.1526794433594, 278.1526794433594, -3.8399999141693115, -3.8399999141693115))
     case = with_id(GraphCase({"x": x}, (Node("n0", "sum", ("x",), {"dim": 0, "keepdim": False}),), "n0",
@@ -103,9 +103,9 @@ def test_a_float32_sum_in_another_order_conforms():
 
 
 def test_refimpl_conforms_where_a_local_derivative_overflows():
-    from conformance.cases import GraphCase, Node, Tensor
+    from conformance.case.graph import GraphCase, Node, Tensor
+    from conformance.case.strategies import with_id
     from conformance.driver import judge_case as check_case
-    from conformance.strategies import with_id
 
     case = with_id(GraphCase({"x": Tensor.scalar(-709.8169182277372)},
                              (Node("n0", "exp", ("x",)), Node("n1", "log", ("n0",))), "n1",

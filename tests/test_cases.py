@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance.cases import (
+from conformance.case.graph import (
     GraphCase,
     GraphResult,
     Node,
@@ -21,8 +21,8 @@ from conformance.cases import (
     result_from_json,
     result_to_json,
 )
+from conformance.case.strategies import graph_cases
 from conformance.impls import RefImpl
-from conformance.strategies import graph_cases
 
 SCHEMA_DIR = files("conformance") / "schema"
 CASE_SCHEMA = json.loads((SCHEMA_DIR / "graph-case.schema.json").read_text())

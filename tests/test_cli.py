@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from conformance import cli, opcheck
-from conformance.cases import GraphCase, Node, Tensor, dumps
+from conformance.case.graph import GraphCase, Node, Tensor, dumps
+from conformance.commands import cli
+from conformance.oracle import opcheck
 from refimpl import OPS
 
 PLANTED = "tests/fixtures/planted_adapter.py"

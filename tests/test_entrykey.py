@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance import kinds
+from conformance.case.entrykey import OUTPUT, TARGETED, EntryKey
 from conformance.driver import draw
-from conformance.entrykey import OUTPUT, TARGETED, EntryKey
 from conformance.impls import RefImpl
 
 EXAMPLES = {

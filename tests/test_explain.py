@@ -1,17 +1,17 @@
-"""Known causes of a failure (conformance/explain.py): each explains what it reproduces and nothing
+"""Known causes of a failure (conformance/impls/explain.py): each explains what it reproduces and nothing
 else — a planted bug of another kind stays unexplained, so calibration's budget can still fail."""
 
 from __future__ import annotations
 
 import pytest
 
-from conformance.cases import GraphCase, GraphResult, Node, Tensor
+from conformance.case.graph import GraphCase, GraphResult, Node, Tensor
+from conformance.case.strategies import with_id
 from conformance.driver import judge_case as check_case
-from conformance.explain import FLUSH, explain
 from conformance.impls import RefImpl
-from conformance.run import run_refimpl
-from conformance.strategies import with_id
-from conformance.zoo import MUTANTS, MutantImpl
+from conformance.impls.explain import FLUSH, explain
+from conformance.impls.zoo import MUTANTS, MutantImpl
+from conformance.oracle.run import run_refimpl
 
 
 class FlushingImpl(RefImpl):
@@ -55,7 +55,7 @@ def test_a_passing_case_needs_no_explanation():
 
 def test_mygrads_self_tie_is_explained():
     pytest.importorskip("mygrad", reason="mygrad not installed (extra 'libs')")
-    from conformance.loading import resolve
+    from conformance.impls.loading import resolve
 
     case = _case({"x": 0.7}, [("n0", "maximum", ("x", "x"))])
     judged = check_case(resolve("mygrad"), case)
@@ -65,7 +65,7 @@ def test_mygrads_self_tie_is_explained():
 
 def test_jaxs_flushed_subnormal_is_explained():
     pytest.importorskip("jax", reason="jax not installed (extra 'libs')")
-    from conformance.loading import resolve
+    from conformance.impls.loading import resolve
 
     judged = check_case(resolve("jax"), LOG_OF_SUBNORMAL)
     assert not judged.conforms, "XLA on CPU treats 1e-310 as 0: log is -inf"
@@ -115,7 +115,7 @@ LIBRARY_CAUSES = [
                          ids=[f"{lib}-{cause}-{i}" for i, (lib, _, cause) in enumerate(LIBRARY_CAUSES)])
 def test_a_library_failure_is_explained_by_its_cause(lib, case, cause):
     pytest.importorskip(lib, reason=f"{lib} not installed (extra 'libs')")
-    from conformance.loading import resolve
+    from conformance.impls.loading import resolve
 
     assert check_case(RefImpl(), case).verdict == "pass"
     judged = check_case(resolve(lib), case)
@@ -127,7 +127,7 @@ class WrongAbs(RefImpl):
     """abs′ = −sign(x): a wrong derivative, at any input."""
 
     def run_graph(self, case: GraphCase) -> GraphResult:
-        from conformance.zoo.base import replace_op
+        from conformance.impls.zoo.base import replace_op
 
         with replace_op("abs", derivative=lambda m, x, out: (-m.one if m.val(x) > 0 else m.one,))():
             return run_refimpl(case)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conformance.assertions import assert_conforms
-from conformance.cases import GraphCase, Node, Tensor, loads
+from conformance.case.graph import GraphCase, Node, Tensor, loads
 from conformance.impls import RefImpl
 from refimpl import OPS
 

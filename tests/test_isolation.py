@@ -13,16 +13,17 @@ import pytest
 from hypothesis import given, settings
 from test_adapter_jsonl import validate  # the protocol schema, with the case and result schemas
 
-from conformance import cli, driver
-from conformance.cases import GraphCase, Node, Tensor
-from conformance.cases import case_to_json as graph_case_json
+from conformance import driver
+from conformance.case.graph import GraphCase, Node, Tensor
+from conformance.case.graph import case_to_json as graph_case_json
+from conformance.case.netstrategies import network_cases
+from conformance.case.network import case_to_json as network_case_json
+from conformance.case.network import result_to_json
+from conformance.case.strategies import with_id
+from conformance.commands import cli
 from conformance.driver import judge_case as check
-from conformance.loading import resolve
-from conformance.netcases import case_to_json as network_case_json
-from conformance.netcases import result_to_json
-from conformance.netrun import run_refimpl_network
-from conformance.netstrategies import network_cases
-from conformance.strategies import with_id
+from conformance.impls.loading import resolve
+from conformance.oracle.netrun import run_refimpl_network
 
 ADAPTER = str(Path(__file__).parent / "fixtures" / "misbehaving_adapter.py")
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,7 +121,8 @@ def test_training_runs_through_a_worker(case):
 
 def test_the_worker_does_not_import_torch():
     """A worker serves the implementation only; without torch it starts in a fraction of the time."""
-    code = "import sys, conformance.serve, conformance.loading, conformance.verdict; print('torch' in sys.modules)"
+    code = ("import sys, conformance.commands.serve, conformance.impls.loading, conformance.verdict.graph; "
+            "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
 
@@ -128,13 +130,13 @@ def test_the_worker_does_not_import_torch():
 @settings(max_examples=1, deadline=None)
 @given(net=network_cases("float64"))
 def test_worker_messages_follow_the_protocol_schema(net):
-    """What ``conformance.serve`` writes — hello with the networks extension, a graph result, a
+    """What ``conformance.commands.serve`` writes — hello with the networks extension, a graph result, a
     network result — validates against conformance/schema/jsonl-protocol.schema.json."""
     lines = [{"type": "hello", "protocol": 1}, {"type": "case", "case": graph_case_json(ADD)},
              {"type": "case", "case": network_case_json(net)}, {"type": "bye"}]
     for msg in lines:
         validate(msg)
-    out = subprocess.run([sys.executable, "-m", "conformance.serve", "refimpl"], cwd=ROOT, text=True,
+    out = subprocess.run([sys.executable, "-m", "conformance.commands.serve", "refimpl"], cwd=ROOT, text=True,
                          input="".join(json.dumps(m) + "\n" for m in lines), capture_output=True, timeout=120)
     replies = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["type"] for r in replies] == ["hello", "result", "result"] and out.returncode == 0, out.stderr

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from conformance.cases import GraphCase, Node, Tensor
+from conformance.case.graph import GraphCase, Node, Tensor
+from conformance.case.strategies import with_id
 from conformance.driver import judge_case as check
 from conformance.impls import RefImpl
-from conformance.strategies import with_id
 from refimpl import OPS
 
 

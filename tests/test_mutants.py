@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import cli, kinds
+from conformance import kinds
+from conformance.case.network import NetworkCase
+from conformance.commands import cli
+from conformance.commands.mutants import Plan, run_zoo
+from conformance.commands.verify import suites
 from conformance.driver import PROFILES as PROFILE_EXAMPLES
 from conformance.driver import judge_case as check_case
 from conformance.impls import RefImpl
-from conformance.mutants import Plan, run_zoo
-from conformance.netcases import NetworkCase
-from conformance.verify import suites
-from conformance.zoo import MUTANTS, MutantImpl, snapshot
-from conformance.zoo.base import Mutant
-from conformance.zoo.engine import installed
+from conformance.impls.zoo import MUTANTS, MutantImpl, snapshot
+from conformance.impls.zoo.base import Mutant
+from conformance.impls.zoo.engine import installed
 
 SEED = 0
 EXAMPLES = PROFILE_EXAMPLES["ci"]

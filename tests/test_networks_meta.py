@@ -17,10 +17,9 @@ from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
 from conformance.assertions import failure_message
-from conformance.cases import Tensor
-from conformance.impls import RefImpl, TorchImpl
-from conformance.netbounds import NET_BOUND, tiny
-from conformance.netcases import (
+from conformance.case.graph import Tensor
+from conformance.case.netstrategies import network_cases
+from conformance.case.network import (
     Batch,
     InvalidCase,
     Layer,
@@ -34,8 +33,9 @@ from conformance.netcases import (
     result_from_json,
     result_to_json,
 )
-from conformance.netrepro import torch_script
-from conformance.netrun import (
+from conformance.impls import RefImpl, TorchImpl
+from conformance.oracle.netrepro import torch_script
+from conformance.oracle.netrun import (
     RefTrainer,
     bounds,
     replay,
@@ -45,9 +45,9 @@ from conformance.netrun import (
     run_torch_network,
     truth,
 )
-from conformance.netstrategies import network_cases
-from conformance.netverdict import judge_network
-from conformance.tolerance import SAFETY
+from conformance.tolerance.bounds import SAFETY
+from conformance.tolerance.netbounds import NET_BOUND, tiny
+from conformance.verdict.network import judge_network
 from refimpl import optim as roptim
 
 SCHEMA_DIR = files("conformance") / "schema"

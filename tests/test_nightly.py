@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conformance import cli, records
+from conformance import records
+from conformance.commands import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANTED = str(ROOT / "tests/fixtures/planted_adapter.py")
@@ -196,8 +197,9 @@ def test_budget_stops_starting_cases_and_still_writes_a_report(tmp_path, capsys)
 
 
 def test_all_skips_implementations_that_do_not_load(tmp_path, capsys, monkeypatch):
-    from conformance import impls, loading
-    from conformance import nightly as nightly_module
+    from conformance import impls
+    from conformance.commands import nightly as nightly_module
+    from conformance.impls import loading
 
     class Broken:
         name = "broken"

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 import refimpl
-from conformance.explain import FLUSH
-from conformance.netbounds import NET_BOUND
-from conformance.tolerance import BOUND32, BOUND64, Bounded, BoundNS
+from conformance.impls.explain import FLUSH
+from conformance.tolerance.bounds import BOUND32, BOUND64, Bounded, BoundNS
+from conformance.tolerance.netbounds import NET_BOUND
 from refimpl.engine import GraphNS
 from refimpl.numbers import (
     FLOAT32,

@@ -16,10 +16,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conformance import cases, cli, records
-from conformance import verify as ver
-from conformance.cases import GraphCase, Node, Tensor
-from conformance.verdict import CaseVerdict, Entry
+from conformance import records
+from conformance.case import graph as cases
+from conformance.case.graph import GraphCase, Node, Tensor
+from conformance.commands import cli
+from conformance.commands import verify as ver
+from conformance.verdict.graph import CaseVerdict, Entry
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = '''
@@ -203,7 +205,7 @@ def _verify_suite(impl, name: str, seed: int) -> tuple[str, list[tuple]]:
 def test_pytest_report_writes_verifys_records(tmp_path):
     """The suite's records under pytest are verify's: the suite's name, its family, seed + i, every case
     of the suite with its index and verdict, and its minimal failing case in failures/."""
-    from conformance.loading import resolve
+    from conformance.impls.loading import resolve
 
     planted = str(ROOT / "tests/fixtures/planted_adapter.py")
     d = _pytest(tmp_path, f"{SUITES}[op tanh]", "--conformance-impl", planted, "--hypothesis-seed", "3")

@@ -1,6 +1,6 @@
 """The report a person reads (conformance/report): summary.md and report.html from a run directory.
 
-The run directories are real: cases judged by conformance.verify with refimpl, the planted tanh
+The run directories are real: cases judged by conformance.commands.verify with refimpl, the planted tanh
 adapter and a training run with one gradient bent, written in the records contract's layout by
 tests/report_fixtures.py.
 """
@@ -20,13 +20,13 @@ import pandas as pd
 import pytest
 from report_fixtures import SCRIPT, make_hostile_run, make_runs
 
-from conformance.cases import GraphCase, Node, Tensor, case_to_json
-from conformance.outcomes import NONCONFORMING
+from conformance.case.graph import GraphCase, Node, Tensor, case_to_json
 from conformance.report import data, plots, render, write_atomic
 from conformance.report.fmt import md
 from conformance.report.graphdraw import draw_graph_case
 from conformance.report.layout import Edge, place
 from conformance.report.netdraw import draw_network_case
+from conformance.verdict.outcomes import NONCONFORMING
 
 PNG = b"\x89PNG\r\n\x1a\n"  # what a stubbed plot returns: the tests that stub are not about plots
 

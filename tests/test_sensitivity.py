@@ -8,12 +8,12 @@ import torch
 from hypothesis import find, settings
 from hypothesis.errors import NoSuchExample
 
-from conformance import oracle
-from conformance.cases import GraphCase, GraphResult, Tensor
+from conformance.case.graph import GraphCase, GraphResult, Tensor
+from conformance.case.strategies import graph_cases, tensor_graph_cases
 from conformance.impls import RefImpl, TorchImpl
-from conformance.run import evaluate, leaf_tensors, run_torch
-from conformance.strategies import graph_cases, tensor_graph_cases
-from conformance.verdict import judge
+from conformance.oracle import names as oracle
+from conformance.oracle.run import evaluate, leaf_tensors, run_torch
+from conformance.verdict.graph import judge
 from refimpl import FLOAT64, OPS, Value, topological_order
 
 SEARCH = settings(max_examples=400, database=None, derandomize=True, deadline=None)

@@ -8,8 +8,8 @@ import inspect
 
 import pytest
 
-from conformance import verdict
-from conformance.tensor_ops import TENSOR_OPS, TIE_RULES, declare, tied_candidates
+from conformance.case.tensor_ops import TENSOR_OPS, TIE_RULES, declare, tied_candidates
+from conformance.verdict import graph as verdict
 from refimpl import Value
 from refimpl.tensor import Tensor
 

@@ -1,4 +1,4 @@
-"""The finite-difference truth (conformance.run.truth_gradient) at the edges of binary64: it is the
+"""The finite-difference truth (conformance.oracle.run.truth_gradient) at the edges of binary64: it is the
 arbiter wherever an implementation and torch disagree, so it must hold where the leaves are tiny."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from conformance.cases import GraphCase, Node, Tensor
-from conformance.run import truth_gradient
-from conformance.strategies import with_id
+from conformance.case.graph import GraphCase, Node, Tensor
+from conformance.case.strategies import with_id
+from conformance.oracle.run import truth_gradient
 
 
 def _unary(op: str, x: float, ct: float = 0.75) -> GraphCase:

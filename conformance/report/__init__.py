@@ -18,12 +18,12 @@ import secrets
 import sys
 from pathlib import Path
 
-from . import graphdraw
-from .data import load_history, load_run
-from .facts import gather
-from .fmt import one_line
-from .page import render_page
-from .summary import render_summary
+from conformance.report import graphdraw
+from conformance.report.data import load_history, load_run
+from conformance.report.facts import gather
+from conformance.report.fmt import one_line
+from conformance.report.page import render_page
+from conformance.report.summary import render_summary
 
 __all__ = ["render", "write_atomic"]
 

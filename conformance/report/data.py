@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..outcomes import COLUMNS, NONCONFORMING
+from conformance.verdict.outcomes import COLUMNS, NONCONFORMING
 
 CASE_STR = ("run_id", "started", "time", "impl", "impl_version", "torch_version", "shard", "suite", "family",
             "case_id", "kind", "ops", "dtype", "verdict", "reason", "case_json")

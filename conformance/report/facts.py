@@ -1,7 +1,7 @@
 """What the report says, computed once from the records: the Markdown and the HTML both render these.
 
 Definitions used throughout: a case *conforms* when its verdict is ``pass``, ``convention`` or
-``torch-deviates`` (:data:`conformance.verdict.NONCONFORMING` are the others); an implementation
+``torch-deviates`` (:data:`conformance.verdict.graph.NONCONFORMING` are the others); an implementation
 conforms when none of its cases and none of its minimal failures is non-conforming. Regressions
 compare (implementation, case id) with the previous run — case ids are content hashes, so the
 same seed gives the same ids.
@@ -17,8 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..outcomes import NONCONFORMING, ORDER
-from .data import Failure, Run, one_line
+from conformance.report.data import Failure, Run, one_line
+from conformance.verdict.outcomes import NONCONFORMING, ORDER
 
 TOP_WORST = 10
 TREND_RUNS = 10

@@ -16,15 +16,14 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance.case.entrykey import EntryKey
+from conformance.case.graph import case_from_json
+from conformance.oracle.run import REFIMPL_SYSTEMS, evaluate, leaf_tensors
+from conformance.report.fmt import apart, esc, ratio, short
+from conformance.report.layout import Edge, path_d, place
+from conformance.verdict.outcomes import NONCONFORMING, Verdict
 from refimpl.tensor import Tensor as RTensor
 from refimpl.tensor import grad as tensor_grad
-
-from ..cases import case_from_json
-from ..entrykey import EntryKey
-from ..outcomes import NONCONFORMING, Verdict
-from ..run import REFIMPL_SYSTEMS, evaluate, leaf_tensors
-from .fmt import apart, esc, ratio, short
-from .layout import Edge, path_d, place
 
 #: the report's caption under a failing graph case's picture
 CAPTION = ("Leaves in blue, the output with a heavy border; data and grad are refimpl's (the reference) in the case's "

@@ -7,10 +7,10 @@ import textwrap
 from itertools import pairwise
 from typing import Any
 
-from ..entrykey import EntryKey
-from ..netcases import case_from_json
-from .fmt import short
-from .graphdraw import MAX_CHARS, Box, Edge, Line, draw, marks
+from conformance.case.entrykey import EntryKey
+from conformance.case.network import case_from_json
+from conformance.report.fmt import short
+from conformance.report.graphdraw import MAX_CHARS, Box, Edge, Line, draw, marks
 
 #: the report's caption under a failing training run's picture
 CAPTION = ("The training run: input, layer stack, loss and optimizer. Red: parameters or losses where the "

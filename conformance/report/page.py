@@ -16,12 +16,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .. import kinds
-from ..outcomes import NONCONFORMING, ORDER, Verdict
-from . import plots
-from .data import Failure
-from .facts import CARDS, Facts
-from .fmt import counts, esc, full, one_line, pct, ratio, short
+from conformance import kinds
+from conformance.report import plots
+from conformance.report.data import Failure
+from conformance.report.facts import CARDS, Facts
+from conformance.report.fmt import counts, esc, full, one_line, pct, ratio, short
+from conformance.verdict.outcomes import NONCONFORMING, ORDER, Verdict
 
 MAX_ROWS = 200  #: rows of the non-conforming table
 MAX_ENTRY_ROWS = 40  #: disagreeing entries listed per failure

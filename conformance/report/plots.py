@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..outcomes import NONCONFORMING
+from conformance.verdict.outcomes import NONCONFORMING
 
 PALETTE = ["#1f5f99", "#d9822b", "#2e8540", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d"]
 

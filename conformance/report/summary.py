@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..outcomes import COLUMNS
-from .data import Failure
-from .facts import Facts
-from .fmt import code, counts, md, pct, ratio
+from conformance.report.data import Failure
+from conformance.report.facts import Facts
+from conformance.report.fmt import code, counts, md, pct, ratio
+from conformance.verdict.outcomes import COLUMNS
 
 MAX_LISTED = 50  #: non-conforming cases listed one by one; the rest are counted
 #: verdict columns, as `conformance verify` prints them

@@ -1,0 +1,387 @@
+"""Network cases as data: the case and result types of a short training run, their validation and JSON.
+
+The vocabulary of the network kind, kept apart from how a case is run and judged (:mod:`netrun`,
+:mod:`netbounds`, :mod:`netverdict`) so that what reads and writes cases — the strategies, the
+adapters, the records, the report — needs none of that. A *network case* is everything a training
+run needs, given explicitly (no hidden randomness):
+
+* an MLP — ``layers[i]`` is a ``torch.nn.Linear(in, out)`` (weight ``[out][in]``, bias ``[out]`` or
+  none) followed by one activation, named as in refimpl's op table (``relu``, ``leaky_relu``,
+  ``elu``, ``softplus``, ``silu``, ``gelu``, ``tanh``, ``sigmoid``) or ``identity``, with its
+  attributes; then a *head*: ``none`` or ``log_softmax`` over the class dim;
+* a loss of :data:`refimpl.losses.LOSSES` with its reduction and attributes (``beta`` for
+  smooth_l1, ``delta`` for huber, ``weight`` / ``pos_weight`` for the binary losses, ``weight`` /
+  ``ignore_index`` / ``label_smoothing`` for the class losses);
+* an optimizer of :data:`refimpl.optim.OPTIMIZERS` with *all* its hyperparameters written out;
+* ``k ≥ 1`` batches ``(x, y)``; step ``t`` is ``zero_grad, forward, loss, backward, step`` on
+  batch ``t``.
+
+Rules that make a case valid (:func:`check_case`):
+
+* ``bce`` needs probabilities: the last activation is ``sigmoid``; targets in ``[0, 1]``.
+* ``cross_entropy`` and ``nll`` take class indices ``y[b] ∈ [0, C)`` (or ``ignore_index``). ``nll``
+  needs log-probabilities, so an ``nll`` case *must* have the head ``log_softmax`` (and only nll
+  cases have it): the network ends ``linear → activation → log_softmax → nll_loss``, which is
+  ``cross_entropy`` computed the other way round. nll on raw outputs is a loss unbounded below —
+  not a training run anyone does — so it is not a case.
+* ``reduction='none'`` backpropagates a cotangent of ones (``loss.backward(ones_like(loss))``, i.e.
+  the gradient of ``loss.sum()``) and the recorded loss is the whole per-element tensor.
+
+The result of a run (:class:`NetworkResult`) is, for every step: the loss, the gradient of every
+parameter (after backward, before the optimizer), and every parameter after the optimizer step.
+Parameters are named ``layer{i}.weight`` / ``layer{i}.bias`` in torch's order; a run's *entries*
+(:func:`entries`) are ``loss@t`` (``loss[i]@t`` for ``'none'``), ``grad[p][r,c]@t`` and
+``param[p][r,c]@t``, steps counted from 1.
+
+JSON round-trips exactly, as for graph cases (:mod:`conformance.case.graph`); ``conformance/schema/``
+holds the JSON Schemas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from conformance.case.graph import Tensor, number_to_json, tensor_from_json, tensor_to_json
+from refimpl import OPS
+from refimpl.losses import REDUCTIONS
+
+FORMAT = "backprop-conformance/network-case"
+RESULT_FORMAT = "backprop-conformance/network-result"
+VERSION = 1
+
+DTYPES = ("float64", "float32")
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "elu", "softplus", "silu", "gelu", "tanh", "sigmoid")
+HEADS = ("none", "log_softmax")
+CLASS_LOSSES = frozenset({"cross_entropy", "nll"})
+#: the attributes each loss takes (all optional; a tensor-valued one may be null)
+LOSS_ATTRS: dict[str, tuple[str, ...]] = {
+    "mse": (), "l1": (), "smooth_l1": ("beta",), "huber": ("delta",),
+    "bce": ("weight",), "bce_with_logits": ("weight", "pos_weight"),
+    "cross_entropy": ("weight", "ignore_index", "label_smoothing"), "nll": ("weight", "ignore_index"),
+}
+TENSOR_ATTRS = frozenset({"weight", "pos_weight"})
+#: every hyperparameter of each optimizer, as torch.optim 2.13 names them (foreach/fused/capturable/
+#: differentiable are how torch runs, not what it computes: the torch runner fixes foreach=False)
+OPTIMIZER_HYPER: dict[str, tuple[str, ...]] = {
+    "sgd": ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"),
+    "adam": ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay"),
+    "adamw": ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize"),
+    "rmsprop": ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize"),
+    "adagrad": ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize"),
+}
+
+
+# --- the case ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Layer:
+    """``torch.nn.Linear(in_features, out_features)`` with these parameters, then the activation."""
+
+    in_features: int
+    out_features: int
+    activation: str
+    attrs: dict[str, Any]
+    weight: Tensor  # shape (out_features, in_features)
+    bias: Tensor | None  # shape (out_features,), or no bias
+
+
+@dataclass(frozen=True)
+class Batch:
+    x: Tensor  # (batch, in_features)
+    y: Tensor  # (batch, out) for regression and binary losses; (batch,) class indices for CE/nll
+
+
+@dataclass(frozen=True)
+class NetworkCase:
+    layers: tuple[Layer, ...]
+    loss: str
+    reduction: str
+    loss_attrs: dict[str, Any]  # numbers, or Tensor for weight / pos_weight
+    optimizer: str
+    hyper: dict[str, Any]
+    batches: tuple[Batch, ...]
+    dtype: str = "float64"
+    head: str = "none"
+    id: str = ""
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return (self.layers[0].in_features, *(la.out_features for la in self.layers))
+
+    @property
+    def steps(self) -> int:
+        return len(self.batches)
+
+    @property
+    def param_names(self) -> list[str]:
+        names = []
+        for i, la in enumerate(self.layers):
+            names.append(f"layer{i}.weight")
+            if la.bias is not None:
+                names.append(f"layer{i}.bias")
+        return names
+
+    @property
+    def n_params(self) -> int:
+        return sum(la.weight.shape[0] * la.weight.shape[1] + (0 if la.bias is None else la.out_features)
+                   for la in self.layers)
+
+    def summary(self) -> str:
+        """One line: ``4→3→2 tanh,identity | mse/mean | sgd(...) | 2 steps × batch 3 | float64``."""
+        acts = ",".join(la.activation for la in self.layers) + ("+log_softmax" if self.head != "none" else "")
+        hyper = ", ".join(f"{k}={v}" for k, v in self.hyper.items())
+        return (f"{'→'.join(map(str, self.sizes))} {acts} | {self.loss}/{self.reduction}"
+                f"{' ' + str(_attrs_brief(self.loss_attrs)) if self.loss_attrs else ''} | "
+                f"{self.optimizer}({hyper}) | {self.steps} step(s) × batch {self.batches[0].x.shape[0]} | "
+                f"{self.dtype}, {self.n_params} parameters")
+
+
+def _attrs_brief(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {k: (list(v.values) if isinstance(v, Tensor) else v) for k, v in attrs.items()}
+
+
+@dataclass
+class StepResult:
+    loss: Tensor
+    grads: dict[str, Tensor]
+    params: dict[str, Tensor]
+
+
+@dataclass
+class NetworkResult:
+    steps: list[StepResult] = field(default_factory=list)
+    error: str | None = None
+
+
+class InvalidCase(ValueError):
+    pass
+
+
+def check_case(case: NetworkCase) -> NetworkCase:
+    """Raise :class:`InvalidCase` (a ValueError) saying what is wrong; return the case if it is valid."""
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise InvalidCase(message)
+
+    need(case.dtype in DTYPES, f"dtype must be one of {DTYPES}, got {case.dtype!r}")
+    need(len(case.layers) >= 1, "a network needs at least one layer")
+    for i, la in enumerate(case.layers):
+        need(la.in_features >= 1 and la.out_features >= 1, f"layer{i}: sizes must be >= 1")
+        if i:
+            need(la.in_features == case.layers[i - 1].out_features,
+                 f"layer{i} takes {la.in_features} inputs but layer{i - 1} gives {case.layers[i - 1].out_features}")
+        need(la.weight.shape == (la.out_features, la.in_features),
+             f"layer{i}.weight has shape {list(la.weight.shape)}, expected [{la.out_features}, {la.in_features}]")
+        need(la.bias is None or la.bias.shape == (la.out_features,),
+             f"layer{i}.bias has shape {la.bias and list(la.bias.shape)}, expected [{la.out_features}]")
+        need(la.activation in ACTIVATIONS, f"layer{i}: unknown activation {la.activation!r}; use one of {ACTIVATIONS}")
+        if la.activation == "identity":
+            need(not la.attrs, f"layer{i}: identity takes no attributes")
+        else:
+            try:
+                OPS[la.activation].attributes(la.attrs)
+            except TypeError as exc:
+                raise InvalidCase(f"layer{i}: {exc}") from None
+    need(case.loss in LOSS_ATTRS, f"unknown loss {case.loss!r}; use one of {tuple(LOSS_ATTRS)}")
+    need(case.reduction in REDUCTIONS, f"reduction must be one of {REDUCTIONS}, got {case.reduction!r}")
+    unknown = set(case.loss_attrs) - set(LOSS_ATTRS[case.loss])
+    need(not unknown, f"{case.loss} takes attributes {LOSS_ATTRS[case.loss]}, not {sorted(unknown)}")
+    need(case.head in HEADS, f"head must be one of {HEADS}, got {case.head!r}")
+    need((case.head == "log_softmax") == (case.loss == "nll"),
+         "nll needs log-probabilities: an nll case has head 'log_softmax', and only nll cases have it")
+    if case.loss == "bce":
+        need(case.layers[-1].activation == "sigmoid", "bce needs probabilities: the last activation must be sigmoid")
+    n_out = case.sizes[-1]
+    for k in TENSOR_ATTRS & set(case.loss_attrs):
+        t = case.loss_attrs[k]
+        need(t is None or t.shape == (n_out,), f"loss attribute {k} must have shape [{n_out}]")
+    need(len(case.batches) >= 1, "a training run needs at least one batch")
+    need(case.optimizer in OPTIMIZER_HYPER,
+         f"unknown optimizer {case.optimizer!r}; use one of {tuple(OPTIMIZER_HYPER)}")
+    want = set(OPTIMIZER_HYPER[case.optimizer])
+    need(set(case.hyper) == want, f"{case.optimizer} needs exactly the hyperparameters {sorted(want)}, "
+                                  f"got {sorted(case.hyper)}")
+    for t, b in enumerate(case.batches, 1):
+        need(len(b.x.shape) == 2 and b.x.shape[1] == case.sizes[0] and b.x.shape[0] >= 1,
+             f"batch {t}: x has shape {list(b.x.shape)}, expected [batch, {case.sizes[0]}]")
+        n = b.x.shape[0]
+        if case.loss in CLASS_LOSSES:
+            need(b.y.shape == (n,), f"batch {t}: {case.loss} targets have shape [{n}], got {list(b.y.shape)}")
+            ignore = case.loss_attrs.get("ignore_index", -100)
+            for y in b.y.values:
+                need(float(y).is_integer() and (0 <= y < n_out or y == ignore),
+                     f"batch {t}: target {y} is not a class index in [0, {n_out}) or ignore_index")
+        else:
+            need(b.y.shape == (n, n_out), f"batch {t}: y has shape {list(b.y.shape)}, expected [{n}, {n_out}]")
+            if case.loss == "bce":
+                need(all(0 <= y <= 1 for y in b.y.values), f"batch {t}: bce targets must lie in [0, 1]")
+    return case
+
+
+# --- JSON ---------------------------------------------------------------------------------------------
+
+def _opt_tensor_json(t: Tensor | None) -> Any:
+    return None if t is None else tensor_to_json(t)
+
+
+def _opt_tensor(d: Any) -> Tensor | None:
+    return None if d is None else tensor_from_json(d)
+
+
+def _hyper_json(h: dict[str, Any]) -> dict[str, Any]:
+    return {k: ([number_to_json(b) for b in v] if k == "betas" else (v if isinstance(v, bool) else number_to_json(v)))
+            for k, v in h.items()}
+
+
+def _hyper(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (tuple(float(b) for b in v) if k == "betas" else (v if isinstance(v, bool) else float(v)))
+            for k, v in d.items()}
+
+
+def _loss_attrs_json(a: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_opt_tensor_json(v) if k in TENSOR_ATTRS else v if k == "ignore_index" else number_to_json(v))
+            for k, v in a.items()}
+
+
+def _loss_attrs(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_opt_tensor(v) if k in TENSOR_ATTRS else int(v) if k == "ignore_index" else float(v))
+            for k, v in d.items()}
+
+
+def _targets_json(case_loss: str, t: Tensor) -> dict[str, Any]:
+    if case_loss in CLASS_LOSSES:  # class indices as JSON integers
+        return {"shape": list(t.shape), "values": [int(v) for v in t.values]}
+    return tensor_to_json(t)
+
+
+def case_to_json(case: NetworkCase) -> dict[str, Any]:
+    return {
+        "format": FORMAT, "version": VERSION, "id": case.id, "dtype": case.dtype,
+        "layers": [{"in_features": la.in_features, "out_features": la.out_features,
+                    "activation": la.activation, "attrs": dict(la.attrs),
+                    "weight": tensor_to_json(la.weight), "bias": _opt_tensor_json(la.bias)}
+                   for la in case.layers],
+        "head": case.head,
+        "loss": {"name": case.loss, "reduction": case.reduction, "attrs": _loss_attrs_json(case.loss_attrs)},
+        "optimizer": {"name": case.optimizer, "hyper": _hyper_json(case.hyper)},
+        "batches": [{"x": tensor_to_json(b.x), "y": _targets_json(case.loss, b.y)} for b in case.batches],
+    }
+
+
+def case_from_json(d: dict[str, Any]) -> NetworkCase:
+    if d.get("format") != FORMAT:
+        raise ValueError(f"not a network case: format is {d.get('format')!r}, expected {FORMAT!r}")
+    if d.get("version") != VERSION:
+        raise ValueError(f"network case version {d.get('version')!r} is not supported (this is {VERSION})")
+    case = NetworkCase(
+        layers=tuple(Layer(int(la["in_features"]), int(la["out_features"]), la["activation"],
+                           dict(la.get("attrs", {})), tensor_from_json(la["weight"]), _opt_tensor(la.get("bias")))
+                     for la in d["layers"]),
+        loss=d["loss"]["name"], reduction=d["loss"]["reduction"],
+        loss_attrs=_loss_attrs(d["loss"].get("attrs", {})),
+        optimizer=d["optimizer"]["name"], hyper=_hyper(d["optimizer"]["hyper"]),
+        batches=tuple(Batch(tensor_from_json(b["x"]), tensor_from_json(b["y"])) for b in d["batches"]),
+        dtype=d.get("dtype", "float64"), head=d.get("head", "none"), id=d.get("id", ""),
+    )
+    return check_case(case)
+
+
+def result_to_json(r: NetworkResult) -> dict[str, Any]:
+    return {
+        "format": RESULT_FORMAT, "version": VERSION, "error": r.error,
+        "steps": [{"loss": tensor_to_json(s.loss),
+                   "grads": {k: tensor_to_json(t) for k, t in s.grads.items()},
+                   "params": {k: tensor_to_json(t) for k, t in s.params.items()}} for s in r.steps],
+    }
+
+
+def result_from_json(d: dict[str, Any]) -> NetworkResult:
+    if d.get("format") != RESULT_FORMAT:
+        raise ValueError(f"not a network result: format is {d.get('format')!r}, expected {RESULT_FORMAT!r}")
+    if d.get("version") != VERSION:
+        raise ValueError(f"network result version {d.get('version')!r} is not supported (this is {VERSION})")
+    return NetworkResult(
+        steps=[StepResult(tensor_from_json(s["loss"]), {k: tensor_from_json(t) for k, t in s["grads"].items()},
+                          {k: tensor_from_json(t) for k, t in s["params"].items()}) for s in d.get("steps", [])],
+        error=d.get("error"),
+    )
+
+
+_JSON_NUMBER = r'(?:-?[0-9][0-9.eE+-]*|"-?inf"|"nan")'
+_NUMBER_LIST = re.compile(rf"\[\s*({_JSON_NUMBER}(?:,\s*{_JSON_NUMBER})*)\s*\]")
+
+
+def dumps(case: NetworkCase) -> str:
+    """Indented JSON with every list of numbers on one line (a 16×16 weight is one line, not 256)."""
+    text = json.dumps(case_to_json(case), indent=1)
+    return _NUMBER_LIST.sub(lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
+
+
+def loads(text: str) -> NetworkCase:
+    return case_from_json(json.loads(text))
+
+
+def with_id(case: NetworkCase) -> NetworkCase:
+    """Name a case by the hash of its content, so the same case has the same id everywhere."""
+    doc = case_to_json(case)
+    doc.pop("id")
+    digest = hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
+    return replace(case, id=f"n-{digest}")
+
+
+# --- the entries of a run ---------------------------------------------------------------------------
+
+def _index(shape: tuple[int, ...], i: int) -> str:
+    if len(shape) == 2:
+        return f"[{i // shape[1]},{i % shape[1]}]"
+    return "" if not shape else f"[{i}]"
+
+
+def entries(case: NetworkCase, steps: list[Any]) -> dict[str, Any]:
+    """Every entry of a run by name — ``loss@t``, ``loss[i]@t``, ``grad[p][r,c]@t``, ``param[p][i]@t``
+    (steps counted from 1) — from a :class:`NetworkResult`'s steps or the raw steps of a run in refimpl
+    (:meth:`conformance.oracle.netrun.RefTrainer.run`: numbers of any system)."""
+    out: dict[str, Any] = {}
+    shapes = {}
+    for i, la in enumerate(case.layers):
+        shapes[f"layer{i}.weight"] = la.weight.shape
+        if la.bias is not None:
+            shapes[f"layer{i}.bias"] = la.bias.shape
+    for t, s in enumerate(steps, 1):
+        if isinstance(s, StepResult):
+            loss, grads, params = list(s.loss.values), {k: v.values for k, v in s.grads.items()}, \
+                {k: v.values for k, v in s.params.items()}
+        else:
+            loss, grads, params = s["loss"], s["grads"], s["params"]
+        if case.reduction != "none":
+            out[f"loss@{t}"] = loss[0] if len(loss) == 1 else math.nan
+        else:
+            for i, v in enumerate(loss):
+                out[f"loss[{i}]@{t}"] = v
+        for kind, table in (("grad", grads), ("param", params)):
+            for name, values in table.items():
+                shape = shapes.get(name, ())
+                for i, v in enumerate(values):
+                    out[f"{kind}[{name}]{_index(shape, i)}@{t}"] = v
+    return out
+
+
+def initial_params(case: NetworkCase) -> dict[str, Tensor]:
+    """Every parameter before the first step, by name (``layer0.weight``, ``layer0.bias``, …)."""
+    out = {}
+    for i, la in enumerate(case.layers):
+        out[f"layer{i}.weight"] = la.weight
+        if la.bias is not None:
+            out[f"layer{i}.bias"] = la.bias
+    return out
+
+
+def params_before(case: NetworkCase, steps: list[StepResult], t: int) -> dict[str, Tensor]:
+    """The parameters step ``t`` (from 1) of a run with these ``steps`` starts from."""
+    return initial_params(case) if t == 1 else steps[t - 2].params

@@ -1,0 +1,335 @@
+"""Hypothesis strategies for graph cases, built valid by construction.
+
+A graph is drawn node by node while refimpl evaluates it, so each new node's inputs are chosen
+among the existing nodes whose *current values* lie inside the op's domain (and keep the result
+finite); when none does, a fresh leaf is drawn inside the domain. Nothing is filtered after the
+fact, every draw is local to its node, and the output is the last node — so hypothesis shrinks a
+failure to the few nodes that matter, with the leaves (the earliest choices) preferred as inputs.
+
+Reuse is the point: a node chosen by several later nodes (fan-out), the same node twice in one op
+(x·x), one node reached by paths of different lengths. Rarely, on purpose: exact kink points
+(relu/abs at 0, ties for maximum/minimum, clamp bounds), near-cancelling pairs (a − b with a ≈ b),
+and large magnitudes.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from hypothesis import strategies as st
+
+from conformance.case.graph import GraphCase, Node, Tensor, case_to_json
+from conformance.case.tensor_ops import TENSOR_OPS
+from refimpl import FLOAT32, FLOAT64, OPS, Value, apply
+from refimpl.numbers import round_to_float32
+from refimpl.ops import REALS, Interval, OpSpec
+from refimpl.tensor import Tensor as RTensor
+from refimpl.tensor import broadcast_shapes, elementwise
+
+SYSTEMS = {"float64": FLOAT64, "float32": FLOAT32}
+LIMIT = 1e4  # inputs beyond this magnitude are not reused (exp of them is not a gradient test)
+
+ATTRS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
+    "leaky_relu": st.fixed_dictionaries({"negative_slope": st.floats(0.0, 1.0)}),
+    "elu": st.fixed_dictionaries({"alpha": st.floats(0.1, 3.0)}),
+    "softplus": st.fixed_dictionaries({"beta": st.floats(0.5, 3.0), "threshold": st.floats(1.0, 20.0)}),
+    "gelu": st.fixed_dictionaries({"approximate": st.sampled_from(["none", "tanh"])}),
+    "clamp": st.one_of(
+        st.fixed_dictionaries({"min": st.floats(-2.0, 0.0), "max": st.floats(0.0, 2.0)}),
+        st.fixed_dictionaries({"min": st.floats(-2.0, 2.0)}),
+        st.fixed_dictionaries({"max": st.floats(-2.0, 2.0)}),
+    ),
+    "pow_scalar": st.fixed_dictionaries({"exponent": st.floats(-3.0, 3.0)}),
+    "pow_int": st.fixed_dictionaries({"exponent": st.integers(-3, 4)}),
+}
+
+
+def _pick(draw: st.DrawFn, items: list[Any]) -> Any:
+    """``draw(st.sampled_from(items))`` without building a strategy per draw (it is the hot path);
+    shrinks towards the first item."""
+    return items[draw(st.integers(0, len(items) - 1))] if len(items) > 1 else items[0]
+
+
+_SIGN = st.sampled_from([1.0, -1.0])
+_KIND = st.integers(0, 10)  # 0–7 plain, 8 special point, 9 large magnitude, 10 tiny magnitude
+_TINY = {"float64": -300.0, "float32": -40.0}  # log10 of the smallest tiny leaf
+
+
+@functools.cache
+def in_domain(interval: Interval) -> st.SearchStrategy[float]:
+    """A float inside ``interval`` (clipped to a moderate range), never one of its excluded points."""
+    lo, hi = max(interval.lo, -4.0), min(interval.hi, 4.0)
+    width = hi - lo
+    return st.floats(0.0, 1.0).map(lambda t: _place(interval, lo + width * (0.02 + 0.96 * t)))
+
+
+def _place(interval: Interval, x: float) -> float:
+    return x if x in interval else (interval.lo + 1.0 if math.isfinite(interval.lo) else 0.5)
+
+
+def _admissible(spec: OpSpec, arg: int, value: float) -> bool:
+    return math.isfinite(value) and abs(value) <= LIMIT and value in spec.domain[arg]
+
+
+def _finite_result(spec: OpSpec, inputs: list[Value], attrs: dict[str, Any]) -> bool:
+    try:
+        out = apply(spec, *inputs, **attrs)
+    except (ArithmeticError, ValueError):
+        return False
+    return math.isfinite(out.data) and abs(out.data) <= 1e8
+
+
+_MORE = st.integers(0, 4)  # 0 stops: about five nodes on average, and 0 is what shrinking aims for
+
+
+def _node_slots(draw: st.DrawFn, max_nodes: int) -> Iterable[int]:
+    """Node indices, each behind its own "one more?" draw — the way ``st.lists`` draws elements —
+    so that shrinking can delete any node (its whole span), not only the last ones."""
+    j = 0
+    while j < max_nodes and (j == 0 or draw(_MORE) > 0):
+        yield j
+        j += 1
+
+
+@st.composite
+def leaf_value(draw: st.DrawFn, interval: Interval, special: Iterable[float] = (),
+               dtype: str = "float64") -> float:
+    """A leaf inside ``interval``; rarely a kink point, a large or a tiny magnitude (tiny for the
+    dtype: down to 1e-300 in float64, 1e-40 — a subnormal — in float32, where 1e-300 is 0)."""
+    kind = draw(_KIND)
+    points = [p for p in special if p in interval]
+    if kind == 8 and points:
+        return _pick(draw, points)
+    if kind == 9:  # half of them past exp's overflow (709.78): where softmax needs its max shift
+        x = draw(st.floats(20.0, 800.0) | st.floats(709.0, 1000.0)) * draw(_SIGN)
+        if x in interval:
+            return x
+    if kind == 10:  # tiny, not zero: where log1p, expm1 and friends differ from the naive formula
+        x = SYSTEMS[dtype].convert(10.0 ** draw(st.floats(_TINY[dtype], -4.0)) * draw(_SIGN))
+        if x in interval:
+            return x
+    return draw(in_domain(interval))
+
+
+@st.composite
+def graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype: str = "float64",
+                max_nodes: int = 8, second_order: bool = False) -> GraphCase:
+    """A random DAG over ``ops`` (default: the whole op table)."""
+    names = sorted(n for n in (ops if ops is not None else OPS) if n in OPS)  # elementwise ops only
+    system = SYSTEMS[dtype]  # drawn in the dtype's own arithmetic: domain checks see its values
+    leaves: dict[str, float] = {}
+    env: dict[str, Value] = {}
+
+    def new_leaf(interval: Interval, spec: OpSpec, attrs: dict[str, Any]) -> str:
+        specials = [0.0] + [v for v in (attrs.get("min"), attrs.get("max")) if v is not None]
+        if env and draw(st.integers(0, 9)) == 0:  # a near-twin of an existing value: cancellation
+            base = env[_pick(draw, list(env))].data
+            x = base * (1 + draw(st.floats(-1e-9, 1e-9)))
+            if not (math.isfinite(x) and x in interval):
+                x = draw(leaf_value(interval, specials, dtype))
+        else:
+            x = draw(leaf_value(interval, specials, dtype))
+        name = f"x{len(leaves)}"
+        leaves[name] = x
+        env[name] = Value(x, False, system=system)
+        return name
+
+    nodes: list[Node] = []
+    for j in _node_slots(draw, max_nodes):
+        spec = OPS[_pick(draw, names)]
+        attrs = draw(ATTRS[spec.name]) if spec.name in ATTRS else {}
+        inputs: list[str] = []
+        for arg in range(spec.arity):
+            candidates = [k for k in env if _admissible(spec, arg, env[k].data)]
+            reuse = candidates and draw(st.integers(0, 3)) > 0
+            inputs.append(_pick(draw, candidates) if reuse
+                          else new_leaf(spec.domain[arg], spec, attrs))
+        if not _finite_result(spec, [env[i] for i in inputs], attrs):
+            inputs = [new_leaf(spec.domain[a], spec, attrs) for a in range(spec.arity)]
+            if not _finite_result(spec, [env[i] for i in inputs], attrs):
+                continue  # e.g. a large fresh leaf into exp: leave this node out
+        name = f"n{j}"
+        nodes.append(Node(name, spec.name, tuple(inputs), attrs))
+        env[name] = apply(spec, *(env[i] for i in inputs), **attrs)
+    if not nodes:
+        x = new_leaf(OPS["neg"].domain[0], OPS["neg"], {})
+        nodes.append(Node("n0", "neg", (x,), {}))
+    ct = draw(st.floats(0.5, 2.0)) * draw(_SIGN)
+    so = None
+    if second_order:
+        so = {k: Tensor.scalar(draw(st.floats(-2.0, 2.0))) for k in leaves}
+    case = GraphCase({k: Tensor.scalar(v) for k, v in leaves.items()}, tuple(nodes), nodes[-1].name,
+                     Tensor.scalar(ct), dtype, so)
+    return with_id(case)
+
+
+DEEP_CHAIN_OPS = ("sin", "add", "tanh", "mul")
+
+
+@st.composite
+def deep_chains(draw: st.DrawFn, min_depth: int = 200, max_depth: int = 3000,
+                dtype: str = "float64") -> GraphCase:
+    """A long chain — z ← sin(z) + x, z ← tanh(z)·y — thousands of nodes deep, values bounded."""
+    depth = draw(st.integers(min_depth, max_depth))
+    x, y, z0 = draw(st.floats(-1, 1)), draw(st.floats(0.5, 1.5)), draw(st.floats(-1, 1))
+    nodes, prev = [], "z"
+    for j in range(depth):
+        if j % 2 == 0:
+            nodes += [Node(f"s{j}", "sin", (prev,)), Node(f"n{j}", "add", (f"s{j}", "x"))]
+        else:
+            nodes += [Node(f"t{j}", "tanh", (prev,)), Node(f"n{j}", "mul", (f"t{j}", "y"))]
+        prev = f"n{j}"
+    ct = draw(st.floats(0.5, 2.0))
+    case = GraphCase({"x": Tensor.scalar(x), "y": Tensor.scalar(y), "z": Tensor.scalar(z0)},
+                     tuple(nodes), prev, Tensor.scalar(ct), dtype)
+    return with_id(case)
+
+
+def representable(case: GraphCase) -> GraphCase:
+    """Round every number of a float32 case — inputs, attributes, cotangent — to binary32: what an
+    implementation receives is then exactly the case, and the truth is computed from the same.
+    (The strategies already evaluate float32 cases in refimpl's float32 emulation, so the domain
+    checks made while drawing saw these very values.)"""
+    if case.dtype != "float32":
+        return case
+
+    def r(t: Tensor) -> Tensor:
+        return Tensor(t.shape, tuple(round_to_float32(v) for v in t.values))
+
+    def attrs(a: dict[str, Any]) -> dict[str, Any]:
+        return {k: round_to_float32(v) if isinstance(v, float) else v for k, v in a.items()}
+
+    nodes = tuple(Node(n.name, n.op, n.inputs, attrs(n.attrs)) for n in case.nodes)
+    return GraphCase({k: r(t) for k, t in case.leaves.items()}, nodes, case.output, r(case.cotangent),
+                     case.dtype, None if case.second_order is None else
+                     {k: r(t) for k, t in case.second_order.items()}, case.id)
+
+
+def with_id(case: GraphCase) -> GraphCase:
+    """Name a case by the hash of its content, so the same case has the same id everywhere."""
+    case = representable(case)
+    doc = case_to_json(case)
+    doc.pop("id")
+    digest = hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
+    return GraphCase(case.leaves, case.nodes, case.output, case.cotangent, case.dtype,
+                     case.second_order, id=f"g-{digest}")
+
+
+def _all_admissible(spec: OpSpec, arg: int, t: RTensor) -> bool:
+    return all(_admissible(spec, arg, v.data) for v in t.elements)
+
+
+def _finite_tensor(t: RTensor) -> bool:
+    return all(math.isfinite(v.data) and abs(v.data) <= 1e8 for v in t.elements)
+
+
+def _broadcastable(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    try:
+        broadcast_shapes(a, b)
+    except ValueError:
+        return False
+    return True
+
+
+@st.composite
+def _partner_shape(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A shape that broadcasts against ``shape``: itself, a suffix, or with some sizes set to 1."""
+    kind = draw(st.integers(0, 3))
+    if kind == 0 or not shape:
+        return shape
+    if kind == 1:
+        return shape[draw(st.integers(0, len(shape))):]
+    return tuple(1 if draw(st.booleans()) else s for s in shape)
+
+
+@st.composite
+def tensor_graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype: str = "float64",
+                       max_nodes: int = 6, second_order: bool = False) -> GraphCase:
+    """A random DAG of tensors: elementwise ops with broadcasting, reductions, matmul, the softmax
+    family, transpose and reshape, over small shapes (sizes 1–4, non-square on purpose)."""
+    allowed = set(ops) if ops is not None else set(OPS) | set(TENSOR_OPS)
+    elementwise_ops = sorted(n for n in OPS if n in allowed)
+    tensor_ops = sorted(n for n in TENSOR_OPS if n in allowed)
+    system = SYSTEMS[dtype]
+    leaves: dict[str, tuple[tuple[int, ...], list[float]]] = {}
+    env: dict[str, RTensor] = {}
+    rows, cols = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+
+    def new_leaf(shape: tuple[int, ...], interval: Interval) -> str:
+        n = math.prod(shape)
+        values = [draw(leaf_value(interval, (0.0,), dtype)) for _ in range(n)]
+        name = f"x{len(leaves)}"
+        leaves[name] = (shape, values)
+        env[name] = RTensor.from_flat(values, shape, system=system, requires_grad=False)
+        return name
+
+    nodes: list[Node] = []
+    for j in _node_slots(draw, max_nodes):
+        use_tensor_op = tensor_ops and (not elementwise_ops or draw(st.integers(0, 2)) == 0)
+        if use_tensor_op:
+            top = TENSOR_OPS[_pick(draw, tensor_ops)]
+            candidates = [k for k in env if top.accepts(env[k].shape) and env[k].numel() <= 64]
+            x = _pick(draw, candidates) if candidates and draw(st.integers(0, 3)) > 0 \
+                else new_leaf(_pick(draw, [(rows, cols), (cols,), (rows, cols)]), REALS)
+            if not top.accepts(env[x].shape):
+                x = new_leaf((rows, cols), REALS)
+            inputs = [x]
+            if top.name == "matmul":
+                k = env[x].shape[-1]
+                p = draw(st.integers(1, 4))
+                inputs.append(new_leaf(_pick(draw, [(k, p), (k, p), (k,), (2, k, p)]), REALS))
+            attrs = draw(top.attrs(env[x].shape))
+            out = top.refimpl(*(env[i] for i in inputs), **attrs)
+            if not _finite_tensor(out):
+                continue
+            name = f"n{j}"
+            nodes.append(Node(name, top.name, tuple(inputs), attrs))
+            env[name] = out
+            continue
+        if not elementwise_ops:
+            break
+        spec = OPS[_pick(draw, elementwise_ops)]
+        attrs = draw(ATTRS[spec.name]) if spec.name in ATTRS else {}
+        inputs = []
+        for arg in range(spec.arity):
+            first = env[inputs[0]].shape if inputs else None
+            candidates = [k for k in env if _all_admissible(spec, arg, env[k])
+                          and (first is None or _broadcastable(first, env[k].shape))]
+            if candidates and draw(st.integers(0, 3)) > 0:
+                inputs.append(_pick(draw, candidates))
+            else:
+                shape = draw(_partner_shape(first)) if first is not None else \
+                    _pick(draw, [(rows, cols), (cols,), (), (rows, 1)])
+                inputs.append(new_leaf(shape, spec.domain[arg]))
+        out = elementwise(spec, *(env[i] for i in inputs), **attrs)
+        if not _finite_tensor(out):
+            continue
+        name = f"n{j}"
+        nodes.append(Node(name, spec.name, tuple(inputs), attrs))
+        env[name] = out
+    if not nodes:
+        x = new_leaf((rows, cols), REALS)
+        nodes.append(Node("n0", "sum", (x,), {"dim": 0, "keepdim": False}) if "sum" in allowed
+                     else Node("n0", "neg", (x,), {}))
+        env["n0"] = evaluate_node(nodes[-1], env)
+    out_shape = env[nodes[-1].name].shape
+    ct = [draw(st.floats(0.5, 2.0)) * draw(_SIGN) for _ in range(math.prod(out_shape))]
+    so = None
+    if second_order:
+        so = {k: Tensor(shape, tuple(draw(st.floats(-2.0, 2.0)) for _ in values))
+              for k, (shape, values) in leaves.items()}
+    case = GraphCase({k: Tensor(shape, tuple(values)) for k, (shape, values) in leaves.items()}, tuple(nodes),
+                     nodes[-1].name, Tensor(out_shape, tuple(ct)), dtype, so)
+    return with_id(case)
+
+
+def evaluate_node(node: Node, env: dict[str, RTensor]) -> RTensor:
+    args = [env[i] for i in node.inputs]
+    if node.op in OPS:
+        return elementwise(OPS[node.op], *args, **node.attrs)
+    return TENSOR_OPS[node.op].refimpl(*args, **node.attrs)

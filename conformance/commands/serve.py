@@ -1,0 +1,85 @@
+"""Any Python implementation as a JSON Lines server: how ``--isolate`` runs one in its own process.
+
+    python -m conformance.commands.serve SPEC
+
+``SPEC`` is anything ``--impl`` accepts (a registered name, ``module:attr``, ``path.py[:attr]``,
+``micrograd:<module>``). The server speaks docs/protocol.md on stdin/stdout, so the harness's
+:class:`~conformance.impls.adapters.jsonl.CommandAdapter` gives the implementation what a ``cmd:`` one
+gets: a per-case timeout, and a crash (segfault, ``os.abort``, ``sys.exit``) that costs one case,
+not the run. Network cases (the protocol's ``networks`` extension) are served too.
+
+The protocol owns the real stdout (fd 1 is duplicated for it); fd 1 and ``sys.stdout`` are pointed
+at stderr before the implementation is imported, so whatever it prints — from Python or from C —
+lands in stderr, where the harness only quotes it, instead of corrupting the stream.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, BinaryIO
+
+from conformance import kinds
+from conformance.impls.loading import resolve
+
+
+def _protocol_stream() -> BinaryIO:
+    """The original stdout for protocol lines; fd 1 and sys.stdout now go to stderr."""
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return out
+
+
+def _hello(impl: Any) -> dict[str, Any]:
+    caps = impl.capabilities
+    capabilities: dict[str, Any] = {"ops": sorted(caps.ops), "dtypes": list(caps.dtypes),
+                                    "second_order": bool(caps.second_order)}
+    if getattr(caps, "networks", False) and hasattr(impl, "run_network"):
+        capabilities["networks"] = {k: sorted(getattr(caps, k)) for k in ("activations", "losses", "optimizers")}
+    return {"type": "hello", "protocol": 1, "name": impl.name, "version": str(impl.version),
+            "capabilities": capabilities}
+
+
+def _answer(impl: Any, doc: dict[str, Any]) -> bytes:
+    """Run one case and write its result line; a result that cannot be written (wrong types, not
+    JSON-able) becomes an error result saying so, as it would be judged in process."""
+    try:
+        k = kinds.by_format(doc.get("format"))
+    except ValueError:
+        k = kinds.KINDS[0]  # its reader says what is wrong with the document, as an error result
+    try:
+        result = k.result_to_json(k.run(impl, k.from_json(doc)))
+        text = json.dumps({"type": "result", "id": doc.get("id"), "result": result}, allow_nan=False)
+    except Exception as exc:  # what the implementation returned is unusable
+        unusable = k.error_result(f"unusable result: {type(exc).__name__}: {exc}")
+        text = json.dumps({"type": "result", "id": doc.get("id"), "result": k.result_to_json(unusable)})
+    return text.encode() + b"\n"
+
+
+def serve(spec: str) -> int:
+    out = _protocol_stream()
+
+    try:
+        impl = resolve(spec)
+    except LookupError as exc:  # the harness quotes stderr in its start-up error
+        print(f"conformance.commands.serve: {exc}", file=sys.stderr)
+        return 2
+    for line in sys.stdin.buffer:
+        msg = json.loads(line)
+        kind = msg.get("type")
+        if kind == "bye":
+            break
+        out.write(json.dumps(_hello(impl)).encode() + b"\n" if kind == "hello" else _answer(impl, msg["case"]))
+        out.flush()
+    getattr(impl, "close", lambda: None)()
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print("usage: python -m conformance.commands.serve SPEC  (SPEC: anything --impl accepts)", file=sys.stderr)
+        raise SystemExit(2)
+    raise SystemExit(serve(sys.argv[1]))

@@ -1,0 +1,102 @@
+"""Implementations under test, found by name.
+
+Built in: ``refimpl`` (float64, and float32 through refimpl's float32 emulation) and ``torch``
+(the self-check: torch against itself must always pass). Third-party packages register more
+through the entry-point group ``backprop_conformance.implementations``; the harness issue adds
+``module:attribute`` paths, micrograd clones and subprocesses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from importlib.metadata import entry_points
+from typing import Protocol
+
+import refimpl
+from conformance.case.graph import GraphCase, GraphResult
+from conformance.case.network import ACTIVATIONS, LOSS_ATTRS, OPTIMIZER_HYPER, NetworkCase, NetworkResult
+from conformance.case.tensor_ops import TENSOR_OPS
+from conformance.oracle.netrun import run_refimpl_network, run_torch_network
+from conformance.oracle.run import run_refimpl, run_torch
+from refimpl import OPS
+
+ENTRY_POINT_GROUP = "backprop_conformance.implementations"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    ops: frozenset[str]
+    dtypes: tuple[str, ...] = ("float64",)
+    second_order: bool = False
+    # training runs of MLPs (conformance/case/network.py): ``run_network(case)`` exists, and what it takes
+    networks: bool = False
+    activations: frozenset[str] = frozenset()
+    losses: frozenset[str] = frozenset()
+    optimizers: frozenset[str] = frozenset()
+
+
+#: everything a network case (conformance/case/network.py) can express: what the built-in implementations support
+NETWORKS = dict(networks=True, activations=frozenset(ACTIVATIONS), losses=frozenset(LOSS_ATTRS),
+                optimizers=frozenset(OPTIMIZER_HYPER))
+
+
+class Implementation(Protocol):
+    name: str
+    version: str
+    capabilities: Capabilities
+
+    def run_graph(self, case: GraphCase) -> GraphResult: ...
+
+
+class RefImpl:
+    name = "refimpl"
+    capabilities = Capabilities(frozenset(OPS) | frozenset(TENSOR_OPS), ("float64", "float32"), second_order=True)
+    capabilities = replace(capabilities, **NETWORKS)  # and training runs (netrun.py)
+
+    @property
+    def version(self) -> str:
+        return refimpl.__version__
+
+    def run_graph(self, case: GraphCase) -> GraphResult:
+        return run_refimpl(case)
+
+    def run_network(self, case: NetworkCase) -> NetworkResult:
+        return run_refimpl_network(case)
+
+
+class TorchImpl:
+    name = "torch"
+    capabilities = Capabilities(frozenset(OPS) | frozenset(TENSOR_OPS), ("float64", "float32"), second_order=True)
+    capabilities = replace(capabilities, **NETWORKS)  # and training runs (netrun.py)
+
+    @property
+    def version(self) -> str:
+        import torch
+
+        return torch.__version__
+
+    def run_graph(self, case: GraphCase) -> GraphResult:
+        return run_torch(case)
+
+    def run_network(self, case: NetworkCase) -> NetworkResult:
+        return run_torch_network(case)
+
+
+BUILTIN = {"refimpl": RefImpl, "torch": TorchImpl}
+
+
+def available() -> dict[str, object]:
+    """Built-in implementations and those registered through the entry-point group."""
+    found: dict[str, object] = dict(BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep)
+    return found
+
+
+def load(name: str) -> Implementation:
+    found = available()
+    if name not in found:
+        raise LookupError(f"unknown implementation {name!r}; known: {', '.join(sorted(found))}")
+    obj = found[name]
+    factory = obj.load() if hasattr(obj, "load") else obj
+    return factory()  # type: ignore[operator,no-any-return]

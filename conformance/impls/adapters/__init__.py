@@ -1,0 +1,5 @@
+"""Adapters: implementations under test that do not speak the harness's protocol themselves.
+
+For example :mod:`conformance.impls.adapters.micrograd`: any module with micrograd's scalar ``Value``
+API (PyPI ``micrograd`` and its many clones), its capabilities found by probing.
+"""

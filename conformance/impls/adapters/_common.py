@@ -1,0 +1,145 @@
+"""What the adapters of array libraries (autograd, mygrad, jax, tinygrad) share.
+
+Each adapter only says how its library spells every op it supports (an :data:`OpTable`) and how it
+gets the value, the gradient of ⟨cotangent, output⟩ and the HVP out of the library (its
+``evaluate``). Everything else is here, once, so that the four adapters cannot drift apart:
+
+* :func:`forward` walks a case's nodes in order, as :func:`conformance.oracle.run.run_torch` does, with
+  every attribute made explicit (the op table's defaults filled in: torch supplies its own defaults,
+  another library's defaults may differ) and JSON lists turned into tuples (``dim``, ``shape``);
+* :class:`ArrayAdapter` refuses a case the library cannot run (dtype, op, second order) with a
+  one-line error, turns any exception into an error result, and converts the library's arrays into
+  the case format — with the shapes the library produced, so a wrong shape shows up as a verdict;
+* :func:`require` imports the library lazily, with a one-line hint naming the extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from conformance.case.graph import GraphCase, GraphResult, Node, Tensor
+from conformance.case.tensor_ops import TENSOR_OPS
+from conformance.impls import Capabilities
+from refimpl import OPS
+
+#: op name -> the library's function, called as ``fn(*inputs, **attrs)`` with every attribute given
+OpTable = dict[str, Callable[..., Any]]
+#: what an adapter's ``evaluate`` returns: the output, a gradient per leaf, an HVP per leaf (or None)
+Raw = tuple[Any, dict[str, Any], dict[str, Any] | None]
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import ``module``, or fail with one line saying which extra of this package provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"{module} is not installed ({exc}): pip install 'backprop-conformance[{extra}]'") from None
+
+
+def node_attrs(node: Node) -> dict[str, Any]:
+    """The node's attributes with the op table's defaults filled in; lists become tuples."""
+    attrs = OPS[node.op].attributes(node.attrs) if node.op in OPS else dict(node.attrs)
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in attrs.items()}
+
+
+def forward(case: GraphCase, table: OpTable, leaves: dict[str, Any]) -> Any:
+    """The case's output computed with the library's functions, node by node."""
+    env = dict(leaves)
+    for n in case.nodes:
+        env[n.name] = table[n.op](*(env[i] for i in n.inputs), **node_attrs(n))
+    return env[case.output]
+
+
+def capabilities(table: OpTable, dtypes: Iterable[str], second_order: bool) -> Capabilities:
+    """Capabilities from an op table; every key must be an op of the case format."""
+    unknown = set(table) - set(OPS) - set(TENSOR_OPS)
+    assert not unknown, f"not ops of the case format: {sorted(unknown)}"
+    return Capabilities(frozenset(table), tuple(dtypes), second_order=second_order)
+
+
+def to_tensor(x: Any) -> Tensor:
+    """A library array (anything ``np.asarray`` takes) as a case tensor, exact, shape kept."""
+    a = np.asarray(x)
+    return Tensor(tuple(int(s) for s in a.shape), tuple(float(v) for v in a.reshape(-1).tolist()))
+
+
+def zeros_like_leaf(case: GraphCase, name: str) -> np.ndarray:
+    """The gradient of a leaf the output does not depend on, for libraries that give None."""
+    return np.zeros(case.leaves[name].shape, dtype=case.dtype)
+
+
+def depth(case: GraphCase) -> int:
+    """The number of op nodes on the longest path from a leaf to the output."""
+    d = dict.fromkeys(case.leaves, 0)
+    for n in case.nodes:
+        d[n.name] = 1 + max((d.get(i, 0) for i in n.inputs), default=0)
+    return d.get(case.output, 0)
+
+
+def oneline(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split())
+    if len(msg) > 300:
+        msg = msg[:300] + " …"
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+class ArrayAdapter:
+    """The adapter protocol (``conformance/impls/__init__.py``) around a subclass's ``evaluate``.
+
+    Subclasses set ``name``, ``version``, ``capabilities`` and ``table`` in their constructor (which
+    imports the library) and implement ``evaluate(case) -> (value, grads, hvp)`` with arrays of the
+    library; ``leaf_arrays`` gives them the leaves, cotangent and second-order vectors as numpy
+    arrays of the case's dtype.
+    """
+
+    name: str
+    version: str
+    capabilities: Capabilities
+    table: OpTable
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name} {self.version}: {len(self.capabilities.ops)} ops)"
+
+    def unusable(self, case: GraphCase) -> str | None:
+        """Why this library cannot run the case (one line), or None."""
+        caps = self.capabilities
+        if case.dtype not in caps.dtypes:
+            return f"ValueError: {self.name} adapter: dtype {case.dtype} is not supported"
+        if case.second_order is not None and not caps.second_order:
+            return f"ValueError: {self.name} has no higher-order gradients"
+        missing = sorted({n.op for n in case.nodes} - caps.ops)
+        if missing:
+            return f"ValueError: {self.name} has no primitive for {', '.join(missing)}"
+        return None
+
+    def run_graph(self, case: GraphCase) -> GraphResult:
+        """Value, gradients and HVP of the case; a library exception is an error result."""
+        why = self.unusable(case)
+        if why:
+            return GraphResult(error=why)
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):  # overflow to inf is a result
+                warnings.simplefilter("ignore")  # e.g. autograd's "Output seems independent of input"
+                value, grads, hvp = self.evaluate(case)
+            return GraphResult(to_tensor(value), {k: to_tensor(g) for k, g in grads.items()},
+                               None if hvp is None else {k: to_tensor(h) for k, h in hvp.items()})
+        except Exception as exc:  # the library under test may raise anything
+            return GraphResult(error=oneline(exc))
+
+    def evaluate(self, case: GraphCase) -> Raw:
+        raise NotImplementedError
+
+    @staticmethod
+    def leaf_arrays(case: GraphCase) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray] | None]:
+        """Leaves, cotangent and second-order vectors as numpy arrays of the case's dtype."""
+        def arr(t: Tensor) -> np.ndarray:
+            return np.array(t.values, dtype=case.dtype).reshape(t.shape)
+
+        so = None if case.second_order is None else {k: arr(t) for k, t in case.second_order.items()}
+        return {k: arr(t) for k, t in case.leaves.items()}, arr(case.cotangent), so

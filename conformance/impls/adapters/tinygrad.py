@@ -1,0 +1,167 @@
+"""tinygrad as an implementation under test (``--impl tinygrad``).
+
+Each op is tinygrad's own ``Tensor`` method (``relu``, ``leaky_relu(neg_slope)``, ``elu(alpha)``,
+``gelu(approximate)``, ``erf``, ``clamp``, ``maximum``, ``max`` for amax, ``logsumexp``,
+``softmax``, …) — most are compositions of a few primitives *inside* tinygrad, which is tinygrad's
+business: the derivative judged is the one tinygrad computes for its own API. tinygrad has no
+``expm1`` or ``log1p``, and its ``softplus(beta)`` has no ``threshold`` (a different function
+from torch's above threshold/beta): those three are unsupported.
+
+Tensors are created as float64 (or float32) explicitly: tinygrad's default float is float32.
+Gradients come from ``out.gradient(*leaves, gradient=cotangent)``, which builds them as tinygrad
+tensors themselves, so the HVP is ``gradient`` of ⟨those, v⟩.
+
+The device: ``$DEV`` if set, else ``CPU`` when a ``clang`` binary is on the PATH (tinygrad's CPU
+device compiles every kernel with it), else ``PYTHON`` (tinygrad's pure-Python emulator: slow, no
+compiler needed). It is part of ``version`` ("0.14.0 (DEV=CPU)"), since results may differ between
+devices. Giving our own tensors that device is not enough: tinygrad makes tensors of its own (the
+constants inside ``tanh``, ``sigmoid``, … and in ``gradient``) on its *default* device, which it reads
+from ``$DEV`` once, when ``tinygrad.helpers`` is imported, and otherwise picks by probing METAL, AMD,
+…, CPU — never PYTHON — ending in "RuntimeError: no usable devices" on a machine without clang. So
+``$DEV`` is set to the device before the import (unless already set), tinygrad's ``DEV`` is set too
+if tinygrad was imported earlier without it, and each ``run_graph`` runs with the adapter's device as
+the default. ``CACHELEVEL=0`` (set before the import unless already set) keeps tinygrad from writing
+its kernel cache under the home directory.
+
+Depth: tinygrad fuses the whole graph, forward and backward, into a few kernels, and its (Python)
+kernel code generator takes time about quadratic in the graph's depth: a chain 40 nodes deep takes
+≈ 15 s, 80 nodes ≈ 60 s, the suite's deep chains (400–6000 nodes) hours. A case deeper than
+``max_depth`` (64; ``$CONFORMANCE_TINYGRAD_MAX_DEPTH``) is therefore answered at once with a
+``timeout:`` result — verdict ``timeout``, which is what it would end in — instead of being run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from importlib.metadata import version
+from typing import Any
+
+from conformance.case.graph import GraphCase, GraphResult
+from conformance.impls.adapters._common import ArrayAdapter, OpTable, Raw, capabilities, depth, forward, require
+
+DTYPES = ("float64", "float32")
+MAX_DEPTH = 64
+
+
+def _table() -> OpTable:
+    return {
+        "neg": lambda x: x.neg(),
+        "add": lambda a, b: a.add(b),
+        "sub": lambda a, b: a.sub(b),
+        "mul": lambda a, b: a.mul(b),
+        "div": lambda a, b: a.div(b),
+        "pow": lambda a, b: a.pow(b),
+        "pow_scalar": lambda x, exponent: x.pow(float(exponent)),
+        "pow_int": lambda x, exponent: x.pow(int(exponent)),
+        "square": lambda x: x.square(),
+        "reciprocal": lambda x: x.reciprocal(),
+        "abs": lambda x: x.abs(),
+        "exp": lambda x: x.exp(),
+        "log": lambda x: x.log(),
+        "sqrt": lambda x: x.sqrt(),
+        "sin": lambda x: x.sin(),
+        "cos": lambda x: x.cos(),
+        "tanh": lambda x: x.tanh(),
+        "sigmoid": lambda x: x.sigmoid(),
+        "erf": lambda x: x.erf(),
+        "relu": lambda x: x.relu(),
+        "leaky_relu": lambda x, negative_slope: x.leaky_relu(negative_slope),
+        "elu": lambda x, alpha: x.elu(alpha),
+        "silu": lambda x: x.silu(),
+        "gelu": lambda x, approximate: x.gelu(approximate=approximate),
+        "clamp": lambda x, min, max: x.clamp(min, max),
+        "maximum": lambda a, b: a.maximum(b),
+        "minimum": lambda a, b: a.minimum(b),
+        "sum": lambda x, dim, keepdim: x.sum(axis=dim, keepdim=keepdim),
+        "mean": lambda x, dim, keepdim: x.mean(axis=dim, keepdim=keepdim),
+        "amax": lambda x, dim, keepdim: x.max(axis=dim, keepdim=keepdim),
+        "logsumexp": lambda x, dim, keepdim: x.logsumexp(axis=dim, keepdim=keepdim),
+        "softmax": lambda x, dim: x.softmax(axis=dim),
+        "log_softmax": lambda x, dim: x.log_softmax(axis=dim),
+        "transpose": lambda x, dim0, dim1: x.transpose(dim0, dim1),
+        "reshape": lambda x, shape: x.reshape(shape),
+        "matmul": lambda a, b: a.matmul(b),
+    }
+
+
+def default_device() -> str:
+    """``$DEV``, else CPU if clang is there to compile kernels, else the PYTHON emulator."""
+    return os.environ.get("DEV") or ("CPU" if shutil.which("clang") else "PYTHON")
+
+
+class TinygradImpl(ArrayAdapter):
+    """tinygrad on one device: float64 and float32, second order."""
+
+    def __init__(self, device: str | None = None, max_depth: int | None = None) -> None:
+        self.device = device or default_device()
+        # both read once, when tinygrad is imported; DEV is the default device of the tensors tinygrad
+        # makes itself (without it tinygrad probes its devices, never PYTHON: "no usable devices")
+        os.environ.setdefault("CACHELEVEL", "0")
+        os.environ.setdefault("DEV", self.device)
+        # importing tinygrad raises the interpreter's recursion limit to 10000 for good: keep that
+        # to tinygrad's own calls, or every implementation tested after it would run with it
+        # (micrograd's RecursionError on deep graphs would vanish, depending on the order)
+        outside = sys.getrecursionlimit()
+        tinygrad = require("tinygrad", "tinygrad")
+        self.recursion_limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(outside)
+        from tinygrad.helpers import DEV, Context
+
+        if not DEV.device:  # tinygrad was imported before, with no $DEV: it would probe on first use
+            DEV.value = self.device
+        self._context = Context
+        self.Tensor, self.dtypes = tinygrad.Tensor, tinygrad.dtypes
+        self.name, self.version = "tinygrad", f"{version('tinygrad')} (DEV={self.device})"
+        self.max_depth = max_depth or int(os.environ.get("CONFORMANCE_TINYGRAD_MAX_DEPTH", MAX_DEPTH))
+        self.table = _table()
+        self.capabilities = capabilities(self.table, DTYPES, second_order=True)
+
+    def run_graph(self, case: GraphCase) -> GraphResult:
+        outside = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(outside, self.recursion_limit))
+        try:
+            with self._context(DEV=self.device):  # tinygrad's own tensors on this adapter's device
+                return super().run_graph(case)
+        finally:
+            sys.setrecursionlimit(outside)
+
+    def unusable(self, case: GraphCase) -> str | None:
+        d = depth(case)
+        if d > self.max_depth:
+            return (f"timeout: not run: the graph is {d} nodes deep, over the tinygrad adapter's limit of "
+                    f"{self.max_depth} (tinygrad's codegen time grows about quadratically with depth)")
+        return super().unusable(case)
+
+    def _tensor(self, a: Any) -> Any:
+        return self.Tensor(a, dtype=getattr(self.dtypes, str(a.dtype)), device=self.device)
+
+    def _leaf(self, a: Any) -> Any:
+        """A leaf in its own buffer, as a parameter is. A 0-d array would become a constant, and
+        tinygrad merges equal constants: ``Tensor(1.5)`` twice is one node, so ``gradient`` would
+        give each of two equal scalar leaves the sum of both gradients (docs/findings.md)."""
+        return self._tensor(a.reshape(1)).reshape(a.shape) if a.ndim == 0 else self._tensor(a)
+
+    def _placed(self, t: Any) -> Any:
+        """``t`` on the adapter's device. A result that is a constant (the zero gradient of an unused
+        leaf, any gradient of a graph of constants) has no device, and tinygrad reads such a tensor out
+        through a hard-coded ``clone("CPU")``, which needs clang; so it is cloned to our device here."""
+        return t.clone(self.device) if t.device is None else t
+
+    def evaluate(self, case: GraphCase) -> Raw:
+        arrays, ct, so = self.leaf_arrays(case)
+        xs = {k: self._leaf(v) for k, v in arrays.items()}
+        out = forward(case, self.table, xs)
+        names = list(xs)
+        gs = out.gradient(*xs.values(), gradient=self._tensor(ct))
+        grads = dict(zip(names, gs))
+        hs: list[Any] = []
+        if so is not None:
+            dot = sum((g * self._tensor(so[k])).sum() for k, g in grads.items())
+            hs = list(dot.gradient(*xs.values()))
+        out, gs, hs = self._placed(out), [self._placed(g) for g in gs], [self._placed(h) for h in hs]
+        grads = dict(zip(names, gs))
+        out.realize(*gs, *hs)  # one schedule for all the outputs, rather than one per .numpy()
+        hvp = {k: h.numpy() for k, h in zip(names, hs)} if so is not None else None
+        return out.numpy(), {k: g.numpy() for k, g in grads.items()}, hvp

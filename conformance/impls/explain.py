@@ -1,0 +1,317 @@
+"""Known causes of a failure, each reproduced rather than guessed: calibration's budget is "no failure
+that is not a true bug or a documented convention", so every failure of a library is either
+*explained* by one of these — refimpl, changed in exactly the documented way, gives the library's
+number — or counted as unexplained.
+
+A cause explains a case when, for every failing entry, the changed refimpl's result is within twice
+the larger of the entry's tolerance and the one the suite gives the changed formula (the rule by
+which any implementation agrees with torch), or the entry is a gradient behind a node that the
+changed forward puts on a kink or outside its op's domain (the library's convention there is its
+own). Causes are tried one at a time, then in pairs that change different ops (a case can meet two
+bugs of one library). Exact formula changes come first, ``flush-to-zero`` — the most lenient — last.
+
+* ``self-tie`` — ``maximum(x, x)`` / ``minimum(x, x)`` given the gradient 0 instead of 1 (mygrad 2.5's
+  tie rule, 0 to both sides, applied where the two sides have the same gradient): a bug
+  (docs/findings.md). refimpl with that tie rule reproduces the entry.
+* ``elu-from-output`` — elu′ computed from the output, ``out + α`` on x ≤ 0 (jax, mygrad): equal in
+  exact arithmetic, but ``α·expm1(x) + α`` cancels — at x = −675 every digit of α·eˣ ≈ 1e-294 is
+  lost and the gradient is 0. An accuracy bug: the derivative's relative error is up to 100%.
+* ``elu-exp-minus-one`` — elu computed as ``α·(exp(x) − 1)`` for x < 0, and its derivative from
+  that output (mygrad 2.5): the subtraction cancels for small |x| — elu(−4.9e-61) is 0 where it is
+  −4.9e-61·α, and at x = −0.027 the last 3 bits are lost. An accuracy bug (torch and refimpl use
+  expm1).
+* ``log-softmax-minus-logsumexp`` — log_softmax as ``x − logsumexp(x)`` (mygrad): x and
+  max + log Σ exp(x − max) cancel, so at x = [−709, −709] the result is off by 5.5e-14 (torch
+  computes ``(x − max) − log Σ``). An accuracy bug.
+* ``reciprocal-partial`` — log′ and div′ as g·(1/x) instead of g/x: 1/x overflows for a subnormal x
+  (refimpl did this until it gained ``OpSpec.vjp``). A numerical bug.
+* ``quotient-squared`` — div′ for the denominator as −g·a/b² (autograd, mygrad): b² overflows or
+  underflows where −g·(a/b)/b does not, and the gradient is ±inf or 0 where the true one is finite.
+  A numerical bug.
+* ``inverse-square`` — div′ for the denominator as −(g·b⁻²)·a (jax: ``integer_pow(y, -2)``, 1/(y·y)):
+  b⁻² overflows for |b| < 1e-19 in binary32, and 0·inf is NaN where the gradient of 0/b is 0.
+  A numerical bug.
+* ``power-cotangent-first`` — pow′ as ``(g·y)·x^(y−1)`` (autograd): for a tiny exponent y the
+  product g·y is subnormal and keeps few digits, though x^(y−1) brings it back to a normal number
+  (pow(x, x) at x = 1e-300 with g = 1e-20: the gradient is off by 1.3e-5 relative). An accuracy bug.
+* ``abs-as-quotient`` — abs′ as ``g·x / |x|`` (autograd): for a subnormal x the product g·x keeps
+  only the subnormal's few significant bits, so the gradient of abs at x = 1e-40 in binary32 is
+  off by 8e-6 relative; differentiated again it leaves abs″ a rounding residue (5.55e-17 at
+  x = −3.84) where the true value is 0. An accuracy bug.
+* ``flush-to-zero`` — subnormals flushed to zero, inputs and results (FTZ + DAZ: XLA's CPU default,
+  hence jax's): refimpl run in :class:`FlushNS`, to within the smallest normal number, and a
+  subnormal input flushed onto a kink takes the library's convention there. A documented choice
+  of the library, outside IEEE: the suite still judges it ``fail`` (the number is wrong for the
+  dtype). The price: a wrong derivative *at a subnormal input on a kink* is put down to it too
+  (tests/test_explain.py pins where that stops).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass, replace
+from typing import Any
+from unittest import mock
+
+from conformance.case.graph import GraphCase
+from conformance.impls.zoo.base import replace_op
+from conformance.oracle.run import REFIMPL_SYSTEMS, evaluate, leaf_tensors, run_refimpl
+from conformance.tolerance.bounds import SAFETY, TINY, BoundNS, lift
+from conformance.verdict.graph import (
+    broadcast_lanes,
+    entry_bounds,
+    kinked_leaves,
+    leaf_of,
+    leaves_behind,
+    result_entries,
+    within,
+)
+from conformance.verdict.outcomes import NONCONFORMING
+from refimpl import OPS
+from refimpl.numbers import PRIMITIVES, Float32NS, FloatNS, round_to_float32
+
+TINY64 = 2.2250738585072014e-308  # the smallest normal binary64
+TINY32 = 1.1754943508222875e-38  # the smallest normal binary32
+SMALLEST_NORMAL = {"float64": TINY64, "float32": TINY32}
+
+
+def _flush(x: float, tiny: float) -> float:
+    return math.copysign(0.0, x) if abs(x) < tiny else x
+
+
+def _flushing(f: Callable[..., float], tiny: float, rnd: Callable[[float], float] = float) -> Any:
+    """``f`` with its result flushed: the engine's add and mul, conversion and rounding, and the
+    functions an op's formula calls (silu's sigmoid), as XLA's fused elementwise code flushes each
+    intermediate."""
+    return staticmethod(lambda *args: _flush(rnd(f(*args)), tiny))
+
+
+class FlushNS(FloatNS):
+    """binary64 with every subnormal input and result flushed to a signed zero (FTZ + DAZ)."""
+
+    name = "float64-ftz"
+    rounds = True  # the engine then routes every result through round/add/mul
+
+
+class Flush32NS(Float32NS):
+    """refimpl's binary32 emulation with subnormals flushed (FTZ + DAZ)."""
+
+    name = "float32-ftz"
+
+
+for _f in ("convert", "round", "add", "mul", "div", *PRIMITIVES):
+    setattr(FlushNS, _f, _flushing(getattr(FloatNS, _f), TINY64))
+    # Float32NS's functions are binary64's, rounded when the op is done: round each here, then flush
+    setattr(Flush32NS, _f, _flushing(getattr(FloatNS, _f), TINY32, round_to_float32))
+
+FLUSH = {"float64": FlushNS(), "float32": Flush32NS()}
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """What refimpl changed by one cause gives: per entry, the result and the tolerance the suite
+    would give it; and the leaves behind a node the changed forward puts on a kink."""
+
+    entries: dict[str, tuple[float, float]]
+    excused: frozenset[str] = frozenset()  # leaves behind a kink, or an input outside its op's domain
+
+    def reproduces(self, e: Any) -> bool:
+        """Whether the failing entry ``e`` (name, impl, tol) is this cause's result, within twice the
+        larger of the two tolerances — the rule by which an implementation agrees with torch — or
+        is a gradient behind a point where the changed forward leaves the op no single derivative:
+        a kink, where the library's convention is its own business (mygrad's elu(−5e-11) is exactly
+        0 in binary32, where its leaky_relu′(0) = 0), or outside the op's domain (jax's
+        ``power(x, 0.0)′`` at a flushed x = 0 is 0·0⁻¹ = NaN)."""
+        if leaf_of(e.name) in self.excused:
+            return True
+        if e.name not in self.entries:
+            return False
+        y, tol = self.entries[e.name]
+        return within(e.impl, y, 2 * max(e.tol, tol))
+
+
+def _excused(case: GraphCase, ns: Any) -> frozenset[str]:
+    """The leaves behind a node that, computed in ``ns``, sits on a kink or has an input outside its
+    op's domain."""
+    env = evaluate(case, leaf_tensors(case, ns))
+    off = []
+    for n in case.nodes:
+        spec = OPS.get(n.op)
+        if spec is None:
+            continue
+        args = [env[i] for i in n.inputs]
+        lanes = broadcast_lanes([a.shape for a in args])
+        if any(a.elements[i].data not in dom for idx in lanes for a, i, dom in zip(args, idx, spec.domain)):
+            off.append(n)
+    return kinked_leaves(case, ns) | leaves_behind(case, off)
+
+
+Patch = Callable[[], AbstractContextManager[Any]]
+
+
+@dataclass(frozen=True)
+class Cause:
+    """refimpl changed in one documented way: some of its formulas replaced (``patches``, entered
+    around the run — the zoo's ``replace_op`` for an op), or its number system flushing
+    subnormals. Asked only of cases using one of ``ops`` (all cases if empty)."""
+
+    ops: frozenset[str] = frozenset()
+    patches: tuple[Patch, ...] = ()
+    flush: bool = False
+
+    def __add__(self, other: Cause) -> Cause:
+        return Cause(self.ops | other.ops, self.patches + other.patches, self.flush or other.flush)
+
+    def reproduce(self, case: GraphCase) -> Reproduction | None:
+        """The changed refimpl on ``case``: each entry with the tolerance the suite would give the
+        changed formula — a library evaluating it rounds in its own way (numpy's exp is not
+        refimpl's), as a correct library rounds differently from torch. A flushing run is held
+        to the smallest normal number instead: which results are flushed is the library's business
+        (a comparison sees a subnormal input as 0 — DAZ — while a select passes it through
+        unflushed: jax's ``where(x >= 0, x, s·x)`` returns x = −1e-40 itself)."""
+        if self.ops and not any(n.op in self.ops for n in case.nodes):
+            return None
+        if self.flush:  # a constant is flushed where it is used, as an input is (DAZ)
+            case = _flushed_attributes(case)
+        ns = FLUSH[case.dtype] if self.flush else REFIMPL_SYSTEMS[case.dtype]
+        floor = SMALLEST_NORMAL[case.dtype] if self.flush else 0.0
+        with ExitStack() as stack:
+            for patch in self.patches:
+                stack.enter_context(patch())
+            got, bounds, excused = result_entries(run_refimpl(case, ns)), entry_bounds(case), _excused(case, ns)
+        return Reproduction({k: (x, max(floor, SAFETY * float(bounds[k].e) + TINY))
+                             for k, x in got.items() if k in bounds}, excused)
+
+
+def _flushed_attributes(case: GraphCase) -> GraphCase:
+    tiny = SMALLEST_NORMAL[case.dtype]
+    nodes = tuple(replace(n, attrs={k: _flush(v, tiny) if isinstance(v, float) else v for k, v in n.attrs.items()})
+                  for n in case.nodes)
+    return replace(case, nodes=nodes)
+
+
+def _patched(ops: tuple[str, ...], *changes: tuple[str, dict[str, Any]]) -> Cause:
+    """A cause: refimpl with each ``(op, {field: value})`` change made, asked only of cases that
+    use one of ``ops``."""
+    return Cause(frozenset(ops), tuple(replace_op(name, **fields) for name, fields in changes))
+
+
+def _zero_on_tie(name: str) -> tuple[str, dict[str, Any]]:
+    """A tie of maximum/minimum passes 0 to both sides. Where the tied sides have different
+    gradients that is a kink (``convention``, never a failure); where they have the same —
+    ``maximum(x, x)`` — every valid choice gives it, and 0 is wrong."""
+    spec = OPS[name]
+
+    def derivative(m: Any, a: Any, b: Any, out: Any) -> tuple[Any, Any]:
+        return (m.zero, m.zero) if m.val(a) == m.val(b) else spec.derivative(m, a, b, out)
+
+    return name, {"derivative": derivative}
+
+
+def _mul(m: Any, a: Any, b: Any) -> Any:
+    """``a·b`` rounded as the number system rounds one operation (binary32: to binary32): a library
+    evaluates its formula one array operation at a time, each rounded to the dtype."""
+    return m.mul(a, b) if hasattr(m, "mul") else a * b  # create_graph's namespace: graph nodes
+
+
+def _add(m: Any, a: Any, b: Any) -> Any:
+    return m.add(a, b) if hasattr(m, "add") else a + b
+
+
+def _elu_exp_minus_one(m: Any, x: Any, alpha: float) -> Any:
+    return x if m.val(x) >= 0 else _mul(m, alpha, _add(m, m.round(m.exp(x)), -m.one))
+
+
+def _inverse_square(m: Any, g: Any, a: Any, b: Any, out: Any) -> tuple[Any, Any]:
+    """jax's div′: ``div(g, y)`` and the transpose of ``mul(mul(neg(g), x), integer_pow(y, -2))``."""
+    inv_sq = m.round(m.div(m.one, _mul(m, b, b)))
+    return m.div(g, b), -_mul(m, _mul(m, g, inv_sq), a)
+
+
+def _power_cotangent_first(m: Any, g: Any, a: Any, b: Any, out: Any) -> tuple[Any, Any]:
+    """autograd's power′: ``g * y * x ** (y - 1)`` and ``g * log(x) * ans``, left to right."""
+    return (_mul(m, _mul(m, g, b), m.round(m.pow(a, _add(m, b, -m.one)))),
+            _mul(m, _mul(m, g, m.round(m.log(a))), out))
+
+
+def _power_scalar_cotangent_first(m: Any, g: Any, x: Any, out: Any, exponent: Any) -> tuple[Any]:
+    return (_mul(m, _mul(m, g, exponent), m.round(m.pow(x, exponent - 1))) if exponent else _mul(m, g, m.zero),)
+
+
+def _log_softmax_minus_logsumexp() -> AbstractContextManager[Any]:
+    """log_softmax as ``x − logsumexp(x)`` (mygrad): x and max + log Σ exp(x − max) cancel."""
+    tensor = importlib.import_module("refimpl.tensor")  # the module: ``refimpl.tensor`` is also a function
+
+    def log_softmax(lane: list[Any]) -> list[Any]:
+        if not lane:
+            return []
+        total = tensor.logsumexp_of(lane)
+        return [x - total for x in lane]
+
+    return mock.patch.object(tensor, "log_softmax_of", log_softmax)
+
+
+def _log1p_within(ulps: float) -> Patch:
+    """log1p trusted to ``ulps`` instead of LIBM_ULPS: XLA's binary64 log1p (jax 0.10.2) is off by up
+    to 127 ulps near x = −0.414 (50,000 points against mpmath; its binary32 log1p: 2.2 ulps)."""
+
+    def patch() -> AbstractContextManager[Any]:
+        trusted = BoundNS.log1p
+        return mock.patch.object(BoundNS, "log1p", lift(trusted.f, trusted.df, ulps))  # type: ignore[attr-defined]
+
+    return patch
+
+
+CAUSES: dict[str, Cause] = {
+    # exact changes of one formula first; flushing, which excuses more, last
+    "self-tie": _patched(("maximum", "minimum"), _zero_on_tie("maximum"), _zero_on_tie("minimum")),
+    "elu-from-output": _patched(("elu",), ("elu", {"derivative": lambda m, x, out, alpha:
+                                                  (m.one if m.val(x) > 0 else out + alpha,)})),
+    "elu-exp-minus-one": _patched(("elu",), ("elu", {"forward": _elu_exp_minus_one,
+                                                    "derivative": lambda m, x, out, alpha:
+                                                    (m.one if m.val(x) >= 0 else _add(m, out, alpha),)})),
+    "log-softmax-minus-logsumexp": Cause(frozenset({"log_softmax"}), (_log_softmax_minus_logsumexp,)),
+    "log1p-128-ulps": Cause(frozenset({"log1p"}), (_log1p_within(128),)),
+    "reciprocal-partial": _patched(("log", "div"), ("log", {"vjp": None}), ("div", {"vjp": None})),
+    "quotient-squared": _patched(("div",), ("div", {"vjp": lambda m, g, a, b, out:
+                                                    (m.div(g, b), m.div(_mul(m, -g, a), _mul(m, b, b)))})),
+    "inverse-square": _patched(("div",), ("div", {"vjp": _inverse_square})),
+    "power-cotangent-first": _patched(("pow", "pow_scalar", "pow_int"), ("pow", {"vjp": _power_cotangent_first}),
+                                      ("pow_scalar", {"vjp": _power_scalar_cotangent_first}),
+                                      ("pow_int", {"vjp": _power_scalar_cotangent_first})),
+    "abs-as-quotient": _patched(("abs",), ("abs", {"vjp": lambda m, g, x, out:
+                                                  (m.div(_mul(m, g, x), out) if m.val(x) != 0 else
+                                                   _mul(m, g, m.zero),)})),
+    "flush-to-zero": Cause(flush=True),
+}
+
+
+def _candidates(case: GraphCase) -> Iterator[tuple[str, Cause]]:
+    """Every cause the case's ops can meet, then every pair of them that change different ops (a
+    library has several bugs, and one case can meet two: mygrad's ``elu(minimum(x, x))``)."""
+    used = {n.op for n in case.nodes}
+    names = [k for k, c in CAUSES.items() if not c.ops or c.ops & used]
+    yield from ((k, CAUSES[k]) for k in names)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if not CAUSES[a].ops & CAUSES[b].ops:
+                yield f"{a} + {b}", CAUSES[a] + CAUSES[b]
+
+
+def explain(case: GraphCase, entries: list[Any]) -> str | None:
+    """The name of the known cause (or pair of causes) that reproduces every failing entry of
+    ``entries`` (verdict entries: name, impl, tol, verdict), or None."""
+    bad = [e for e in entries if e.verdict in NONCONFORMING]
+    if not bad:
+        return None
+    for name, cause in _candidates(case):
+        try:
+            got = cause.reproduce(case)
+        except (ArithmeticError, ValueError):
+            continue
+        if got is not None and all(got.reproduces(e) for e in bad):
+            return name
+    return None

@@ -1,0 +1,112 @@
+"""The graph kind: a DAG of elementwise and tensor ops on leaf tensors, its value, its gradient
+(a vector-Jacobian product with the case's cotangent) and, when asked, a Hessian-vector product.
+
+Everything the suite needs of a graph case, gathered into one :class:`~conformance.kinds.kind.Kind`:
+the case and its JSON (:mod:`conformance.case.graph`), torch's run (:mod:`conformance.oracle.run`), the
+verdict (:mod:`conformance.verdict.graph`), the torch script (:mod:`conformance.oracle.repro`) and the suites
+(:mod:`conformance.case.strategies`), declared here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+from conformance.case import graph as cases
+from conformance.case.strategies import DEEP_CHAIN_OPS, deep_chains, graph_cases, tensor_graph_cases
+from conformance.case.tensor_ops import TENSOR_OPS
+from conformance.kinds.kind import Kind, Suite, tensor_bits
+from conformance.oracle import repro
+from conformance.oracle.run import run_torch
+from conformance.verdict.graph import disagrees, judge
+from refimpl import OPS
+
+
+def describe(case: cases.GraphCase) -> dict[str, Any]:
+    depth: dict[str, int] = {}
+    for node in case.nodes:
+        depth[node.name] = 1 + max((depth.get(i, 0) for i in node.inputs), default=0)
+    return dict(ops=" ".join(case.ops), nodes=len(case.nodes), depth=max(depth.values(), default=0),
+                parameters=0, steps=0, dtype=case.dtype)
+
+
+def family(case: cases.GraphCase) -> str:
+    if case.second_order is not None:
+        return "second order"
+    if case.dtype == "float32":
+        return "float32"
+    ops = case.ops
+    if any(op not in OPS for op in ops):
+        return "tensor"
+    return OPS[ops[0]].family if len(ops) == 1 else "graphs"
+
+
+def result_key(r: cases.GraphResult) -> Hashable:
+    """A result as a hashable value, floats by their bits (NaN equals NaN, -0.0 is not 0.0)."""
+    hvp = None if r.hvp is None else tuple((k, tensor_bits(v)) for k, v in r.hvp.items())
+    return (r.error, tensor_bits(r.value), tuple((k, tensor_bits(v)) for k, v in r.grads.items()), hvp)
+
+
+def suites(caps: Any, examples: int) -> list[Suite]:
+    """Every op alone, random scalar graphs, deep chains, tensor graphs, float32, second order —
+    each only where the capabilities allow it. The last two (float32 tensor graphs, second order
+    through tensors) come after every other suite of every kind, so that adding them left the seeds
+    of the suites before them, and so their cases, as they were."""
+    per_op = max(3, examples // 4)
+    out = [Suite(f"op {name}", spec.family, graph_cases(ops=[name], max_nodes=2), per_op)
+           for name, spec in OPS.items() if name in caps.ops]
+    out += [Suite(f"op {name}", "tensor", tensor_graph_cases(ops=[name], max_nodes=2), per_op)
+            for name in TENSOR_OPS if name in caps.ops]
+    if any(n in OPS for n in caps.ops):
+        out.append(Suite("scalar graphs", "graphs", graph_cases(ops=caps.ops, max_nodes=12), examples))
+        if set(DEEP_CHAIN_OPS) <= caps.ops:
+            out.append(Suite("deep chains", "graphs", deep_chains(), 2))
+    if any(n in TENSOR_OPS for n in caps.ops):
+        out.append(Suite("tensor graphs", "tensor", tensor_graph_cases(ops=caps.ops), examples))
+    if "float32" in caps.dtypes:
+        out.append(Suite("float32 graphs", "float32", graph_cases(ops=caps.ops, dtype="float32", max_nodes=12),
+                         examples))
+    if caps.second_order:
+        out.append(Suite("second order", "second order",
+                         graph_cases(ops=caps.ops, max_nodes=6, second_order=True), examples))
+    return out
+
+
+def late_suites(caps: Any, examples: int) -> list[Suite]:
+    """Graph suites added after the network suites existed: they run last (see :func:`suites`)."""
+    out = []
+    tensors = any(n in TENSOR_OPS for n in caps.ops)
+    if tensors and "float32" in caps.dtypes:
+        out.append(Suite("float32 tensor graphs", "float32", tensor_graph_cases(ops=caps.ops, dtype="float32"),
+                         examples))
+    if tensors and caps.second_order:
+        out.append(Suite("second order tensors", "second order",
+                         tensor_graph_cases(ops=caps.ops, max_nodes=4, second_order=True), examples))
+    return out
+
+
+def unsupported(caps: Any) -> dict[str, str]:
+    """The elementwise and tensor ops the capabilities leave out, by family."""
+    out = {name: spec.family for name, spec in OPS.items() if name not in caps.ops}
+    out.update({name: "tensor" for name in TENSOR_OPS if name not in caps.ops})
+    return out
+
+
+def family_suite(family: str, dtype: str, ops: list[str] | None, n: int) -> Suite:
+    """``n`` cases of one op family for calibration: graphs of up to 10 nodes over ``ops`` (None:
+    every op), or tensor graphs for the family ``tensor``."""
+    strategy = (tensor_graph_cases(ops=ops, dtype=dtype) if family == "tensor"
+                else graph_cases(ops=ops, dtype=dtype, max_nodes=10))
+    return Suite(f"{family} {dtype}", family, strategy, n)
+
+
+GRAPH = Kind(
+    name="graph", format=cases.FORMAT, case_type=cases.GraphCase, method="run_graph",
+    error_result=lambda message: cases.GraphResult(error=message),
+    to_json=cases.case_to_json, from_json=cases.case_from_json, dumps=cases.dumps, loads=cases.loads,
+    result_to_json=cases.result_to_json, result_from_json=cases.result_from_json,
+    size=lambda case: f"{len(case.nodes)} nodes", describe=describe, family=family,
+    run_torch=run_torch, judge=judge, disagrees=disagrees, torch_script=repro.torch_script,
+    result_key=result_key, suites=suites, late_suites=late_suites, unsupported=unsupported,
+    picture="conformance.report.graphdraw:draw_graph_case",
+)

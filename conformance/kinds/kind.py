@@ -1,0 +1,91 @@
+"""Case kinds: what every part of the suite asks of a kind of case, declared once per kind.
+
+A *kind* is a shape of case — a graph of ops (:mod:`conformance.kinds.graph`), a training run of a
+network (:mod:`conformance.kinds.network`) — with everything the rest of the suite needs from it:
+its JSON, how an implementation and torch run it, how a result is judged, what "still disagrees"
+means while shrinking, the pasteable torch script, the records' columns, the report's picture and
+the suites it contributes. The driver, the records, the report, ``verify``, ``nightly``,
+``mutants``, ``calibrate``, ``export`` and the pytest plugin read a kind only through
+:class:`Kind`; none of them tests which kind a case is. Adding a kind is one module declaring a
+:class:`Kind` and one line in :data:`conformance.kinds.KINDS`.
+
+This module is the vocabulary only (it imports no kind), so a kind can be declared below the
+layers that use it.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import strategies as st
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named set of cases drawn from one strategy: the unit every command runs, seeds and reports.
+
+    ``family`` is the column of the verdict table it is counted in; ``examples`` how many cases a
+    run draws. Suite ``i`` of an implementation's list is seeded with ``seed + i`` everywhere."""
+
+    name: str
+    family: str
+    strategy: st.SearchStrategy[Any]
+    examples: int
+
+
+def tensor_bits(t: Any) -> Hashable:
+    """A result tensor by the bits of its values (NaN equals NaN, -0.0 is not 0.0); None stays None."""
+    return None if t is None else (tuple(t.shape), tuple(float(v).hex() for v in t.values))
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of case, declared once. Every callable takes and returns the kind's own types."""
+
+    name: str  # "graph", "network": the records' ``kind`` column and failure files' ``kind`` field
+    format: str  # the ``format`` field of its case JSON documents
+    case_type: type
+    method: str  # the implementation's method that runs one such case (``run_graph``, ``run_network``)
+    error_result: Callable[[str], Any]  # a result that carries only an error message
+    to_json: Callable[[Any], dict[str, Any]]
+    from_json: Callable[[dict[str, Any]], Any]
+    dumps: Callable[[Any], str]
+    loads: Callable[[str], Any]
+    result_to_json: Callable[[Any], dict[str, Any]]
+    result_from_json: Callable[[dict[str, Any]], Any]
+    size: Callable[[Any], str]  # "3 nodes", "2 layers, 3 steps": how big a (minimal) case is
+    describe: Callable[[Any], dict[str, Any]]  # records columns: ops, nodes, depth, parameters, steps, dtype
+    family: Callable[[Any], str]  # the verdict-table family of a case found outside a suite
+    run_torch: Callable[[Any], Any]
+    judge: Callable[..., Any]  # (case, result, torch_result, *, always_truth) -> CaseVerdict
+    disagrees: Callable[[Any, Any, Any], bool]  # the cheap test shrinking asks: (case, result, torch_result)
+    torch_script: Callable[[Any], str]
+    result_key: Callable[[Any], Hashable]  # a result by its bits: equal keys, equal verdicts
+    suites: Callable[[Any, int], list[Suite]]  # (capabilities, cases per suite) -> its suites, in order
+    picture: str  # "module:function" drawing a failing case in the report (the report imports it)
+    #: suites added after others existed: they run after every kind's ``suites``, so that adding one
+    #: changes no earlier suite's index, hence its seed, hence its cases
+    late_suites: Callable[[Any, int], list[Suite]] = lambda caps, examples: []
+    #: what of this kind an implementation with these capabilities does not support, each with the
+    #: family it is counted under (the verdict table's "unsupp." column, the records' unsupported_ops)
+    unsupported: Callable[[Any], dict[str, str]] = lambda caps: {}
+
+    def run(self, impl: Any, case: Any) -> Any:
+        """The implementation's result on ``case``; an exception becomes a result whose error is one
+        line (type, message, where it was raised) instead of a crash of the harness."""
+        try:
+            return getattr(impl, self.method)(case)
+        except Exception as exc:  # the implementation under test may raise anything
+            last = traceback.extract_tb(exc.__traceback__)[-1]
+            return self.error_result(f"{type(exc).__name__}: {exc} (at {last.filename}:{last.lineno})")
+
+    def check(self, impl: Any, case: Any, *, always_truth: bool = False) -> Any:
+        """The verdict on one case: the implementation's run judged against torch's."""
+        return self.judge(case, self.run(impl, case), self.run_torch(case), always_truth=always_truth)
+
+    def still_disagrees(self, impl: Any, case: Any) -> bool:
+        """What shrinking keeps: a case on which the implementation still disagrees with torch."""
+        return self.disagrees(case, self.run(impl, case), self.run_torch(case))

@@ -1,0 +1,75 @@
+"""The network kind: a short training run of an MLP — loss, every gradient and every parameter
+after every step — against ``torch.optim``.
+
+Everything the suite needs of a network case, gathered into one :class:`~conformance.kinds.kind.Kind`:
+the case and its JSON (:mod:`conformance.case.network`), torch's run (:mod:`conformance.oracle.netrun`), the
+verdict (:mod:`conformance.verdict.network`, with the bounds of :mod:`conformance.tolerance.netbounds`), the torch
+script (:mod:`conformance.oracle.netrepro`) and the suites (:mod:`conformance.case.netstrategies`), declared
+here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+from conformance.case import network as netcases
+from conformance.case.netstrategies import for_capabilities
+from conformance.case.network import DTYPES, LOSS_ATTRS, OPTIMIZER_HYPER, NetworkCase, NetworkResult
+from conformance.kinds.kind import Kind, Suite, tensor_bits
+from conformance.oracle.netrepro import torch_script
+from conformance.oracle.netrun import run_torch_network
+from conformance.verdict.network import NetworkVerdict, judge_network
+
+
+def describe(case: NetworkCase) -> dict[str, Any]:
+    ops = {la.activation for la in case.layers} | {case.loss, case.optimizer}
+    ops |= {case.head} if case.head != "none" else set()
+    n = len(case.layers)
+    return dict(ops=" ".join(sorted(ops)), nodes=n, depth=n, parameters=case.n_params, steps=case.steps,
+                dtype=case.dtype)
+
+
+def result_key(r: NetworkResult) -> Hashable:
+    """A training run's result as a hashable value, floats by their bits."""
+    return (r.error, tuple((tensor_bits(s.loss), tuple((k, tensor_bits(v)) for k, v in s.grads.items()),
+                            tuple((k, tensor_bits(v)) for k, v in s.params.items())) for s in r.steps))
+
+
+def judge(case: NetworkCase, result: NetworkResult, torch_result: NetworkResult, *,
+          always_truth: bool = False) -> NetworkVerdict:
+    """:func:`conformance.verdict.network.judge_network`. Its truth is refimpl at 50 digits, computed for
+    every entry that disagrees; ``always_truth`` asks nothing more of it."""
+    return judge_network(case, result, torch_result)
+
+
+def disagrees(case: NetworkCase, result: NetworkResult, torch_result: NetworkResult) -> bool:
+    """No cheap pre-test for a training run: shrinking judges each candidate outright."""
+    return not judge(case, result, torch_result).conforms
+
+
+def suites(caps: Any, examples: int) -> list[Suite]:
+    """Training runs per dtype, then per optimizer and per loss (in the first dtype supported). A run
+    costs about ten graph cases: a third of ``examples`` runs per dtype, an eighth per optimizer/loss
+    (the first run drawn is the minimal one, every knob off)."""
+    if not getattr(caps, "networks", False):
+        return []
+    dtypes = [d for d in DTYPES if d in caps.dtypes]
+    out = [Suite(f"networks {d}", "networks", for_capabilities(caps, d), max(2, examples // 3)) for d in dtypes]
+    each = max(3, examples // 8)
+    out += [Suite(f"optimizer {o}", "networks", for_capabilities(caps, dtypes[0], optimizers=[o]), each)
+            for o in OPTIMIZER_HYPER if o in caps.optimizers]
+    out += [Suite(f"loss {loss}", "networks", for_capabilities(caps, dtypes[0], losses=[loss]), each)
+            for loss in LOSS_ATTRS if loss in caps.losses]
+    return out
+
+
+NETWORK = Kind(
+    name="network", format=netcases.FORMAT, case_type=NetworkCase, method="run_network",
+    error_result=lambda message: NetworkResult(error=message),
+    to_json=netcases.case_to_json, from_json=netcases.case_from_json, dumps=netcases.dumps, loads=netcases.loads,
+    result_to_json=netcases.result_to_json, result_from_json=netcases.result_from_json,
+    size=lambda case: case.summary(), describe=describe, family=lambda case: "networks",
+    run_torch=run_torch_network, judge=judge, disagrees=disagrees, torch_script=torch_script,
+    result_key=result_key, suites=suites, picture="conformance.report.netdraw:draw_network_case",
+)

@@ -1,0 +1,29 @@
+"""A standalone script that reproduces a graph case with torch — pasteable, no project needed."""
+
+from __future__ import annotations
+
+from conformance.case.graph import GraphCase
+from conformance.case.tensor_ops import TENSOR_OPS, torch_kwargs
+from refimpl import OPS
+
+
+def torch_script(case: GraphCase) -> str:
+    dt = f"torch.{case.dtype}"
+    lines = ["import torch", "import torch.nn.functional", ""]
+    names = list(case.leaves)
+    for k in names:
+        t = case.leaves[k]
+        lines.append(f"{k} = torch.tensor({list(t.values)!r}, dtype={dt}).reshape({tuple(t.shape)!r})"
+                     ".requires_grad_()")
+    for n in case.nodes:
+        fn = OPS[n.op].torch if n.op in OPS else TENSOR_OPS[n.op].torch
+        kw = "".join(f", {k}={v!r}" for k, v in torch_kwargs(n.op, n.attrs).items())
+        lines.append(f"{n.name} = {fn}({', '.join(n.inputs)}{kw})")
+    ct = case.cotangent
+    lines.append(f"cotangent = torch.tensor({list(ct.values)!r}, dtype={dt}).reshape({tuple(ct.shape)!r})")
+    lines.append(f"grads = torch.autograd.grad({case.output}, [{', '.join(names)}], cotangent, "
+                 "allow_unused=True, materialize_grads=True)")
+    lines.append(f"print('value', {case.output}.tolist())")
+    lines.append(f"for name, g in zip({names!r}, grads):")
+    lines.append("    print('grad', name, g.tolist())")
+    return "\n".join(lines) + "\n"

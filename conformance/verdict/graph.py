@@ -1,0 +1,288 @@
+"""Deciding, entry by entry, whether an implementation's result conforms.
+
+Each entry — the output value, each leaf's gradient, each HVP component — has a tolerance
+``tol = SAFETY × bound`` from refimpl's running error bound in the dtype under test
+(:mod:`conformance.tolerance.bounds`). Two results that are each within ``tol`` of the truth are within
+``2·tol`` of each other, so:
+
+* ``pass``            — the implementation is within ``2·tol`` of torch;
+* otherwise the truth arbitrates (a finite difference of the forward at 50 digits for gradients,
+  the 50-digit forward for values, refimpl at 50 digits for HVPs):
+  ``torch-deviates`` if the implementation is within ``tol`` of the truth and torch is not,
+  ``convention`` if the case sits exactly on a kink (where torch documents a choice),
+  ``fail`` otherwise;
+* ``nonfinite-mismatch`` — NaN/inf where the truth is finite, or the reverse;
+* ``error`` — the implementation raised or returned something unusable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.case.graph import GraphCase, GraphResult
+from conformance.case.tensor_ops import TENSOR_OPS, tied_candidates
+from conformance.oracle.opcheck import kink_points
+from conformance.oracle.run import evaluate, leaf_tensors, refimpl_raw, truth_gradient
+from conformance.tolerance.bounds import SAFETY, TINY, bound_system
+from conformance.verdict.outcomes import NONCONFORMING, ORDER
+from refimpl import FLOAT64, OPS, Value, grad, mpmath_system
+from refimpl.tensor import broadcast_map, broadcast_shapes
+
+
+@dataclass
+class Entry:
+    name: str
+    impl: float
+    torch: float
+    tol: float
+    verdict: str
+    truth: float | None = None
+
+    @property
+    def ratio(self) -> float:
+        """How far from passing, 1 being the edge: |impl − torch| / 2·tol, or |impl − truth| / tol
+        when the truth had to arbitrate."""
+        ref = self.truth if self.truth is not None else self.torch
+        if not (math.isfinite(self.impl) and math.isfinite(ref)):
+            return 0.0 if self.impl == ref or (math.isnan(self.impl) and math.isnan(ref)) else math.inf
+        return abs(self.impl - ref) / (self.tol if self.truth is not None else 2 * self.tol)
+
+    def describe(self) -> str:
+        truth = "" if self.truth is None else f", truth {self.truth!r}"
+        return (f"{self.name}: implementation {self.impl!r}, torch {self.torch!r}{truth}, "
+                f"tolerance {self.tol:.3g}, error/tolerance {self.ratio:.3g} → {self.verdict}")
+
+
+@dataclass
+class CaseVerdict:
+    case: GraphCase
+    verdict: str
+    entries: list[Entry] = field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def conforms(self) -> bool:
+        return self.verdict not in NONCONFORMING
+
+    @property
+    def worst_ratio(self) -> float:
+        return max((e.ratio for e in self.entries), default=0.0)
+
+
+def within(a: float, b: float, slack: float) -> bool:
+    """Within ``slack`` of each other; non-finite values only match themselves (NaN matches NaN)."""
+    if math.isfinite(a) and math.isfinite(b):
+        return abs(a - b) <= slack
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def kinked_leaves(case: GraphCase, system: Any = FLOAT64) -> frozenset[str]:
+    """The leaves whose gradient passes through a node sitting exactly on a kink — an elementwise
+    node with an input on one of its op's declared kinks, a tie of ``maximum``/``minimum`` between
+    two *different* nodes, an ``amax`` with tied candidates: the points where torch documents a
+    convention. Only these leaves' gradient (and HVP) entries can be excused as ``convention``; a
+    value never is (the forward is continuous). A tie counts only where the tied operands have
+    different gradients — where the split can matter: ``maximum(x, x)`` and
+    ``maximum(x, maximum(x, x))`` are ``x``, with one right derivative. The forward runs in
+    ``system`` (binary64: where the case's inputs sit exactly on a kink)."""
+    leaves = leaf_tensors(case, system, requires_grad=True)
+    env = evaluate(case, leaves)
+    leaf_values = [e for t in leaves.values() for e in t.elements]
+    return leaves_behind(case, [n for n in case.nodes if on_kink(n, [env[i] for i in n.inputs], leaf_values)])
+
+
+def leaves_behind(case: GraphCase, nodes: list[Any]) -> frozenset[str]:
+    """The leaves that ``nodes`` depend on."""
+    inputs = {n.name: n.inputs for n in case.nodes}
+    seen: set[str] = set()
+    todo = [i for n in nodes for i in n.inputs]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += inputs.get(name, ())
+    return frozenset(seen & set(case.leaves))
+
+
+def on_kink(n: Any, args: list[Any], leaves: list[Value]) -> bool:
+    """Whether node ``n``, given its evaluated inputs ``args``, sits on a kink: an input on one of
+    its elementwise op's declared kink points, or a tie (maximum/minimum, or a tensor op's ``ties``
+    rule) between candidates whose gradients with respect to ``leaves`` differ."""
+    if n.op in TENSOR_OPS:  # a tie by the op's declared rule (amax: within any one slice it reduces)
+        return any(_split_matters(tied, leaves) for tied in tied_candidates(n.op, args, n.attrs))
+    spec = OPS.get(n.op)
+    if spec is None or not spec.kinks:
+        return False
+    ties = any(k.at == "tie" for k in spec.kinks)  # maximum, minimum: a == b, wherever it happens
+    points = [] if ties else kink_points(spec, spec.attributes(n.attrs))
+    for idx in broadcast_lanes([a.shape for a in args]):
+        operands = [a.elements[i] for a, i in zip(args, idx)]
+        xs = tuple(float(v.data) for v in operands)
+        if xs in points or (ties and xs[0] == xs[1] and _split_matters(operands, leaves)):
+            return True
+    return False
+
+
+def _split_matters(tied: list[Value], leaves: list[Value]) -> bool:
+    """Whether tied candidates (of a max, a min, an amax) have different gradients with respect to
+    the leaves: only then do torch's even split and another convention give different results."""
+    if len(tied) < 2:
+        return False
+    slopes = [tuple(0.0 if g is None else float(g) for g in grad(v, leaves, 1.0, allow_unused=True))
+              if v.requires_grad else (0.0,) * len(leaves) for v in tied]
+    return len(set(slopes)) > 1
+
+
+def leaf_of(entry: str) -> str | None:
+    """``grad[x0][1,2]`` → ``x0``; ``value…`` → None."""
+    head, _, rest = entry.partition("[")
+    return rest.split("]", 1)[0] if head in ("grad", "hvp") else None
+
+
+def broadcast_lanes(shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """For each position of the broadcast result, the flat index into every operand."""
+    out = broadcast_shapes(*shapes)
+    maps = [broadcast_map(s, out) for s in shapes]
+    return list(zip(*maps))
+
+
+def _flat(prefix: str, shape: tuple[int, ...], values: Any) -> dict[str, Any]:
+    if not shape:
+        return {prefix: values[0]}
+    return {f"{prefix}[{i}]": v for i, v in enumerate(values)}
+
+
+def shape_problem(impl: GraphResult, torch_result: GraphResult) -> str | None:
+    """A result tensor whose shape differs from torch's, or whose values do not fill its shape: one
+    line saying which, before any entry is compared (a wrong shape can be megabytes of values)."""
+    pairs = [("value", impl.value, torch_result.value)]
+    pairs += [(f"grad[{k}]", impl.grads.get(k), t) for k, t in torch_result.grads.items()]
+    pairs += [(f"hvp[{k}]", (impl.hvp or {}).get(k), t) for k, t in (torch_result.hvp or {}).items()]
+    for name, got, want in pairs:
+        if want is None:
+            continue
+        if got is None:
+            return f"result is missing {name}"
+        if not (isinstance(getattr(got, "shape", None), tuple) and isinstance(getattr(got, "values", None), tuple)):
+            return f"unusable result: {name} is a {type(got).__name__}, not a Tensor"
+        shape, n = tuple(got.shape), len(got.values)
+        if shape != tuple(want.shape):
+            return f"{name} has shape {shape}, expected {tuple(want.shape)}"
+        if n != math.prod(shape):
+            return f"{name} has {n} values for its shape {shape}"
+    return None
+
+
+def result_entries(r: GraphResult) -> dict[str, float]:
+    """Every entry of a result by name: ``value[…]``, ``grad[leaf][…]``, ``hvp[leaf][…]``."""
+    out = _flat("value", r.value.shape, r.value.values) if r.value is not None else {}
+    for k, t in r.grads.items():
+        out.update(_flat(f"grad[{k}]", t.shape, t.values))
+    for k, t in (r.hvp or {}).items():
+        out.update(_flat(f"hvp[{k}]", t.shape, t.values))
+    return out
+
+
+def entry_bounds(case: GraphCase) -> dict[str, Any]:
+    """Every entry's running error bound (a :class:`~conformance.tolerance.bounds.Bounded`), named as in
+    :func:`result_entries`: refimpl run in the error-bound system of the case's dtype."""
+    value, grads, hvp = refimpl_raw(case, bound_system(case.dtype))
+    out = _flat("value", case.cotangent.shape, value)
+    for k, g in grads.items():
+        out.update(_flat(f"grad[{k}]", case.leaves[k].shape, g))
+    for k, h in (hvp or {}).items():
+        out.update(_flat(f"hvp[{k}]", case.leaves[k].shape, h))
+    return out
+
+
+class _Truth:
+    """The arbiter, computed entry by entry and only where the implementation and torch disagree."""
+
+    def __init__(self, case: GraphCase) -> None:
+        self.case = case
+        self._hi: dict[str, tuple[float, float]] | None = None
+        self._index = {name: (k, i) for k, t in case.leaves.items()
+                       for i, name in enumerate(_flat(f"grad[{k}]", t.shape, range(len(t.values))))}
+
+    def __getitem__(self, name: str) -> tuple[float, float]:
+        if name in self._index:
+            return truth_gradient(self.case, *self._index[name])
+        if self._hi is None:  # values and HVPs: refimpl at 50 digits, one run for all of them
+            value, _, hvp = refimpl_raw(self.case, mpmath_system(50))
+            hi = {k: (float(v), 0.0) for k, v in _flat("value", self.case.cotangent.shape, value).items()}
+            for k, h in (hvp or {}).items():
+                hi.update({n: (float(v), 0.0) for n, v in _flat(f"hvp[{k}]", self.case.leaves[k].shape, h).items()})
+            self._hi = hi
+        return self._hi[name]
+
+
+def arbitrate(x: float, t: float, true: float, slack: float, excuse: Callable[[], Any]) -> tuple[str, Any]:
+    """The verdict of an entry where the implementation (``x``) and torch (``t``) disagree, given the
+    truth and how far from it an honest result may be. ``excuse()`` — asked only when the
+    implementation is off the truth — says whether a documented convention (a kink) explains it;
+    what it returned comes back with the verdict."""
+    impl_ok, torch_ok = within(x, true, slack), within(t, true, slack)
+    if impl_ok:
+        return ("pass" if torch_ok else "torch-deviates"), None
+    why = excuse()
+    if why:
+        return "convention", why
+    if math.isfinite(x) != math.isfinite(true):
+        return "nonfinite-mismatch", None
+    return "fail", None
+
+
+def disagrees(case: GraphCase, impl: GraphResult, torch_result: GraphResult) -> bool:
+    """The cheap half of :func:`judge`: does the implementation differ from torch beyond 2·tol
+    anywhere (or fail to answer)? No truth is computed — this is what shrinking asks, many times."""
+    if impl.error is not None:
+        return True
+    got, want = result_entries(impl), result_entries(torch_result)
+    if set(want) - set(got):
+        return True
+    bounds = entry_bounds(case)
+    return any(not within(got[k], t, 2 * (SAFETY * float(bounds[k].e) + TINY)) for k, t in want.items())
+
+
+def judge(case: GraphCase, impl: GraphResult, torch_result: GraphResult, *,
+          always_truth: bool = False) -> CaseVerdict:
+    """The verdict on one case: every entry, then the worst of them.
+
+    With ``always_truth`` (the nightly profile) every entry is also held against the truth, not
+    only those where the implementation and torch disagree.
+    """
+    if impl.error is not None:  # adapters mark a case that ran out of time with the prefix "timeout:"
+        return CaseVerdict(case, "timeout" if impl.error.startswith("timeout:") else "error", reason=impl.error)
+    problem = shape_problem(impl, torch_result)
+    if problem:
+        return CaseVerdict(case, "error", reason=problem)
+    got, want = result_entries(impl), result_entries(torch_result)
+    missing = sorted(set(want) - set(got))
+    if missing:
+        return CaseVerdict(case, "error", reason=f"result is missing {', '.join(missing)}")
+    bounds, truth = entry_bounds(case), _Truth(case)
+    kinked: frozenset[str] | None = None
+    entries = []
+    for name, t in want.items():
+        x = got[name]
+        tol = SAFETY * float(bounds[name].e) + TINY
+        agree = within(x, t, 2 * tol)
+        if agree and not always_truth:
+            entries.append(Entry(name, x, t, tol, "pass"))
+            continue
+        if kinked is None:
+            kinked = kinked_leaves(case)
+        if leaf_of(name) in kinked:
+            # at a kink the finite difference averages the one-sided slopes: it is no truth there,
+            # and torch's documented choice is the reference — any other choice is a convention
+            entries.append(Entry(name, x, t, tol, "pass" if agree else "convention"))
+            continue
+        true, fd_err = truth[name]
+        verdict, _ = arbitrate(x, t, true, tol + fd_err, lambda: False)
+        entries.append(Entry(name, x, t, tol, verdict, truth=true))
+    worst = min((e.verdict for e in entries), key=ORDER.index, default="pass")
+    bad = [e for e in entries if e.verdict == worst and worst != "pass"]
+    return CaseVerdict(case, worst, entries, reason=bad[0].describe() if bad else "")
