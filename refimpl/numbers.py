@@ -7,7 +7,7 @@ exact rationals — and, in :mod:`refimpl.engine`, the graph namespace that buil
 differentiable graph. :data:`INTERFACE` names everything a number system provides; the functions
 among it (``m.exp`` … ``m.pow``) are declared once, in :data:`PRIMITIVES`: each with its binary64
 function and its derivative, which the float systems use as they are and
-:class:`conformance.tolerance.BoundNS` lifts to error bounds.
+:class:`conformance.tolerance.bounds.BoundNS` lifts to error bounds.
 
 The float namespaces follow IEEE 754 rather than Python: ``exp(1000)`` is ``inf``, ``1/0`` is
 ``inf``, ``log(0)`` is ``-inf`` and ``log(-1)`` is ``nan``, as in torch. The mathematical domain of
@@ -121,7 +121,7 @@ class Primitive:
     :class:`Float32NS` rounds). ``derivative`` is its derivative evaluated in binary64, as a
     function of the input and the value already computed (exp′ = exp): ``(x, value) -> f′(x)`` for
     a unary function, ``(a, b, value) -> (∂/∂a, ∂/∂b)`` for pow. Error-bound arithmetic
-    (:class:`conformance.tolerance.BoundNS`) multiplies an input's error by its absolute value.
+    (:class:`conformance.tolerance.bounds.BoundNS`) multiplies an input's error by its absolute value.
     ``rational``: it maps rationals to rationals (pow with an integer exponent), so
     :class:`FractionNS` implements it; the others raise :class:`NotRepresentable` there.
     """
