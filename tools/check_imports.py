@@ -22,6 +22,8 @@ PROJECT = ("conformance", "refimpl")
 
 #: modules allowed function-level imports of the project, and why
 ALLOWED = {
+    "conformance/commands/cli.py": "the command line imports a command's module when that command runs: "
+                                   "`conformance --help` answers in 0.1 s instead of 0.9 s",
     "conformance/plugin.py": "pytest loads the plugin in every session of the environment (another "
                              "project's too); it imports the suite only when the session runs it",
 }
@@ -43,7 +45,7 @@ def problems(path: Path, rel: str) -> list[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     out = []
     for fn in ast.walk(tree):
-        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) or rel in ALLOWED:
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) or any(rel.endswith(a) for a in ALLOWED):
             continue
         for node in ast.walk(fn):
             if isinstance(node, (ast.Import, ast.ImportFrom)):

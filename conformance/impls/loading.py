@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from conformance.impls import Implementation, available, load
+from conformance.impls.adapters.jsonl import CommandAdapter
+from conformance.impls.adapters.micrograd import load_micrograd
 
 DEFAULT_TIMEOUT = 30.0  # seconds per case, for implementations in their own process
 
@@ -32,8 +34,6 @@ def resolve(spec: str, *, isolate: bool = False, timeout: float | None = None) -
     (``python -m conformance.commands.serve SPEC``); ``timeout`` (seconds per case) needs a process of its
     own — ``cmd:`` or ``isolate`` — since a call in this process cannot be interrupted safely."""
     if spec.startswith("cmd:") or isolate:
-        from conformance.impls.adapters.jsonl import CommandAdapter
-
         if spec.startswith("cmd:"):
             return CommandAdapter(spec.split(":", 1)[1], timeout=timeout or DEFAULT_TIMEOUT)
         return CommandAdapter([sys.executable, "-m", "conformance.commands.serve", spec],
@@ -42,8 +42,6 @@ def resolve(spec: str, *, isolate: bool = False, timeout: float | None = None) -
         raise LookupError(f"a per-case timeout needs the implementation in its own process: add --isolate "
                           f"(or use cmd:) for {spec!r}")
     if spec.startswith("micrograd:"):
-        from conformance.impls.adapters.micrograd import load_micrograd
-
         return load_micrograd(spec.split(":", 1)[1])
     if spec in available():
         return load(spec)
