@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import multiprocessing
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from unittest import mock
 
 from conformance.case.graph import dumps
 from conformance.case.tensor_ops import TENSOR_OPS
-from conformance.driver import run_suite
+from conformance.driver import run_suite, worker_pool
 from conformance.impls import RefImpl
 from conformance.impls.explain import explain
 from conformance.impls.loading import resolve
@@ -239,14 +238,6 @@ def run_chunk(args: tuple[str, str, str, int, int]) -> Tally:
     return tally
 
 
-def _one_thread() -> None:
-    """Workers keep torch to one thread: the cases are tiny, and an OpenMP pool inherited across
-    fork from a parent that used torch (a test session) must never be entered."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def calibrate(impl: str = "refimpl", n: int = 100_000, dtypes: tuple[str, ...] = ("float64", "float32"),
               workers: int = 2, seed: int = 0, progress: Any = print,
               families: tuple[str, ...] = tuple(FAMILIES)) -> dict[tuple[str, str], Tally]:
@@ -268,8 +259,7 @@ def calibrate(impl: str = "refimpl", n: int = 100_000, dtypes: tuple[str, ...] =
             k += 1
     t0, done, total = time.perf_counter(), 0, per_group * len(groups)
     # refimpl and its variants fork (fast); anything else — jax is multithreaded — starts afresh
-    ctx = multiprocessing.get_context("fork" if impl in VARIANTS else "spawn")
-    with ctx.Pool(workers, initializer=_one_thread) as pool:
+    with worker_pool(workers, "fork" if impl in VARIANTS else "spawn") as pool:
         for job, tally in zip(jobs, pool.imap(run_chunk, jobs)):
             results[(job[1], job[2])].add(tally)
             done += tally.cases
