@@ -69,9 +69,13 @@ class EntryKey:
         except ValueError as exc:
             raise ValueError(f"not an entry name: {name!r} ({exc})") from None
 
-    def at(self, step: int | None, *, anchored: bool | None = None) -> EntryKey:
-        """The same entry at another step (and, if given, anchored or not)."""
-        return replace(self, step=step, anchored=self.anchored if anchored is None else anchored)
+    def at(self, step: int | None) -> EntryKey:
+        """The same entry at another step."""
+        return replace(self, step=step)
+
+    def anchor(self, anchored: bool = True) -> EntryKey:
+        """The same entry, anchored (or, with False, free-running)."""
+        return replace(self, anchored=anchored)
 
 
 def key(name: str) -> EntryKey:

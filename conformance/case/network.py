@@ -46,6 +46,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from conformance.case.entrykey import EntryKey
 from conformance.case.graph import Tensor, number_to_json, tensor_from_json, tensor_to_json
 from refimpl import OPS
 from refimpl.losses import REDUCTIONS
@@ -337,10 +338,9 @@ def with_id(case: NetworkCase) -> NetworkCase:
 
 # --- the entries of a run ---------------------------------------------------------------------------
 
-def _index(shape: tuple[int, ...], i: int) -> str:
-    if len(shape) == 2:
-        return f"[{i // shape[1]},{i % shape[1]}]"
-    return "" if not shape else f"[{i}]"
+def _index(shape: tuple[int, ...], i: int) -> tuple[int, ...]:
+    """A parameter's flat position as the entry names it: (row, column) in a matrix."""
+    return divmod(i, shape[1]) if len(shape) == 2 else (i,) if shape else ()
 
 
 def entries(case: NetworkCase, steps: list[Any]) -> dict[str, Any]:
@@ -360,15 +360,15 @@ def entries(case: NetworkCase, steps: list[Any]) -> dict[str, Any]:
         else:
             loss, grads, params = s["loss"], s["grads"], s["params"]
         if case.reduction != "none":
-            out[f"loss@{t}"] = loss[0] if len(loss) == 1 else math.nan
+            out[str(EntryKey("loss", step=t))] = loss[0] if len(loss) == 1 else math.nan
         else:
             for i, v in enumerate(loss):
-                out[f"loss[{i}]@{t}"] = v
-        for kind, table in (("grad", grads), ("param", params)):
+                out[str(EntryKey("loss", index=(i,), step=t))] = v
+        for quantity, table in (("grad", grads), ("param", params)):
             for name, values in table.items():
                 shape = shapes.get(name, ())
                 for i, v in enumerate(values):
-                    out[f"{kind}[{name}]{_index(shape, i)}@{t}"] = v
+                    out[str(EntryKey(quantity, name, _index(shape, i), t))] = v
     return out
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance.case.entrykey import EntryKey
 from conformance.case.graph import GraphCase, GraphResult
 from conformance.case.tensor_ops import TENSOR_OPS, tied_candidates
 from conformance.oracle.opcheck import kink_points
@@ -137,9 +138,8 @@ def _split_matters(tied: list[Value], leaves: list[Value]) -> bool:
 
 
 def leaf_of(entry: str) -> str | None:
-    """``grad[x0][1,2]`` → ``x0``; ``value…`` → None."""
-    head, _, rest = entry.partition("[")
-    return rest.split("]", 1)[0] if head in ("grad", "hvp") else None
+    """``grad[x0][3]`` → ``x0``; ``value…`` → None."""
+    return EntryKey.parse(entry).target
 
 
 def broadcast_lanes(shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
@@ -149,18 +149,19 @@ def broadcast_lanes(shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
     return list(zip(*maps))
 
 
-def _flat(prefix: str, shape: tuple[int, ...], values: Any) -> dict[str, Any]:
+def _flat(quantity: str, leaf: str | None, shape: tuple[int, ...], values: Any) -> dict[str, Any]:
+    """A tensor's values by entry name: ``value`` for a scalar, ``grad[x0][3]`` (flat index) for a tensor."""
     if not shape:
-        return {prefix: values[0]}
-    return {f"{prefix}[{i}]": v for i, v in enumerate(values)}
+        return {str(EntryKey(quantity, leaf)): values[0]}
+    return {str(EntryKey(quantity, leaf, (i,))): v for i, v in enumerate(values)}
 
 
 def shape_problem(impl: GraphResult, torch_result: GraphResult) -> str | None:
     """A result tensor whose shape differs from torch's, or whose values do not fill its shape: one
     line saying which, before any entry is compared (a wrong shape can be megabytes of values)."""
     pairs = [("value", impl.value, torch_result.value)]
-    pairs += [(f"grad[{k}]", impl.grads.get(k), t) for k, t in torch_result.grads.items()]
-    pairs += [(f"hvp[{k}]", (impl.hvp or {}).get(k), t) for k, t in (torch_result.hvp or {}).items()]
+    pairs += [(str(EntryKey("grad", k)), impl.grads.get(k), t) for k, t in torch_result.grads.items()]
+    pairs += [(str(EntryKey("hvp", k)), (impl.hvp or {}).get(k), t) for k, t in (torch_result.hvp or {}).items()]
     for name, got, want in pairs:
         if want is None:
             continue
@@ -178,11 +179,11 @@ def shape_problem(impl: GraphResult, torch_result: GraphResult) -> str | None:
 
 def result_entries(r: GraphResult) -> dict[str, float]:
     """Every entry of a result by name: ``value[…]``, ``grad[leaf][…]``, ``hvp[leaf][…]``."""
-    out = _flat("value", r.value.shape, r.value.values) if r.value is not None else {}
+    out = _flat("value", None, r.value.shape, r.value.values) if r.value is not None else {}
     for k, t in r.grads.items():
-        out.update(_flat(f"grad[{k}]", t.shape, t.values))
+        out.update(_flat("grad", k, t.shape, t.values))
     for k, t in (r.hvp or {}).items():
-        out.update(_flat(f"hvp[{k}]", t.shape, t.values))
+        out.update(_flat("hvp", k, t.shape, t.values))
     return out
 
 
@@ -190,11 +191,11 @@ def entry_bounds(case: GraphCase) -> dict[str, Any]:
     """Every entry's running error bound (a :class:`~conformance.tolerance.bounds.Bounded`), named as in
     :func:`result_entries`: refimpl run in the error-bound system of the case's dtype."""
     value, grads, hvp = refimpl_raw(case, bound_system(case.dtype))
-    out = _flat("value", case.cotangent.shape, value)
+    out = _flat("value", None, case.cotangent.shape, value)
     for k, g in grads.items():
-        out.update(_flat(f"grad[{k}]", case.leaves[k].shape, g))
+        out.update(_flat("grad", k, case.leaves[k].shape, g))
     for k, h in (hvp or {}).items():
-        out.update(_flat(f"hvp[{k}]", case.leaves[k].shape, h))
+        out.update(_flat("hvp", k, case.leaves[k].shape, h))
     return out
 
 
@@ -205,16 +206,16 @@ class _Truth:
         self.case = case
         self._hi: dict[str, tuple[float, float]] | None = None
         self._index = {name: (k, i) for k, t in case.leaves.items()
-                       for i, name in enumerate(_flat(f"grad[{k}]", t.shape, range(len(t.values))))}
+                       for i, name in enumerate(_flat("grad", k, t.shape, range(len(t.values))))}
 
     def __getitem__(self, name: str) -> tuple[float, float]:
         if name in self._index:
             return truth_gradient(self.case, *self._index[name])
         if self._hi is None:  # values and HVPs: refimpl at 50 digits, one run for all of them
             value, _, hvp = refimpl_raw(self.case, mpmath_system(50))
-            hi = {k: (float(v), 0.0) for k, v in _flat("value", self.case.cotangent.shape, value).items()}
+            hi = {k: (float(v), 0.0) for k, v in _flat("value", None, self.case.cotangent.shape, value).items()}
             for k, h in (hvp or {}).items():
-                hi.update({n: (float(v), 0.0) for n, v in _flat(f"hvp[{k}]", self.case.leaves[k].shape, h).items()})
+                hi.update({n: (float(v), 0.0) for n, v in _flat("hvp", k, self.case.leaves[k].shape, h).items()})
             self._hi = hi
         return self._hi[name]
 

@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from conformance.case.entrykey import EntryKey
 from conformance.case.graph import Tensor
 from conformance.case.network import (
     CLASS_LOSSES,
@@ -73,9 +74,6 @@ def tolerances(case: NetworkCase) -> dict[str, float]:
 # Each anchored entry has a one-step tolerance (optimizer state errors propagate elementwise only),
 # so a bug shows at the step it happens however loose the free-running bound has become.
 
-ANCHOR = "anchored:"
-
-
 def one_step_case(case: NetworkCase, params: dict[str, Tensor], t: int) -> NetworkCase:
     """Step ``t`` of ``case`` on its own, starting from ``params``."""
     layers = tuple(replace(la, weight=params[f"layer{i}.weight"],
@@ -99,12 +97,15 @@ class Anchored:
         self._truth: dict[str, float] | None = None
 
     def _rename(self, t: int, found: dict[str, Any]) -> dict[str, Any]:
-        return {ANCHOR + k[:-2] + f"@{t}": v for k, v in found.items()
-                if k.endswith("@1") and not k.startswith("param")}
+        """The loss and gradients of a one-step run, as the anchored entries of step ``t``."""
+        keys = {k: EntryKey.parse(k) for k in found}
+        return {str(key.at(t).anchor()): found[k] for k, key in keys.items()
+                if key.step == 1 and key.quantity != "param"}
 
     def _params(self, steps: list[dict[str, Any]]) -> dict[str, Any]:
         found = entries(self.case, steps)
-        return {ANCHOR + k: v for k, v in found.items() if k.startswith("param")}
+        keys = {k: EntryKey.parse(k) for k in found}
+        return {str(key.anchor()): found[k] for k, key in keys.items() if key.quantity == "param"}
 
     def torch(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -132,10 +133,6 @@ class Anchored:
             out.update({k: float(v) for k, v in self._params(_as_steps(replay(self.case, self.steps, mp))).items()})
             self._truth = out
         return self._truth
-
-
-def _step_of(name: str) -> int:
-    return int(name.rsplit("@", 1)[1])
 
 
 def _shape_problem(case: NetworkCase, r: NetworkResult) -> str | None:
@@ -179,26 +176,28 @@ def judge_network(case: NetworkCase, impl: NetworkResult, torch_result: NetworkR
         a_bound, a_near = anchor.bounds()
         want.update(a_want)
         bound.update(a_bound)
-        got.update({k: got[k[len(ANCHOR):]] for k in a_want})
+        got.update({k: got[str(EntryKey.parse(k).anchor(False))] for k in a_want})
 
     def excuse(name: str) -> str | None:
         """The kink that may explain a disagreement at this entry: for a free-running entry any kink
         up to its step (its effect carries on), for an anchored one a kink in that very step."""
-        t = _step_of(name)
-        if name.startswith(ANCHOR):
+        key = keys[name]
+        t = key.step
+        if key.anchored:
             return next((note for s, note in a_near if s == t), None)
         return next((note for s, note in near if s <= t), None)
 
     floor = tiny(case.dtype)
     result = []
     first_excuse = None
-    for name in sorted(want, key=lambda k: (_step_of(k), k.startswith(ANCHOR))):  # stable: step by step
+    keys = {name: EntryKey.parse(name) for name in want}
+    for name in sorted(want, key=lambda k: (keys[k].step, keys[k].anchored)):  # stable: step by step
         x, t = got[name], want[name]
         tol = SAFETY * float(bound[name].e) + floor
         if within(x, t, 2 * tol):
             result.append(Entry(name, x, t, tol, "pass"))
             continue
-        if name.startswith(ANCHOR):
+        if keys[name].anchored:
             tr = anchor.truth()[name]  # type: ignore[union-attr]
         else:
             if true is None:
