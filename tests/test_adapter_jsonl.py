@@ -183,23 +183,13 @@ def test_node_engine_answers_unsupported_cases_with_an_error_result(node):
 
 
 @needs_node
-def test_the_traffic_with_the_node_engine_follows_the_protocol_schema(monkeypatch):
+def test_the_traffic_with_the_node_engine_follows_the_protocol_schema():
     sent, received = [], []
-    send, receive = jsonl._Child.send, jsonl._Child.receive
 
-    def recording_send(self, message):
-        sent.append(json.loads(json.dumps(message)))
-        send(self, message)
+    def transcript(direction, line):
+        (sent if direction == "sent" else received).append(json.loads(line))
 
-    def recording_receive(self, deadline):
-        kind, data = receive(self, deadline)
-        if kind == "line":
-            received.append(json.loads(data))
-        return kind, data
-
-    monkeypatch.setattr(jsonl._Child, "send", recording_send)
-    monkeypatch.setattr(jsonl._Child, "receive", recording_receive)
-    with CommandAdapter([NODE, str(ENGINE)]) as adapter:
+    with CommandAdapter([NODE, str(ENGINE)], transcript=transcript) as adapter:
         for case in (scalar_case("g-1"), GraphCase({"x": Tensor.scalar(1.0)}, (Node("n0", "sin", ("x",)),), "n0",
                                                    Tensor.scalar(1.0), id="g-2")):
             adapter.run_graph(case)

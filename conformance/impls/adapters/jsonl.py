@@ -59,6 +59,9 @@ PROTOCOL = 1
 PREFIX = "cmd:"
 TIMEOUT_PREFIX = "timeout: "
 MAX_LINE = 16 * 1024 * 1024  # bytes of one stdout line; longer is a protocol error
+#: ``transcript(direction, line)``: called with ``"sent"`` or ``"received"`` and each protocol line
+#: (bytes, without its newline) — a record of the traffic, for debugging an engine or checking it
+Transcript = Callable[[str, bytes], None]
 STDERR_LINES = 20  # kept from the end of stderr
 QUOTE = 300  # characters of stderr / of a bad line quoted in an error
 MAX_START_FAILURES = 3  # consecutive failed restarts, after which cases fail at once
@@ -209,7 +212,9 @@ def _kill(proc: subprocess.Popen) -> None:
 class _Child:
     """One run of the command: the process, a writer thread, stdout and stderr reader threads."""
 
-    def __init__(self, argv: Sequence[str], cwd: str | None, env: dict[str, str] | None, max_line: int) -> None:
+    def __init__(self, argv: Sequence[str], cwd: str | None, env: dict[str, str] | None, max_line: int,
+                 transcript: Transcript | None = None) -> None:
+        self.transcript = transcript
         posix = os.name == "posix"
         try:
             self.proc = subprocess.Popen(
@@ -237,15 +242,21 @@ class _Child:
         self._finalizer = weakref.finalize(self, _kill, self.proc)
 
     def send(self, message: dict[str, Any]) -> None:
-        self.outbox.put((json.dumps(message, allow_nan=False, separators=(",", ":")) + "\n").encode())
+        line = json.dumps(message, allow_nan=False, separators=(",", ":")).encode()
+        if self.transcript is not None:
+            self.transcript("sent", line)
+        self.outbox.put(line + b"\n")
 
     def receive(self, deadline: float) -> tuple[str, Any]:
         """The next item from stdout: ``("line", bytes)``, ``("overlong", n)``, ``("eof", None)``, or
         ``("timeout", None)`` when nothing came before ``deadline`` (a ``time.monotonic()`` value)."""
         try:
-            return self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            item = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             return ("timeout", None)
+        if item[0] == "line" and self.transcript is not None:
+            self.transcript("received", item[1])
+        return item
 
     def pending(self) -> tuple[str, Any] | None:
         try:
@@ -306,7 +317,8 @@ class CommandAdapter:
     """
 
     def __init__(self, command: str | Sequence[str], timeout: float = 30.0, *, start_timeout: float = 30.0,
-                 max_line: int = MAX_LINE, cwd: str | None = None, env: dict[str, str] | None = None) -> None:
+                 max_line: int = MAX_LINE, cwd: str | None = None, env: dict[str, str] | None = None,
+                 transcript: Transcript | None = None) -> None:
         try:
             self.argv = shlex.split(command) if isinstance(command, str) else list(command)
         except ValueError as exc:  # "No closing quotation"
@@ -315,7 +327,7 @@ class CommandAdapter:
             raise StartError("empty command line")
         self.command = shlex.join(self.argv)
         self.timeout, self.start_timeout, self.max_line = timeout, start_timeout, max_line
-        self._cwd, self._env = cwd, env
+        self._cwd, self._env, self._transcript = cwd, env, transcript
         self._lock = threading.RLock()
         self._child: _Child | None = None
         self._closed = False
@@ -344,7 +356,7 @@ class CommandAdapter:
 
     # --- start-up and handshake ------------------------------------------------------------------
     def _start(self) -> dict[str, Any]:
-        child = _Child(self.argv, self._cwd, self._env, self.max_line)
+        child = _Child(self.argv, self._cwd, self._env, self.max_line, self._transcript)
         self.pids.append(child.pid)
         try:
             hello = self._handshake(child)
