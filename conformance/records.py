@@ -450,6 +450,10 @@ def append_history(out: Path, new_rows: list[dict[str, Any]]) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         new = frame(new_rows, HISTORY_COLUMNS)
         old = pd.read_parquet(path) if path.exists() else None
+        if old is not None:  # a count column added since the older rows were written (a new verdict): 0 there
+            for column, dtype in HISTORY_COLUMNS.items():
+                if column not in old and dtype == "int64":
+                    old[column] = 0
         df = new if old is None or not len(old) else pd.concat([old, new], ignore_index=True)
         buf = io.BytesIO()
         df.to_parquet(buf, index=False)

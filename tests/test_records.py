@@ -249,3 +249,16 @@ def test_pytest_report_under_xdist_merges_the_workers_journals(tmp_path):
         mine = c[c["suite"] == name].sort_values("index")
         assert list(mine["case_id"]) == [case_id for _, _, case_id, _ in _verify_suite(RefImpl(), name, 5)[1]]
     assert json.loads((d / "run.json").read_text())["complete"]
+
+
+def test_a_history_written_before_a_verdict_existed_gets_that_count_as_zero(tmp_path):
+    """history.parquet keeps growing across releases: rows written before ``known-cause`` existed
+    read back (and are rewritten) with 0 in its column, as integers, next to the new rows."""
+    row = {c: (0 if t == "int64" else 0.0 if t == "float64" else False if t == "bool" else "x")
+           for c, t in records.HISTORY_COLUMNS.items()}
+    old = records.frame([dict(row, run_id="old")], records.HISTORY_COLUMNS).drop(columns=["known-cause"])
+    old.to_parquet(tmp_path / records.HISTORY, index=False)
+    records.append_history(tmp_path, [dict(row, run_id="new", **{"known-cause": 3})])
+    df = pd.read_parquet(tmp_path / records.HISTORY)
+    assert list(df["run_id"]) == ["old", "new"]
+    assert list(df["known-cause"]) == [0, 3] and str(df["known-cause"].dtype) == "int64"

@@ -61,6 +61,7 @@ from conformance.impls.zoo.base import replace_op
 from conformance.oracle.run import REFIMPL_SYSTEMS, evaluate, leaf_tensors, run_refimpl
 from conformance.tolerance.bounds import SAFETY, TINY, BoundNS, lift
 from conformance.verdict.graph import (
+    CaseVerdict,
     broadcast_lanes,
     entry_bounds,
     kinked_leaves,
@@ -69,7 +70,8 @@ from conformance.verdict.graph import (
     result_entries,
     within,
 )
-from conformance.verdict.outcomes import NONCONFORMING
+from conformance.verdict.outcomes import NONCONFORMING, Verdict
+from conformance.verdict.outcomes import worst as worst_of
 from refimpl import OPS
 from refimpl.numbers import PRIMITIVES, Float32NS, FloatNS, round_to_float32
 
@@ -161,9 +163,14 @@ class Cause:
     ops: frozenset[str] = frozenset()
     patches: tuple[Patch, ...] = ()
     flush: bool = False
+    #: a correct formula (exact in real arithmetic) that loses precision where it disagrees: its
+    #: cases are ``known-cause``, not charged. False: a bug, or a choice outside IEEE (still ``fail``)
+    correct: bool = True
+    note: str = ""  #: what it is and where it loses, in one line, for the verdict's reason
 
     def __add__(self, other: Cause) -> Cause:
-        return Cause(self.ops | other.ops, self.patches + other.patches, self.flush or other.flush)
+        return Cause(self.ops | other.ops, self.patches + other.patches, self.flush or other.flush,
+                     self.correct and other.correct, f"{self.note}; and {other.note}")
 
     def reproduce(self, case: GraphCase) -> Reproduction | None:
         """The changed refimpl on ``case``: each entry with the tolerance the suite would give the
@@ -193,10 +200,12 @@ def _flushed_attributes(case: GraphCase) -> GraphCase:
     return replace(case, nodes=nodes)
 
 
-def _patched(ops: tuple[str, ...], *changes: tuple[str, dict[str, Any]]) -> Cause:
+def _patched(ops: tuple[str, ...], *changes: tuple[str, dict[str, Any]], correct: bool = True,
+             note: str = "") -> Cause:
     """A cause: refimpl with each ``(op, {field: value})`` change made, asked only of cases that
     use one of ``ops``."""
-    return Cause(frozenset(ops), tuple(replace_op(name, **fields) for name, fields in changes))
+    return Cause(frozenset(ops), tuple(replace_op(name, **fields) for name, fields in changes), correct=correct,
+                 note=note)
 
 
 def _zero_on_tie(name: str) -> tuple[str, dict[str, Any]]:
@@ -267,25 +276,36 @@ def _log1p_within(ulps: float) -> Patch:
 
 CAUSES: dict[str, Cause] = {
     # exact changes of one formula first; flushing, which excuses more, last
-    "self-tie": _patched(("maximum", "minimum"), _zero_on_tie("maximum"), _zero_on_tie("minimum")),
+    "self-tie": _patched(("maximum", "minimum"), _zero_on_tie("maximum"), _zero_on_tie("minimum"), correct=False,
+                         note="maximum(x, x) and minimum(x, x) given the gradient 0 instead of 1: a bug"),
     "elu-from-output": _patched(("elu",), ("elu", {"derivative": lambda m, x, out, alpha:
-                                                  (m.one if m.val(x) > 0 else out + alpha,)})),
+                                                  (m.one if m.val(x) > 0 else out + alpha,)}),
+                                note="elu′ computed from the output as out + α, which cancels for very negative x"),
     "elu-exp-minus-one": _patched(("elu",), ("elu", {"forward": _elu_exp_minus_one,
                                                     "derivative": lambda m, x, out, alpha:
-                                                    (m.one if m.val(x) >= 0 else _add(m, out, alpha),)})),
-    "log-softmax-minus-logsumexp": Cause(frozenset({"log_softmax"}), (_log_softmax_minus_logsumexp,)),
-    "log1p-128-ulps": Cause(frozenset({"log1p"}), (_log1p_within(128),)),
-    "reciprocal-partial": _patched(("log", "div"), ("log", {"vjp": None}), ("div", {"vjp": None})),
+                                                    (m.one if m.val(x) >= 0 else _add(m, out, alpha),)}),
+                                  note="elu as α·(exp(x) − 1) rather than α·expm1(x), which cancels for small |x|"),
+    "log-softmax-minus-logsumexp": Cause(frozenset({"log_softmax"}), (_log_softmax_minus_logsumexp,),
+                                         note="log_softmax as x − logsumexp(x), which cancels for large |x|"),
+    "log1p-128-ulps": Cause(frozenset({"log1p"}), (_log1p_within(128),), correct=False,
+                            note="a log1p off by up to 128 ulps (XLA's binary64 log1p): an inaccurate primitive"),
+    "reciprocal-partial": _patched(("log", "div"), ("log", {"vjp": None}), ("div", {"vjp": None}),
+                                   note="log′ and div′ as g·(1/x), where 1/x overflows for a subnormal x"),
     "quotient-squared": _patched(("div",), ("div", {"vjp": lambda m, g, a, b, out:
-                                                    (m.div(g, b), m.div(_mul(m, -g, a), _mul(m, b, b)))})),
-    "inverse-square": _patched(("div",), ("div", {"vjp": _inverse_square})),
+                                                    (m.div(g, b), m.div(_mul(m, -g, a), _mul(m, b, b)))}),
+                                 note="div′ for the denominator as −g·a/b², where b² overflows or underflows"),
+    "inverse-square": _patched(("div",), ("div", {"vjp": _inverse_square}),
+                               note="div′ for the denominator as −(g·b⁻²)·a, where b⁻² overflows"),
     "power-cotangent-first": _patched(("pow", "pow_scalar", "pow_int"), ("pow", {"vjp": _power_cotangent_first}),
                                       ("pow_scalar", {"vjp": _power_scalar_cotangent_first}),
-                                      ("pow_int", {"vjp": _power_scalar_cotangent_first})),
+                                      ("pow_int", {"vjp": _power_scalar_cotangent_first}),
+                                      note="pow′ as (g·y)·x^(y−1), where g·y is subnormal for a tiny exponent"),
     "abs-as-quotient": _patched(("abs",), ("abs", {"vjp": lambda m, g, x, out:
                                                   (m.div(_mul(m, g, x), out) if m.val(x) != 0 else
-                                                   _mul(m, g, m.zero),)})),
-    "flush-to-zero": Cause(flush=True),
+                                                   _mul(m, g, m.zero),)}),
+                                note="abs′ as g·x/|x|, where g·x loses the digits of a subnormal x"),
+    "flush-to-zero": Cause(flush=True, correct=False,
+                           note="subnormals flushed to zero (FTZ + DAZ): a choice outside IEEE"),
 }
 
 
@@ -304,6 +324,12 @@ def _candidates(case: GraphCase) -> Iterator[tuple[str, Cause]]:
 def explain(case: GraphCase, entries: list[Any]) -> str | None:
     """The name of the known cause (or pair of causes) that reproduces every failing entry of
     ``entries`` (verdict entries: name, impl, tol, verdict), or None."""
+    found = find_cause(case, entries)
+    return None if found is None else found[0]
+
+
+def find_cause(case: GraphCase, entries: list[Any]) -> tuple[str, Cause] | None:
+    """:func:`explain`, with the cause itself."""
     bad = [e for e in entries if e.verdict in NONCONFORMING]
     if not bad:
         return None
@@ -313,5 +339,29 @@ def explain(case: GraphCase, entries: list[Any]) -> str | None:
         except (ArithmeticError, ValueError):
             continue
         if got is not None and all(got.reproduces(e) for e in bad):
-            return name
+            return name, cause
     return None
+
+
+#: the verdicts a known cause can account for: wrong numbers (an exception or a timeout cannot be)
+EXPLAINABLE = frozenset({Verdict.FAIL, Verdict.NONFINITE_MISMATCH})
+
+
+def name_cause(v: CaseVerdict) -> CaseVerdict:
+    """The verdict with its known cause named, if one reproduces every failing entry. A correct
+    formula's cause turns the failing entries, and so the case, into ``known-cause`` (not charged:
+    the derivative is right, the formula loses precision at these inputs); any other cause stays
+    charged and is named in the reason. A verdict no cause reproduces is returned as it is."""
+    if v.conforms or v.verdict not in EXPLAINABLE:
+        return v
+    found = find_cause(v.case, v.entries)
+    if found is None:
+        return v
+    name, cause = found
+    if not cause.correct:
+        return replace(v, cause=name, reason=f"{v.reason} (reproduced by the known cause {name}: {cause.note})")
+    entries = [replace(e, verdict=Verdict.KNOWN_CAUSE) if e.verdict in NONCONFORMING else e for e in v.entries]
+    worst = worst_of(e.verdict for e in entries)
+    first = next(e for e in entries if e.verdict == Verdict.KNOWN_CAUSE)
+    return replace(v, verdict=worst, entries=entries, cause=name,
+                   reason=f"known cause {name}: {cause.note}; the first entry: {first.describe()}")

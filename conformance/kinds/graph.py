@@ -15,10 +15,12 @@ from typing import Any
 from conformance.case import graph as cases
 from conformance.case.strategies import DEEP_CHAIN_OPS, deep_chains, graph_cases, tensor_graph_cases
 from conformance.case.tensor_ops import TENSOR_OPS
+from conformance.impls.explain import name_cause
 from conformance.kinds.kind import Kind, Suite, tensor_bits
 from conformance.oracle import repro
 from conformance.oracle.run import run_torch
-from conformance.verdict.graph import disagrees, judge
+from conformance.verdict import graph as graph_verdict
+from conformance.verdict.graph import CaseVerdict, disagrees
 from refimpl import OPS
 
 
@@ -90,6 +92,13 @@ def unsupported(caps: Any) -> dict[str, str]:
     out = {name: spec.family for name, spec in OPS.items() if name not in caps.ops}
     out.update({name: "tensor" for name in TENSOR_OPS if name not in caps.ops})
     return out
+
+
+def judge(case: cases.GraphCase, result: cases.GraphResult, torch_result: cases.GraphResult, *,
+          always_truth: bool = False) -> CaseVerdict:
+    """The graph judge, then the known cause of a failure named (conformance/impls/explain.py): a
+    correct formula that loses precision on this case is ``known-cause``, not ``fail``."""
+    return name_cause(graph_verdict.judge(case, result, torch_result, always_truth=always_truth))
 
 
 def family_suite(family: str, dtype: str, ops: list[str] | None, n: int) -> Suite:

@@ -58,8 +58,8 @@ def render_summary(f: Facts) -> str:
              ratio(i.worst_ratio)] for i in f.impls]
     out += _table(["implementation", "version", "verdict", "cases", *COLUMNS, "minimal failures", "worst ratio"],
                   rows, right=set(range(3, 13)))
-    out += ["A case conforms when its verdict is pass, convention or torch-deviates; the worst ratio is the "
-            "largest error/tolerance (1 is the edge of passing).", ""]
+    out += ["A case conforms when its verdict is pass, convention, torch-deviates or known-cause; the worst "
+            "ratio is the largest error/tolerance (1 is the edge of passing).", ""]
 
     if f.previous_id is not None:
         out += _list(f"Regressions: conformed in run {md(f.previous_id)}, fail now", f.regressions, was=True)

@@ -63,6 +63,8 @@ class CaseVerdict:
     verdict: str
     entries: list[Entry] = field(default_factory=list)
     reason: str = ""
+    #: the known cause that reproduces the failing entries (conformance/impls/explain.py), if any
+    cause: str | None = None
 
     @property
     def conforms(self) -> bool:

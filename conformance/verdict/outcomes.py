@@ -20,6 +20,7 @@ class Verdict(str, Enum):
     NONFINITE_MISMATCH = "nonfinite-mismatch"
     FAIL = "fail"
     TORCH_DEVIATES = "torch-deviates"
+    KNOWN_CAUSE = "known-cause"
     CONVENTION = "convention"
     PASS = "pass"
 
@@ -45,6 +46,8 @@ _HELP = {
     Verdict.NONFINITE_MISMATCH: "NaN/inf where the truth is finite, or the reverse",
     Verdict.FAIL: "off torch and off the truth",
     Verdict.TORCH_DEVIATES: "torch is the one off the truth (reported, not charged)",
+    Verdict.KNOWN_CAUSE: "off torch as a documented correct formula is, where it loses precision: the cause is "
+                         "named (reported, not charged)",
     Verdict.CONVENTION: "on a kink, where torch documents a choice (reported, not charged)",
     Verdict.PASS: "within 2·tolerance of torch",
 }
@@ -56,7 +59,7 @@ ORDER: tuple[Verdict, ...] = tuple(Verdict)
 NONCONFORMING = frozenset({Verdict.ERROR, Verdict.TIMEOUT, Verdict.NONFINITE_MISMATCH, Verdict.FAIL})
 #: the order of the count columns in tables (terminal, summary, history): passes first
 COLUMNS: tuple[Verdict, ...] = (Verdict.PASS, Verdict.FAIL, Verdict.CONVENTION, Verdict.TORCH_DEVIATES,
-                                Verdict.NONFINITE_MISMATCH, Verdict.ERROR, Verdict.TIMEOUT)
+                                Verdict.KNOWN_CAUSE, Verdict.NONFINITE_MISMATCH, Verdict.ERROR, Verdict.TIMEOUT)
 
 
 def worst(verdicts: object) -> Verdict:
