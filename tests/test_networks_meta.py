@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import math
+from dataclasses import replace
 from importlib.resources import files
 from typing import Any
 
@@ -316,6 +317,22 @@ def test_anchored_tolerances_do_not_grow_with_the_run(case):
                           if e.name.startswith("anchored:" + kind) and e.name.endswith(f"@{last}"))
         if free and anchored and math.isfinite(free[0]):
             assert anchored[len(anchored) // 2] <= free[len(free) // 2] * 1.0001
+
+
+def test_nan_parameters_in_a_bce_run_are_judged_not_a_crash():
+    """torch's binary_cross_entropy raises on NaN, so the anchored step from an implementation's NaN
+    parameters cannot be run: it is left out, and the run is judged on the rest."""
+    case = _case(layers=(_case().layers[0], replace(_case().layers[1], activation="sigmoid")), loss="bce",
+                 loss_attrs={"weight": None},
+                 batches=tuple(Batch(b.x, Tensor(b.y.shape, (0.3, 0.8, 0.1, 0.4))) for b in _case().batches))
+    torch_run = run_torch_network(case)
+    first = torch_run.steps[0]
+    nan = {k: Tensor(p.shape, (math.nan,) * len(p.values)) for k, p in first.params.items()}
+    broken = NetworkResult(steps=[replace(first, params=nan), *torch_run.steps[1:]])
+    v = judge_network(case, broken, torch_run)
+    assert v.verdict == "nonfinite-mismatch"
+    assert not any(e.name.startswith("anchored:") and e.name.endswith("@2") and "param" not in e.name
+                   for e in v.entries)
 
 
 # --- planted bugs --------------------------------------------------------------------------------------------
