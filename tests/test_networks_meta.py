@@ -10,6 +10,7 @@ import json
 import math
 from dataclasses import replace
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -34,6 +35,7 @@ from conformance.case.network import (
     result_from_json,
     result_to_json,
 )
+from conformance.driver import judge_case
 from conformance.impls import RefImpl, TorchImpl
 from conformance.oracle.netrepro import torch_script
 from conformance.oracle.netrun import (
@@ -532,3 +534,20 @@ def test_largest_ratio_seen():
     print(f"\n{len(RATIOS)} runs: worst |refimpl - torch| / 2·tol per run — median {RATIOS[len(RATIOS) // 2]:.3g}, "
           f"p90 {RATIOS[int(0.9 * len(RATIOS))]:.3g}, max {RATIOS[-1]:.3g}")
     assert RATIOS[-1] <= 1.0
+
+
+OVERFLOW_CASE = Path(__file__).parent / "fixtures" / "bce_float32_gradient_overflow.json"
+
+
+def test_refimpl_conforms_where_its_float32_bce_gradient_overflows():
+    """n-49aac2f5edcd, drawn by ``for_impl(RefImpl(), "float32", losses=["bce"])`` and shrunk (plain
+    SGD, two steps): step 1 puts sigmoid outputs between e^-100 and 1/FLT_MAX (1.2e-41, 1.8e-39),
+    where the loss's derivative -t/x overflows float32. refimpl's gradients go inf, then NaN
+    (inf - inf), and step 2's forward hands NaN to binary_cross_entropy — which raised: the
+    reference's verdict was ``error``. torch's float32 sigmoid is 0 there, its run stays finite."""
+    case = loads(OVERFLOW_CASE.read_text())
+    steps = run_refimpl_network(case).steps
+    assert not all(math.isfinite(g) for t in steps[0].grads.values() for g in t.values)  # leaves float32
+    assert all(math.isnan(v) for v in steps[1].loss.values)
+    v = judge_case(RefImpl(), case)
+    assert v.conforms, failure_message(RefImpl(), v)
