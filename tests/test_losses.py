@@ -165,6 +165,21 @@ def test_binary_cross_entropy_gradient_where_torch_guards_with_eps():
     assert tg.tolist()[0] == 0.0 and tg.tolist()[2] == 0.0 and abs(tg.tolist()[1] - 0.1) < 1e-6
 
 
+def test_binary_cross_entropy_passes_nan_through_where_torch_raises():
+    """A NaN input gives NaN (a training run that left the dtype's range gets a result, not an
+    exception); torch raises on it, and on anything else outside [0, 1] both raise."""
+    x = tensor([math.nan, 0.25])
+    out = L.binary_cross_entropy(x, [0.5, 0.5], reduction="none")
+    assert math.isnan(out.flat()[0]) and out.flat()[1] == pytest.approx(-math.log(0.25 * 0.75) / 2)
+    (g,) = grad(out.sum(), x)
+    assert math.isnan(g.flat()[0]) and math.isfinite(g.flat()[1])
+    with pytest.raises(RuntimeError, match="between 0 and 1"):
+        F.binary_cross_entropy(torch.tensor([math.nan]), torch.tensor([0.5]))
+    for bad in (1.5, -0.1, math.inf):
+        with pytest.raises(ValueError, match="outside"):
+            L.binary_cross_entropy(tensor([bad]), [0.5])
+
+
 def bce_logits_case(gen, x, t, extras, reduction):
     """Terms: |(1-t)·x| + lw·softplus(-x); derivative terms of both forms, (1-t) + lw·σ(-x) (refimpl)
     and σ(x)·lw + t (torch), and for t: |x| + |pw-1|·softplus(-x)."""

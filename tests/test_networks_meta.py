@@ -8,7 +8,9 @@ import contextlib
 import io
 import json
 import math
+from dataclasses import replace
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -33,6 +35,7 @@ from conformance.case.network import (
     result_from_json,
     result_to_json,
 )
+from conformance.driver import judge_case
 from conformance.impls import RefImpl, TorchImpl
 from conformance.oracle.netrepro import torch_script
 from conformance.oracle.netrun import (
@@ -318,6 +321,22 @@ def test_anchored_tolerances_do_not_grow_with_the_run(case):
             assert anchored[len(anchored) // 2] <= free[len(free) // 2] * 1.0001
 
 
+def test_nan_parameters_in_a_bce_run_are_judged_not_a_crash():
+    """torch's binary_cross_entropy raises on NaN, so the anchored step from an implementation's NaN
+    parameters cannot be run: it is left out, and the run is judged on the rest."""
+    case = _case(layers=(_case().layers[0], replace(_case().layers[1], activation="sigmoid")), loss="bce",
+                 loss_attrs={"weight": None},
+                 batches=tuple(Batch(b.x, Tensor(b.y.shape, (0.3, 0.8, 0.1, 0.4))) for b in _case().batches))
+    torch_run = run_torch_network(case)
+    first = torch_run.steps[0]
+    nan = {k: Tensor(p.shape, (math.nan,) * len(p.values)) for k, p in first.params.items()}
+    broken = NetworkResult(steps=[replace(first, params=nan), *torch_run.steps[1:]])
+    v = judge_network(case, broken, torch_run)
+    assert v.verdict == "nonfinite-mismatch"
+    assert not any(e.name.startswith("anchored:") and e.name.endswith("@2") and "param" not in e.name
+                   for e in v.entries)
+
+
 # --- planted bugs --------------------------------------------------------------------------------------------
 # Each bug is a RefTrainer with one piece replaced, searched with hypothesis.find and shrunk; the
 # minimal run is printed (pytest -s). Shrinking is heuristic, so "small" is asserted as bounds; as
@@ -515,3 +534,20 @@ def test_largest_ratio_seen():
     print(f"\n{len(RATIOS)} runs: worst |refimpl - torch| / 2·tol per run — median {RATIOS[len(RATIOS) // 2]:.3g}, "
           f"p90 {RATIOS[int(0.9 * len(RATIOS))]:.3g}, max {RATIOS[-1]:.3g}")
     assert RATIOS[-1] <= 1.0
+
+
+OVERFLOW_CASE = Path(__file__).parent / "fixtures" / "bce_float32_gradient_overflow.json"
+
+
+def test_refimpl_conforms_where_its_float32_bce_gradient_overflows():
+    """n-49aac2f5edcd, drawn by ``for_impl(RefImpl(), "float32", losses=["bce"])`` and shrunk (plain
+    SGD, two steps): step 1 puts sigmoid outputs between e^-100 and 1/FLT_MAX (1.2e-41, 1.8e-39),
+    where the loss's derivative -t/x overflows float32. refimpl's gradients go inf, then NaN
+    (inf - inf), and step 2's forward hands NaN to binary_cross_entropy — which raised: the
+    reference's verdict was ``error``. torch's float32 sigmoid is 0 there, its run stays finite."""
+    case = loads(OVERFLOW_CASE.read_text())
+    steps = run_refimpl_network(case).steps
+    assert not all(math.isfinite(g) for t in steps[0].grads.values() for g in t.values)  # leaves float32
+    assert all(math.isnan(v) for v in steps[1].loss.values)
+    v = judge_case(RefImpl(), case)
+    assert v.conforms, failure_message(RefImpl(), v)

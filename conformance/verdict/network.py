@@ -9,10 +9,11 @@ The network kind's counterpart of :mod:`conformance.verdict.graph`, whose rules 
   ``SAFETY × bound + tiny``, the bound that of the whole run (:mod:`conformance.tolerance.netbounds`), which
   grows as the run amplifies differences;
 * **anchored** (``anchored:…``): the loss and gradients of step ``t ≥ 2`` as torch computes them from
-  the *implementation's own* parameters after step ``t − 1``, and the parameters after every step as
-  torch's optimizer makes them from the implementation's own parameters and gradients
-  (:class:`Anchored`, :func:`~conformance.oracle.netrun.replay_torch`). One-step tolerances, which do not
-  grow: a bug shows at the step it happens, however loose the free-running bound has become.
+  the *implementation's own* parameters after step ``t − 1`` (where those are finite), and the
+  parameters after every step as torch's optimizer makes them from the implementation's own
+  parameters and gradients (:class:`Anchored`, :func:`~conformance.oracle.netrun.replay_torch`).
+  One-step tolerances, which do not grow: a bug shows at the step it happens, however loose the
+  free-running bound has become.
 
 For every entry: ``pass`` if ``|impl − torch| ≤ 2·tol``; otherwise the truth — refimpl at 50 digits
 (:func:`conformance.oracle.netrun.truth`) — arbitrates. ``torch-deviates`` when the implementation is within
@@ -82,6 +83,10 @@ def one_step_case(case: NetworkCase, params: dict[str, Tensor], t: int) -> Netwo
     return replace(case, layers=layers, batches=(case.batches[t - 1],), id=f"{case.id}@step{t}")
 
 
+def _finite(params: dict[str, Tensor]) -> bool:
+    return all(math.isfinite(v) for p in params.values() for v in p.values)
+
+
 def _as_steps(params_per_step: list[dict[str, list[Any]]]) -> list[dict[str, Any]]:
     return [{"loss": [], "grads": {}, "params": ps} for ps in params_per_step]
 
@@ -92,8 +97,11 @@ class Anchored:
 
     def __init__(self, case: NetworkCase, impl_steps: list[StepResult]) -> None:
         self.case, self.steps = case, impl_steps
-        self.one = {t: one_step_case(case, params_before(case, impl_steps, t), t)
-                    for t in range(2, case.steps + 1)}
+        # a step is anchored only from finite parameters: from inf or NaN there is nothing to anchor
+        # to (torch's binary_cross_entropy even raises on the NaN its forward gives); the
+        # free-running entries judge such a run, and the replayed optimizer steps still anchor it
+        self.one = {t: one_step_case(case, before, t) for t in range(2, case.steps + 1)
+                    if _finite(before := params_before(case, impl_steps, t))}
         self._truth: dict[str, float] | None = None
 
     def _rename(self, t: int, found: dict[str, Any]) -> dict[str, Any]:
