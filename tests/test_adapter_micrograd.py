@@ -223,6 +223,22 @@ def test_planted_fan_out_overwrite_is_caught_and_shrinks(tmp_path):
     assert len(case.nodes) <= 3 and len(used) > len(set(used)), case.nodes
 
 
+@pytest.mark.parametrize("spoilt, found", [
+    ("str(v.grad)", "a str ('-3.0')"),  # float("-3.0") would take it: the result would pass, the bug unseen
+    ("v.grad < 0", "a bool (True)"),
+    ("complex(v.grad)", "a complex ((-3+0j))"),
+    ("None", "a NoneType (None)"),
+    ("[v.grad]", "a list ([-3.0])"),
+    ("Value(v.grad)", "a Value (Value(data=-3.0, grad=0.0))"),
+])
+def test_a_gradient_that_is_not_a_real_number_is_an_error_naming_its_type(tmp_path, spoilt, found):
+    buggy = planted(tmp_path, "            v._backward()\n",
+                    f"            v._backward()\n        for v in topo:\n            v.grad = {spoilt}\n", "typed")
+    v = check(buggy, one("mul", 0.5, -3.0))
+    assert v.verdict == "error", v.reason
+    assert f"TypeError: the gradient of x0 is {found}, not a real number" in v.reason, v.reason
+
+
 def test_correct_clone_is_not_flagged(clone):
     with pytest.raises(NoSuchExample):
         find(graph_cases(ops=clone.capabilities.ops, max_nodes=6), fails(clone),

@@ -34,6 +34,8 @@ import hashlib
 import importlib
 import importlib.util
 import math
+import numbers
+import reprlib
 import sys
 import traceback
 from collections.abc import Callable
@@ -106,11 +108,28 @@ def _oneline(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
 
+_SHORT = reprlib.Repr()  # attributes, not keywords: Repr(maxstring=…) needs Python 3.12
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist = 40, 60, 4
+
+
+def _short(x: Any) -> str:
+    """``repr(x)``, cut short: a message names what was found without quoting a whole graph."""
+    return _SHORT.repr(x)
+
+
 def _real(x: Any, what: str) -> float:
-    """A plain float from whatever the implementation holds (float, int, bool, numpy scalar…)."""
-    if isinstance(x, complex):
-        raise TypeError(f"{what} is the complex number {x!r}, not a real")
-    return float(x)
+    """``x`` as a plain float when it is a real number, else a ``TypeError`` naming its type.
+
+    A real number is a :class:`numbers.Real` that is not a ``bool``: Python's ``int`` and ``float``,
+    ``fractions.Fraction``, and numpy's integer and floating scalars (registered as ``numbers.Real``).
+    Not ``float(x)``, which would take the string ``"0.5"``, nor anything else an engine's bug can
+    leave in ``.data`` or ``.grad`` — a str, a list, bytes, None, a complex number, a ``Value`` inside
+    the ``Value``. A ``bool`` is a comparison's result (``grad = x > 0``), not a gradient, although it
+    is an ``int`` to Python; a correct engine multiplies it into a number before it gets there
+    (numpy's ``bool_`` is no ``numbers.Real`` at all)."""
+    if isinstance(x, numbers.Real) and not isinstance(x, bool):
+        return float(x)
+    raise TypeError(f"{what} is a {type(x).__name__} ({_short(x)}), not a real number")
 
 
 def _plausible(got: float, want: float) -> bool:
@@ -133,7 +152,11 @@ def probe_ops(value_cls: type) -> frozenset[str]:
 
 
 def _value_like(cls: Any) -> str | None:
-    """Why ``cls`` is not micrograd's ``Value`` API, or None when it is."""
+    """Why ``cls`` is not micrograd's ``Value`` API, or None when it is.
+
+    The API at all, not its correctness: values that ``*`` and ``+`` must get right for anything to
+    be judged, and a ``.grad`` attribute after ``backward()``. What that gradient holds — its value,
+    or a type that is no real number — is a result of the cases, judged there."""
     if not isinstance(cls, type):
         return f"is a {type(cls).__name__}, not a class"
     try:
@@ -144,7 +167,7 @@ def _value_like(cls: Any) -> str | None:
         if _real(out.data, "the value") != 3.5:
             return f"Value(1.5) * Value(2.0) + Value(0.5) gives {out.data!r}, not 3.5"
         out.backward()
-        _real(a.grad, "Value.grad")
+        a.grad  # noqa: B018 — there, whatever it holds
     except Exception as exc:
         return f"Value(1.5) * Value(2.0) + Value(0.5), then .backward(), failed: {_oneline(exc)}"
     return None
