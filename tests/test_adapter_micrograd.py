@@ -1,5 +1,6 @@
-"""The micrograd adapter: PyPI micrograd 0.1.0 and a clone, capabilities by probing, what conforms,
-where micrograd diverges (docs/findings.md), planted bugs caught and shrunk, and bad specs."""
+"""The micrograd adapter: PyPI micrograd 0.1.0 and a clone, capabilities from what the class has
+(a wrong or failing op is judged, never left out), the ops mapped onto engines' method names, what
+conforms, where micrograd diverges (docs/findings.md), planted bugs caught and shrunk, and bad specs."""
 
 import math
 import sys
@@ -9,9 +10,11 @@ import pytest
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis.errors import NoSuchExample
 
+from conformance import kinds
 from conformance.case.graph import GraphCase, Node, Tensor
 from conformance.case.strategies import graph_cases
 from conformance.driver import judge_case as check
+from conformance.driver import run_suite
 from conformance.impls.adapters.micrograd import MicrogradAdapter, MicrogradSpecError, load_micrograd
 from conformance.oracle.run import evaluate, leaf_tensors
 from refimpl import FLOAT64
@@ -165,7 +168,7 @@ def test_cases_it_cannot_run_are_errors_not_crashes(micrograd, case, message):
     assert r.error and message in r.error and r.value is None
 
 
-# --- a clone: discovery by probing, conformance, planted bugs -----------------------------------
+# --- a clone: discovery, conformance, a wrong op judged ------------------------------------------
 
 def test_clone_discovery(clone):
     assert (clone.name, clone.version) == ("micrograd_clone", "0.0.1-clone")
@@ -183,26 +186,171 @@ def test_clone_iterative_sort_handles_deep_chains(clone):
     assert check(clone, chain(5000)).verdict == "pass"
 
 
-def test_probing_is_by_behaviour_not_by_name(clone):
+def test_probing_finds_what_exists_and_never_judges(clone):
     base = clone.value_cls
 
     class Odd(base):
-        def tanh(self):  # present, but not tanh
-            return self.exp()
+        def tanh(self):  # present, but not tanh: supported, and then it fails
+            return base.exp(self)
 
-        def exp(self):  # present, but unimplemented
+        def exp(self):  # present, but unimplemented: supported, and then an error
             raise NotImplementedError
 
-        def sigmoid(self):  # right forward, broken backward: supported, and then reported
+        def sigmoid(self):  # right forward, broken backward: supported, and then an error
             out = base(1 / (1 + math.exp(-self.data)), (self,), "sigmoid")
             out._backward = lambda: 1 / 0
             return out
 
     adapter = MicrogradAdapter(Odd, name="odd")
-    assert adapter.capabilities.ops == CLONE_OPS - {"tanh", "exp"}
+    assert adapter.capabilities.ops == CLONE_OPS
+    assert check(adapter, one("tanh", 0.5)).verdict == "fail"
+    v = check(adapter, one("exp", 0.5))
+    assert v.verdict == "error" and v.reason.startswith("NotImplementedError (in forward"), v.reason
     v = check(adapter, one("sigmoid", 0.5))
     assert v.verdict == "error" and "ZeroDivisionError" in v.reason
 
+
+def test_a_forward_that_raises_fails_its_suite_instead_of_leaving_it_out(tmp_path):
+    buggy = planted(tmp_path, "t = math.tanh(self.data)", "t = mth.tanh(self.data)", "tanh_name_error")
+    assert "tanh" in buggy.capabilities.ops  # not silently "unsupported": the run does not conform
+    suite = next(s for s in kinds.suites(buggy.capabilities, 8) if s.name == "op tanh")
+    result = run_suite(buggy, suite, seed=0, shrink=False)
+    assert set(result.verdicts) == {"error"} and result.cases == suite.examples, result.verdicts
+    assert "NameError: name 'mth' is not defined" in result.first_bad[1].reason
+
+
+@pytest.mark.parametrize("old, new, op, verdict, message", [
+    ("Value(math.exp(self.data), (self,), \"exp\")", "Value(1 + self.data + self.data**2 / 2, (self,), \"exp\")",
+     "exp", "fail", "value: implementation 1.625"),  # a truncated series
+    ("out = Value(s, (self,), \"sigmoid\")", "out = Value(round(s, 7), (self,), \"sigmoid\")",
+     "sigmoid", "fail", "value: implementation 0.6224593"),  # a single-precision-like sigmoid
+    ("t = math.tanh(self.data)", "t = math.nan if self.data == 0.5 else math.tanh(self.data)",
+     "tanh", "nonfinite-mismatch", "value: implementation nan"),
+    ("out = Value(s, (self,), \"sigmoid\")", "out = Value(Value(s), (self,), \"sigmoid\")",
+     "sigmoid", "error", "TypeError: the value of n0 (sigmoid) is a Value (Value(data=0.62"),  # a Value in a Value
+], ids=["truncated-exp", "rounded-sigmoid", "nan-tanh", "value-in-value-sigmoid"])
+def test_a_wrong_forward_is_judged_not_unsupported(tmp_path, old, new, op, verdict, message):
+    buggy = planted(tmp_path, old, new, f"{op}_forward_bug")
+    assert buggy.capabilities.ops == CLONE_OPS
+    v = check(buggy, one(op, 0.5))
+    assert v.verdict == verdict and message in v.reason, v.reason
+
+
+# --- the ops of the case format a Value API may have, mapped ---------------------------------------
+
+def method(name, params, f, df):
+    """The source of a Value method ``name(self{params})`` computing ``f`` with local derivative
+    ``df`` (expressions in ``x``, the input's number), as a clone writes it."""
+    return f"""
+    def {name}(self{params}):
+        x = self.data
+        out = Value({f}, (self,), "{name}")
+
+        def _backward():
+            self.grad += ({df}) * out.grad
+        out._backward = _backward
+        return out
+"""
+
+
+def extended(tmp_path, name, *methods):
+    """A copy of the clone with ``methods`` (see :func:`method`) added to its Value."""
+    return planted(tmp_path, "    def backward(self):\n", "".join(methods) + "\n    def backward(self):\n", name)
+
+
+SQRT = method("sqrt", "", "math.sqrt(x)", "0.5 / math.sqrt(x)")
+SIN = method("sin", "", "math.sin(x)", "math.cos(x)")
+COS = method("cos", "", "math.cos(x)", "-math.sin(x)")
+ABS = method("abs", "", "abs(x)", "math.copysign(1.0, x) if x else 0.0")
+LEAKY = "x if x > 0 else {s} * x", "1.0 if x > 0 else {s}"
+SOFTPLUS = ("x if x * {b} > {t} else math.log1p(math.exp({b} * x)) / {b}",
+            "1.0 if x * {b} > {t} else 1 / (1 + math.exp(-{b} * x))")
+
+
+def leaky(params, slope):
+    return method("leaky_relu", params, *(e.format(s=slope) for e in LEAKY))
+
+
+def softplus(params, beta="beta", threshold="threshold"):
+    return method("softplus", params, *(e.format(b=beta, t=threshold) for e in SOFTPLUS))
+
+
+def test_methods_without_attributes_are_mapped(tmp_path):
+    engine = extended(tmp_path, "unary", SQRT, SIN, COS, ABS)
+    assert engine.capabilities.ops == CLONE_OPS | {"sqrt", "sin", "cos", "abs"}
+    for case in (one("sqrt", 2.25, ct=-1.5), one("sin", 0.75), one("cos", -2.0, ct=0.5), one("abs", -1.5)):
+        assert check(engine, case).verdict == "pass", case
+
+
+def test_abs_through_the_abs_builtin(tmp_path):
+    engine = extended(tmp_path, "dunder_abs", ABS.replace("def abs(", "def __abs__("))
+    assert "abs" in engine.capabilities.ops
+    assert check(engine, one("abs", -1.5, ct=2.0)).verdict == "pass"
+
+
+def test_a_method_that_needs_an_argument_is_not_the_op(tmp_path):
+    engine = extended(tmp_path, "sin_k", method("sin", ", k", "math.sin(k * x)", "k * math.cos(k * x)"))
+    assert "sin" not in engine.capabilities.ops
+
+
+@pytest.mark.parametrize("params, slope", [
+    (", negative_slope=0.01, inplace=False", "negative_slope"),  # torch's name: by keyword
+    (", alpha=0.2", "alpha"),  # the one number it takes: positionally
+    (", *, negative_slope", "negative_slope"),
+], ids=["named", "positional", "keyword-only"])
+def test_leaky_relu_takes_the_case_slope_when_unambiguous(tmp_path, params, slope):
+    engine = extended(tmp_path, "leaky", leaky(params, slope))
+    assert "leaky_relu" in engine.capabilities.ops
+    assert check(engine, one("leaky_relu", -1.5, negative_slope=0.3)).verdict == "pass"
+    assert check(engine, one("leaky_relu", -1.5, ct=-0.5, negative_slope=0.07)).verdict == "pass"
+
+
+@pytest.mark.parametrize("params, slope", [
+    ("", "0.01"),  # its slope could be anything: 0.01, 0.1, 0.2…
+    (", alpha=0.01, inplace=False", "alpha"),  # which of the two is the slope?
+    (", **kwargs", "kwargs.get('slope', 0.01)"),
+], ids=["no-parameter", "two-parameters", "kwargs"])
+def test_leaky_relu_is_not_mapped_when_ambiguous(tmp_path, params, slope):
+    assert "leaky_relu" not in extended(tmp_path, "leaky", leaky(params, slope)).capabilities.ops
+
+
+def test_softplus_with_torchs_parameters_takes_the_case_attributes(tmp_path):
+    engine = extended(tmp_path, "softplus", softplus(", beta=1.0, threshold=20.0"))
+    assert "softplus" in engine.capabilities.ops
+    assert check(engine, one("softplus", 0.75, beta=2.5, threshold=1.5)).verdict == "pass"
+    assert check(engine, one("softplus", -0.75, ct=1.5, beta=0.5, threshold=10.0)).verdict == "pass"
+
+
+@pytest.fixture(scope="module")
+def richer(tmp_path_factory):
+    """The clone with correct sqrt, abs, sin, cos, leaky_relu(negative_slope) and softplus(beta, threshold)."""
+    return extended(tmp_path_factory.mktemp("richer"), "richer", SQRT, SIN, COS, ABS,
+                    leaky(", negative_slope=0.01", "negative_slope"), softplus(", beta=1.0, threshold=20.0"))
+
+
+RICHER_OPS = {"add", "mul", "sqrt", "abs", "sin", "cos", "leaky_relu", "softplus"}
+
+
+@settings(RANDOM, max_examples=30)
+@given(graph_cases(ops=RICHER_OPS, max_nodes=5))
+def test_the_mapped_ops_conform_on_random_graphs(richer, case):
+    """The mappings hand each method what torch's op means (a slope, beta and threshold in their places)."""
+    v = check(richer, case)
+    assert v.conforms, f"{v.verdict}: {v.reason}"
+
+
+def test_a_parameterless_softplus_runs_the_default_attributes_only(tmp_path):
+    engine = extended(tmp_path, "softplus", softplus("", "1.0", "20.0"))
+    # the suites draw beta and threshold: softplus is unsupported there, not an error in every case
+    assert "softplus" not in engine.capabilities.ops and engine.table["softplus"].defaults_only
+    assert check(engine, one("softplus", 0.75, ct=-1.5)).verdict == "pass"
+    assert check(engine, one("softplus", 0.75, beta=1.0, threshold=20.0)).verdict == "pass"
+    r = engine.run_graph(one("softplus", 0.75, beta=2.0))
+    assert r.error == ("ValueError: softplus's softplus() takes no attributes: it runs softplus with the defaults "
+                       "beta=1.0, threshold=20.0 only, not beta=2.0"), r.error
+
+
+# --- planted bugs ---------------------------------------------------------------------------------
 
 def fails(impl):
     return lambda case: not check(impl, case).conforms
@@ -230,7 +378,7 @@ def test_planted_fan_out_overwrite_is_caught_and_shrinks(tmp_path):
     ("None", "a NoneType (None)"),
     ("[v.grad]", "a list ([-3.0])"),
     ("Value(v.grad)", "a Value (Value(data=-3.0, grad=0.0))"),
-])
+], ids=["str", "bool", "complex", "None", "list", "Value"])
 def test_a_gradient_that_is_not_a_real_number_is_an_error_naming_its_type(tmp_path, spoilt, found):
     buggy = planted(tmp_path, "            v._backward()\n",
                     f"            v._backward()\n        for v in topo:\n            v.grad = {spoilt}\n", "typed")

@@ -7,11 +7,18 @@ gradient with 1 and accumulates (``+=``) into every ``.grad`` of the graph.
 
 :class:`MicrogradAdapter` wraps such a module, nothing being assumed from its name:
 
-* **capabilities by probing** — every op of the case format that maps onto the API (table
-  ``PROBES``) is tried on a few small numbers and kept only when it runs and gives the right,
-  finite, real value (``Value(0.5).tanh().data`` ≈ ``math.tanh(0.5)``). Only the forward is
-  probed: a wrong or failing *backward* is what the suite exists to report, so it must never make
-  an op silently "unsupported". float64 only, no second order.
+* **capabilities: what exists, never how well it works** — an op of the case format is supported
+  when the class has what expresses it (:func:`op_table`): ``add sub mul div neg`` the special
+  methods ``__add__ __sub__ __mul__ __truediv__ __neg__``; ``pow_int pow_scalar square reciprocal``
+  ``__pow__``; ``relu tanh exp log sigmoid sqrt sin cos expm1 log1p erf silu`` a method of that name
+  callable without arguments; ``abs`` the method ``abs()`` or ``__abs__``; ``leaky_relu elu
+  softplus`` a method that takes the case's attributes unambiguously (:func:`_attribute_map`; a
+  parameterless ``softplus()`` runs the cases with torch's default attributes only). Nothing is
+  run to decide it: a method that is there but raises, gives NaN, a wrong value, or a Value inside
+  a Value is that op's ``error`` or ``fail`` in the cases that use it — what the suite exists to
+  report — never a silent "unsupported". (Only the whole-class check that this is a Value API at
+  all runs the engine, once.) Not mapped: ``pow`` (micrograd's ``**`` takes a number, not a
+  Value), ``clamp``, ``gelu``, ``maximum``, ``minimum``. float64 only, no second order.
 * **the cotangent** is applied as ``out * Value(cotangent)`` and ``backward()`` is called on that
   product. Setting ``out.grad = cotangent`` would need the clone's internal per-node backward
   (``_backward``, ``_backward_fn``, …: names differ between clones) because every clone's
@@ -19,6 +26,9 @@ gradient with 1 and accumulates (``+=``) into every ``.grad`` of the graph.
   derivative hands ``out`` exactly ``cotangent · 1``. The value reported is ``out`` itself, not
   the product.
 * **fresh Values per case**: micrograd never resets ``.grad``, so nothing is reused.
+* **results are type-checked**: every node's ``.data`` and every leaf's ``.grad`` must be a real
+  number (:func:`_real`: an ``int``, ``float`` or numpy scalar, not a ``bool``, str, complex…);
+  anything else is an error naming its type and where it was found.
 * **failures are results**: any exception — micrograd's recursive topological sort raising
   ``RecursionError`` on a deep graph, ``ZeroDivisionError`` where IEEE arithmetic gives inf,
   ``OverflowError`` from ``float ** int`` — becomes ``GraphResult(error="Type: message (...)")``,
@@ -33,13 +43,14 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-import math
 import numbers
 import reprlib
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import distribution, packages_distributions
+from inspect import Parameter, Signature, signature
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -48,8 +59,8 @@ from conformance.case.graph import GraphCase, GraphResult, Tensor
 from conformance.impls import Capabilities
 from refimpl import OPS
 
-__all__ = ["APPLY", "PROBES", "MicrogradAdapter", "MicrogradSpecError", "find_value_class", "load_micrograd",
-           "probe_ops"]
+__all__ = ["ATTRIBUTE_OPS", "DEFAULTS_ONLY", "METHODS", "OPERATORS", "MicrogradAdapter", "MicrogradSpecError", "OpMap",
+           "find_value_class", "load_micrograd", "op_table", "probe_ops"]
 
 
 class MicrogradSpecError(LookupError, ValueError):
@@ -57,50 +68,63 @@ class MicrogradSpecError(LookupError, ValueError):
     :class:`LookupError` (what ``--impl`` resolution catches) and a :class:`ValueError`."""
 
 
-def _unary(method: str) -> Callable[[Any, dict[str, Any]], Any]:
-    return lambda a, attrs: getattr(a, method)()
+#: how an op runs on Values: ``call(a, attrs)`` or ``call(a, b, attrs)``, giving the op's Value
+Call = Callable[..., Any]
 
 
-#: how each supported op of the case format is expressed with the Value API (a, b: Values)
-APPLY: dict[str, Callable[..., Any]] = {
-    "add": lambda a, b, attrs: a + b,
-    "sub": lambda a, b, attrs: a - b,
-    "mul": lambda a, b, attrs: a * b,
-    "div": lambda a, b, attrs: a / b,
-    "neg": lambda a, attrs: -a,
-    "pow_int": lambda a, attrs: a ** int(attrs["exponent"]),
-    "pow_scalar": lambda a, attrs: a ** float(attrs["exponent"]),
-    "square": lambda a, attrs: a ** 2,
-    "reciprocal": lambda a, attrs: a ** -1,
-    "relu": _unary("relu"),
-    "tanh": _unary("tanh"),
-    "exp": _unary("exp"),
-    "log": _unary("log"),
-    "sigmoid": _unary("sigmoid"),
+@dataclass(frozen=True)
+class OpMap:
+    """How one op of the case format runs on a ``Value`` class.
+
+    ``defaults_only``: the engine's method takes none of the op's attributes, so it runs only the
+    cases that use the case format's defaults (see :data:`DEFAULTS_ONLY`)."""
+
+    call: Call
+    defaults_only: bool = False
+
+
+#: ops written with Python's operators, and the special method each needs on the class. ``sub`` asks
+#: for ``__sub__`` only: ``self + (-other)``, as micrograd writes it, is the engine's own business
+OPERATORS: dict[str, tuple[str, Call]] = {
+    "add": ("__add__", lambda a, b, attrs: a + b),
+    "sub": ("__sub__", lambda a, b, attrs: a - b),
+    "mul": ("__mul__", lambda a, b, attrs: a * b),
+    "div": ("__truediv__", lambda a, b, attrs: a / b),
+    "neg": ("__neg__", lambda a, attrs: -a),
+    "pow_int": ("__pow__", lambda a, attrs: a ** int(attrs["exponent"])),
+    "pow_scalar": ("__pow__", lambda a, attrs: a ** float(attrs["exponent"])),
+    "square": ("__pow__", lambda a, attrs: a**2),
+    "reciprocal": ("__pow__", lambda a, attrs: a**-1),
 }
 
+#: ops without attributes that are a method of the same name, called without arguments (``abs``:
+#: the method ``abs()``, else ``abs(a)`` through ``__abs__``)
+METHODS = ("relu", "tanh", "exp", "log", "sigmoid", "sqrt", "abs", "sin", "cos", "expm1", "log1p", "erf", "silu")
 
-def _sigmoid(x: float) -> float:
-    return 1 / (1 + math.exp(-x))
+#: ops with attributes that are a method of the same name taking them (see :func:`_attribute_map`)
+ATTRIBUTE_OPS = ("leaky_relu", "elu", "softplus")
+
+#: attribute ops that a method without parameters stands for at the case format's defaults only: a
+#: ``softplus()`` is torch's default softplus (beta 1; threshold 20, or none — the cases say which).
+#: A parameterless ``leaky_relu()`` could have any slope (0.01, 0.1 and 0.2 are all common), an
+#: ``elu()`` any alpha, so those are not mapped at all.
+DEFAULTS_ONLY = frozenset({"softplus"})
+
+_POSITIONAL = (Parameter.POSITIONAL_ONLY, Parameter.POSITIONAL_OR_KEYWORD)
+_NAMED = (Parameter.POSITIONAL_OR_KEYWORD, Parameter.KEYWORD_ONLY)
+_ANYTHING = Signature([Parameter("args", Parameter.VAR_POSITIONAL), Parameter("kwargs", Parameter.VAR_KEYWORD)])
 
 
-#: per op: (inputs, attrs, expected value) — small, exactly representable inputs, both signs
-PROBES: dict[str, list[tuple[tuple[float, ...], dict[str, Any], float]]] = {
-    "add": [((0.5, 2.0), {}, 2.5), ((-1.25, 0.5), {}, -0.75)],
-    "sub": [((0.5, 2.0), {}, -1.5), ((-1.25, -0.5), {}, -0.75)],
-    "mul": [((0.5, -3.0), {}, -1.5), ((-1.25, -2.0), {}, 2.5)],
-    "div": [((1.5, -4.0), {}, -0.375), ((-3.0, 0.5), {}, -6.0)],
-    "neg": [((1.5,), {}, -1.5), ((-0.25,), {}, 0.25)],
-    "pow_int": [((-2.0,), {"exponent": 3}, -8.0), ((2.0,), {"exponent": -2}, 0.25)],
-    "pow_scalar": [((2.25,), {"exponent": 0.5}, 1.5), ((4.0,), {"exponent": -1.5}, 0.125)],
-    "square": [((-3.0,), {}, 9.0), ((0.5,), {}, 0.25)],
-    "reciprocal": [((-4.0,), {}, -0.25), ((0.5,), {}, 2.0)],
-    "relu": [((-1.0,), {}, 0.0), ((2.0,), {}, 2.0)],
-    "tanh": [((0.5,), {}, math.tanh(0.5)), ((-2.0,), {}, math.tanh(-2.0))],
-    "exp": [((0.5,), {}, math.exp(0.5)), ((-2.0,), {}, math.exp(-2.0))],
-    "log": [((2.0,), {}, math.log(2.0)), ((0.25,), {}, math.log(0.25))],
-    "sigmoid": [((0.5,), {}, _sigmoid(0.5)), ((-2.0,), {}, _sigmoid(-2.0))],
-}
+def _method_call(name: str) -> Call:
+    return lambda a, attrs: getattr(a, name)()
+
+
+def _keyword_call(name: str, keys: tuple[str, ...]) -> Call:
+    return lambda a, attrs: getattr(a, name)(**{k: attrs[k] for k in keys})
+
+
+def _positional_call(name: str, key: str) -> Call:
+    return lambda a, attrs: getattr(a, name)(attrs[key])
 
 
 def _oneline(exc: BaseException) -> str:
@@ -132,23 +156,89 @@ def _real(x: Any, what: str) -> float:
     raise TypeError(f"{what} is a {type(x).__name__} ({_short(x)}), not a real number")
 
 
-def _plausible(got: float, want: float) -> bool:
-    return math.isfinite(got) and abs(got - want) <= 1e-9 * max(1.0, abs(want))
+def _signature(value_cls: type, name: str) -> Signature | None:
+    """The signature of the method ``name`` as called on a Value (``self`` bound), or None when the
+    class has no such method. One whose signature Python cannot read (a C function) gets
+    ``(*args, **kwargs)``: it is there, though nothing can be said about its parameters."""
+    if not callable(getattr(value_cls, name, None)):
+        return None
+    try:
+        return signature(getattr(value_cls(1.0), name))
+    except Exception:  # ValueError/TypeError from signature(), or anything from the class itself
+        return _ANYTHING
+
+
+def _binds(sig: Signature, *args: Any, **kwargs: Any) -> bool:
+    try:
+        sig.bind(*args, **kwargs)
+    except TypeError:
+        return False
+    return True
+
+
+def _method_map(value_cls: type, op: str) -> OpMap | None:
+    """``a.op()`` when the class has a method ``op`` callable without arguments (``abs``: else
+    ``abs(a)`` when it has ``__abs__``)."""
+    sig = _signature(value_cls, op)
+    if sig is not None and _binds(sig):
+        return OpMap(_method_call(op))
+    if op == "abs" and callable(getattr(value_cls, "__abs__", None)):
+        return OpMap(lambda a, attrs: abs(a))
+    return None
+
+
+def _attribute_map(value_cls: type, op: str) -> OpMap | None:
+    """How the method ``op`` takes the op's attributes, when that is unambiguous:
+
+    * every attribute is a parameter of that name (torch's: ``softplus(beta, threshold)``): by keyword;
+    * the op has one attribute and the method one positional parameter, whatever its name
+      (``leaky_relu(self, alpha=0.01)``: the one number it takes is the slope): positionally;
+    * the method takes nothing and the op is in :data:`DEFAULTS_ONLY`: at the defaults only.
+
+    Anything else (two parameters of other names, only ``**kwargs``) is not mapped: a slope passed
+    where the engine expects something else would be a verdict on our guess, not on the engine."""
+    sig = _signature(value_cls, op)
+    if sig is None:
+        return None
+    keys = tuple(OPS[op].attrs)
+    params = list(sig.parameters.values())
+    named = {p.name for p in params if p.kind in _NAMED}
+    if set(keys) <= named and _binds(sig, **dict.fromkeys(keys, 1.0)):
+        return OpMap(_keyword_call(op, keys))
+    if len(keys) == 1 and len(params) == 1 and params[0].kind in _POSITIONAL:
+        return OpMap(_positional_call(op, keys[0]))
+    if not params and op in DEFAULTS_ONLY:
+        return OpMap(_method_call(op), defaults_only=True)
+    return None
+
+
+def op_table(value_cls: type) -> dict[str, OpMap]:
+    """Every op of the case format the class has a way to express, and that way.
+
+    What *exists*, never how well it works: nothing of the engine is run here (beyond making one
+    Value to read bound signatures from). A method that is there but raises, gives NaN, a wrong
+    value or something that is no number is that op's ``error`` or ``fail`` in the cases that use
+    it — which is what the suite reports — not a silent "unsupported"."""
+    table = {op: OpMap(call) for op, (special, call) in OPERATORS.items()
+             if callable(getattr(value_cls, special, None))}
+    for op in METHODS:
+        table.update({op: m} if (m := _method_map(value_cls, op)) else {})
+    for op in ATTRIBUTE_OPS:
+        table.update({op: m} if (m := _attribute_map(value_cls, op)) else {})
+    return table
 
 
 def probe_ops(value_cls: type) -> frozenset[str]:
-    """The ops whose forward runs and gives the right finite real value at every probe point."""
-    found = set()
-    for op, points in PROBES.items():
-        try:
-            ok = all(_plausible(_real(APPLY[op](*(value_cls(x) for x in xs), OPS[op].attributes(attrs)).data, op),
-                                want)
-                     for xs, attrs, want in points)
-        except Exception:  # a missing method, an assertion, a TypeError: the op is not there
-            ok = False
-        if ok:
-            found.add(op)
-    return frozenset(found)
+    """The ops the class supports with any attributes: :func:`op_table` less the defaults-only ones."""
+    return frozenset(op for op, m in op_table(value_cls).items() if not m.defaults_only)
+
+
+def _data(v: Any, what: str) -> float:
+    """The real number the Value ``v`` holds; a ``TypeError`` naming what was found instead (an op
+    that returns a float, or a Value whose ``.data`` is a Value)."""
+    if not hasattr(v, "data"):
+        raise TypeError(f"{what} is a {type(v).__name__} ({_short(v)}), not a Value with .data")
+    return _real(v.data, f"the value of {what}")
 
 
 def _value_like(cls: Any) -> str | None:
@@ -244,10 +334,14 @@ class MicrogradAdapter:
         self.value_cls = find_value_class(module, label)
         self.name = name or label.split(".")[0]
         self.version = _version(module)
+        self.table = op_table(self.value_cls)
         self.capabilities: Capabilities = self._probe()
 
     def _probe(self) -> Capabilities:
-        return Capabilities(probe_ops(self.value_cls), ("float64",), second_order=False)
+        """The ops that run with any attributes; a defaults-only op is left out, since the suites
+        draw other attributes, and runs only in the cases that give it the defaults."""
+        ops = frozenset(op for op, m in self.table.items() if not m.defaults_only)
+        return Capabilities(ops, ("float64",), second_order=False)
 
     def __repr__(self) -> str:
         return f"MicrogradAdapter({self.name} {self.version}: {', '.join(sorted(self.capabilities.ops))})"
@@ -260,9 +354,19 @@ class MicrogradAdapter:
         shaped = [f"{k} {list(t.shape)}" for k, t in case.leaves.items() if t.shape != ()]
         if shaped or case.cotangent.shape != ():
             return f"ValueError: {self.name} Values are scalars: non-scalar {', '.join(shaped) or 'cotangent'}"
-        missing = sorted({n.op for n in case.nodes} - self.capabilities.ops)
+        missing = sorted({n.op for n in case.nodes} - set(self.table))
         if missing:
             return f"ValueError: {self.name} does not support {', '.join(missing)}"
+        return self._off_defaults(case)
+
+    def _off_defaults(self, case: GraphCase) -> str | None:
+        """Why a defaults-only op cannot run this case: a node gives it other attributes."""
+        for n in case.nodes:
+            defaults = OPS[n.op].attrs
+            if self.table[n.op].defaults_only and {**defaults, **n.attrs} != defaults:
+                given = ", ".join(f"{k}={v!r}" for k, v in n.attrs.items())
+                return (f"ValueError: {self.name}'s {n.op}() takes no attributes: it runs {n.op} with the defaults "
+                        f"{', '.join(f'{k}={v!r}' for k, v in defaults.items())} only, not {given}")
         return None
 
     def run_graph(self, case: GraphCase) -> GraphResult:
@@ -276,9 +380,10 @@ class MicrogradAdapter:
             leaves = {k: V(float(t.values[0])) for k, t in case.leaves.items()}  # fresh: .grad starts at 0
             env: dict[str, Any] = dict(leaves)
             for n in case.nodes:
-                env[n.name] = APPLY[n.op](*(env[i] for i in n.inputs), OPS[n.op].attributes(n.attrs))
+                env[n.name] = self.table[n.op].call(*(env[i] for i in n.inputs), OPS[n.op].attributes(n.attrs))
+                _data(env[n.name], f"{n.name} ({n.op})")  # the first node that holds no number is named
             out = env[case.output]
-            value = _real(out.data, f"the value of {case.output}")
+            value = _data(out, case.output)
             stage = "backward"
             (out * V(float(case.cotangent.values[0]))).backward()
             grads = {k: Tensor.scalar(_real(v.grad, f"the gradient of {k}")) for k, v in leaves.items()}
