@@ -371,6 +371,25 @@ def test_planted_fan_out_overwrite_is_caught_and_shrinks(tmp_path):
     assert len(case.nodes) <= 3 and len(used) > len(set(used)), case.nodes
 
 
+def test_a_wrong_mul_derivative_does_not_spoil_the_other_ops(tmp_path):
+    # the cotangent is applied by the harness, not through the engine's own *: a swapped mul′ is
+    # mul's failure only, not every gradient of every suite
+    buggy = planted(tmp_path, "self.grad += other.data * out.grad", "self.grad += self.data * out.grad",
+                    "swapped_mul")
+    assert check(buggy, one("mul", 0.5, -3.0, ct=1.5)).verdict == "fail"
+    for case in (one("tanh", 0.5, ct=1.5), one("exp", -0.25, ct=-0.5), one("add", 0.5, 2.0, ct=2.0)):
+        v = check(buggy, case)
+        assert v.verdict == "pass", (case.nodes[0].op, v.reason)
+
+
+def test_the_cotangent_keeps_nonfinite_gradients(micrograd):
+    # scaled by a non-zero cotangent, an infinite gradient keeps its (flipped) sign and NaN stays NaN
+    r = micrograd.run_graph(one("mul", math.inf, 2.0, ct=-1.5))
+    assert r.grads["x0"].values == (-3.0,) and r.grads["x1"].values == (-math.inf,)
+    r = micrograd.run_graph(one("mul", math.nan, 2.0, ct=0.5))
+    assert math.isnan(r.grads["x1"].values[0]) and r.grads["x0"].values == (1.0,)
+
+
 @pytest.mark.parametrize("spoilt, found", [
     ("str(v.grad)", "a str ('-3.0')"),  # float("-3.0") would take it: the result would pass, the bug unseen
     ("v.grad < 0", "a bool (True)"),

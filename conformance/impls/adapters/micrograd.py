@@ -19,12 +19,16 @@ gradient with 1 and accumulates (``+=``) into every ``.grad`` of the graph.
   report — never a silent "unsupported". (Only the whole-class check that this is a Value API at
   all runs the engine, once.) Not mapped: ``pow`` (micrograd's ``**`` takes a number, not a
   Value), ``clamp``, ``gelu``, ``maximum``, ``minimum``. float64 only, no second order.
-* **the cotangent** is applied as ``out * Value(cotangent)`` and ``backward()`` is called on that
-  product. Setting ``out.grad = cotangent`` would need the clone's internal per-node backward
-  (``_backward``, ``_backward_fn``, …: names differ between clones) because every clone's
-  ``backward()`` overwrites the seed with 1; the product works with every clone, and its local
-  derivative hands ``out`` exactly ``cotangent · 1``. The value reported is ``out`` itself, not
-  the product.
+* **the cotangent is applied by the harness**: ``out.backward()`` seeds the output's gradient with
+  1 (every clone's ``backward()`` does, overwriting any seed), and each leaf's gradient is then
+  multiplied by the cotangent in plain Python floats — the gradient of ``c · out`` is ``c`` times
+  that of ``out``. Not ``(out * Value(c)).backward()``: that runs the cotangent through the
+  engine's own ``*``, so one wrong mul′ would spoil every gradient of every suite and hide the
+  other bugs. The price: an op's backward that drops its upstream gradient is right when the op
+  is the output (its upstream gradient is 1) and is caught only below another node, in the graph
+  suites. The generated cotangents are never 0 (``±[0.5, 2]``); a hand-written 0 gives 0 for a
+  finite gradient and NaN for an infinite or NaN one, as IEEE ``0 · inf`` does — what a chain rule
+  multiplying its upstream gradient gives too. NaN and ±inf otherwise stay what they are.
 * **fresh Values per case**: micrograd never resets ``.grad``, so nothing is reused.
 * **results are type-checked**: every node's ``.data`` and every leaf's ``.grad`` must be a real
   number (:func:`_real`: an ``int``, ``float`` or numpy scalar, not a ``bool``, str, complex…);
@@ -370,7 +374,8 @@ class MicrogradAdapter:
         return None
 
     def run_graph(self, case: GraphCase) -> GraphResult:
-        """The case's output and the gradient of ``cotangent · output``; any failure is an error result."""
+        """The case's output and the gradient of ``cotangent · output`` (the engine's gradient of the
+        output, times the cotangent); any failure is an error result."""
         why = self._unusable(case)
         if why:
             return GraphResult(error=why)
@@ -385,8 +390,9 @@ class MicrogradAdapter:
             out = env[case.output]
             value = _data(out, case.output)
             stage = "backward"
-            (out * V(float(case.cotangent.values[0]))).backward()
-            grads = {k: Tensor.scalar(_real(v.grad, f"the gradient of {k}")) for k, v in leaves.items()}
+            out.backward()  # seeds 1; the cotangent is ours to apply (see the module doc)
+            ct = float(case.cotangent.values[0])
+            grads = {k: Tensor.scalar(_real(v.grad, f"the gradient of {k}") * ct) for k, v in leaves.items()}
         except Exception as exc:  # the implementation under test may raise anything
             return GraphResult(error=self._describe(exc, stage, case))
         return GraphResult(Tensor.scalar(value), grads)
