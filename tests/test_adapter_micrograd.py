@@ -27,6 +27,15 @@ RANDOM = settings(max_examples=60, derandomize=True, database=None, deadline=Non
 SEARCH = settings(max_examples=400, derandomize=True, database=None, deadline=None)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def import_path():
+    """Loading a file puts its folder first on ``sys.path``, on purpose (see the adapter's
+    ``_load_file``): the folders this module's tests load from are taken off when it ends."""
+    saved = list(sys.path)
+    yield
+    sys.path[:] = saved
+
+
 @pytest.fixture(scope="module")
 def micrograd():
     return load_micrograd("micrograd")
@@ -410,6 +419,67 @@ def test_correct_clone_is_not_flagged(clone):
     with pytest.raises(NoSuchExample):
         find(graph_cases(ops=clone.capabilities.ops, max_nodes=6), fails(clone),
              settings=settings(SEARCH, max_examples=100))
+
+
+# --- a file among its siblings ---------------------------------------------------------------------
+
+LAZY_EXP = """import math
+
+from engine import Value
+
+
+def exp(v):
+    out = Value(math.exp(v.data), (v,), "exp")
+
+    def _backward():
+        v.grad += out.data * out.grad
+    out._backward = _backward
+    return out
+"""
+
+MAIN = """from engine import Value
+
+
+def _exp(self):
+    import lazy_exp  # a sibling imported only when exp() first runs, long after the load
+
+    return lazy_exp.exp(self)
+
+
+Value.exp = _exp
+"""
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A folder as clones are laid out: ``engine.py`` (the clone, without exp), ``lazy_exp.py`` and a
+    ``main.py`` that imports them as siblings. ``sys.path`` and ``sys.modules`` are restored after."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    engine = CLONE.read_text()
+    start, end = engine.index("    def exp(self):"), engine.index("    def log(self):")
+    (folder / "engine.py").write_text(engine[:start] + engine[end:])
+    (folder / "lazy_exp.py").write_text(LAZY_EXP)
+    (folder / "main.py").write_text(MAIN)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield folder
+    for name in ("engine", "lazy_exp"):
+        sys.modules.pop(name, None)
+
+
+def test_a_file_loads_with_its_own_folder_on_the_import_path(project):
+    engine = load_micrograd(str(project / "main.py"))  # ``from engine import Value`` in main.py
+    assert engine.capabilities.ops == CLONE_OPS
+    assert check(engine, one("tanh", 0.5, ct=1.5)).verdict == "pass"
+    # the folder stays on the path: a sibling imported later, when a case first calls exp(), is found
+    assert check(engine, one("exp", 0.5, ct=-0.5)).verdict == "pass"
+
+
+def test_a_file_that_fails_to_load_leaves_the_import_path_as_it_was(tmp_path):
+    (tmp_path / "broken.py").write_text("from engine import Value\n")  # no engine.py beside it
+    with pytest.raises(MicrogradSpecError, match="No module named 'engine'"):
+        load_micrograd(str(tmp_path / "broken.py"))
+    assert str(tmp_path) not in sys.path
 
 
 # --- bad specs -----------------------------------------------------------------------------------

@@ -408,6 +408,15 @@ class MicrogradAdapter:
 
 
 def _load_file(path: Path) -> ModuleType:
+    """The ``.py`` file run as a module of its own name (one per path, so that two files of the same
+    name never collide), with its folder first on ``sys.path``, as ``python path.py`` would have it:
+    ``from engine import Value`` in ``main.py`` finds the ``engine.py`` beside it.
+
+    The folder stays on ``sys.path`` after a successful load, because siblings may be imported
+    later, inside a method a case calls first; a failed load takes it off again. Siblings are
+    imported under their own names (``engine``), so they are cached in ``sys.modules``: two engines
+    each with its own ``engine.py``, loaded in one process, share the first one — run them in
+    separate processes."""
     if not path.is_file():
         raise MicrogradSpecError(f"no such file {str(path)!r}")
     if path.suffix != ".py":
@@ -420,12 +429,23 @@ def _load_file(path: Path) -> ModuleType:
         raise MicrogradSpecError(f"cannot load {str(path)!r} as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[modname] = module  # some modules (dataclasses, pickling) look themselves up here
+    added = _put_first_on_path(str(path.parent))
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[modname]
+        if added:
+            sys.path.remove(str(path.parent))  # the first occurrence: the one put there
         raise MicrogradSpecError(f"cannot load {str(path)!r}: {_oneline(exc)}") from None
     return module
+
+
+def _put_first_on_path(folder: str) -> bool:
+    """Put ``folder`` first on ``sys.path`` unless it is already first; whether it was put there."""
+    if sys.path and sys.path[0] == folder:
+        return False
+    sys.path.insert(0, folder)
+    return True
 
 
 def load_micrograd(spec: str, name: str | None = None) -> MicrogradAdapter:
