@@ -1,11 +1,14 @@
 """A misbehaving Python implementation: every misbehaviour is a verdict with a one-line reason, and
 the run goes on — in a worker process, where a user's implementation runs by default: hangs (per-case
 timeout), crashes (abort, segfault, exit), garbage on stdout, megabytes; in process (``--in-process``)
-for what can be judged there."""
+for what can be judged there, and a crash there names its suite and case before the run dies."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
 from importlib.metadata import EntryPoint
@@ -121,6 +124,34 @@ def test_a_whole_run_completes(mode, monkeypatch, capsys, tmp_path):
     assert out.rstrip().splitlines()[-2].startswith("misbehaving DOES NOT CONFORM: ")
     (run_dir,) = tmp_path.glob("*/run.json")
     assert json.loads(run_dir.read_text())["complete"] and (run_dir.parent / "summary.md").exists()
+
+
+def test_in_process_a_crash_names_its_suite_and_case(tmp_path):
+    """``--in-process``: os.abort() in the implementation ends the run (today's behaviour, asked for),
+    but stderr says which suite and case were running and how to get a verdict instead, faulthandler
+    shows the stack, and the journal's last line is that case's "started" event."""
+    env = dict(os.environ, MISBEHAVE="abort", PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "conformance", "verify", "--impl", ADAPTER, "--in-process",
+                           "--max-examples", "2", "--seed", "0", "--report", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGABRT, proc.stderr
+    assert "Fatal Python error: Aborted" in proc.stderr and "in run_graph" in proc.stderr  # faulthandler
+    said = re.search(r"conformance: the run ended during suite 'op tanh', case (\S+) \(0 of its cases judged "
+                     r"before it\), misbehaving running in this process", proc.stderr)
+    assert said, proc.stderr
+    assert "rerun without --in-process" in proc.stderr and "--seed 0" in proc.stderr
+    (journal,) = tmp_path.glob("*/records/journal.jsonl")
+    last = json.loads(journal.read_text().splitlines()[-1])
+    assert last == {"event": {"kind": "started", "impl": "misbehaving", "suite": "op tanh", "case": said[1],
+                              "judged": 0}}
+    assert "(in process)" in proc.stdout and "DOES NOT CONFORM" not in proc.stdout
+
+
+def test_a_finished_run_says_nothing_more(monkeypatch, capfd):
+    """The watcher is silent when the run finishes."""
+    monkeypatch.setenv("MISBEHAVE", "ok")
+    assert cli.main(["verify", "--impl", ADAPTER, "--in-process", "--max-examples", "1", "--seed", "0"]) == 0
+    assert "the run ended" not in capfd.readouterr().err
 
 
 def test_timeout_in_process_is_bad_usage(capsys):

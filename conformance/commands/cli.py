@@ -10,7 +10,7 @@
 Exit codes: 0 the implementation conforms, 1 it does not, 2 bad usage (one line on stderr): an
 implementation that cannot be found or loaded, a worker that cannot start, conflicting options.
 An implementation run in this process (``--in-process``) that crashes ends the run with the crash's
-own status (e.g. 134 for SIGABRT in a shell).
+own status (e.g. 134 for SIGABRT in a shell) after a message naming the case (commands/verify.py).
 """
 
 from __future__ import annotations
@@ -193,8 +193,10 @@ def verify(args: argparse.Namespace) -> int:
             getattr(impl, "close", lambda: None)()
             return _fail_usage(f"cannot write a report in {args.report!r}: {exc.strerror}")
     try:
-        results = ver.verify(impl, examples, seed, ticker=ver.Ticker(),
-                             on_case=rec.on_case(impl) if rec else None)
+        rerun = "without --in-process" if args.in_process else "with --isolate"
+        with ver.Watch(impl, seed, rec, rerun) as watch:  # a run that dies names its case (verify's docstring)
+            results = ver.verify(impl, examples, seed, ticker=ver.Ticker(),
+                                 on_case=rec.on_case(impl) if rec else None, watch=watch)
     finally:
         getattr(impl, "close", lambda: None)()
     print()
