@@ -80,7 +80,10 @@ REPORT_DIR = pytest.StashKey[Path]()  # the finished run directory, for the term
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance", "backprop conformance (the suite's tests only)")
     group.addoption("--conformance-impl", default=os.environ.get("CONFORMANCE_IMPL", "refimpl"),
-                    help="implementation under test (default: $CONFORMANCE_IMPL or refimpl)")
+                    help="implementation under test (default: $CONFORMANCE_IMPL or refimpl); any but this "
+                         "project's own runs in a worker process, as with 'conformance verify'")
+    group.addoption("--conformance-in-process", action="store_true", default=False,
+                    help="run the implementation in pytest's process (for a debugger); a crash ends the session")
     group.addoption("--conformance-profile", choices=PROFILE_NAMES, default=None,
                     help="cases per suite, as 'conformance verify --profile' (default: ci when $CI is set, "
                          "else dev; --hypothesis-profile naming one of these is read too)")
@@ -248,7 +251,8 @@ def implementation(config: pytest.Config) -> Implementation:
         from conformance.impls.loading import resolve
 
         try:
-            impl = resolve(config.getoption("conformance_impl"))
+            impl = resolve(config.getoption("conformance_impl"),
+                           isolate=False if config.getoption("conformance_in_process") else None)
         except LookupError as exc:
             raise pytest.UsageError(str(exc)) from None
         config.stash[IMPL] = impl

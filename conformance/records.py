@@ -379,6 +379,13 @@ class Recorder:
         self.journal.append({"case": case, "entries": entries})
         self.counts[v.verdict] += 1
 
+    def started(self, impl_name: str, suite: str, case_id: str, judged: int) -> None:
+        """Journal a case about to run (``{"event": {"kind": "started", …}}``), flushed, not fsynced:
+        if the run dies with it (an implementation in the harness's process), the journal's last line
+        names it. The tables skip it."""
+        self.journal.append({"event": {"kind": "started", "impl": impl_name, "suite": suite, "case": case_id,
+                                       "judged": judged}})
+
     def event(self, **obj: Any) -> None:
         """Journal something that is not a case (a suite finished, the budget ran out)."""
         self.journal.append({"event": obj})

@@ -1,12 +1,17 @@
 """A misbehaving Python implementation: every misbehaviour is a verdict with a one-line reason, and
-the run goes on — in process where that is possible, in a worker process (``--isolate``) for the
-rest: hangs (per-case timeout), crashes (abort, segfault, exit), garbage on stdout, megabytes."""
+the run goes on — in a worker process, where a user's implementation runs by default: hangs (per-case
+timeout), crashes (abort, segfault, exit), garbage on stdout, megabytes; in process (``--in-process``)
+for what can be judged there, and a crash there names its suite and case before the run dies."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
@@ -22,6 +27,8 @@ from conformance.case.network import result_to_json
 from conformance.case.strategies import with_id
 from conformance.commands import cli
 from conformance.driver import judge_case as check
+from conformance.impls import loading
+from conformance.impls.adapters.jsonl import CommandAdapter
 from conformance.impls.loading import resolve
 from conformance.oracle.netrun import run_refimpl_network
 
@@ -60,7 +67,7 @@ ISOLATED = {
 @pytest.mark.parametrize("mode", list(IN_PROCESS))
 def test_in_process(mode, monkeypatch):
     monkeypatch.setenv("MISBEHAVE", mode)
-    impl = resolve(ADAPTER)
+    impl = resolve(ADAPTER, isolate=False)
     verdict, reason = IN_PROCESS[mode]
     v = check(impl, TANH)
     assert (v.verdict, v.reason[:len(reason)]) == (verdict, reason), v.reason
@@ -71,7 +78,7 @@ def test_in_process(mode, monkeypatch):
 @pytest.mark.parametrize("mode", list(ISOLATED))
 def test_isolated(mode, monkeypatch):
     monkeypatch.setenv("MISBEHAVE", mode)  # the worker inherits the environment
-    with resolve(ADAPTER, isolate=True, timeout=2.0 if mode == "hang" else 60.0) as impl:
+    with resolve(ADAPTER, timeout=2.0 if mode == "hang" else None) as impl:  # a worker: the default
         verdict, reason = ISOLATED[mode]
         assert check(impl, ADD).verdict == "pass"
         v = check(impl, TANH)
@@ -82,31 +89,94 @@ def test_isolated(mode, monkeypatch):
         assert impl.restarts == (1 if crashed else 0)
 
 
+def test_where_an_implementation_runs_by_default(monkeypatch):
+    """A worker for what a user brings (a path, module:attr, micrograd:, another package's entry
+    point); this project's own in process; a timeout asks for a worker; --in-process refuses one."""
+    theirs = EntryPoint("theirs", "their_package.adapter:Impl", "backprop_conformance.implementations")
+    found = {**loading.available(), "theirs": theirs}
+    monkeypatch.setattr(loading, "available", lambda: found)
+    assert [loading.ours(s) for s in ("refimpl", "torch", "mygrad", "jax", "theirs", ADAPTER, "json:loads",
+                                      "micrograd:micrograd")] == [True, True, True, True, False, False, False, False]
+    with resolve(ADAPTER) as impl:
+        assert isinstance(impl, CommandAdapter) and impl.name == "misbehaving"
+    assert not isinstance(resolve("refimpl"), CommandAdapter)
+    with resolve("refimpl", timeout=5.0) as impl:
+        assert isinstance(impl, CommandAdapter) and impl.timeout == 5.0
+    with pytest.raises(LookupError, match="drop --in-process"):
+        resolve(ADAPTER, isolate=False, timeout=5.0)
+
+
 @pytest.mark.parametrize("mode", ["hang", "abort"])
-def test_a_whole_run_completes(mode, monkeypatch, capsys):
-    """``conformance verify --isolate``: the table, the failure and the verdict line are printed."""
+def test_a_whole_run_completes(mode, monkeypatch, capsys, tmp_path):
+    """``conformance verify --impl path.py`` with no option about isolation: a crash or a hang is a
+    verdict, and the table, the failure, the verdict line and the report are all there."""
     monkeypatch.setenv("MISBEHAVE", mode)
     monkeypatch.setattr(driver, "SHRINK_SECONDS", 3.0)
-    code = cli.main(["verify", "--impl", ADAPTER, "--isolate", "--timeout", "1", "--max-examples", "3",
-                     "--seed", "0"])
+    timeout = ["--timeout", "1"] if mode == "hang" else []  # the default timeout is 30 s
+    code = cli.main(["verify", "--impl", ADAPTER, *timeout, "--max-examples", "3", "--seed", "0",
+                     "--report", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 1
     verdict = ISOLATED[mode][0]
+    assert "impl=misbehaving 0.1.0 (in its own process)" in out
     assert "FAIL op tanh: minimal case" in out and f"): {verdict}\n" in out
     assert "  op add                     3 cases  pass 3" in out
-    assert out.rstrip().splitlines()[-1].startswith("misbehaving DOES NOT CONFORM: ")
+    assert out.rstrip().splitlines()[-2].startswith("misbehaving DOES NOT CONFORM: ")
+    (run_dir,) = tmp_path.glob("*/run.json")
+    assert json.loads(run_dir.read_text())["complete"] and (run_dir.parent / "summary.md").exists()
 
 
-def test_timeout_needs_a_process_of_its_own(capsys):
-    assert cli.main(["verify", "--impl", ADAPTER, "--timeout", "5"]) == 2
+def test_in_process_a_crash_names_its_suite_and_case(tmp_path):
+    """``--in-process``: os.abort() in the implementation ends the run (today's behaviour, asked for),
+    but stderr says which suite and case were running and how to get a verdict instead, faulthandler
+    shows the stack, and the journal's last line is that case's "started" event."""
+    env = dict(os.environ, MISBEHAVE="abort", PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "conformance", "verify", "--impl", ADAPTER, "--in-process",
+                           "--max-examples", "2", "--seed", "0", "--report", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGABRT, proc.stderr
+    assert "Fatal Python error: Aborted" in proc.stderr and "in run_graph" in proc.stderr  # faulthandler
+    said = re.search(r"conformance: the run ended during suite 'op tanh', case (\S+) \(0 of its cases judged "
+                     r"before it\), misbehaving running in this process", proc.stderr)
+    assert said, proc.stderr
+    assert "rerun without --in-process" in proc.stderr and "--seed 0" in proc.stderr
+    (journal,) = tmp_path.glob("*/records/journal.jsonl")
+    last = json.loads(journal.read_text().splitlines()[-1])
+    assert last == {"event": {"kind": "started", "impl": "misbehaving", "suite": "op tanh", "case": said[1],
+                              "judged": 0}}
+    assert "(in process)" in proc.stdout and "DOES NOT CONFORM" not in proc.stdout
+
+
+def test_a_finished_run_says_nothing_more(monkeypatch, capfd):
+    """The watcher is silent when the run finishes."""
+    monkeypatch.setenv("MISBEHAVE", "ok")
+    assert cli.main(["verify", "--impl", ADAPTER, "--in-process", "--max-examples", "1", "--seed", "0"]) == 0
+    assert "the run ended" not in capfd.readouterr().err
+
+
+def test_timeout_in_process_is_bad_usage(capsys):
+    assert cli.main(["verify", "--impl", ADAPTER, "--in-process", "--timeout", "5"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "add --isolate" in err
+    assert len(err.splitlines()) == 1 and "drop --in-process" in err
 
 
-def test_unknown_implementation_in_a_worker_is_bad_usage(capsys):
-    assert cli.main(["verify", "--impl", "no/such/adapter.py", "--isolate"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "no such file" in err
+@pytest.mark.parametrize("argv, message", [
+    (["--impl", "no/such/adapter.py"], "no such file"),  # checked before a worker starts
+    (["--impl", "no/such/adapter.py", "--isolate"], "no such file"),
+    (["--impl", "cmd:true", "--in-process"], "always runs in its own process"),
+    (["--impl", "refimpl", "--in-process", "--isolate"], "not allowed with argument"),
+    (["--impl", "BROKEN"], "failed to load: RuntimeError: broken at import"),  # the worker's one line
+])
+def test_bad_usage_exits_2_with_one_line(argv, message, capsys, tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('broken at import')\n")
+    argv = [str(broken) if a == "BROKEN" else a for a in argv]
+    try:
+        code = cli.main(["verify", *argv])
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err
 
 
 @settings(max_examples=3, deadline=None)

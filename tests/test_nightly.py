@@ -201,8 +201,9 @@ def test_all_skips_implementations_that_do_not_load(tmp_path, capsys, monkeypatc
     from conformance.commands import nightly as nightly_module
     from conformance.impls import loading
 
-    class Broken:
+    class Broken:  # one of this project's adapters whose library is missing: loaded in process, where it fails
         name = "broken"
+        value = "conformance.impls.adapters.broken:BrokenImpl"
 
         def load(self):
             raise ImportError("no module named 'broken_lib'")

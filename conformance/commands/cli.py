@@ -7,7 +7,10 @@
     replay     re-run one stored case (JSON) and print the comparison
     export     write a corpus of cases with torch's results and the truth, for offline testing
 
-Exit codes: 0 the implementation conforms, 1 it does not, 2 bad usage (one line on stderr).
+Exit codes: 0 the implementation conforms, 1 it does not, 2 bad usage (one line on stderr): an
+implementation that cannot be found or loaded, a worker that cannot start, conflicting options.
+An implementation run in this process (``--in-process``) that crashes ends the run with the crash's
+own status (e.g. 134 for SIGABRT in a shell) after a message naming the case (commands/verify.py).
 """
 
 from __future__ import annotations
@@ -26,14 +29,29 @@ def _fail_usage(message: str) -> int:
 def _impl(spec: str, args: argparse.Namespace | None = None) -> object:
     from conformance.impls.loading import resolve
 
-    return resolve(spec, isolate=getattr(args, "isolate", False), timeout=getattr(args, "timeout", None))
+    return resolve(spec, isolate=_isolate(args), timeout=getattr(args, "timeout", None))
+
+
+def _isolate(args: argparse.Namespace | None) -> bool | None:
+    """``--isolate`` → True, ``--in-process`` → False, neither → None (the default of
+    :mod:`conformance.impls.loading`: a worker for every implementation but this project's own)."""
+    if getattr(args, "isolate", False):
+        return True
+    return False if getattr(args, "in_process", False) else None
 
 
 def _isolation_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--isolate", action="store_true",
-                   help="run a Python implementation in a worker process: a crash costs one case, not the run")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--in-process", action="store_true",
+                       help="run a Python implementation in this process (faster to start, for a debugger or a "
+                            "profiler); a crash ends the run and a hang hangs it. Default: a worker process for "
+                            "every implementation but this project's own (refimpl, torch, its library adapters)")
+    where.add_argument("--isolate", action="store_true",
+                       help="a worker process even for this project's own implementations (the default for any "
+                            "other): a crash costs one case, not the run")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                   help="per case, for implementations in their own process (cmd: or --isolate; default 30)")
+                   help="per case, for an implementation in its own process (default 30); asks for a worker "
+                        "for this project's own implementations too; not with --in-process")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -144,19 +162,21 @@ def verify(args: argparse.Namespace) -> int:
 
     from conformance.commands import verify as ver
     from conformance.driver import PROFILES
+    from conformance.impls.adapters.jsonl import CommandAdapter
 
     if args.timeout is not None and args.timeout <= 0:
         return _fail_usage("--timeout must be positive")
+    if args.max_examples is not None and args.max_examples < 1:
+        return _fail_usage("--max-examples must be at least 1")
     try:
         impl = _impl(args.impl, args)
     except LookupError as exc:
         return _fail_usage(str(exc))
-    if args.max_examples is not None and args.max_examples < 1:
-        return _fail_usage("--max-examples must be at least 1")
     examples = args.max_examples or PROFILES[args.profile]
     seed = args.seed if args.seed is not None else random.randrange(2**31)
-    print(f"conformance verify: impl={impl.name} {impl.version}  torch={torch.__version__}  profile={args.profile}"
-          f"  cases/suite={examples}  seed={seed} (repeat with --seed {seed})")
+    where = "in its own process" if isinstance(impl, CommandAdapter) else "in process"
+    print(f"conformance verify: impl={impl.name} {impl.version} ({where})  torch={torch.__version__}  "
+          f"profile={args.profile}  cases/suite={examples}  seed={seed} (repeat with --seed {seed})")
     t0 = time.perf_counter()
     rec = None
     if args.report:
@@ -170,10 +190,13 @@ def verify(args: argparse.Namespace) -> int:
             rec = Recorder.create(Path(args.report), impls=[impl], profile=args.profile, seed=seed, command=command,
                                   max_examples=examples)
         except OSError as exc:
+            getattr(impl, "close", lambda: None)()
             return _fail_usage(f"cannot write a report in {args.report!r}: {exc.strerror}")
     try:
-        results = ver.verify(impl, examples, seed, ticker=ver.Ticker(),
-                             on_case=rec.on_case(impl) if rec else None)
+        rerun = "without --in-process" if args.in_process else "with --isolate"
+        with ver.Watch(impl, seed, rec, rerun) as watch:  # a run that dies names its case (verify's docstring)
+            results = ver.verify(impl, examples, seed, ticker=ver.Ticker(),
+                                 on_case=rec.on_case(impl) if rec else None, watch=watch)
     finally:
         getattr(impl, "close", lambda: None)()
     print()

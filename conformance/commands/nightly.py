@@ -9,7 +9,9 @@ The suites and verdicts of ``conformance verify`` (suite ``i`` of an implementat
 rendered report. Every row holds its case as JSON (``conformance replay`` re-runs a graph case).
 
 * ``--impl all`` (the default): every implementation ``conformance list`` finds; one that fails
-  to load is listed with the reason and skipped. A named one that fails to load is bad usage.
+  to load is listed with the reason and skipped. A named one that fails to load is bad usage. Each
+  runs where ``conformance verify`` runs it (:mod:`conformance.impls.loading`): in a worker process
+  for any but this project's own, so a crash or a hang (30 s per case) is a verdict, not the end.
 * ``--budget``: no new case is started once it is spent; the run still writes its report, and
   run.json's ``cut`` says where it stopped. Shrinking is skipped once the budget is spent.
 * ``--seed``: default the UTC date as ``YYYYMMDD``, so every shard started that night agrees.

@@ -1,4 +1,5 @@
-"""Any Python implementation as a JSON Lines server: how ``--isolate`` runs one in its own process.
+"""Any Python implementation as a JSON Lines server: the worker process a Python implementation runs in
+(by default for every implementation a user brings, :mod:`conformance.impls.loading`).
 
     python -m conformance.commands.serve SPEC
 
@@ -21,7 +22,7 @@ import sys
 from typing import Any, BinaryIO
 
 from conformance import kinds
-from conformance.impls.loading import resolve
+from conformance.impls.loading import SERVE_PREFIX, resolve
 
 
 def _protocol_stream() -> BinaryIO:
@@ -63,9 +64,10 @@ def serve(spec: str) -> int:
     out = _protocol_stream()
 
     try:
-        impl = resolve(spec)
-    except LookupError as exc:  # the harness quotes stderr in its start-up error
-        print(f"conformance.commands.serve: {exc}", file=sys.stderr)
+        impl = resolve(spec, isolate=False)  # this process is the worker
+    except Exception as exc:  # one line the harness quotes as its LookupError (see loading._worker)
+        reason = str(exc) if isinstance(exc, LookupError) else f"{spec!r} failed to load: {type(exc).__name__}: {exc}"
+        print(SERVE_PREFIX + " ".join(reason.split()), file=sys.stderr)
         return 2
     for line in sys.stdin.buffer:
         msg = json.loads(line)

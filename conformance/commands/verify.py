@@ -6,10 +6,22 @@ training runs of MLPs (per dtype, per optimizer, per loss) — each drawn only f
 implementation declares it supports. Every case is judged; the first
 non-conforming case of a suite is then shrunk by hypothesis to a minimal one. Ops of the table the
 implementation does not support are counted as ``unsupported`` (reported, never failed).
+
+A run that dies still names its case (:class:`Watch`). An implementation in this process
+(``--in-process``, or one of this project's own) can end the run: ``os.abort()``, a segfault, an
+exit, a kill. Before each case the run tells a small watcher process what is starting (and, with
+``--report``, appends a ``started`` event to the journal, flushed); when the run ends without
+saying it finished, the watcher prints on stderr the suite, the case and what to do — rerun with the
+implementation in a worker process, where a crash is a verdict for that case. ``faulthandler`` prints
+the Python stack of a fatal signal first. The same holds, with other advice, when the harness itself
+dies (torch, memory) with the implementation in a worker.
 """
 
 from __future__ import annotations
 
+import faulthandler
+import json
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -20,6 +32,7 @@ from conformance import kinds
 from conformance.driver import OnCase, SuiteResult, counts_text, run_suite, same_cases_everywhere
 from conformance.driver import failure_text as driver_failure_text
 from conformance.impls import Implementation
+from conformance.impls.adapters.jsonl import CommandAdapter
 from conformance.kinds.kind import Suite
 from conformance.verdict.outcomes import COLUMNS, NONCONFORMING
 
@@ -57,10 +70,125 @@ class Ticker:
             self.width = 0
 
 
+#: the watcher: keeps the last line it is sent (a JSON string); prints it on stderr when its stdin
+#: ends, unless that line is empty (the run finished). It ignores Ctrl-C, which the run reports.
+WATCHER = """\
+import json, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+last = b""
+for last in sys.stdin.buffer:
+    pass
+if last.strip():
+    sys.stderr.write(json.loads(last))
+    sys.stderr.flush()
+"""
+
+
+class Watch:
+    """What a run that dies leaves behind: the suite and case that were running (module docstring).
+
+    ``started(suite, case, judged)`` before each run of the implementation (:func:`verify` calls it
+    through :class:`Watched`); ``finished()`` once the suites are done; ``close()`` always (also the
+    context manager, which calls ``finished()`` when no exception ended the run). Each costs a
+    line into a pipe (and a journal line); nothing is printed when the run finishes."""
+
+    def __init__(self, impl: Any, seed: int, recorder: Any = None, rerun: str = "with --isolate") -> None:
+        self.impl_name, self.seed, self.recorder, self.rerun = impl.name, seed, recorder, rerun
+        self.in_process = not isinstance(impl, CommandAdapter)
+        self.proc: subprocess.Popen | None = None
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", WATCHER], stdin=subprocess.PIPE,
+                                         stdout=subprocess.DEVNULL)
+        except OSError:  # no watcher: the journal and faulthandler still say where
+            pass
+        self.faulthandler = not faulthandler.is_enabled() and sys.__stderr__ is not None  # pytest has its own
+        if self.faulthandler:
+            faulthandler.enable(file=sys.__stderr__)
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.finished()
+        self.close()
+
+    def message(self, suite: str, case_id: str, judged: int) -> str:
+        """What the watcher prints if the run ends during this case."""
+        where = (f"conformance: the run ended during suite {suite!r}, case {case_id} ({judged} of its cases "
+                 f"judged before it), {self.impl_name} running ")
+        if self.in_process:
+            where += "in this process: no table, no report.\n"
+            advice = (f"conformance: rerun {self.rerun} to run it in a worker process: a crash or a hang is then "
+                      f"a verdict for that case and the run goes on; --seed {self.seed} draws the same cases.\n")
+        else:
+            where += "in its own process: the harness itself stopped (torch, the judge, memory, a kill).\n"
+            advice = f"conformance: --seed {self.seed} draws the same cases.\n"
+        if self.recorder is not None:
+            advice += (f"conformance: the journal {self.recorder.journal.path} holds the cases judged before it "
+                       "and ends with this one's 'started' event\n")
+        return where + advice
+
+    def started(self, suite: str, case_id: str, judged: int) -> None:
+        if self.recorder is not None:
+            self.recorder.started(self.impl_name, suite, case_id, judged)
+        self._send(self.message(suite, case_id, judged))
+
+    def finished(self) -> None:
+        self._send("")
+
+    def _send(self, text: str) -> None:
+        if self.proc is None or self.proc.stdin is None:
+            return
+        try:
+            self.proc.stdin.write(json.dumps(text).encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError:  # the watcher is gone: carry on without it
+            self.proc = None
+
+    def close(self) -> None:
+        if self.proc is not None:
+            try:
+                self.proc.stdin.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        if self.faulthandler:
+            faulthandler.disable()
+            self.faulthandler = False
+
+
+class Watched:
+    """``impl`` as the driver sees it: each ``run_graph`` / ``run_network`` tells the watch first
+    (shrinking included). Every other attribute is the implementation's."""
+
+    def __init__(self, impl: Any, watch: Watch) -> None:
+        self.impl, self.watch = impl, watch
+        self.suite, self.judged = "", 0
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.impl, name)
+        if name not in ("run_graph", "run_network"):
+            return method
+
+        def run(case: Any) -> Any:
+            self.watch.started(self.suite, case.id, self.judged)
+            return method(case)
+        return run
+
+
 def verify(impl: Implementation, examples: int, seed: int, progress: Callable[[str], None] = print,
-           on_case: OnCase | None = None, ticker: Ticker | None = None) -> list[SuiteResult]:
-    """Run every suite for ``impl``; suite ``i`` is seeded with ``seed + i`` so a run repeats exactly."""
+           on_case: OnCase | None = None, ticker: Ticker | None = None, watch: Watch | None = None
+           ) -> list[SuiteResult]:
+    """Run every suite for ``impl``; suite ``i`` is seeded with ``seed + i`` so a run repeats exactly.
+    ``watch`` hears of each case before it runs."""
     planned = suites(impl, examples)
+    watched = Watched(impl, watch) if watch is not None else None
     results = []
     with same_cases_everywhere():
         for i, suite in enumerate(planned):
@@ -68,6 +196,8 @@ def verify(impl: Implementation, examples: int, seed: int, progress: Callable[[s
 
             def hook(s: Suite, seed: int, index: int, v: Any, seconds: float, live: Counter[str] = live) -> None:
                 live[v.verdict] += 1
+                if watched is not None:
+                    watched.judged += 1
                 if on_case is not None:
                     on_case(s, seed, index, v, seconds)
                 if ticker is not None:
@@ -75,7 +205,9 @@ def verify(impl: Implementation, examples: int, seed: int, progress: Callable[[s
 
             if ticker is not None:
                 ticker.position = f"[{i + 1}/{len(planned)}]"
-            r = run_suite(impl, suite, seed + i, on_case=hook)
+            if watched is not None:
+                watched.suite, watched.judged = suite.name, 0
+            r = run_suite(impl if watched is None else watched, suite, seed + i, on_case=hook)
             if ticker is not None:
                 ticker.clear()
             results.append(r)
