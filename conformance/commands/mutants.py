@@ -17,6 +17,12 @@ Speed without changing the verdicts: the cases of each suite are drawn once, and
 result, torch's result and the verdict on refimpl are computed once per case (the *control*). The
 verdict is a pure function of (case, result, torch's result), so where a mutant's result is bit for
 bit refimpl's, refimpl's verdict is its verdict; every other result is judged in full.
+
+``--zoo foreign`` runs the foreign zoo instead (:mod:`conformance.impls.foreign`: standalone engines
+that are not refimpl) through verify's suites for each engine's own capabilities, through every
+suite, at seeds ``seed .. seed + K - 1`` (``--seeds K``), unshrunk by default, and prints a matrix
+engine × seed: each row must be as its registry entry expects at every seed, with the planted bug
+among the reported failures (:class:`ForeignRow`).
 """
 
 from __future__ import annotations
