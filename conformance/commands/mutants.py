@@ -17,6 +17,12 @@ Speed without changing the verdicts: the cases of each suite are drawn once, and
 result, torch's result and the verdict on refimpl are computed once per case (the *control*). The
 verdict is a pure function of (case, result, torch's result), so where a mutant's result is bit for
 bit refimpl's, refimpl's verdict is its verdict; every other result is judged in full.
+
+``--zoo foreign`` runs the foreign zoo instead (:mod:`conformance.impls.foreign`: standalone engines
+that are not refimpl) through verify's suites for each engine's own capabilities, through every
+suite, at seeds ``seed .. seed + K - 1`` (``--seeds K``), unshrunk by default, and prints a matrix
+engine × seed: each row must be as its registry entry expects at every seed, with the planted bug
+among the reported failures (:class:`ForeignRow`).
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from conformance import kinds
 from conformance.driver import PROFILES, draw, failure_text, run_suite, shrink_case, worker_pool
 from conformance.impls import RefImpl
+from conformance.impls.foreign import FOREIGN, Foreign
 from conformance.impls.zoo import MUTANTS, MutantImpl
 from conformance.kinds.kind import Suite
 
@@ -57,10 +65,17 @@ class Outcome:
     seconds: float = 0.0  # to the kill (first non-conforming verdict); else the whole run
     shrink_seconds: float = 0.0
     cases: int = 0  # cases the mutant ran
+    seed: int = 0
+    #: (suite, verdict): the first non-conforming case of each suite run — only the killing one,
+    #: unless the hunt went on through every suite (:func:`hunt`'s ``every_suite``)
+    failures: list[tuple[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """Killed, or caught as convention when its bug is a kink convention."""
+        """Killed, or caught as convention when its bug is a kink convention; not killed when it is
+        correct (the control, a correct foreign engine)."""
+        if self.expect in ("survive", "conforms"):
+            return self.status != "killed"
         return self.status == "killed" or (self.status == "convention" and self.expect == "convention")
 
     @property
@@ -72,16 +87,21 @@ class Outcome:
 
 @dataclass
 class Plan:
-    """The suites in their fixed order, their cases (drawn once) and refimpl's reference on each."""
+    """The suites in their fixed order, their cases (drawn once) and refimpl's reference on each.
+
+    The suites are those of an implementation with ``capabilities`` (refimpl's by default: one
+    order for every mutant), as verify gives them (:func:`conformance.kinds.suites`)."""
 
     examples: int
     seed: int
+    capabilities: Any = None  # default: RefImpl.capabilities
     suites: list[Suite] = field(default_factory=list)
     drawn: dict[int, list[Any]] = field(default_factory=dict)
     references: dict[str, Reference] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.suites = kinds.suites(RefImpl.capabilities, self.examples)
+        self.capabilities = self.capabilities or RefImpl.capabilities
+        self.suites = kinds.suites(self.capabilities, self.examples)
 
     def cases(self, i: int) -> list[Any]:
         """Suite ``i``'s cases, as every command draws them (:func:`conformance.driver.draw`)."""
@@ -104,9 +124,12 @@ class Plan:
         return ref.verdict if k.result_key(result) == ref.key else k.judge(case, result, ref.torch)
 
 
-def hunt(impl: Any, plan: Plan, *, shrink: bool = True, expect: str = "kill", category: str = "") -> Outcome:
-    """Run the suites in the plan's order until the first non-conforming verdict; shrink that suite."""
-    out = Outcome(impl.name, category, expect, "survived")
+def hunt(impl: Any, plan: Plan, *, shrink: bool = True, expect: str = "kill", category: str = "",
+         every_suite: bool = False) -> Outcome:
+    """Run the suites in the plan's order until the first non-conforming verdict; shrink that suite.
+    With ``every_suite``, go on through every suite (each still stops at its first non-conforming
+    case), collecting each suite's in :attr:`Outcome.failures`, as verify would report them."""
+    out = Outcome(impl.name, category, expect, "survived", seed=plan.seed)
     t0 = time.perf_counter()
 
     def seen(suite: Suite, seed: int, index: int, v: Any, seconds: float) -> None:
@@ -117,28 +140,46 @@ def hunt(impl: Any, plan: Plan, *, shrink: bool = True, expect: str = "kill", ca
     for i, suite in enumerate(plan.suites):
         r = run_suite(impl, suite, plan.seed + i, cases=plan.cases(i), judge=lambda case: plan.judge(impl, case),
                       on_case=seen, first_failure_only=True, shrink=False)
-        if r.first_bad is not None:
-            out.seconds = time.perf_counter() - t0
-            out.status, out.suite, out.verdict = "killed", suite.name, r.first_bad[1]
-            if shrink:
-                t1 = time.perf_counter()
-                out.verdict = shrink_case(impl, suite, plan.seed + i) or out.verdict
-                out.shrink_seconds = time.perf_counter() - t1
+        if r.first_bad is None:
+            continue
+        out.failures.append((suite.name, r.first_bad[1]))
+        if out.status == "killed":  # a later suite of an every-suite hunt
+            continue
+        out.seconds = time.perf_counter() - t0
+        out.status, out.suite, out.verdict = "killed", suite.name, r.first_bad[1]
+        if shrink:
+            t1 = time.perf_counter()
+            out.verdict = shrink_case(impl, suite, plan.seed + i) or out.verdict
+            out.shrink_seconds = time.perf_counter() - t1
+        if not every_suite:
             return out
-    out.seconds = time.perf_counter() - t0
+    if out.status != "killed" or every_suite:
+        out.seconds = time.perf_counter() - t0
     return out
 
 
 # --- running the zoo (in worker processes when asked) ----------------------------------------------------
 
-#: a worker process's share of :func:`run_zoo`'s work — the plan and whether to shrink — handed to it by the
-#: pool's initializer (:func:`_receive`, inherited through fork, never pickled). Only ever set in a worker:
-#: the parent passes its plan as an argument.
+#: a worker process's share of the work — :func:`run_zoo`'s plan and whether to shrink; :func:`run_foreign`'s
+#: cases per suite, whether to shrink and the plans it has built — handed to it by the pool's initializer
+#: (:func:`_receive`, inherited through fork, never pickled). Only ever set in a worker: the parent passes
+#: the same as arguments.
 _WORKER: dict[str, Any] = {}
 
 
-def _receive(plan: Plan, shrink: bool) -> None:
-    _WORKER.update(plan=plan, shrink=shrink)
+def _receive(share: dict[str, Any]) -> None:
+    _WORKER.update(share)
+
+
+def spread(tasks: list[Any], here: Callable[[Any], Outcome], in_worker: Callable[[Any], Outcome], workers: int,
+           share: dict[str, Any]) -> Iterator[Outcome]:
+    """Each task's outcome, in the tasks' order: ``here(task)`` in this process, or with ``workers``
+    processes ``in_worker(task)`` in forked workers that received ``share`` (:data:`_WORKER`)."""
+    if workers > 1 and len(tasks) > 1:
+        with worker_pool(workers, initializer=_receive, initargs=(share,)) as pool:
+            yield from pool.imap(in_worker, tasks)
+    else:
+        yield from map(here, tasks)
 
 
 def _reference_of(task: tuple[int, int]) -> tuple[str, Reference]:
@@ -181,23 +222,17 @@ def run_zoo(names: list[str], examples: int, seed: int, *, shrink: bool = True, 
     t0 = time.perf_counter()
     tasks = list({c.id: (i, j) for i in range(len(plan.suites)) for j, c in enumerate(plan.cases(i))}.values())
     if workers > 1:
-        with worker_pool(workers, initializer=_receive, initargs=(plan, shrink)) as pool:
+        with worker_pool(workers, initializer=_receive, initargs=(dict(plan=plan),)) as pool:
             plan.references.update(pool.imap_unordered(_reference_of, tasks, chunksize=4))
     control = control_outcome(plan, time.perf_counter() - t0)
     if progress:
         progress(control)
     outcomes = []
-    if workers > 1 and len(names) > 1:
-        with worker_pool(workers, initializer=_receive, initargs=(plan, shrink)) as pool:
-            for out in pool.imap(_hunt_in_worker, names):
-                outcomes.append(out)
-                if progress:
-                    progress(out)
-    else:
-        for name in names:
-            outcomes.append(hunt_mutant(name, plan, shrink))
-            if progress:
-                progress(outcomes[-1])
+    for out in spread(names, lambda name: hunt_mutant(name, plan, shrink), _hunt_in_worker, workers,
+                      dict(plan=plan, shrink=shrink)):
+        outcomes.append(out)
+        if progress:
+            progress(out)
     return control, outcomes, plan
 
 
@@ -240,16 +275,169 @@ def summary(control: Outcome, outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
+# --- the foreign zoo: standalone engines, every suite, several seeds -------------------------------------
+
+#: a cell of the foreign matrix: what verify would say of the engine at that seed
+CELL = {"survived": "CONFORMS", "killed": "DOES NOT CONFORM", "convention": "convention"}
+EXPECTED_CELL = {"conforms": "CONFORMS", "kill": "DOES NOT CONFORM", "convention": "convention"}
+FOREIGN_WIDTH = 18
+
+
+@dataclass
+class ForeignRow:
+    """One foreign engine at every seed: an :class:`Outcome` per seed, each from a hunt through
+    every suite (each suite's first non-conforming case in :attr:`Outcome.failures`)."""
+
+    entry: Foreign
+    outcomes: list[Outcome]
+
+    def expected(self, o: Outcome) -> bool:
+        return CELL[o.status] == EXPECTED_CELL[self.entry.expect]
+
+    def evidence(self, o: Outcome) -> tuple[str, Any] | None:
+        """The first reported case of this seed that shows the planted bug: among the failures for a
+        bug, the case judged convention for a kink convention."""
+        reported = [(o.suite, o.verdict)] if self.entry.expect == "convention" and o.status == "convention" \
+            else o.failures
+        return next(((s, v) for s, v in reported if self.entry.shows_bug(s, v)), None)
+
+    def found(self) -> int:
+        """Seeds at which the planted bug is among the reported cases."""
+        return sum(self.evidence(o) is not None for o in self.outcomes)
+
+    @property
+    def ok(self) -> bool:
+        """As expected at every seed — and, for a planted bug, seen at every seed."""
+        return all(self.expected(o) for o in self.outcomes) and (
+            self.entry.expect == "conforms" or self.found() == len(self.outcomes))
+
+    def example(self) -> tuple[int, str, Any] | None:
+        """(seed, suite, verdict) to show: the first evidence of the bug, else the first failure."""
+        for o in self.outcomes:
+            e = self.evidence(o)
+            if e:
+                return (o.seed, *e)
+        return next(((o.seed, *o.failures[0]) for o in self.outcomes if o.failures), None)
+
+
+def hunt_foreign(name: str, seed: int, examples: int, plans: dict[Any, Plan], shrink: bool = False) -> Outcome:
+    """:func:`hunt` the foreign engine ``name`` through every suite its capabilities give, at ``seed``;
+    ``plans`` keeps each (capabilities, seed)'s plan (its cases and references) for the next engine."""
+    entry = FOREIGN[name]
+    impl = entry.load()
+    try:
+        key = (impl.capabilities, examples, seed)
+        if key not in plans:
+            plans[key] = Plan(examples, seed, impl.capabilities)
+        out = hunt(impl, plans[key], shrink=shrink, expect=entry.expect, category=entry.style, every_suite=True)
+    finally:
+        if hasattr(impl, "close"):  # a JSON Lines program
+            impl.close()
+    out.name = entry.name
+    return out
+
+
+def _hunt_foreign_in_worker(task: tuple[str, int]) -> Outcome:
+    return hunt_foreign(*task, _WORKER["examples"], _WORKER["plans"], _WORKER["shrink"])
+
+
+def run_foreign(names: list[str], examples: int, seeds: list[int], *, shrink: bool = False, workers: int = 1,
+                progress: Callable[[ForeignRow], None] | None = None) -> list[ForeignRow]:
+    """Every engine at every seed (one task each, spread over the workers); a row is complete, and
+    handed to ``progress``, when its last seed is."""
+    plans: dict[Any, Plan] = {}
+    rows: list[ForeignRow] = []
+    done: list[Outcome] = []
+    tasks = [(name, seed) for name in names for seed in seeds]
+    for out in spread(tasks, lambda task: hunt_foreign(*task, examples, plans, shrink), _hunt_foreign_in_worker,
+                      workers, dict(examples=examples, plans={}, shrink=shrink)):
+        done.append(out)
+        if len(done) == len(seeds):
+            rows.append(ForeignRow(FOREIGN[out.name], done))
+            done = []
+            if progress:
+                progress(rows[-1])
+    return rows
+
+
+def foreign_header(seeds: list[int]) -> str:
+    cells = " ".join(f"{'seed ' + str(s):<16}" for s in seeds)
+    return (f"{'implementation':<{FOREIGN_WIDTH}} {'style':<8} {'expect':<10} {cells}  {'as expected':<11} "
+            f"{'bug seen':<8}  failing case")
+
+
+def foreign_row(row: ForeignRow) -> str:
+    cells = " ".join(f"{CELL[o.status]:<16}" for o in row.outcomes)
+    n = len(row.outcomes)
+    hits = sum(row.expected(o) for o in row.outcomes)
+    expected = "yes" if hits == n else f"NO ({hits}/{n})"
+    seen = "-" if row.entry.expect == "conforms" else f"{row.found()}/{n}"
+    ex = row.example()
+    case = "-" if ex is None else f"seed {ex[0]}, {ex[1]}: {case_line(ex[2])} {ex[2].verdict}"
+    if ex is not None and row.entry.expect != "conforms" and not row.entry.shows_bug(ex[1], ex[2]):
+        case += " (not the planted bug)"
+    return (f"{row.entry.name:<{FOREIGN_WIDTH}} {row.entry.style:<8} {row.entry.expect:<10} {cells}  "
+            f"{expected:<11} {seen:<8}  {case}")
+
+
+def foreign_summary(rows: list[ForeignRow]) -> str:
+    good = [r for r in rows if r.ok]
+    lines = [f"as expected at every seed: {len(good)}/{len(rows)} engines"]
+    for r in rows:
+        if r.ok:
+            continue
+        wrong: dict[str, list[str]] = {}
+        for o in r.outcomes:
+            if not r.expected(o):
+                wrong.setdefault(CELL[o.status], []).append(str(o.seed))
+        cells = ", ".join(f"{cell} at seed{'s' * (len(at) > 1)} {', '.join(at)}" for cell, at in wrong.items())
+        missed = [str(o.seed) for o in r.outcomes if r.expected(o) and r.entry.expect != "conforms"
+                  and r.evidence(o) is None]
+        why = "; ".join(part for part in (
+            cells and f"{cells} (expected {EXPECTED_CELL[r.entry.expect]})",
+            missed and f"planted bug ({r.entry.planted}) not among the reported cases at seed"
+                       f"{'s' * (len(missed) > 1)} {', '.join(missed)}")
+            if part)
+        lines.append(f"NOT AS EXPECTED: {r.entry.name} ({r.entry.bug}): {why}")
+    return "\n".join(lines)
+
+
+def run_foreign_command(args: argparse.Namespace, examples: int, names: list[str]) -> int:
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    print(f"conformance mutants --zoo foreign: {len(names)} engine(s), profile={args.profile}, "
+          f"cases/suite={examples}, seeds {seeds[0]}..{seeds[-1]}, every suite (verify's), "
+          f"{'shrinking' if args.shrink else 'no shrinking'}")
+    print(foreign_header(seeds))
+    t0 = time.perf_counter()
+    rows = run_foreign(names, examples, seeds, shrink=bool(args.shrink), workers=args.workers,
+                       progress=lambda r: print(foreign_row(r), flush=True))
+    print()
+    print(foreign_summary(rows))
+    print(f"{time.perf_counter() - t0:.0f}s in all")
+    if args.details:
+        for r in rows:
+            ex = r.example()
+            if ex is not None:
+                print(f"\n--- {r.entry.name}, seed {ex[0]}\n" + failure_text(ex[1], ex[2]))
+    return 0 if all(r.ok for r in rows) else 1
+
+
 # --- the command ------------------------------------------------------------------------------------------
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--zoo", choices=["refimpl", "foreign"], default="refimpl",
+                   help="refimpl: refimpl with planted bugs, a kill matrix at one seed (default); foreign: "
+                        "standalone engines (conformance/impls/foreign), every suite, a matrix engine x seed")
     p.add_argument("--profile", choices=["dev", "ci", "nightly"], default="ci",
                    help="cases per suite as verify's profile (default: ci)")
     p.add_argument("--max-examples", type=int, default=None, help="cases per suite (default: by profile)")
     p.add_argument("--seed", type=int, default=0, help="suite i is seeded with seed + i, as in verify (default 0)")
-    p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="only these mutants")
-    p.add_argument("--list", action="store_true", help="list the mutants and exit")
-    p.add_argument("--no-shrink", action="store_true", help="report the first killing case, unshrunk")
+    p.add_argument("--seeds", type=int, default=1, metavar="K",
+                   help="--zoo foreign: run at seeds seed .. seed+K-1 (default 1)")
+    p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="only these mutants (engines)")
+    p.add_argument("--list", action="store_true", help="list the mutants (engines) and exit")
+    p.add_argument("--shrink", action=argparse.BooleanOptionalAction, default=None,
+                   help="shrink the first killing case (default: yes for the refimpl zoo, no for the foreign zoo)")
     p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     p.add_argument("--details", action="store_true",
                    help="print each killing case in full: JSON and a torch script (verify.failure_text)")
@@ -260,26 +448,37 @@ def run(args: argparse.Namespace) -> int:
         print(f"conformance: {message}", file=sys.stderr)
         return 2
 
+    foreign = args.zoo == "foreign"
+    zoo: dict[str, Any] = FOREIGN if foreign else MUTANTS
     if args.list:
-        for m in MUTANTS.values():
-            note = "  [expected: caught as convention]" if m.expect == "convention" else ""
-            print(f"{m.name:<{NAME_WIDTH}} {m.category:<10} {m.bug}{note}")
+        for m in zoo.values():
+            if foreign:
+                print(f"{m.name:<{FOREIGN_WIDTH}} {m.style:<8} {m.expect:<10} {m.bug}")
+            else:
+                note = "  [expected: caught as convention]" if m.expect == "convention" else ""
+                print(f"{m.name:<{NAME_WIDTH}} {m.category:<10} {m.bug}{note}")
         return 0
-    unknown = [n for n in args.only or [] if n not in MUTANTS]
+    unknown = [n for n in args.only or [] if n not in zoo]
     if unknown:
-        return usage(f"unknown mutant {', '.join(unknown)} (see 'conformance mutants --list')")
+        return usage(f"unknown {'engine' if foreign else 'mutant'} {', '.join(unknown)} "
+                     f"(see 'conformance mutants --zoo {args.zoo} --list')")
     if args.max_examples is not None and args.max_examples < 1:
         return usage("--max-examples must be at least 1")
     if args.workers < 1:
         return usage("--workers must be at least 1")
+    if args.seeds < 1 or (args.seeds > 1 and not foreign):
+        return usage("--seeds must be at least 1, and more than 1 only with --zoo foreign "
+                     "(the refimpl zoo's kill matrix is one seed: give --seed)")
 
     examples = args.max_examples or PROFILES[args.profile]
-    names = list(dict.fromkeys(args.only)) if args.only else list(MUTANTS)
+    names = list(dict.fromkeys(args.only)) if args.only else list(zoo)
+    if foreign:
+        return run_foreign_command(args, examples, names)
     print(f"conformance mutants: {len(names)} mutant(s), profile={args.profile}, cases/suite={examples}, "
           f"seed={args.seed}, one fixed suite order (verify's), stop at the first kill")
     print(header())
     t0 = time.perf_counter()
-    control, outcomes, _ = run_zoo(names, examples, args.seed, shrink=not args.no_shrink,
+    control, outcomes, _ = run_zoo(names, examples, args.seed, shrink=args.shrink is not False,
                                       workers=args.workers, progress=lambda o: print(row(o), flush=True))
     print()
     print(summary(control, outcomes))

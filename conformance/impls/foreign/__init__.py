@@ -1,0 +1,127 @@
+"""The foreign zoo: standalone autodiff engines written the way people write them — not refimpl.
+
+The mutant zoo (:mod:`conformance.impls.zoo`) plants bugs in refimpl, so every mutant shares
+refimpl's structure and formulas. The engines here share nothing with it: each is one
+self-contained ``.py`` file with micrograd's ``Value`` API (loaded by
+:func:`conformance.impls.adapters.micrograd.load_micrograd`), or, for ``jsonl_engine``, a program
+speaking the JSON Lines protocol (run as ``python jsonl_engine.py`` through
+:class:`~conformance.impls.adapters.jsonl.CommandAdapter`). Four styles — closures (micrograd),
+one class per op, a tape (Wengert list), parents with local derivatives as tuples — each once
+correct, with textbook formulas that are not torch's, and then with one classic bug per file.
+None of them imports anything of the suite. ``conformance mutants --zoo foreign`` runs verify's
+suites on each at several seeds (:mod:`conformance.commands.mutants`); docs/mutants.md says why
+each engine is realistic.
+
+:data:`FOREIGN` is the registry: per engine its file, its style, what the suite must say of it
+(``expect``) and what identifies its planted bug among the failures reported (``planted``).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conformance.impls.adapters.jsonl import CommandAdapter
+from conformance.impls.adapters.micrograd import load_micrograd
+
+HERE = Path(__file__).resolve().parent
+EXPECTS = ("conforms", "kill", "convention")
+STYLES = ("closures", "classes", "tape", "tuples", "jsonl")
+
+
+@dataclass(frozen=True)
+class Foreign:
+    """One engine of the foreign zoo.
+
+    ``expect``: ``conforms`` (a correct engine), ``kill`` (a bug: some case must be non-conforming)
+    or ``convention`` (a kink convention other than torch's: judged ``convention``, never failed).
+
+    ``planted``: what identifies the planted bug in a reported case, as space-separated clauses that
+    must all hold, each with ``|``-separated alternatives — ``op:NAME`` (the case has that op),
+    ``error:TEXT`` (the verdict's reason contains TEXT, e.g. an exception type), ``suite:NAME`` (it
+    was reported by that suite), ``entry:value`` (a failing entry is the output's value, not a
+    gradient: a forward bug), ``fan-out`` (some value of the case feeds two inputs). Empty for a
+    correct engine.
+    """
+
+    name: str
+    file: str  # in this package
+    style: str
+    expect: str
+    bug: str  # one line: the planted bug, or what the engine is
+    planted: str = ""
+
+    def __post_init__(self) -> None:
+        assert self.expect in EXPECTS, self.expect
+        assert self.style in STYLES, self.style
+        assert (self.expect == "conforms") == (not self.planted), self.name
+
+    @property
+    def path(self) -> Path:
+        return HERE / self.file
+
+    @property
+    def protocol(self) -> bool:
+        """A program speaking JSON Lines (else a module with micrograd's ``Value`` API)."""
+        return self.style == "jsonl"
+
+    def load(self) -> Any:
+        """The engine as an implementation under test (a JSON Lines one is a started process: close it)."""
+        if self.protocol:
+            return CommandAdapter([sys.executable, str(self.path)])
+        return load_micrograd(str(self.path), name=self.name)
+
+    def shows_bug(self, suite: str, verdict: Any) -> bool:
+        """Whether a reported case (its suite, its verdict) is the planted bug at work."""
+        return bool(self.planted) and all(_holds(clause, suite, verdict) for clause in self.planted.split())
+
+
+def _holds(clause: str, suite: str, verdict: Any) -> bool:
+    what, _, values = clause.partition(":")
+    options = values.split("|")
+    case = verdict.case
+    if what == "op":
+        return any(op in getattr(case, "ops", ()) for op in options)
+    if what == "error":
+        return any(text in verdict.reason for text in options)
+    if what == "suite":
+        return suite in options
+    if what == "entry":
+        bad = [e.name for e in verdict.entries if e.verdict not in ("pass", "torch-deviates", "known-cause")]
+        return any(name.split("[")[0] in options for name in bad)
+    if what == "fan-out":
+        used = [i for n in getattr(case, "nodes", ()) for i in n.inputs]
+        return len(used) > len(set(used))
+    raise ValueError(f"unknown clause {clause!r} in a foreign engine's 'planted'")
+
+
+def _entry(name: str, style: str, expect: str, bug: str, planted: str = "", file: str = "") -> Foreign:
+    return Foreign(name, file or f"{name}.py", style, expect, bug, planted)
+
+
+FOREIGN: dict[str, Foreign] = {f.name: f for f in (
+    # correct engines, one per style
+    _entry("closures", "closures", "conforms", "micrograd's closures, iterative topological sort"),
+    _entry("classes", "classes", "conforms", "an Op class per operation, Kahn's algorithm"),
+    _entry("tape", "tape", "conforms", "a global Wengert list walked in reverse"),
+    _entry("tuples", "tuples", "conforms", "(parent, local derivative) tuples, iterative DFS"),
+    _entry("jsonl_engine", "jsonl", "conforms", "JSON Lines program, nodes swept by creation order"),
+    # one bug each
+    _entry("bfs_order", "closures", "kill", "backward in breadth-first order, not topological", "fan-out"),
+    _entry("recursive_topo", "closures", "kill", "recursive build_topo: RecursionError on deep graphs",
+           "error:RecursionError"),
+    _entry("pow_exponent", "closures", "kill", "pow' = n*x**n", "op:pow_int|pow_scalar|square|reciprocal"),
+    _entry("sigmoid_twice", "closures", "kill", "sigmoid' = s(s)(1 - s(s)), s = sigmoid(x)", "op:sigmoid"),
+    _entry("tanh_input", "classes", "kill", "tanh' = 1 - x**2 from the input", "op:tanh"),
+    _entry("div_denominator", "classes", "kill", "d(a/b)/db = 1/b", "op:div"),
+    _entry("relu_at_zero", "classes", "convention", "relu'(0) = 1: a kink convention, not a bug", "op:relu"),
+    _entry("exp_taylor", "tape", "kill", "exp by four Taylor terms (the forward)", "op:exp"),
+    _entry("div_no_square", "tape", "kill", "d(a/b)/db = -a/b", "op:div"),
+    _entry("fanout_overwrite", "tuples", "kill", "= instead of += : fan-out overwrites", "fan-out"),
+    _entry("log_squared", "tuples", "kill", "log' = 1/x**2", "op:log"),
+    _entry("float32_storage", "tuples", "kill", "values rounded to float32 under a float64 claim", "entry:value"),
+)}
+
+__all__ = ["EXPECTS", "FOREIGN", "STYLES", "Foreign"]
