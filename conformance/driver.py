@@ -66,8 +66,10 @@ def same_cases_everywhere() -> Iterator[None]:
 
 
 def draw(suite: Suite, seed: int) -> list[Any]:
-    """The suite's ``examples`` cases, drawn from ``seed`` alone."""
-    drawn: list[Any] = []
+    """The suite's fixed cases, then its ``examples`` cases drawn from ``seed`` alone."""
+    drawn: list[Any] = list(suite.fixed)
+    if suite.examples <= 0:
+        return drawn
 
     @hseed(seed)
     @settings(max_examples=suite.examples, phases=[Phase.generate], **QUIET)
@@ -141,7 +143,10 @@ def run_suite(impl: Any, suite: Suite, seed: int, *, cases: Iterable[Any] | None
     if result.first_bad is not None:
         v = result.first_bad[1]
         # a timeout is not shrunk: every try would cost the whole timeout
-        shrinkable = shrink and result.stopped_at is None and v.verdict != Verdict.TIMEOUT
+        # nor is a fixed case: each is one op at one point already, and a search over the drawn
+        # cases could end on another bug than the one found
+        shrinkable = (shrink and result.stopped_at is None and v.verdict != Verdict.TIMEOUT
+                      and result.first_bad[0] >= len(suite.fixed))
         small = shrink_case(impl, suite, seed) if shrinkable else None
         result.failure = small or v
     result.seconds = time.perf_counter() - t0

@@ -58,7 +58,7 @@ class Ticker:
             return
         self.last = now
         n = sum(verdicts.values())
-        line = f"  {self.position} {suite.name}: {n}/{suite.examples} cases  {counts_text(verdicts)}"
+        line = f"  {self.position} {suite.name}: {n}/{suite.size} cases  {counts_text(verdicts)}"
         self.stream.write("\r" + line.ljust(self.width))
         self.stream.flush()
         self.width = len(line)

@@ -13,6 +13,8 @@ from collections.abc import Hashable
 from typing import Any
 
 from conformance.case import graph as cases
+from conformance.case import mechanics
+from conformance.case.special import special_cases
 from conformance.case.strategies import DEEP_CHAIN_OPS, deep_chains, graph_cases, tensor_graph_cases
 from conformance.case.tensor_ops import TENSOR_OPS
 from conformance.impls.explain import name_cause
@@ -50,17 +52,22 @@ def result_key(r: cases.GraphResult) -> Hashable:
 
 
 def suites(caps: Any, examples: int) -> list[Suite]:
-    """Every op alone, random scalar graphs, deep chains, tensor graphs, float32, second order —
+    """Every op alone (its special points, then drawn cases), random scalar graphs, the mechanics
+    shapes (:mod:`conformance.case.mechanics`), deep chains, tensor graphs, float32, second order —
     each only where the capabilities allow it. The last two (float32 tensor graphs, second order
     through tensors) come after every other suite of every kind, so that adding them left the seeds
     of the suites before them, and so their cases, as they were."""
     per_op = max(3, examples // 4)
-    out = [Suite(f"op {name}", spec.family, graph_cases(ops=[name], max_nodes=2), per_op)
+    special = "float64" in caps.dtypes  # every op at its special points, first, at every seed
+    out = [Suite(f"op {name}", spec.family, graph_cases(ops=[name], max_nodes=2), per_op,
+                 special_cases(name) if special else ())
            for name, spec in OPS.items() if name in caps.ops]
     out += [Suite(f"op {name}", "tensor", tensor_graph_cases(ops=[name], max_nodes=2), per_op)
             for name in TENSOR_OPS if name in caps.ops]
     if any(n in OPS for n in caps.ops):
         out.append(Suite("scalar graphs", "graphs", graph_cases(ops=caps.ops, max_nodes=12), examples))
+        if set(mechanics.OPS) <= caps.ops and "float64" in caps.dtypes:
+            out += [Suite(name, "graphs", strategy(), n) for name, (strategy, n) in mechanics.SUITES.items()]
         if set(DEEP_CHAIN_OPS) <= caps.ops:
             out.append(Suite("deep chains", "graphs", deep_chains(), 2))
     if any(n in TENSOR_OPS for n in caps.ops):

@@ -28,12 +28,20 @@ class Suite:
     """A named set of cases drawn from one strategy: the unit every command runs, seeds and reports.
 
     ``family`` is the column of the verdict table it is counted in; ``examples`` how many cases a
-    run draws. Suite ``i`` of an implementation's list is seeded with ``seed + i`` everywhere."""
+    run draws. Suite ``i`` of an implementation's list is seeded with ``seed + i`` everywhere.
+    ``fixed`` cases are judged first in every run, whatever the seed: the points a draw would reach
+    only now and then (an op's kinks, exponent 0), which must be checked every time."""
 
     name: str
     family: str
     strategy: st.SearchStrategy[Any]
     examples: int
+    fixed: tuple[Any, ...] = ()
+
+    @property
+    def size(self) -> int:
+        """Cases per run: the fixed ones and the drawn ones."""
+        return len(self.fixed) + self.examples
 
 
 def tensor_bits(t: Any) -> Hashable:
