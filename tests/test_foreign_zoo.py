@@ -19,23 +19,14 @@ from conformance.commands import cli
 from conformance.commands.mutants import ForeignRow, Outcome, foreign_summary, run_foreign
 from conformance.driver import PROFILES
 from conformance.driver import judge_case as check
-from conformance.impls.adapters.micrograd import APPLY
+from conformance.impls.adapters.micrograd import op_table
 from conformance.impls.foreign import FOREIGN, STYLES
 from refimpl import OPS
 
 SEEDS = [0, 1]
 
 #: rows not as expected at dev size, seeds 0 and 1, and why (docs/mutants.md, "The foreign zoo")
-HOLES = {
-    "bfs_order": "the random graphs rarely have an inner value reached by paths of different lengths (ci: killed "
-                 "at 1 seed in 10); diamonds for every implementation are being added (graph-mechanics suites)",
-    "recursive_topo": "deep chains run only for implementations with sin, add, tanh and mul (DEEP_CHAIN_OPS): "
-                      "these engines have no sin; deep chains for every implementation are being added",
-    "exp_taylor": "the micrograd adapter's probe judges forward values, so exp (a wrong forward) is taken as "
-                  "unsupported and never drawn; the probe is being changed to run the op only",
-    "relu_at_zero": "a relu input of exactly 0 is drawn rarely (a special point is 1 leaf in 11): none at dev "
-                    "size, seeds 0 and 1 (ci: caught as convention at 9 seeds in 10)",
-}
+HOLES: dict[str, str] = {}  # engine → why its row is not yet as expected (a strict xfail): none today
 
 CORRECT = {style: next(f for f in FOREIGN.values() if f.style == style and f.expect == "conforms")
            for style in STYLES}
@@ -79,15 +70,16 @@ SHOWS = {
 
 
 def run_directly(value_cls, case):
-    """Value and gradients through the engine's ``Value`` API, without the adapter (whose probe may
-    decline an op whose forward is wrong)."""
+    """Value and gradients through the engine's ``Value`` API, without the adapter's checks (its
+    result types, its error results): the raw numbers, the cotangent applied as the adapter does."""
+    table = op_table(value_cls)
     leaves = {k: value_cls(t.values[0]) for k, t in case.leaves.items()}
     env = dict(leaves)
     for n in case.nodes:
-        env[n.name] = APPLY[n.op](*(env[i] for i in n.inputs), OPS[n.op].attributes(n.attrs))
+        env[n.name] = table[n.op].call(*(env[i] for i in n.inputs), OPS[n.op].attributes(n.attrs))
     out = env[case.output]
-    (out * value_cls(case.cotangent.values[0])).backward()
-    return out.data, {k: v.grad for k, v in leaves.items()}
+    out.backward()
+    return out.data, {k: v.grad * case.cotangent.values[0] for k, v in leaves.items()}
 
 
 @pytest.fixture(scope="module")
