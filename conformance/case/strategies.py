@@ -84,14 +84,18 @@ def _finite_result(spec: OpSpec, inputs: list[Value], attrs: dict[str, Any]) -> 
     return math.isfinite(out.data) and abs(out.data) <= 1e8
 
 
-_MORE = st.integers(0, 4)  # 0 stops: about five nodes on average, and 0 is what shrinking aims for
+#: how an input is chosen: 0–4 the preferred existing value (:func:`_by_preference`; what shrinking
+#: aims for), 5–8 a value already used (reuse, fan-out, x·x), 9 a fresh leaf
+_REUSE = st.integers(0, 9)
+_FRESH = 9
+_MORE = st.integers(0, 4)  # 0 twice stops (what shrinking aims for): most graphs get several nodes
 
 
 def _node_slots(draw: st.DrawFn, max_nodes: int) -> Iterable[int]:
     """Node indices, each behind its own "one more?" draw — the way ``st.lists`` draws elements —
     so that shrinking can delete any node (its whole span), not only the last ones."""
     j = 0
-    while j < max_nodes and (j == 0 or draw(_MORE) > 0):
+    while j < max_nodes and (j == 0 or draw(_MORE) > 0 or draw(_MORE) > 0):
         yield j
         j += 1
 
@@ -114,6 +118,27 @@ def leaf_value(draw: st.DrawFn, interval: Interval, special: Iterable[float] = (
         if x in interval:
             return x
     return draw(in_domain(interval))
+
+
+def _widest_expression(nodes: list[Node]) -> list[Node]:
+    """The nodes the output depends on, the output being the node that depends on the most (the
+    latest of those): a drawn node whose inputs are all fresh leaves starts a new expression, and
+    the output is the biggest one, not whichever came last. Nothing else is kept."""
+    by_name = {n.name: n for n in nodes}
+    below: dict[str, frozenset[str]] = {}
+    for n in nodes:
+        below[n.name] = frozenset({n.name}).union(*(below[i] for i in n.inputs if i in by_name))
+    out = max(reversed(nodes), key=lambda n: len(below[n.name]))
+    return [n for n in nodes if n.name in below[out.name]]
+
+
+def _by_preference(env: dict[str, Value], leaves: dict[str, float], consumed: set[str]) -> list[str]:
+    """Existing values in the order an input is chosen from (and shrinks towards): the nodes no
+    later node uses yet, newest first — so the graph grows into one connected expression, not a
+    forest of one-op trees of which the output sees only the last — then the other nodes, newest
+    first, then the leaves."""
+    nodes = [k for k in reversed(env) if k not in leaves]
+    return [k for k in nodes if k not in consumed] + [k for k in nodes if k in consumed] + list(leaves)
 
 
 @st.composite
@@ -140,25 +165,35 @@ def graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype: str = 
         return name
 
     nodes: list[Node] = []
+    consumed: set[str] = set()
     for j in _node_slots(draw, max_nodes):
         spec = OPS[_pick(draw, names)]
         attrs = draw(ATTRS[spec.name]) if spec.name in ATTRS else {}
         inputs: list[str] = []
         for arg in range(spec.arity):
-            candidates = [k for k in env if _admissible(spec, arg, env[k].data)]
-            reuse = candidates and draw(st.integers(0, 3)) > 0
-            inputs.append(_pick(draw, candidates) if reuse
-                          else new_leaf(spec.domain[arg], spec, attrs))
+            candidates = [k for k in _by_preference(env, leaves, consumed) if _admissible(spec, arg, env[k].data)]
+            how = draw(_REUSE) if candidates else _FRESH
+            if how == _FRESH:
+                inputs.append(new_leaf(spec.domain[arg], spec, attrs))
+            elif how < 5:  # the arg-th preferred value: binary nodes join the two newest branches
+                inputs.append(candidates[min(arg, len(candidates) - 1)])
+            else:  # reuse: a node some other node already uses (fan-out), else any value
+                reused = [k for k in candidates if k in consumed and k not in leaves]
+                inputs.append(_pick(draw, reused or candidates))
         if not _finite_result(spec, [env[i] for i in inputs], attrs):
             inputs = [new_leaf(spec.domain[a], spec, attrs) for a in range(spec.arity)]
             if not _finite_result(spec, [env[i] for i in inputs], attrs):
                 continue  # e.g. a large fresh leaf into exp: leave this node out
         name = f"n{j}"
         nodes.append(Node(name, spec.name, tuple(inputs), attrs))
+        consumed.update(inputs)
         env[name] = apply(spec, *(env[i] for i in inputs), **attrs)
     if not nodes:
         x = new_leaf(OPS["neg"].domain[0], OPS["neg"], {})
         nodes.append(Node("n0", "neg", (x,), {}))
+    nodes = _widest_expression(nodes)
+    used = {i for n in nodes for i in n.inputs}
+    leaves = {k: v for k, v in leaves.items() if k in used}
     ct = draw(st.floats(0.5, 2.0)) * draw(_SIGN)
     so = None
     if second_order:
@@ -269,6 +304,7 @@ def tensor_graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype:
         return name
 
     nodes: list[Node] = []
+    consumed: set[str] = set()
     for j in _node_slots(draw, max_nodes):
         use_tensor_op = tensor_ops and (not elementwise_ops or draw(st.integers(0, 2)) == 0)
         if use_tensor_op:
@@ -311,6 +347,7 @@ def tensor_graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype:
             continue
         name = f"n{j}"
         nodes.append(Node(name, spec.name, tuple(inputs), attrs))
+        consumed.update(inputs)
         env[name] = out
     if not nodes:
         x = new_leaf((rows, cols), REALS)
