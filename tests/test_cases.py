@@ -23,6 +23,7 @@ from conformance.case.graph import (
 )
 from conformance.case.strategies import graph_cases
 from conformance.impls import RefImpl
+from conformance.kinds.graph import GRAPH
 
 SCHEMA_DIR = files("conformance") / "schema"
 CASE_SCHEMA = json.loads((SCHEMA_DIR / "graph-case.schema.json").read_text())
@@ -52,7 +53,8 @@ def test_generated_cases_and_results_match_the_schema_and_round_trip(case):
     result = RefImpl().run_graph(case)
     rdoc = result_to_json(result)
     jsonschema.validate(rdoc, RESULT_SCHEMA)
-    assert result_from_json(json.loads(json.dumps(rdoc))) == result
+    back = result_from_json(json.loads(json.dumps(rdoc)))
+    assert GRAPH.result_key(back) == GRAPH.result_key(result)  # by bits: a NaN gradient equals itself
 
 
 @pytest.mark.parametrize("change, message", [

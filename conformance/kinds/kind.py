@@ -22,6 +22,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from conformance.verdict.outcomes import Verdict
+
 
 @dataclass(frozen=True)
 class Suite:
@@ -91,8 +93,34 @@ class Kind:
             return self.error_result(f"{type(exc).__name__}: {exc} (at {last.filename}:{last.lineno})")
 
     def check(self, impl: Any, case: Any, *, always_truth: bool = False) -> Any:
-        """The verdict on one case: the implementation's run judged against torch's."""
-        return self.judge(case, self.run(impl, case), self.run_torch(case), always_truth=always_truth)
+        """The verdict on one case: the implementation's run judged against torch's.
+
+        The implementation runs the case twice. Results that differ only in bits the tolerance
+        covers (a sum over a set, in another order) are not a defect; results judged differently —
+        a backward whose answer depends on set order, uninitialised memory, a global left over
+        from the last run — are an ``error`` saying so, since either verdict alone would be luck.
+        An ``error`` or a ``timeout`` is not run again: it is charged whatever the second run does."""
+        first, torch = self.run(impl, case), self.run_torch(case)
+        v = self.judge(case, first, torch, always_truth=always_truth)
+        if v.verdict in (Verdict.TIMEOUT, Verdict.ERROR):  # charged already; a second hang or crash
+            return v  # would cost the whole timeout, or a restart, again
+        second = self.run(impl, case)
+        if self.same_result(first, second):
+            return v
+        again = self.judge(case, second, torch, always_truth=always_truth)
+        if again.verdict == v.verdict:
+            return v
+        return self.judge(case, self.error_result(
+            f"nondeterministic: two runs of the same case were judged {v.verdict} ({v.reason}) and "
+            f"{again.verdict} ({again.reason})"), torch, always_truth=always_truth)
+
+    def same_result(self, a: Any, b: Any) -> bool:
+        """The same bits — or, for results too malformed to key (a gradient that is a string: the
+        judge has made that an ``error`` already), the same ``repr``."""
+        try:
+            return bool(self.result_key(a) == self.result_key(b))
+        except Exception:  # a malformed result from the implementation under test
+            return repr(a) == repr(b)
 
     def still_disagrees(self, impl: Any, case: Any) -> bool:
         """What shrinking keeps: a case on which the implementation still disagrees with torch."""
