@@ -1,8 +1,9 @@
 """``conformance verify``: the suite as one command, for any implementation, outside pytest.
 
 The same strategies and verdicts as ``pytest conformance``, organised in suites: every supported
-op alone, random scalar graphs, random tensor graphs, float32 graphs, second order, deep chains and
-training runs of MLPs (per dtype, per optimizer, per loss) — each drawn only from what the
+op alone (its special points first), random scalar graphs, the graph-mechanics shapes, random
+tensor graphs, float32 graphs, second order, deep chains and training runs of MLPs (per dtype, per
+optimizer, per loss) — each drawn only from what the
 implementation declares it supports. Every case is judged; the first
 non-conforming case of a suite is then shrunk by hypothesis to a minimal one. Ops of the table the
 implementation does not support are counted as ``unsupported`` (reported, never failed).
