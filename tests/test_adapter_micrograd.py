@@ -224,7 +224,7 @@ def test_a_forward_that_raises_fails_its_suite_instead_of_leaving_it_out(tmp_pat
     assert "tanh" in buggy.capabilities.ops  # not silently "unsupported": the run does not conform
     suite = next(s for s in kinds.suites(buggy.capabilities, 8) if s.name == "op tanh")
     result = run_suite(buggy, suite, seed=0, shrink=False)
-    assert set(result.verdicts) == {"error"} and result.cases == suite.examples, result.verdicts
+    assert set(result.verdicts) == {"error"} and result.cases == suite.size, result.verdicts
     assert "NameError: name 'mth' is not defined" in result.first_bad[1].reason
 
 
