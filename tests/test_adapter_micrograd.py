@@ -415,6 +415,20 @@ def test_a_gradient_that_is_not_a_real_number_is_an_error_naming_its_type(tmp_pa
     assert f"TypeError: the gradient of x0 is {found}, not a real number" in v.reason, v.reason
 
 
+def test_an_engine_keeping_0d_numpy_arrays_is_judged(tmp_path):
+    """``.data`` and ``.grad`` as ``np.array(x)`` (a 0-d array): the numbers they hold; an array
+    of another shape or dtype is still no real number."""
+    numpy_backed = planted(tmp_path, "            v._backward()\n",
+                           "            v._backward()\n        import numpy\n        for v in topo:\n"
+                           "            v.grad = numpy.array(v.grad)\n", "numpy_grads")
+    assert check(numpy_backed, one("mul", 0.5, -3.0)).verdict == "pass"
+    shaped = planted(tmp_path, "            v._backward()\n",
+                     "            v._backward()\n        import numpy\n        for v in topo:\n"
+                     "            v.grad = numpy.array([v.grad])\n", "numpy_shaped")
+    v = check(shaped, one("mul", 0.5, -3.0))
+    assert v.verdict == "error" and "TypeError: the gradient of x0 is a ndarray" in v.reason, v.reason
+
+
 def test_correct_clone_is_not_flagged(clone):
     with pytest.raises(NoSuchExample):
         find(graph_cases(ops=clone.capabilities.ops, max_nodes=6), fails(clone),

@@ -154,9 +154,12 @@ def _real(x: Any, what: str) -> float:
     leave in ``.data`` or ``.grad`` — a str, a list, bytes, None, a complex number, a ``Value`` inside
     the ``Value``. A ``bool`` is a comparison's result (``grad = x > 0``), not a gradient, although it
     is an ``int`` to Python; a correct engine multiplies it into a number before it gets there
-    (numpy's ``bool_`` is no ``numbers.Real`` at all)."""
+    (numpy's ``bool_`` is no ``numbers.Real`` at all). A 0-d array of an integer or floating dtype
+    (an engine that keeps ``.data`` as ``np.array(x)``) is the number it holds."""
     if isinstance(x, numbers.Real) and not isinstance(x, bool):
         return float(x)
+    if getattr(x, "shape", None) == () and getattr(getattr(x, "dtype", None), "kind", "") in ("i", "u", "f"):
+        return _real(x.item(), what)
     raise TypeError(f"{what} is a {type(x).__name__} ({_short(x)}), not a real number")
 
 
