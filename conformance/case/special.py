@@ -4,8 +4,9 @@ A random draw reaches an op's kink, its exponent 0 or its clamp bound only now a
 that lives exactly there — micrograd's ``x**0`` at x = 0 computing ``0 · 0**-1`` and raising, a
 relu′(0) of 1, a clamp that blocks the gradient at its own bound — would be caught at some seeds
 and missed at others. These cases are not drawn: each op is evaluated at 0, ±1, ±½, ±2, at its
-kinks, and with the special values of its attributes (exponent 0 and 1, slope 0 and 1, clamp
-bounds), alone and with one leaf on both sides of a binary op.
+kinks, with the special values of its attributes (exponent 0 and 1, slope 0 and 1, clamp
+bounds), alone and with one leaf on both sides of a binary op, and at the ordinary inputs where a
+naive formula breaks (:data:`EXTRA_POINTS`: tanh at 0.01 and 400, log at 1e-8…).
 
 Only points where refimpl's value and gradient are finite are kept: an input whose true gradient
 is infinite (sqrt at 0, log at 0) is a question of numerical robustness, not of whether the
@@ -26,6 +27,15 @@ from refimpl import OPS, Value, apply
 POINTS = (0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0)
 PAIRS = (0.0, 1.0, -1.0, 2.0, -0.5)  # each binary op at every pair of these (ties included)
 COTANGENTS = (1.5, -0.75)
+
+#: per op: points of the working range where a naive formula breaks, found on public engines — a
+#: log or sqrt clamped at 1e-7, tanh as (e²ˣ − 1)/(e²ˣ + 1) (cancels near 0, overflows past 354),
+#: log1p as log(1 + x), expm1 as exp(x) − 1, sigmoid and exp far from 0 but finite
+EXTRA_POINTS: dict[str, tuple[float, ...]] = {
+    "log": (1e-8, 1e6), "sqrt": (1e-8, 1e6), "log1p": (1e-10, -0.5), "expm1": (1e-10, -1e-10),
+    "tanh": (0.01, -0.01, 400.0, -400.0), "sigmoid": (0.01, 40.0, -40.0), "exp": (40.0, -40.0),
+    "reciprocal": (1e-8, 1e8), "div": (), "softplus": (-40.0, 40.0),
+}
 
 #: per op: the attribute sets tried besides the defaults, and the points each adds (its kinks)
 ATTR_CASES: dict[str, list[tuple[dict[str, Any], tuple[float, ...]]]] = {
@@ -62,7 +72,8 @@ def _case(op: str, xs: tuple[float, ...], attrs: dict[str, Any], same_leaf: bool
 
 def _unary_points(op: str, attrs: dict[str, Any], extra: tuple[float, ...]) -> list[float]:
     kinks = [k.at if isinstance(k.at, float) else attrs.get(k.at) for k in OPS[op].kinks]
-    return list(dict.fromkeys([*POINTS, *(k for k in kinks if isinstance(k, float)), *extra]))
+    return list(dict.fromkeys([*POINTS, *(k for k in kinks if isinstance(k, float)), *extra,
+                               *EXTRA_POINTS.get(op, ())]))
 
 
 @functools.cache
