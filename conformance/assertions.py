@@ -19,8 +19,9 @@ from conformance.verdict.graph import CaseVerdict
 
 def assert_conforms(impl: Any, case: Any, *, always_truth: bool = False,
                     on_case: Callable[[CaseVerdict, float], None] | None = None) -> CaseVerdict:
-    """Fail unless the case's verdict is pass, convention, torch-deviates or known-cause. ``always_truth``: compute
-    the truth for every entry; ``on_case(verdict, seconds)`` is called with the verdict (records)."""
+    """Fail unless the case's verdict is pass, convention, torch-deviates, known-cause or unchecked.
+    ``always_truth``: compute the truth for every entry; ``on_case(verdict, seconds)`` is called with
+    the verdict (records)."""
     __tracebackhide__ = True
     t = time.perf_counter()
     v = judge_case(impl, case, always_truth=always_truth)

@@ -17,6 +17,7 @@ non-zero constant may use ``/``. Comparisons at kinks use ``m.val(x)``, the plai
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -268,3 +269,50 @@ op("minimum", 2, lambda m, a, b: a if (m.val(a) != m.val(a) or m.val(a) < m.val(
 
 UNARY = tuple(s for s in OPS.values() if s.arity == 1)
 BINARY = tuple(s for s in OPS.values() if s.arity == 2)
+
+
+# --- one-sided derivatives at a kink ----------------------------------------------------------------
+
+NUDGE_ULPS = 16  # far above one rounding (x·beta against softplus's threshold), far below any other branch
+
+
+class OneSided:
+    """The number system ``m`` seen from one side of a point. Every op decides its branches through
+    ``m.val`` (see the module docstring); here ``m.val`` of the input ``moved`` returns its value
+    moved by ``NUDGE_ULPS`` ulps towards ``side`` (−1: left, +1: right), while every formula still
+    computes at the point itself. So ``spec.derivative(OneSided(m, -1, x), x, out)`` is the op's
+    derivative just left of ``x``, evaluated at ``x`` — a number, or on a graph namespace a graph
+    (elu's left side at 0 is α·exp(x), whose own derivative a Hessian-vector product needs).
+    Nothing is declared per op: the one-sided derivatives at a kink are the op's own branches."""
+
+    def __init__(self, m: Any, side: int, moved: Any) -> None:
+        self._m, self._side, self._moved = m, side, moved
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._m, name)
+
+    def val(self, x: Any) -> Any:
+        v = self._m.val(x)
+        if x is not self._moved:
+            return v
+        f = float(v)
+        return f + self._side * NUDGE_ULPS * math.ulp(f)
+
+
+class _Moved(float):
+    """A float that is not the same object as an equal one (so that only it is moved)."""
+
+
+def one_sided(spec: OpSpec, side: int, arg: int = 0) -> Callable[..., tuple[Any, ...]]:
+    """``spec``'s derivative with input ``arg`` seen just to one ``side`` of where it is (−1 left, +1
+    right): the same signature as ``spec.derivative``. For a tie of maximum, ``one_sided(max, +1)``
+    is the derivative where a is just above b, (1, 0)."""
+
+    def derivative(m: Any, *args: Any, **attrs: Any) -> tuple[Any, ...]:
+        inputs = list(args[:spec.arity])
+        moved = inputs[arg]
+        if any(moved is y for j, y in enumerate(args) if j != arg):  # maximum(a, a) given one object twice
+            moved = inputs[arg] = _Moved(moved) if isinstance(moved, float) else copy.copy(moved)
+        return spec.derivative(OneSided(m, side, moved), *inputs, *args[spec.arity:], **attrs)
+
+    return derivative

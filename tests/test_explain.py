@@ -95,6 +95,9 @@ LIBRARY_CAUSES = [
                                                       ("n1", "leaky_relu", ("n0",), {"negative_slope": 0.7286})],
                      "float32"), "elu-exp-minus-one"),
     # b² = 1.1e-69 is 0 in binary32: (−g·0)/0 is NaN where the gradient of 0/b is 0
+    # leaky_relu′(0) = 0, outside [slope, 1] (a convention before valid choices were asked)
+    ("mygrad", _case({"x": 0.0}, [("n0", "leaky_relu", ("x",), {"negative_slope": 0.3})]), "leaky-relu-0-at-0"),
+    ("tinygrad", _case({"x": 0.0}, [("n0", "elu", ("x",), {"alpha": 0.5})]), "elu-0-at-0"),
     ("mygrad", _case({"a": 0.0, "b": 3.328754628562421e-35}, [("n0", "div", ("a", "b"))], "float32"),
      "quotient-squared"),
     ("jax", _case({"a": 0.0, "b": 1.1802247715029978e-22}, [("n0", "div", ("a", "b"))], "float32"),
@@ -219,3 +222,13 @@ def test_log1p_as_log_of_1_plus_x_is_no_inaccurate_log1p():
     judged = check_case(MutantImpl(MUTANTS["log1p-as-log-of-1-plus-x"]), case)
     assert not judged.conforms
     assert explain(case, judged.entries) is None
+
+
+def test_a_kink_of_the_case_itself_excuses_nothing():
+    """clamp at its bound, then elu: cotangent-ignored answers grad 1 where the valid choices at the
+    kink give [0, 0.25]. Any cause of the case's ops (elu-from-output, a correct formula) used to
+    reproduce it — every leaf behind a kink was excused — and the case was known-cause, not charged.
+    A kink excuses only where a cause's changed forward puts a node on one that was not there."""
+    case = _case({"x": 0.5}, [("n0", "clamp", ("x",), {"min": 0.5}), ("n1", "elu", ("n0",), {"alpha": 1.0})], ct=0.25)
+    judged = check_case(MutantImpl(MUTANTS["cotangent-ignored"]), case)
+    assert judged.verdict == "fail" and judged.cause is None, judged.reason

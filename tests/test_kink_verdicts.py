@@ -9,6 +9,9 @@ torch blamed. Each rule is pinned here with an implementation planted to hit it.
 from __future__ import annotations
 
 import dataclasses
+import math
+
+import pytest
 
 from conformance.case.graph import GraphCase, Node, Tensor
 from conformance.case.strategies import with_id
@@ -133,3 +136,150 @@ def test_the_first_of_ties_rule_off_a_tie_passes_and_a_wrong_slice_fails():
     assert check(FirstOfTies(), amax_case((3.0, 1.0, 2.0, 2.5), dim=1)).verdict == "pass"
     # the same tie, reduced over the other dim, is no tie at all: [3, 2] and [1, 2] have one maximum each
     assert check(FirstOfTies(), amax_case((3.0, 1.0, 2.0, 2.0), dim=0)).verdict == "pass"
+
+
+# --- a convention is a valid choice (issue 14, item 8) -------------------------------------------------
+
+class Answering(RefImpl):
+    """refimpl's result with some entries replaced by given numbers (grad[x0] → 0.5, hvp[x0] → …)."""
+
+    def __init__(self, **answers):
+        self.answers = {k.replace("__", ""): v for k, v in answers.items()}
+
+    def run_graph(self, case):
+        r = super().run_graph(case)
+        for name, v in self.answers.items():
+            quantity, leaf = name.split("_", 1)
+            table = r.grads if quantity == "grad" else r.hvp
+            table[leaf] = Tensor(table[leaf].shape, (float(v),) * len(table[leaf].values))
+        return r
+
+
+def verdict_of(impl, c, entry="grad[x0]"):
+    v = check(impl, c)
+    return v, {e.name: e.verdict for e in v.entries}.get(entry)
+
+
+TIE = dataclasses.replace(case({"x0": -3.84, "x1": -3.84}, ("n0", "maximum", ("x0", "x1"), {})),
+                          cotangent=Tensor.scalar(0.5))
+
+
+@pytest.mark.parametrize("answer, expected", [
+    (0.5, "convention"), (0.0, "convention"), (0.3, "convention"), (0.25, "pass"),
+    (0.6, "fail"), (-0.1, "fail"), (1e6, "fail"),
+    (math.nan, "nonfinite-mismatch"), (math.inf, "nonfinite-mismatch"),
+])
+def test_a_tie_may_split_the_gradient_only_between_0_and_g(answer, expected):
+    """maximum(−3.84, −3.84) with cotangent 0.5: x0's share is valid anywhere in [0, 0.5]. 1e6, NaN or
+    inf there was ``convention`` every time, whatever caused it."""
+    v, got = verdict_of(Answering(grad_x0=answer), TIE)
+    assert got == expected, v.reason
+    assert v.conforms == (expected in ("pass", "convention"))
+
+
+RELU_AT_0 = dataclasses.replace(case({"x0": 0.0}, ("n0", "relu", ("x0",), {})), cotangent=Tensor.scalar(2.0))
+
+
+@pytest.mark.parametrize("answer, expected", [(0.3 * 2.0, "convention"), (2.0, "convention"), (0.0, "pass"),
+                                              (1e6 * 2.0, "fail"), (-0.5, "fail")])
+def test_relu_at_0_may_pass_any_share_of_the_gradient_and_no_more(answer, expected):
+    v, got = verdict_of(Answering(grad_x0=answer), RELU_AT_0)
+    assert got == expected, v.reason
+
+
+def test_a_node_tied_with_itself_passes_the_whole_gradient_not_twice_it():
+    """maximum(x, x) is x: any split of the tie gives g, so 2g is wrong (as 0 is, above)."""
+    v, got = verdict_of(Answering(grad_x0=3.0), dataclasses.replace(
+        case({"x0": 0.7}, ("n0", "maximum", ("x0", "x0"), {})), cotangent=Tensor.scalar(1.5)))
+    assert got == "fail", v.reason
+
+
+def test_a_tie_between_two_functions_of_one_leaf_keeps_the_split_summing_to_g():
+    """maximum(x, x·y) at y = 1: x's gradient is s·g + (1 − s)·g·y = g whatever the split s; a share
+    of [0, g] from each side (2g) is no valid choice. y's share, (1 − s)·g·x, is free in [0, g·x]."""
+    c = case({"x0": 0.7, "x1": 1.0}, ("n0", "mul", ("x0", "x1"), {}), ("n1", "maximum", ("x0", "n0"), {}))
+    assert verdict_of(Answering(grad_x0=2.0), c)[1] == "fail"
+    assert verdict_of(Answering(grad_x1=0.0), c, "grad[x1]")[1] == "convention"
+    assert verdict_of(Answering(grad_x1=0.7), c, "grad[x1]")[1] == "convention"
+    assert verdict_of(Answering(grad_x1=0.8), c, "grad[x1]")[1] == "fail"
+
+
+def test_an_amax_tie_may_not_give_one_element_more_than_the_whole_gradient():
+    v = check(Answering(grad_x=2.0), amax_case((3.0, 1.0, 2.0, 2.0), dim=1))  # row 2's g is −0.5
+    assert {e.name: e.verdict for e in v.entries}["grad[x][2]"] == "fail", v.reason
+
+
+def test_clamp_at_a_bound_may_pass_the_gradient_or_not_and_nothing_else():
+    c = case({"x0": 1.0}, ("n0", "clamp", ("x0",), {"min": 1.0, "max": 2.0}))
+    assert verdict_of(Answering(grad_x0=0.0), c)[1] == "convention"
+    assert verdict_of(Answering(grad_x0=0.5), c)[1] == "convention"
+    assert verdict_of(Answering(grad_x0=-1.0), c)[1] == "fail"
+
+
+def test_a_hessian_vector_product_at_a_tie_follows_the_split():
+    """maximum(x², y) at x = y = 1, v = (1, 1): with a's share s the Hessian is diag(2s, 0), so
+    hvp[x] = 2s ∈ [0, 2]: torch's ½ gives 1; 0 is another choice, 3 none."""
+    c = dataclasses.replace(case({"x0": 1.0, "x1": 1.0}, ("n0", "square", ("x0",), {}),
+                                 ("n1", "maximum", ("n0", "x1"), {})),
+                            second_order={"x0": Tensor.scalar(1.0), "x1": Tensor.scalar(1.0)})
+    assert verdict_of(Answering(hvp_x0=0.0), c, "hvp[x0]")[1] == "convention"
+    assert verdict_of(Answering(hvp_x0=3.0), c, "hvp[x0]")[1] == "fail"
+
+
+def test_an_entry_behind_more_kinks_than_are_enumerated_is_unchecked_not_a_convention():
+    """x through seven relus at 0: 2⁷ combinations of one-sided derivatives, more than kinks.MAX_RUNS."""
+    nodes = [("n0", "relu", ("x0",), {})] + [(f"n{i}", "relu", (f"n{i - 1}",), {}) for i in range(1, 7)]
+    v, got = verdict_of(Answering(grad_x0=0.5), case({"x0": 0.0}, *nodes))
+    assert got == "unchecked" and v.verdict == "unchecked" and v.conforms, v.reason
+
+
+def test_an_infinite_tolerance_checks_nothing_so_it_is_no_pass():
+    """pow(x², √x²) at x = −2.02e-99: the error bound of the gradient overflows to inf, so any finite
+    answer is within tolerance — seven gross mutants passed there with ratio 0."""
+    c = case({"x0": -2.02e-99}, ("n0", "square", ("x0",), {}), ("n1", "sqrt", ("n0",), {}),
+             ("n2", "pow", ("n0", "n1"), {}))
+    for impl in (RefImpl(), Answering(grad_x0=12345.0)):
+        v, got = verdict_of(impl, c)
+        assert got == "unchecked" and v.verdict == "unchecked" and v.conforms, v.reason
+    assert verdict_of(Answering(grad_x0=math.nan), c)[1] == "nonfinite-mismatch"  # NaN is wrong whatever the bound
+
+
+def test_a_window_reaching_zero_from_the_value_is_unchecked():
+    from conformance.verdict.graph import unchecked
+
+    assert unchecked(math.inf, 1.0) and unchecked(math.inf, 0.0)
+    assert unchecked(2.0, 1.5) and not unchecked(1.0, 1.5)
+    assert not unchecked(1e-300, 0.0)  # a zero is checked to its tolerance
+    assert not unchecked(math.inf, math.inf)  # inf only matches inf
+
+
+ONE_SIDED = [  # op, attributes, point, left, right (docs/conventions.md, "Valid choices")
+    ("relu", {}, (0.0,), (0.0,), (1.0,)),
+    ("abs", {}, (0.0,), (-1.0,), (1.0,)),
+    ("leaky_relu", {"negative_slope": 0.2}, (0.0,), (0.2,), (1.0,)),
+    ("elu", {"alpha": 2.0}, (0.0,), (2.0,), (1.0,)),
+    ("softplus", {"beta": 2.0, "threshold": 3.0}, (1.5,), (0.9525741268224334,), (1.0,)),
+    ("clamp", {"min": -1.0}, (-1.0,), (0.0,), (1.0,)),
+    ("clamp", {"max": 1.0}, (1.0,), (1.0,), (0.0,)),
+    ("clamp", {"min": 0.5, "max": 0.5}, (0.5,), (0.0,), (0.0,)),
+    ("maximum", {}, (0.75, 0.75), (0.0, 1.0), (1.0, 0.0)),
+    ("minimum", {}, (0.75, 0.75), (1.0, 0.0), (0.0, 1.0)),
+]
+
+
+@pytest.mark.parametrize("op, attrs, point, left, right", ONE_SIDED, ids=[f"{r[0]}{r[1]}" for r in ONE_SIDED])
+def test_the_one_sided_derivatives_are_the_ops_own_branches_next_to_the_point(op, attrs, point, left, right):
+    """refimpl.ops.one_sided evaluates the op's derivative as if its first input were just left or
+    right of the point: the same as the derivative at the neighbouring floats, and nothing declared."""
+    from refimpl import FLOAT64
+    from refimpl.ops import one_sided
+
+    spec = OPS[op]
+    attrs = spec.attributes(attrs)
+    out = spec.forward(FLOAT64, *point, **attrs)
+    for side, expected in ((-1, left), (+1, right)):
+        got = one_sided(spec, side)(FLOAT64, *point, out, **attrs)
+        assert got == pytest.approx(expected, rel=1e-12)
+        near = (math.nextafter(point[0], side * math.inf), *point[1:])
+        assert got == pytest.approx(spec.derivative(FLOAT64, *near, spec.forward(FLOAT64, *near, **attrs), **attrs),
+                                    rel=1e-12)

@@ -13,6 +13,9 @@ bugs of one library). Exact formula changes come first, ``flush-to-zero`` — th
 * ``self-tie`` — ``maximum(x, x)`` / ``minimum(x, x)`` given the gradient 0 instead of 1 (mygrad 2.5's
   tie rule, 0 to both sides, applied where the two sides have the same gradient): a bug
   (docs/findings.md). refimpl with that tie rule reproduces the entry.
+* ``leaky-relu-0-at-0``, ``elu-0-at-0`` — the derivative 0 at the kink, outside the one-sided
+  derivatives (slope or α, and 1) that any valid choice lies between: mygrad's leaky_relu is
+  ``max(x, 0) + slope·min(x, 0)`` and its ties give nothing; tinygrad's elu′(0) is 0. Bugs.
 * ``elu-from-output`` — elu′ computed from the output, ``out + α`` on x ≤ 0 (jax, mygrad): equal in
   exact arithmetic, but ``α·expm1(x) + α`` cancels — at x = −675 every digit of α·eˣ ≈ 1e-294 is
   lost and the gradient is 0. An accuracy bug: the derivative's relative error is up to 100%.
@@ -135,9 +138,11 @@ class Reproduction:
         return within(e.impl, y, 2 * max(e.tol, tol))
 
 
-def _excused(case: GraphCase, ns: Any) -> frozenset[str]:
+def _excused(case: GraphCase, ns: Any, kinked_before: frozenset[str]) -> frozenset[str]:
     """The leaves behind a node that, computed in ``ns``, sits on a kink or has an input outside its
-    op's domain."""
+    op's domain — kinks the unchanged case has already (its leaves ``kinked_before``) excuse nothing:
+    the judge held the failing entry to the valid choices there (conformance/verdict/kinks.py), and
+    a cause does not change which choices are valid."""
     env = evaluate(case, leaf_tensors(case, ns))
     off = []
     for n in case.nodes:
@@ -148,7 +153,7 @@ def _excused(case: GraphCase, ns: Any) -> frozenset[str]:
         lanes = broadcast_lanes([a.shape for a in args])
         if any(a.elements[i].data not in dom for idx in lanes for a, i, dom in zip(args, idx, spec.domain)):
             off.append(n)
-    return kinked_leaves(case, ns) | leaves_behind(case, off)
+    return (kinked_leaves(case, ns) - kinked_before) | leaves_behind(case, off)
 
 
 Patch = Callable[[], AbstractContextManager[Any]]
@@ -172,7 +177,7 @@ class Cause:
         return Cause(self.ops | other.ops, self.patches + other.patches, self.flush or other.flush,
                      self.correct and other.correct, f"{self.note}; and {other.note}")
 
-    def reproduce(self, case: GraphCase) -> Reproduction | None:
+    def reproduce(self, case: GraphCase, kinked_before: frozenset[str] | None = None) -> Reproduction | None:
         """The changed refimpl on ``case``: each entry with the tolerance the suite would give the
         changed formula — a library evaluating it rounds in its own way (numpy's exp is not
         refimpl's), as a correct library rounds differently from torch. A flushing run is held
@@ -181,6 +186,8 @@ class Cause:
         unflushed: jax's ``where(x >= 0, x, s·x)`` returns x = −1e-40 itself)."""
         if self.ops and not any(n.op in self.ops for n in case.nodes):
             return None
+        if kinked_before is None:
+            kinked_before = kinked_at_start(case)
         if self.flush:  # a constant is flushed where it is used, as an input is (DAZ)
             case = _flushed_attributes(case)
         ns = FLUSH[case.dtype] if self.flush else REFIMPL_SYSTEMS[case.dtype]
@@ -188,9 +195,15 @@ class Cause:
         with ExitStack() as stack:
             for patch in self.patches:
                 stack.enter_context(patch())
-            got, bounds, excused = result_entries(run_refimpl(case, ns)), entry_bounds(case), _excused(case, ns)
+            got, bounds = result_entries(run_refimpl(case, ns)), entry_bounds(case)
+            excused = _excused(case, ns, kinked_before)
         return Reproduction({k: (x, max(floor, SAFETY * float(bounds[k].e) + TINY))
                              for k, x in got.items() if k in bounds}, excused)
+
+
+def kinked_at_start(case: GraphCase) -> frozenset[str]:
+    """The leaves behind a kink of the unchanged case (in binary64, and in its dtype's refimpl)."""
+    return kinked_leaves(case) | kinked_leaves(case, REFIMPL_SYSTEMS[case.dtype])
 
 
 def _flushed_attributes(case: GraphCase) -> GraphCase:
@@ -278,6 +291,13 @@ CAUSES: dict[str, Cause] = {
     # exact changes of one formula first; flushing, which excuses more, last
     "self-tie": _patched(("maximum", "minimum"), _zero_on_tie("maximum"), _zero_on_tie("minimum"), correct=False,
                          note="maximum(x, x) and minimum(x, x) given the gradient 0 instead of 1: a bug"),
+    "leaky-relu-0-at-0": _patched(("leaky_relu",), ("leaky_relu", {"derivative": lambda m, x, out, negative_slope: (
+        m.zero if m.val(x) == 0 else m.one if m.val(x) > 0 else negative_slope,)}), correct=False,
+        note="leaky_relu′(0) = 0, outside its one-sided derivatives [slope, 1] (mygrad: max(x, 0) + "
+             "slope·min(x, 0), whose ties give nothing): a bug"),
+    "elu-0-at-0": _patched(("elu",), ("elu", {"derivative": lambda m, x, out, alpha: (
+        m.zero if m.val(x) == 0 else m.one if m.val(x) > 0 else alpha * m.exp(x),)}), correct=False,
+        note="elu′(0) = 0, outside its one-sided derivatives [α, 1] (tinygrad): a bug"),
     "elu-from-output": _patched(("elu",), ("elu", {"derivative": lambda m, x, out, alpha:
                                                   (m.one if m.val(x) > 0 else out + alpha,)}),
                                 note="elu′ computed from the output as out + α, which cancels for very negative x"),
@@ -333,9 +353,10 @@ def find_cause(case: GraphCase, entries: list[Any]) -> tuple[str, Cause] | None:
     bad = [e for e in entries if e.verdict in NONCONFORMING]
     if not bad:
         return None
+    kinked_before = kinked_at_start(case)
     for name, cause in _candidates(case):
         try:
-            got = cause.reproduce(case)
+            got = cause.reproduce(case, kinked_before)
         except (ArithmeticError, ValueError):
             continue
         if got is not None and all(got.reproduces(e) for e in bad):

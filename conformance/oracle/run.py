@@ -50,18 +50,27 @@ def run_refimpl(case: GraphCase, system: Any = None) -> GraphResult:
 
 def refimpl_raw(case: GraphCase, system: Any) -> tuple[list[Any], dict[str, list[Any]], dict[str, list[Any]] | None]:
     """Like :func:`run_refimpl`, but the entries stay numbers of ``system`` (mpf, Bounded, …)."""
-    names = list(case.leaves)
     leaves = leaf_tensors(case, system)
     out = evaluate(case, leaves)[case.output]
+    grads, hvp = differentiate(case, leaves, out, system)
+    return [v.data for v in out.elements], grads, hvp
+
+
+def differentiate(case: GraphCase, leaves: dict[str, RTensor], out: RTensor,
+                  system: Any) -> tuple[dict[str, list[Any]], dict[str, list[Any]] | None]:
+    """The backward half of :func:`refimpl_raw` on a graph already built (``out`` from ``leaves``):
+    the gradient of ⟨cotangent, out⟩ and the HVP if asked, as numbers of ``system``. Run again on
+    the same graph, it reads the graph as it is then (the valid sets at kinks change a node's
+    local derivative between runs: conformance/verdict/kinks.py)."""
+    names = list(case.leaves)
     so = case.second_order is not None
     ct = RTensor.from_flat(case.cotangent.values, case.cotangent.shape, system=system, requires_grad=False)
     gs = tensor_grad(out, [leaves[k] for k in names], ct, create_graph=so, allow_unused=True)
     zero = system.zero
     grads = {k: [zero] * len(case.leaves[k].values) if g is None else [_data(v) for v in g.elements]
              for k, g in zip(names, gs)}
-    value = [v.data for v in out.elements]
     if not so:
-        return value, grads, None
+        return grads, None
     terms = [e * vv for k, g in zip(names, gs) if g is not None
              for e, vv in zip(g.elements, case.second_order[k].values) if isinstance(e, Value) and e.requires_grad]
     flat = [v for k in names for v in leaves[k].elements]
@@ -73,7 +82,7 @@ def refimpl_raw(case: GraphCase, system: Any) -> tuple[list[Any], dict[str, list
         hs = grad(dot, flat, allow_unused=True)
     it = iter(hs)  # the list first: zip must not take one item too many from the iterator
     hvp = {k: [zero if h is None else h for _, h in zip(leaves[k].elements, it)] for k in names}
-    return value, grads, hvp
+    return grads, hvp
 
 
 def _data(g: Any) -> Any:

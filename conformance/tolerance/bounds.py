@@ -227,6 +227,9 @@ for _p in PRIMITIVES.values():
 
 BOUND64 = BoundNS(U64, "bound64")
 BOUND32 = BoundNS(U32, "bound32", ETA32, round_to=round_to_float32)
+#: binary32 error bounds over binary64 values: the valid choices at kinks (conformance/verdict/kinks.py)
+#: follow binary64's branches, where the kinks are found, with the tolerances of the dtype under test
+BOUND32_ON_BINARY64 = BoundNS(U32, "bound32/binary64", ETA32)
 
 
 def bound_system(dtype: str) -> BoundNS:
@@ -235,3 +238,10 @@ def bound_system(dtype: str) -> BoundNS:
         return {"float64": BOUND64, "float32": BOUND32}[dtype]
     except KeyError:
         raise ValueError(f"no tolerance model for dtype {dtype!r}; use float64 or float32") from None
+
+
+def kink_bound_system(dtype: str) -> BoundNS:
+    """The error-bound system the valid choices at kinks are computed in: binary64 values (the kinks
+    are where the binary64 forward sits exactly on one), with the bounds of ``dtype``."""
+    bound_system(dtype)  # the same error for an unknown dtype
+    return BOUND64 if dtype == "float64" else BOUND32_ON_BINARY64

@@ -6,12 +6,19 @@ Each entry — the output value, each leaf's gradient, each HVP component — ha
 ``2·tol`` of each other, so:
 
 * ``pass``            — the implementation is within ``2·tol`` of torch;
-* otherwise the truth arbitrates (a finite difference of the forward at 50 digits for gradients,
-  the 50-digit forward for values, refimpl at 50 digits for HVPs):
+* otherwise, for an entry that a choice at a kink changes, the valid set decides
+  (:mod:`conformance.verdict.kinks`: the values of every valid choice at every kink, widened by
+  their tolerance): ``convention`` inside it, ``fail`` (``nonfinite-mismatch`` for NaN/inf)
+  outside — the finite difference there averages the one-sided slopes and is no truth;
+* for any other entry the truth arbitrates (a finite difference of the forward at 50 digits for
+  gradients, the 50-digit forward for values, refimpl at 50 digits for HVPs):
   ``torch-deviates`` if the implementation is within ``tol`` of the truth and torch is not,
-  ``convention`` if the case sits exactly on a kink (where torch documents a choice),
   ``fail`` otherwise;
 * ``nonfinite-mismatch`` — NaN/inf where the truth is finite, or the reverse;
+* ``unchecked`` — an entry that would pass, but whose check says nothing: its tolerance is
+  infinite (the error bound overflowed), or its window around a non-zero reference reaches zero
+  (``2·tol ≥ |torch|``, or ``tol ≥ |truth|`` where the truth arbitrates: a dropped gradient would
+  pass), or it is behind more kinks than are enumerated. Reported, not charged, never a pass;
 * ``error`` — the implementation raised or returned something unusable.
 """
 
@@ -28,9 +35,9 @@ from conformance.case.tensor_ops import TENSOR_OPS, tied_candidates
 from conformance.oracle.opcheck import kink_points
 from conformance.oracle.run import evaluate, leaf_tensors, refimpl_raw, truth_gradient
 from conformance.tolerance.bounds import SAFETY, TINY, bound_system
-from conformance.verdict.outcomes import NONCONFORMING, ORDER
+from conformance.verdict.kinks import TooManyKinks, ValidSet, broadcast_lanes, valid_sets
+from conformance.verdict.outcomes import NONCONFORMING, ORDER, Verdict
 from refimpl import FLOAT64, OPS, Value, grad, mpmath_system
-from refimpl.tensor import broadcast_map, broadcast_shapes
 
 
 @dataclass
@@ -41,11 +48,15 @@ class Entry:
     tol: float
     verdict: str
     truth: float | None = None
+    #: at a kink: the values the valid choices give (conformance/verdict/kinks.py), or why they were not enumerated
+    valid: ValidSet | TooManyKinks | None = None
 
     @property
     def ratio(self) -> float:
         """How far from passing, 1 being the edge: |impl − torch| / 2·tol, or |impl − truth| / tol
-        when the truth had to arbitrate."""
+        when the truth had to arbitrate, or the distance from the valid set at a kink over its slack."""
+        if isinstance(self.valid, ValidSet):
+            return self.valid.ratio(self.impl)
         ref = self.truth if self.truth is not None else self.torch
         if not (math.isfinite(self.impl) and math.isfinite(ref)):
             return 0.0 if self.impl == ref or (math.isnan(self.impl) and math.isnan(ref)) else math.inf
@@ -53,7 +64,9 @@ class Entry:
 
     def describe(self) -> str:
         truth = "" if self.truth is None else f", truth {self.truth!r}"
-        return (f"{self.name}: implementation {self.impl!r}, torch {self.torch!r}{truth}, "
+        valid = "" if self.valid is None else \
+            f", at a kink: {'valid ' if isinstance(self.valid, ValidSet) else ''}{self.valid}"
+        return (f"{self.name}: implementation {self.impl!r}, torch {self.torch!r}{truth}{valid}, "
                 f"tolerance {self.tol:.3g}, error/tolerance {self.ratio:.3g} → {self.verdict}")
 
 
@@ -86,9 +99,10 @@ def kinked_leaves(case: GraphCase, system: Any = FLOAT64) -> frozenset[str]:
     """The leaves whose gradient passes through a node sitting exactly on a kink — an elementwise
     node with an input on one of its op's declared kinks, a tie of ``maximum``/``minimum`` between
     two *different* nodes, an ``amax`` with tied candidates: the points where torch documents a
-    convention. Only these leaves' gradient (and HVP) entries can be excused as ``convention``; a
-    value never is (the forward is continuous). A tie counts only where the tied operands have
-    different gradients — where the split can matter: ``maximum(x, x)`` and
+    convention. The judge itself holds an entry there to the valid choices
+    (:func:`conformance.verdict.kinks.valid_sets`, entry by entry); the known causes ask this, to
+    see which leaves a changed forward puts behind a kink (conformance/impls/explain.py). A tie
+    counts only where the tied operands have different gradients — where the split can matter: ``maximum(x, x)`` and
     ``maximum(x, maximum(x, x))`` are ``x``, with one right derivative. The forward runs in
     ``system`` (binary64: where the case's inputs sit exactly on a kink)."""
     leaves = leaf_tensors(case, system, requires_grad=True)
@@ -142,13 +156,6 @@ def _split_matters(tied: list[Value], leaves: list[Value]) -> bool:
 def leaf_of(entry: str) -> str | None:
     """``grad[x0][3]`` → ``x0``; ``value…`` → None."""
     return EntryKey.parse(entry).target
-
-
-def broadcast_lanes(shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-    """For each position of the broadcast result, the flat index into every operand."""
-    out = broadcast_shapes(*shapes)
-    maps = [broadcast_map(s, out) for s in shapes]
-    return list(zip(*maps))
 
 
 def _flat(quantity: str, leaf: str | None, shape: tuple[int, ...], values: Any) -> dict[str, Any]:
@@ -267,25 +274,56 @@ def judge(case: GraphCase, impl: GraphResult, torch_result: GraphResult, *,
     if missing:
         return CaseVerdict(case, "error", reason=f"result is missing {', '.join(missing)}")
     bounds, truth = entry_bounds(case), _Truth(case)
-    kinked: frozenset[str] | None = None
+    kinked: dict[str, ValidSet | TooManyKinks] | None = None
     entries = []
     for name, t in want.items():
         x = got[name]
         tol = SAFETY * float(bounds[name].e) + TINY
         agree = within(x, t, 2 * tol)
         if agree and not always_truth:
-            entries.append(Entry(name, x, t, tol, "pass"))
+            entries.append(Entry(name, x, t, tol, unchecked_if(Verdict.PASS, 2 * tol, t)))
             continue
         if kinked is None:
-            kinked = kinked_leaves(case)
-        if leaf_of(name) in kinked:
-            # at a kink the finite difference averages the one-sided slopes: it is no truth there,
-            # and torch's documented choice is the reference — any other choice is a convention
-            entries.append(Entry(name, x, t, tol, "pass" if agree else "convention"))
+            kinked = valid_sets(case)
+        valid = kinked.get(name)
+        if valid is not None:
+            # at a kink the finite difference averages the one-sided slopes: it is no truth there;
+            # torch's documented choice is one valid answer, and any other valid one is a convention
+            entries.append(Entry(name, x, t, tol, at_kink(x, agree, 2 * tol, t, valid), valid=valid))
             continue
         true, fd_err = truth[name]
         verdict, _ = arbitrate(x, t, true, tol + fd_err, lambda: False)
-        entries.append(Entry(name, x, t, tol, verdict, truth=true))
+        entries.append(Entry(name, x, t, tol, unchecked_if(verdict, tol + fd_err, true), truth=true))
     worst = min((e.verdict for e in entries), key=ORDER.index, default="pass")
     bad = [e for e in entries if e.verdict == worst and worst != "pass"]
     return CaseVerdict(case, worst, entries, reason=bad[0].describe() if bad else "")
+
+
+def unchecked(window: float, reference: float) -> bool:
+    """Whether a check within ``window`` of ``reference`` says nothing: the window is infinite (the
+    error bound overflowed), or it reaches zero from a non-zero finite reference — a dropped
+    gradient, 0, would pass it, and so would the reference's negation when ``window ≥ 2·|reference|``.
+    A non-finite reference is checked exactly (inf only matches inf); a zero one to its window."""
+    if not math.isfinite(reference):
+        return False
+    return not window < math.inf or (reference != 0 and window >= abs(reference))
+
+
+def unchecked_if(verdict: str, window: float, reference: float) -> str:
+    """``verdict``, unless it is a pass that a window saying nothing gave: then ``unchecked``."""
+    return Verdict.UNCHECKED if verdict == Verdict.PASS and unchecked(window, reference) else verdict
+
+
+def at_kink(x: float, agree: bool, window: float, t: float, valid: ValidSet | TooManyKinks) -> str:
+    """The verdict of an entry that a choice at a kink changes: ``pass`` within ``window`` of torch
+    (``t``), else ``convention`` inside the valid set, ``fail`` (or ``nonfinite-mismatch``) outside
+    it; ``unchecked`` where the valid set was not enumerated or its slack is infinite."""
+    if agree:
+        return unchecked_if(Verdict.PASS, window, t)
+    if isinstance(valid, TooManyKinks) or not valid.slack < math.inf:
+        return Verdict.UNCHECKED
+    if x in valid:
+        return Verdict.CONVENTION
+    if math.isfinite(x) != valid.finite:
+        return Verdict.NONFINITE_MISMATCH
+    return Verdict.FAIL

@@ -22,6 +22,7 @@ class Verdict(str, Enum):
     TORCH_DEVIATES = "torch-deviates"
     KNOWN_CAUSE = "known-cause"
     CONVENTION = "convention"
+    UNCHECKED = "unchecked"
     PASS = "pass"
 
     def __str__(self) -> str:  # the name as written in the records: "fail", not "Verdict.FAIL"
@@ -48,7 +49,10 @@ _HELP = {
     Verdict.TORCH_DEVIATES: "torch is the one off the truth (reported, not charged)",
     Verdict.KNOWN_CAUSE: "off torch as a documented correct formula is, where it loses precision: the cause is "
                          "named (reported, not charged)",
-    Verdict.CONVENTION: "on a kink, where torch documents a choice (reported, not charged)",
+    Verdict.CONVENTION: "on a kink, a valid choice other than torch's: between the one-sided derivatives, "
+                        "a tie split any way (reported, not charged)",
+    Verdict.UNCHECKED: "within tolerance, but a tolerance that checks nothing: infinite, or reaching zero from "
+                       "the value; or too many kinks to enumerate (reported, not charged, not a pass)",
     Verdict.PASS: "within 2·tolerance of torch",
 }
 
@@ -59,7 +63,8 @@ ORDER: tuple[Verdict, ...] = tuple(Verdict)
 NONCONFORMING = frozenset({Verdict.ERROR, Verdict.TIMEOUT, Verdict.NONFINITE_MISMATCH, Verdict.FAIL})
 #: the order of the count columns in tables (terminal, summary, history): passes first
 COLUMNS: tuple[Verdict, ...] = (Verdict.PASS, Verdict.FAIL, Verdict.CONVENTION, Verdict.TORCH_DEVIATES,
-                                Verdict.KNOWN_CAUSE, Verdict.NONFINITE_MISMATCH, Verdict.ERROR, Verdict.TIMEOUT)
+                                Verdict.KNOWN_CAUSE, Verdict.UNCHECKED, Verdict.NONFINITE_MISMATCH, Verdict.ERROR,
+                                Verdict.TIMEOUT)
 
 
 def worst(verdicts: object) -> Verdict:
