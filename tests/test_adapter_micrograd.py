@@ -126,15 +126,6 @@ def _deep_chain_is_a_recursion_error(micrograd):
     assert micrograd.run_graph(chain(20)).error is None  # the interpreter has recovered
 
 
-def test_micrograd_recursion_error_depends_on_the_recursion_limit(micrograd):
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(10000)
-    try:
-        assert check(micrograd, chain(2000)).verdict == "pass"
-    finally:
-        sys.setrecursionlimit(limit)
-
-
 @pytest.mark.parametrize("case, message", [
     (one("div", 1.0, 0.0), "ZeroDivisionError"),          # torch: inf, gradients inf and -inf
     (one("reciprocal", 0.0), "ZeroDivisionError"),        # torch: inf, gradient -inf
@@ -520,3 +511,25 @@ def test_bad_specs_are_one_line_errors(tmp_path):
     assert "RuntimeError: boom second line" in _bad(str(tmp_path / "broken.py"))
     (tmp_path / "notes.txt").write_text("hello\n")
     assert "not a .py file" in _bad(str(tmp_path / "notes.txt"))
+
+
+
+RECURSIVE_ENGINE = Path(__file__).parent.parent / "conformance" / "impls" / "foreign" / "recursive_topo.py"
+
+
+def test_an_engine_runs_under_the_recursion_limit_of_a_fresh_interpreter(tmp_path):
+    """Importing tinygrad raises the harness's recursion limit to 10,000 for good: a recursive
+    topological sort must still fail a 2,000-node chain, whatever was imported before it — and an
+    engine that raises the limit itself keeps its own."""
+    outside = sys.getrecursionlimit()
+    sys.setrecursionlimit(10_000)  # what `import tinygrad` leaves behind
+    try:
+        deep = chain(2000)
+        v = check(load_micrograd(str(RECURSIVE_ENGINE)), deep)
+        assert v.verdict == "error" and "RecursionError" in v.reason, v.reason
+        own = tmp_path / "own_limit.py"
+        own.write_text("import sys\nsys.setrecursionlimit(20_000)\n" + RECURSIVE_ENGINE.read_text())
+        assert check(load_micrograd(str(own)), deep).verdict == "pass"
+        assert sys.getrecursionlimit() == 10_000  # loading and running left the harness's limit alone
+    finally:
+        sys.setrecursionlimit(outside)

@@ -51,7 +51,8 @@ import numbers
 import reprlib
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import distribution, packages_distributions
 from inspect import Parameter, Signature, signature
@@ -65,6 +66,10 @@ from refimpl import OPS
 
 __all__ = ["ATTRIBUTE_OPS", "DEFAULTS_ONLY", "METHODS", "OPERATORS", "MicrogradAdapter", "MicrogradSpecError", "OpMap",
            "find_value_class", "load_micrograd", "op_table", "probe_ops"]
+
+
+#: Python's recursion limit in a fresh interpreter: what an engine runs under unless it sets its own
+DEFAULT_RECURSION_LIMIT = 1000
 
 
 class MicrogradSpecError(LookupError, ValueError):
@@ -336,7 +341,8 @@ def _depth(case: GraphCase) -> int:
 class MicrogradAdapter:
     """An implementation under test built on a micrograd-like ``Value`` class (see the module doc)."""
 
-    def __init__(self, module: Any, name: str | None = None) -> None:
+    def __init__(self, module: Any, name: str | None = None, recursion_limit: int = DEFAULT_RECURSION_LIMIT) -> None:
+        self.recursion_limit = recursion_limit  # see run_graph
         label = name or getattr(module, "__name__", None) or repr(module)
         self.value_cls = find_value_class(module, label)
         self.name = name or label.split(".")[0]
@@ -377,6 +383,21 @@ class MicrogradAdapter:
         return None
 
     def run_graph(self, case: GraphCase) -> GraphResult:
+        """:meth:`judged_run` under the recursion limit the engine's own module set, else Python's
+        default (1,000): what ``python engine.py`` would have. Not the harness's, which a library
+        imported before (tinygrad raises it to 10,000 for good) may have changed — a recursive
+        topological sort would then pass a 2,000-node chain in one run and fail it in the next."""
+        outside = sys.getrecursionlimit()
+        try:
+            sys.setrecursionlimit(self.recursion_limit)
+        except RecursionError:  # already deeper than that: keep the harness's own limit
+            pass
+        try:
+            return self.judged_run(case)
+        finally:
+            sys.setrecursionlimit(outside)
+
+    def judged_run(self, case: GraphCase) -> GraphResult:
         """The case's output and the gradient of ``cotangent · output`` (the engine's gradient of the
         output, times the cotangent); any failure is an error result."""
         why = self._unusable(case)
@@ -443,6 +464,19 @@ def _load_file(path: Path) -> ModuleType:
     return module
 
 
+@contextmanager
+def _limit_set_by(loading: list[int]) -> Iterator[None]:
+    """Note in ``loading`` the recursion limit the module loaded inside sets (Python's default when
+    it sets none), and give the harness its own back."""
+    before = sys.getrecursionlimit()
+    try:
+        yield
+    finally:
+        after = sys.getrecursionlimit()
+        loading.append(after if after != before else DEFAULT_RECURSION_LIMIT)
+        sys.setrecursionlimit(before)
+
+
 def _put_first_on_path(folder: str) -> bool:
     """Put ``folder`` first on ``sys.path`` unless it is already first; whether it was put there."""
     if sys.path and sys.path[0] == folder:
@@ -461,11 +495,16 @@ def load_micrograd(spec: str, name: str | None = None) -> MicrogradAdapter:
         raise MicrogradSpecError("empty micrograd spec: give a module name (micrograd) or a path to a .py file")
     if spec.endswith(".py") or "/" in spec or "\\" in spec or Path(spec).is_file():
         path = Path(spec)
-        return MicrogradAdapter(_load_file(path), name or path.stem)
+        limit: list[int] = []
+        with _limit_set_by(limit):
+            module = _load_file(path)
+        return MicrogradAdapter(module, name or path.stem, limit[0])
     if not all(part.isidentifier() for part in spec.split(".")):
         raise MicrogradSpecError(f"{spec!r} is neither a module name nor a path to a .py file")
+    limit: list[int] = []
     try:
-        module = importlib.import_module(spec)
+        with _limit_set_by(limit):
+            module = importlib.import_module(spec)
     except Exception as exc:  # ImportError, or the module failing while it runs
         raise MicrogradSpecError(f"cannot import {spec!r}: {_oneline(exc)}") from None
-    return MicrogradAdapter(module, name or spec.split(".")[0])
+    return MicrogradAdapter(module, name or spec.split(".")[0], limit[0])
