@@ -13,21 +13,22 @@ from typing import Any
 import pytest
 
 from conformance import kinds
-from conformance.driver import SuiteResult, counts_text, judge_case
+from conformance.driver import OnCase, SuiteResult, counts_text, judge_case
 from conformance.verdict.graph import CaseVerdict
+from conformance.verdict.outcomes import Verdict
 
 
 def assert_conforms(impl: Any, case: Any, *, always_truth: bool = False,
-                    on_case: Callable[[CaseVerdict, float], None] | None = None) -> CaseVerdict:
-    """Fail unless the case's verdict is pass, convention, torch-deviates, known-cause or unchecked.
-    ``always_truth``: compute the truth for every entry; ``on_case(verdict, seconds)`` is called with
-    the verdict (records)."""
+                    on_case: Callable[[CaseVerdict, float], None] | None = None, strict: bool = False) -> CaseVerdict:
+    """Fail unless the case's verdict is pass, convention, torch-deviates, known-cause, unchecked or
+    robustness (with ``strict``, robustness fails too). ``always_truth``: compute the truth for every
+    entry; ``on_case(verdict, seconds)`` is called with the verdict (records)."""
     __tracebackhide__ = True
     t = time.perf_counter()
     v = judge_case(impl, case, always_truth=always_truth)
     if on_case is not None:
         on_case(v, time.perf_counter() - t)
-    if not v.conforms:
+    if not v.conforms or (strict and v.verdict == Verdict.ROBUSTNESS):
         pytest.fail(failure_message(impl, v), pytrace=False)
     return v
 
@@ -48,3 +49,23 @@ def suite_failure_message(impl: object, r: SuiteResult) -> str:
     shrunk = "minimal case" if r.first_bad is None or r.failure is not r.first_bad[1] else "case (not shrunk)"
     return (f"suite {r.suite.name!r} (seed {r.seed}): {where} does not conform; {counts_text(r.verdicts)}; "
             f"the {shrunk} follows\n" + failure_message(impl, r.failure))
+
+
+def robustness_hook(findings: list[CaseVerdict], then: OnCase | None) -> OnCase:
+    """The driver's ``on_case`` hook that also keeps every ``robustness`` verdict in ``findings``."""
+    def hook(suite: Any, seed: int, index: int, v: Any, seconds: float) -> None:
+        if v.verdict == Verdict.ROBUSTNESS:
+            findings.append(v)
+        if then is not None:
+            then(suite, seed, index, v, seconds)
+    return hook
+
+
+def robustness_message(impl: object, r: SuiteResult, findings: list[CaseVerdict], first: int = 3) -> str:
+    """A suite failed under ``--conformance-strict`` by its robustness findings: how many, the first
+    few reasons, and the first one as a case to reproduce."""
+    reasons = "".join(f"\n  {v.reason}" for v in findings[:first])
+    more = f"\n  … and {len(findings) - first} more" if len(findings) > first else ""
+    return (f"suite {r.suite.name!r} (seed {r.seed}): {len(findings)} robustness finding(s) (charged by "
+            f"--conformance-strict); {counts_text(r.verdicts)}{reasons}{more}\nthe first follows\n"
+            + failure_message(impl, findings[0]))

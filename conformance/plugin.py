@@ -17,6 +17,8 @@ nothing. Only its options are visible everywhere, all prefixed (group "conforman
   (default: ``ci`` when ``$CI`` is set, else ``dev``). ``--hypothesis-profile`` naming one of these is
   read the same way when ``--conformance-profile`` is not given (it is what people typed before);
 * ``--conformance-truth auto|arbitrate|always`` (auto: always in the nightly profile);
+* ``--conformance-strict``: a suite fails on a ``robustness`` verdict too (a case outside the working
+  range that would be charged: conformance/verdict/robustness.py), as ``conformance verify --strict``;
 * ``--conformance-report DIR``: records of every judged case in ``DIR/<run-id>/``, as ``conformance
   verify --report`` (conformance/records.py), the same suite names, seeds and indices; under
   pytest-xdist each worker writes its own journal and the controller writes the tables at the end.
@@ -92,6 +94,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "torch, or for every entry (auto: always in the nightly profile)")
     group.addoption("--conformance-report", default=None, metavar="DIR",
                     help="write records of every judged case (and a report) to DIR/<run-id>/")
+    group.addoption("--conformance-strict", action="store_true", default=False,
+                    help="fail a suite on its robustness findings too (cases outside the working range), "
+                         "as 'conformance verify --strict'")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -290,6 +295,7 @@ class Judging:
     always_truth: bool  # compute the truth for every entry, not only to arbitrate
     on_case: OnCase | None  # the driver's hook recording each judged case (--conformance-report), or None
     recorder: Recorder | None
+    strict: bool = False  # --conformance-strict: a robustness finding fails the suite too
 
     def failure(self, impl: Any, suite: str, v: Any) -> None:
         """Record a suite's minimal failing case (failures/), under --conformance-report."""
@@ -304,4 +310,5 @@ def conformance(request: pytest.FixtureRequest, impl: Implementation) -> Judging
     config = request.config
     recorder = config.stash.get(RECORDER, None)
     return Judging(always_truth=config.stash[TRUTH] == "always",
-                   on_case=None if recorder is None else recorder.on_case(impl), recorder=recorder)
+                   on_case=None if recorder is None else recorder.on_case(impl), recorder=recorder,
+                   strict=config.getoption("conformance_strict"))

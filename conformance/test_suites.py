@@ -7,11 +7,12 @@ suite, in its order, and suite ``i`` gets the seed ``seed + i`` (conformance/plu
 seed: every op alone, random scalar graphs, deep chains, tensor graphs, float32, second order and
 short training runs of MLPs (per dtype, per optimizer, per loss). A suite fails on its first
 non-conforming case, shrunk to a minimal one, shown as JSON with a torch script that reproduces it.
+A ``robustness`` verdict (a case outside the working range) fails it only under ``--conformance-strict``.
 """
 
 import pytest
 
-from conformance.assertions import suite_failure_message
+from conformance.assertions import robustness_hook, robustness_message, suite_failure_message
 from conformance.driver import run_suite
 from conformance.plugin import planned_suites
 
@@ -23,7 +24,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def test_suite(impl, conformance, suite, seed):
-    r = run_suite(impl, suite, seed, always_truth=conformance.always_truth, on_case=conformance.on_case)
+    findings: list = []
+    on_case = robustness_hook(findings, conformance.on_case) if conformance.strict else conformance.on_case
+    r = run_suite(impl, suite, seed, always_truth=conformance.always_truth, on_case=on_case)
     if r.failure is not None:
         conformance.failure(impl, suite.name, r.failure)
         pytest.fail(suite_failure_message(impl, r), pytrace=False)
+    if findings:  # --conformance-strict
+        pytest.fail(robustness_message(impl, r, findings), pytrace=False)

@@ -133,8 +133,10 @@ def _deep_chain_is_a_recursion_error(micrograd):
     (one("pow_scalar", -8.0, exponent=1 / 3), "complex"),  # outside pow_scalar's domain; torch: nan
 ])
 def test_micrograd_where_ieee_gives_inf_or_nan_it_raises(micrograd, case, message):
+    """The error is kept in the reason; the result (inf, NaN) is outside the working range, so it is a
+    robustness finding (conformance/verdict/robustness.py), not charged without --strict."""
     v = check(micrograd, case)
-    assert v.verdict == "error" and message in v.reason, v.reason
+    assert v.verdict == "robustness" and message in v.reason, v.reason
     assert "\n" not in v.reason
 
 

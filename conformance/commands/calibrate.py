@@ -74,8 +74,10 @@ class Tally:
     @property
     def failures(self) -> int:
         """Cases off torch beyond tolerance: the charged ones and those a correct formula's known
-        cause accounts for (``known-cause``, which calibration counts as explained failures)."""
-        return sum(v for k, v in self.verdicts.items() if k in NONCONFORMING or k == Verdict.KNOWN_CAUSE)
+        cause accounts for (``known-cause``, which calibration counts as explained failures), and the
+        ``robustness`` ones (charged under ``verify --strict``: a false alarm there too)."""
+        return sum(v for k, v in self.verdicts.items()
+                   if k in NONCONFORMING or k in (Verdict.KNOWN_CAUSE, Verdict.ROBUSTNESS))
 
     def quantile(self, q: float) -> float:
         if not self.ratios:
@@ -225,7 +227,8 @@ def run_chunk(args: tuple[str, str, str, int, int]) -> Tally:
         tally.verdicts[v.verdict] += 1
         if v.cause:  # named by the judge (conformance/impls/explain.py)
             tally.causes[v.cause] += 1
-        elif not v.conforms and len(tally.failures_seen) < MAX_KEPT:  # the unexplained ones are shown
+        elif (not v.conforms or v.verdict == Verdict.ROBUSTNESS) and len(tally.failures_seen) < MAX_KEPT:
+            # the unexplained ones are shown
             tally.failures_seen.append(f"{v.reason}\n{dumps(case)}")
         r = v.worst_ratio
         if not tally.ratios or r > max(tally.ratios):

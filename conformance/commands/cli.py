@@ -77,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--max-examples", type=int, default=None, help="cases per suite (default: by profile)")
     v.add_argument("--seed", type=int, default=None, help="default: random, printed so a run can be repeated")
     v.add_argument("--report", default=None, metavar="DIR", help="write records and a report to DIR/<run-id>/")
+    v.add_argument("--strict", action="store_true", default=False,
+                   help="charge the robustness findings too (cases outside the working range): exit 1 on them")
     _isolation_options(v)
     o = sub.add_parser("ops", help="audit refimpl's op table, op by op, against torch and the truth")
     o.add_argument("--max-examples", type=int, default=40, help="random points per op and setting")
@@ -194,9 +196,10 @@ def verify(args: argparse.Namespace) -> int:
             return _fail_usage(f"cannot write a report in {args.report!r}: {exc.strerror}")
     try:
         rerun = "without --in-process" if args.in_process else "with --isolate"
+        findings: dict[str, list[str]] = {}
         with ver.Watch(impl, seed, rec, rerun) as watch:  # a run that dies names its case (verify's docstring)
             results = ver.verify(impl, examples, seed, ticker=ver.Ticker(),
-                                 on_case=rec.on_case(impl) if rec else None, watch=watch)
+                                 on_case=rec.on_case(impl) if rec else None, watch=watch, robustness=findings)
     finally:
         getattr(impl, "close", lambda: None)()
     print()
@@ -204,9 +207,13 @@ def verify(args: argparse.Namespace) -> int:
     bad = [r for r in results if r.failure]
     for r in bad:
         print("\n" + ver.failure_text(r))
-    ok = ver.conforms(results)
-    print(f"{impl.name} {'CONFORMS' if ok else 'DOES NOT CONFORM'}: {sum(sum(r.verdicts.values()) for r in results)}"
-          f" cases in {len(results)} suites, {time.perf_counter() - t0:.0f}s")
+    if findings:
+        print("\n" + ver.robustness_text(findings))
+    ok = ver.conforms(results, strict=args.strict)
+    strict = " (--strict: robustness findings charged)" if args.strict and findings else ""
+    print(f"{impl.name} {'CONFORMS' if ok else 'DOES NOT CONFORM'}{strict}: "
+          f"{sum(sum(r.verdicts.values()) for r in results)} cases in {len(results)} suites, "
+          f"{time.perf_counter() - t0:.0f}s")
     if rec is not None:
         rec.failures(impl, results)
         from conformance.report import render_or_note

@@ -35,7 +35,7 @@ from conformance.driver import failure_text as driver_failure_text
 from conformance.impls import Implementation
 from conformance.impls.adapters.jsonl import CommandAdapter
 from conformance.kinds.kind import Suite
-from conformance.verdict.outcomes import COLUMNS, NONCONFORMING
+from conformance.verdict.outcomes import COLUMNS, NONCONFORMING, STRICT, Verdict
 
 
 def suites(impl: Implementation, examples: int) -> list[Suite]:
@@ -184,10 +184,11 @@ class Watched:
 
 
 def verify(impl: Implementation, examples: int, seed: int, progress: Callable[[str], None] = print,
-           on_case: OnCase | None = None, ticker: Ticker | None = None, watch: Watch | None = None
-           ) -> list[SuiteResult]:
+           on_case: OnCase | None = None, ticker: Ticker | None = None, watch: Watch | None = None,
+           robustness: dict[str, list[str]] | None = None) -> list[SuiteResult]:
     """Run every suite for ``impl``; suite ``i`` is seeded with ``seed + i`` so a run repeats exactly.
-    ``watch`` hears of each case before it runs."""
+    ``watch`` hears of each case before it runs; ``robustness`` collects, per suite, the reasons of
+    its ``robustness`` verdicts (:func:`robustness_text`)."""
     planned = suites(impl, examples)
     watched = Watched(impl, watch) if watch is not None else None
     results = []
@@ -197,6 +198,8 @@ def verify(impl: Implementation, examples: int, seed: int, progress: Callable[[s
 
             def hook(s: Suite, seed: int, index: int, v: Any, seconds: float, live: Counter[str] = live) -> None:
                 live[v.verdict] += 1
+                if robustness is not None and v.verdict == Verdict.ROBUSTNESS:
+                    robustness.setdefault(s.name, []).append(v.reason)
                 if watched is not None:
                     watched.judged += 1
                 if on_case is not None:
@@ -233,8 +236,25 @@ def table(impl: Implementation, results: list[SuiteResult]) -> str:
     return "\n".join(lines)
 
 
-def conforms(results: list[SuiteResult]) -> bool:
-    return not any(r.failure or any(r.verdicts.get(k) for k in NONCONFORMING) for r in results)
+def conforms(results: list[SuiteResult], strict: bool = False) -> bool:
+    """No charged verdict; with ``strict``, no ``robustness`` finding either."""
+    charged = STRICT if strict else NONCONFORMING
+    return not any(r.failure or any(r.verdicts.get(k) for k in charged) for r in results)
+
+
+def robustness_text(findings: dict[str, list[str]], first: int = 3) -> str:
+    """The robustness section: per suite, how many findings and the first few reasons."""
+    if not findings:
+        return ""
+    total = sum(len(v) for v in findings.values())
+    lines = [f"robustness: {total} case(s) outside the working range would be charged "
+             "(not charged without --strict; conformance/verdict/robustness.py)"]
+    for suite, reasons in findings.items():
+        lines.append(f"  {suite}: {len(reasons)}")
+        lines += [f"    {r}" for r in reasons[:first]]
+        if len(reasons) > first:
+            lines.append(f"    … and {len(reasons) - first} more")
+    return "\n".join(lines)
 
 
 def failure_text(r: SuiteResult) -> str:

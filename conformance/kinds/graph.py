@@ -23,6 +23,7 @@ from conformance.oracle import repro
 from conformance.oracle.run import run_torch
 from conformance.verdict import graph as graph_verdict
 from conformance.verdict.graph import CaseVerdict, disagrees
+from conformance.verdict.robustness import judge_robustness
 from refimpl import OPS
 
 
@@ -104,8 +105,11 @@ def unsupported(caps: Any) -> dict[str, str]:
 def judge(case: cases.GraphCase, result: cases.GraphResult, torch_result: cases.GraphResult, *,
           always_truth: bool = False) -> CaseVerdict:
     """The graph judge, then the known cause of a failure named (conformance/impls/explain.py): a
-    correct formula that loses precision on this case is ``known-cause``, not ``fail``."""
-    return name_cause(graph_verdict.judge(case, result, torch_result, always_truth=always_truth))
+    correct formula that loses precision on this case is ``known-cause``, not ``fail``; then a
+    charged verdict on a case outside the working range is ``robustness``
+    (conformance/verdict/robustness.py)."""
+    v = name_cause(graph_verdict.judge(case, result, torch_result, always_truth=always_truth))
+    return judge_robustness(v, torch_result)
 
 
 def family_suite(family: str, dtype: str, ops: list[str] | None, n: int) -> Suite:

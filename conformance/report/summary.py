@@ -57,10 +57,10 @@ def render_summary(f: Facts) -> str:
              str(i.cases), *[str(i.verdicts.get(v, 0)) for v in COLUMNS], str(i.minimal_failures),
              ratio(i.worst_ratio)] for i in f.impls]
     out += _table(["implementation", "version", "verdict", "cases", *COLUMNS, "minimal failures", "worst ratio"],
-                  rows, right=set(range(3, 6 + len(COLUMNS))))
-    out += ["A case conforms when its verdict is pass, convention, torch-deviates, known-cause or unchecked "
-            "(an entry within a tolerance that checks nothing: not a pass); the worst ratio is the largest "
-            "error/tolerance (1 is the edge of passing).", ""]
+                  rows, right=set(range(3, 5 + len(COLUMNS))))
+    out += ["A case conforms when its verdict is pass, convention, torch-deviates, known-cause, unchecked "
+            "(an entry within a tolerance that checks nothing: not a pass) or robustness (charged only by "
+            "verify --strict); the worst ratio is the largest error/tolerance (1 is the edge of passing).", ""]
 
     if f.previous_id is not None:
         out += _list(f"Regressions: conformed in run {md(f.previous_id)}, fail now", f.regressions, was=True)

@@ -19,6 +19,7 @@ class Verdict(str, Enum):
     TIMEOUT = "timeout"
     NONFINITE_MISMATCH = "nonfinite-mismatch"
     FAIL = "fail"
+    ROBUSTNESS = "robustness"
     TORCH_DEVIATES = "torch-deviates"
     KNOWN_CAUSE = "known-cause"
     CONVENTION = "convention"
@@ -46,6 +47,9 @@ _HELP = {
     Verdict.TIMEOUT: "the implementation ran out of time",
     Verdict.NONFINITE_MISMATCH: "NaN/inf where the truth is finite, or the reverse",
     Verdict.FAIL: "off torch and off the truth",
+    Verdict.ROBUSTNESS: "would be charged, but an input, an intermediate or torch's answer is outside the working "
+                        "range (conformance/verdict/robustness.py): reported in its own section, charged only "
+                        "with --strict",
     Verdict.TORCH_DEVIATES: "torch is the one off the truth (reported, not charged)",
     Verdict.KNOWN_CAUSE: "off torch as a documented correct formula is, where it loses precision: the cause is "
                          "named (reported, not charged)",
@@ -61,9 +65,12 @@ _HELP = {
 ORDER: tuple[Verdict, ...] = tuple(Verdict)
 #: the verdicts that make an implementation non-conforming (the others are reported only)
 NONCONFORMING = frozenset({Verdict.ERROR, Verdict.TIMEOUT, Verdict.NONFINITE_MISMATCH, Verdict.FAIL})
+#: what ``--strict`` charges too: the findings on extreme inputs (numerical robustness)
+STRICT = NONCONFORMING | {Verdict.ROBUSTNESS}
 #: the order of the count columns in tables (terminal, summary, history): passes first
 COLUMNS: tuple[Verdict, ...] = (Verdict.PASS, Verdict.FAIL, Verdict.CONVENTION, Verdict.TORCH_DEVIATES,
-                                Verdict.KNOWN_CAUSE, Verdict.UNCHECKED, Verdict.NONFINITE_MISMATCH, Verdict.ERROR,
+                                Verdict.KNOWN_CAUSE, Verdict.UNCHECKED, Verdict.ROBUSTNESS, Verdict.NONFINITE_MISMATCH,
+                                Verdict.ERROR,
                                 Verdict.TIMEOUT)
 
 

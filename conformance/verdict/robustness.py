@@ -1,0 +1,98 @@
+"""Correctness apart from numerical robustness: the working range, and the ``robustness`` verdict.
+
+The verdict that sets the exit code answers "are the derivatives right?" on a *working range* of
+inputs, where every correct formula found in textbooks and libraries stays within the tolerance.
+A graph case is *extreme* when one of its numbers is outside the range of its dtype
+(:data:`WORKING_RANGE`): a leaf, a numeric attribute, the cotangent, a value refimpl's forward
+computes (every node, in the case's dtype), or an entry of torch's result or of the truth — each
+must be 0, or finite with a magnitude in ``[low, high]``. A case that would be charged (``fail``,
+``nonfinite-mismatch``, ``error``) and is extreme is ``robustness`` instead: reported in its own
+section, charged only with ``--strict``. Its reason keeps the charged one, prefixed by what made
+the case extreme.
+
+The range is where a number's cube is still a normal number of the dtype: the formulas people write
+raise a value to the second or third power on the way (−a/b² for div′, ``b**-1`` then ``b**-2``,
+x·x·x), and these overflow, underflow to subnormals or raise ``OverflowError`` /
+``ZeroDivisionError`` in Python only past the cube root of the dtype's normal range. float64:
+normal magnitudes in [2.2e-308, 1.8e308], cube roots 2.8e-103 and 5.6e102 → [1e-100, 1e100].
+float32: [1.2e-38, 3.4e38], cube roots 2.3e-13 and 7.0e12 → [1e-12, 1e12]. Exactly 0 is in the
+range (ordinary, and the special points use it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+from conformance.case.graph import GraphCase, GraphResult
+from conformance.oracle.run import REFIMPL_SYSTEMS, evaluate, leaf_tensors
+from conformance.verdict.outcomes import NONCONFORMING, Verdict
+
+#: per dtype: (low, high) — a number is in the working range when it is 0, or finite with
+#: low ≤ |x| ≤ high (the module's docstring says why these)
+WORKING_RANGE: dict[str, tuple[float, float]] = {"float64": (1e-100, 1e100), "float32": (1e-12, 1e12)}
+
+#: the charged verdicts an extreme case turns into ``robustness`` (a timeout stays charged)
+EXCUSABLE = frozenset({Verdict.FAIL, Verdict.NONFINITE_MISMATCH, Verdict.ERROR})
+
+
+def outside(x: float, dtype: str) -> str | None:
+    """Why ``x`` is outside the working range of ``dtype`` (None when it is inside)."""
+    low, high = WORKING_RANGE[dtype]
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "infinite"
+    if x != 0 and abs(x) < low:
+        return f"below the working range {low:g}"
+    if abs(x) > high:
+        return f"above the working range {high:g}"
+    return None
+
+
+def _numbers(case: GraphCase, torch_result: GraphResult | None, entries: list[Any]) -> Iterator[tuple[str, float]]:
+    """Every number the working range is about, named; refimpl's forward only when it is reached."""
+    for name, t in case.leaves.items():
+        yield from ((f"leaf {name}", x) for x in t.values)
+    for n in case.nodes:
+        yield from ((f"{n.name}.{k}", float(a)) for k, a in n.attrs.items()
+                    if isinstance(a, (int, float)) and not isinstance(a, bool))
+    yield from (("the cotangent", x) for x in case.cotangent.values)
+    if torch_result is not None and torch_result.error is None:
+        parts = [("value", torch_result.value)] if torch_result.value is not None else []
+        parts += [(f"grad[{k}]", t) for k, t in torch_result.grads.items()]
+        parts += [(f"hvp[{k}]", t) for k, t in (torch_result.hvp or {}).items()]
+        for name, t in parts:
+            yield from ((f"torch's {name}", x) for x in t.values)
+    yield from ((f"the truth of {e.name}", e.truth) for e in entries if e.truth is not None)
+    try:
+        env = evaluate(case, leaf_tensors(case, REFIMPL_SYSTEMS[case.dtype], requires_grad=False))
+    except (ArithmeticError, ValueError) as exc:
+        yield f"refimpl's forward ({type(exc).__name__})", math.nan
+        return
+    for n in case.nodes:
+        yield from ((f"node {n.name} (refimpl's forward)", float(e.data)) for e in env[n.name].elements)
+
+
+def extreme(case: GraphCase, torch_result: GraphResult | None = None, entries: list[Any] = ()) -> str | None:
+    """What puts the case outside the working range (the first such number), or None."""
+    for name, x in _numbers(case, torch_result, list(entries)):
+        why = outside(x, case.dtype)
+        if why is not None:
+            return f"{name} = {x:.3g}, {why}" if math.isfinite(x) else f"{name} is {why}"
+    return None
+
+
+def judge_robustness(v: Any, torch_result: GraphResult | None) -> Any:
+    """A charged verdict (``fail``, ``nonfinite-mismatch``, ``error``) on an extreme case becomes
+    ``robustness``, its charged entries too, the reason kept behind what made the case extreme.
+    Any other verdict (``known-cause`` included) is returned as it is."""
+    if v.verdict not in EXCUSABLE:
+        return v
+    why = extreme(v.case, torch_result, v.entries)
+    if why is None:
+        return v
+    entries = [replace(e, verdict=Verdict.ROBUSTNESS) if e.verdict in NONCONFORMING else e for e in v.entries]
+    return replace(v, verdict=Verdict.ROBUSTNESS, entries=entries, reason=f"robustness ({why}): {v.reason}")

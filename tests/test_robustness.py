@@ -1,0 +1,148 @@
+"""Correctness apart from numerical robustness (conformance/verdict/robustness.py): a charged verdict on a
+case outside the working range is ``robustness``, reported and not charged unless ``--strict``."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance.case.graph import GraphCase, Node, Tensor
+from conformance.commands import cli
+from conformance.driver import judge_case
+from conformance.impls import RefImpl
+from conformance.impls.adapters.micrograd import load_micrograd
+from conformance.kinds import graph as graph_kind
+from conformance.oracle.run import run_torch
+from conformance.verdict.outcomes import COLUMNS, NONCONFORMING, ORDER, Verdict
+from conformance.verdict.robustness import WORKING_RANGE, extreme, outside
+
+ROOT = Path(__file__).resolve().parent.parent
+CLONE = Path(__file__).parent / "fixtures" / "micrograd_clone.py"
+DIV = '''        out = Value(self.data / other.data, (self, other), "/")
+
+        def _backward():
+            self.grad += out.grad / other.data
+            other.grad += -out.data / other.data * out.grad
+        out._backward = _backward
+        return out'''
+#: micrograd 0.1.0's division, a * b**-1: pow′ computes b**-2, an OverflowError for |b| < 1.5e-154
+RECIPROCAL_POW = "        return self * other ** -1"
+QUOTIENT_LINE = "other.grad += -out.data / other.data * out.grad"
+
+
+def planted(tmp_path: Path, old: str, new: str, name: str) -> Path:
+    text = CLONE.read_text()
+    assert text.count(old) == 1, old
+    path = tmp_path / f"{name}.py"
+    path.write_text(text.replace(old, new))
+    return path
+
+
+def x_over_x(x: float) -> GraphCase:
+    return GraphCase({"x0": Tensor.scalar(x)}, (Node("n0", "div", ("x0", "x0"), {}),), "n0", Tensor.scalar(1.5))
+
+
+def a_over_b(a: float, b: float) -> GraphCase:
+    return GraphCase({"x0": Tensor.scalar(a), "x1": Tensor.scalar(b)}, (Node("n0", "div", ("x0", "x1"), {}),),
+                     "n0", Tensor.scalar(1.5))
+
+
+def test_the_verdict_is_declared_once_and_not_charged():
+    assert Verdict.ROBUSTNESS in ORDER and Verdict.ROBUSTNESS in COLUMNS and Verdict.ROBUSTNESS.help
+    assert not Verdict.ROBUSTNESS.charged and Verdict.ROBUSTNESS not in NONCONFORMING
+
+
+def test_the_working_range():
+    assert WORKING_RANGE == {"float64": (1e-100, 1e100), "float32": (1e-12, 1e12)}
+    for x in (0.0, -0.0, 1e-100, -1e100, 1.5, 1e-12):
+        assert outside(x, "float64") is None, x
+    for x in (1e-101, -1e101, 5e-324, float("inf"), float("nan")):
+        assert outside(x, "float64") is not None, x
+    assert outside(1e-13, "float32") and outside(2e12, "float32") and outside(1e-12, "float32") is None
+    # the cube of a number in the range is still a normal number of its dtype
+    for dtype, (low, high), (tiny, huge) in (("float64", WORKING_RANGE["float64"], (2.2250738585072014e-308, 1.8e308)),
+                                              ("float32", WORKING_RANGE["float32"], (1.1754944e-38, 3.4e38))):
+        assert low ** 3 >= tiny and high ** 3 <= huge, dtype
+
+
+def test_extreme_names_what_puts_a_case_outside():
+    assert extreme(x_over_x(1.5)) is None
+    assert extreme(x_over_x(1e-155)) == "leaf x0 = 1e-155, below the working range 1e-100"
+    # ordinary leaves, an intermediate past the range: exp(400) = 5.2e173
+    exp = GraphCase({"x0": Tensor.scalar(400.0)}, (Node("n0", "exp", ("x0",), {}),), "n0", Tensor.scalar(1.0))
+    assert extreme(exp).startswith("node n0 (refimpl's forward) = 5.22e+173, above")
+    # ordinary leaves and forward (1 / 1e-60), torch's gradient past the range: -a/b² = -1.5e120
+    case = a_over_b(1.0, 1e-60)
+    assert extreme(case) is None
+    assert extreme(case, run_torch(case)) == "torch's grad[x1] = -1.5e+120, above the working range 1e+100"
+
+
+def test_an_overflow_on_an_extreme_input_is_robustness_not_error(tmp_path):
+    engine = load_micrograd(str(planted(tmp_path, DIV, RECIPROCAL_POW, "pow_div")))
+    v = judge_case(engine, x_over_x(1e-155))
+    assert v.verdict == Verdict.ROBUSTNESS and v.conforms
+    assert v.reason.startswith("robustness (leaf x0 = 1e-155, below the working range 1e-100): OverflowError")
+    # the same engine at an ordinary point is right
+    assert judge_case(engine, x_over_x(1.5)).verdict == "pass"
+    assert judge_case(engine, a_over_b(3.0, -2.0)).verdict == "pass"
+
+
+def test_a_zero_division_on_an_extreme_input_is_robustness_and_a_known_cause_stays(tmp_path):
+    engine = load_micrograd(str(planted(tmp_path, QUOTIENT_LINE, "other.grad += -self.data / other.data ** 2 "
+                                                                  "* out.grad", "quotient_squared")))
+    v = judge_case(engine, x_over_x(1e-300))  # b² = 0
+    assert v.verdict == Verdict.ROBUSTNESS and "ZeroDivisionError" in v.reason
+    v = judge_case(engine, x_over_x(1e-155))  # b² subnormal: the documented correct formula losing precision
+    assert v.verdict == Verdict.KNOWN_CAUSE and v.cause == "quotient-squared"
+
+
+def test_a_real_bug_at_an_ordinary_point_stays_charged(tmp_path):
+    engine = load_micrograd(str(planted(tmp_path, QUOTIENT_LINE, "other.grad += out.data / other.data * out.grad",
+                                        "div_sign")))
+    for case in (x_over_x(1.5), a_over_b(3.0, -2.0)):
+        v = judge_case(engine, case)
+        assert v.verdict == Verdict.FAIL and not v.conforms, v.reason
+    # on an extreme input the same bug is a robustness finding, its charged reason kept
+    v = judge_case(engine, x_over_x(1e-155))
+    assert v.verdict == Verdict.ROBUSTNESS and v.reason.endswith("→ fail")
+    assert [e.verdict for e in v.entries if e.verdict != "pass"] == [Verdict.ROBUSTNESS]
+
+
+@pytest.mark.parametrize("x", [1e-155, 1e-300, 1e150, 5e-324])
+def test_refimpl_and_torch_match_on_extreme_cases(x):
+    for case in (x_over_x(x), a_over_b(1.5, x), a_over_b(x, 3.0)):
+        torch_result = run_torch(case)
+        for result in (RefImpl().run_graph(case), torch_result):
+            v = graph_kind.judge(case, result, torch_result)
+            assert v.verdict == "pass", v.reason
+
+
+def test_verify_strict_charges_robustness(tmp_path, capsys):
+    """At ci seed 4, `op div` draws x/x at 1e-300 and -2.1e-295 / -2.1e-295: this engine's only
+    findings. Default: CONFORMS, exit 0, a robustness section; --strict: exit 1."""
+    engine = f"micrograd:{planted(tmp_path, DIV, RECIPROCAL_POW, 'pow_div_cli')}"
+    argv = ["verify", "--impl", engine, "--profile", "ci", "--seed", "4"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "robustness: 2 case(s)" in out and "  op div: 2" in out and "OverflowError" in out
+    assert "pow_div_cli CONFORMS: " in out and "minimal case" not in out
+    assert cli.main([*argv, "--strict"]) == 1
+    assert "pow_div_cli DOES NOT CONFORM (--strict: robustness findings charged)" in capsys.readouterr().out
+
+
+def test_pytest_conformance_strict(tmp_path):
+    """Under pytest the suite passes with its robustness findings unless --conformance-strict."""
+    engine = f"micrograd:{planted(tmp_path, DIV, RECIPROCAL_POW, 'pow_div_pytest')}"
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+            "conformance/test_suites.py::test_suite[op div]",
+            "--conformance-impl", engine, "--conformance-profile", "ci", "--hypothesis-seed", "4"]
+    env = {k: v for k, v in os.environ.items() if k not in ("CONFORMANCE_IMPL", "PYTEST_ADDOPTS")}
+    env["PYTHONPATH"] = str(ROOT)
+    ok = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0 and "1 passed" in ok.stdout, ok.stdout[-3000:] + ok.stderr[-2000:]
+    strict = subprocess.run([*argv, "--conformance-strict"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert strict.returncode == 1, strict.stdout[-3000:] + strict.stderr[-2000:]
+    assert "2 robustness finding(s)" in strict.stdout and "OverflowError" in strict.stdout
