@@ -241,7 +241,10 @@ def test_an_infinite_tolerance_checks_nothing_so_it_is_no_pass():
     for impl in (RefImpl(), Answering(grad_x0=12345.0)):
         v, got = verdict_of(impl, c)
         assert got == "unchecked" and v.verdict == "unchecked" and v.conforms, v.reason
-    assert verdict_of(Answering(grad_x0=math.nan), c)[1] == "nonfinite-mismatch"  # NaN is wrong whatever the bound
+    # NaN is wrong whatever the bound; the case is outside the working range (x² = 4e-198), so the
+    # charged verdict is reported as robustness, and it keeps saying what it was
+    v, got = verdict_of(Answering(grad_x0=math.nan), c)
+    assert got == "robustness" and v.verdict == "robustness" and "nonfinite-mismatch" in v.reason, v.reason
 
 
 def test_a_window_reaching_zero_from_the_value_is_unchecked():

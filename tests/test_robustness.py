@@ -116,7 +116,8 @@ def test_refimpl_and_torch_match_on_extreme_cases(x):
         torch_result = run_torch(case)
         for result in (RefImpl().run_graph(case), torch_result):
             v = graph_kind.judge(case, result, torch_result)
-            assert v.verdict == "pass", v.reason
+            # unchecked: a tolerance as large as the value (a/b at b = 1e-300) checks nothing — not a pass
+            assert v.verdict in ("pass", "unchecked") and v.conforms, v.reason
 
 
 def test_verify_strict_charges_robustness(tmp_path, capsys):
