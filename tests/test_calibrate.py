@@ -112,4 +112,6 @@ def test_refimpl_conforms_where_a_local_derivative_overflows():
                              (Node("n0", "exp", ("x",)), Node("n1", "log", ("n0",))), "n1",
                              Tensor.scalar(0.912718735357057), "float64"))
     judged = check_case(RefImpl(), case)
-    assert judged.verdict == "pass", judged
+    # 1/exp(x) overflows in the bound: the gradient's tolerance is infinite, so the entry is unchecked
+    # (counted, not charged) rather than a pass that checks nothing
+    assert judged.conforms and judged.verdict == "unchecked", judged
