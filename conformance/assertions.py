@@ -46,7 +46,8 @@ def suite_failure_message(impl: object, r: SuiteResult) -> str:
     then its minimal failing case (:func:`failure_message`)."""
     assert r.failure is not None
     where = f"case {r.first_bad[0]} of {r.drawn}" if r.first_bad is not None else "a case"
-    shrunk = "minimal case" if r.first_bad is None or r.failure is not r.first_bad[1] else "case (not shrunk)"
+    shrunk = ("case (not shrunk)" if r.shrunk is None else "minimal case" if r.shrunk.complete
+              else f"smallest case found ({r.shrunk.note})")
     return (f"suite {r.suite.name!r} (seed {r.seed}): {where} does not conform; {counts_text(r.verdicts)}; "
             f"the {shrunk} follows\n" + failure_message(impl, r.failure))
 

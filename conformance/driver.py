@@ -13,27 +13,25 @@ command, in any process, whatever was judged before.
 from __future__ import annotations
 
 import contextlib
-import random
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hseed
-from hypothesis.errors import Flaky, NoSuchExample
 
 from conformance import kinds
 from conformance.kinds.kind import Suite
 from conformance.verdict.graph import CaseVerdict
 from conformance.verdict.outcomes import ORDER, Verdict
+from conformance.verdict.signature import same_failure, signature
 
 #: cases per suite (the per-op and network suites take their share): what a profile means
 PROFILES = {"dev": 10, "ci": 40, "nightly": 400}
 QUIET: dict[str, Any] = dict(deadline=None, database=None, suppress_health_check=list(HealthCheck))
-SHRINK_SECONDS = 60.0  # per suite: a crash or a huge answer makes every try slow
+SHRINK_SECONDS = 20.0  # per run: every failing suite of a run shares it
 
 #: called once per judged case: ``on_case(suite, seed, index, verdict, seconds)``
 OnCase = Callable[[Suite, int, int, CaseVerdict, float], None]
@@ -102,6 +100,7 @@ class SuiteResult:
     seconds: float = 0.0
     stopped_at: int | None = None  # the index of the first case not judged because ``stop()`` said so
     drawn: int = 0  # cases the suite has (judged, skipped or not reached)
+    shrunk: Shrunk | None = None  # how the failure was shrunk (its note says if the budget stopped it)
 
     @property
     def cases(self) -> int:
@@ -111,14 +110,16 @@ class SuiteResult:
 def run_suite(impl: Any, suite: Suite, seed: int, *, cases: Iterable[Any] | None = None,
               judge: Callable[[Any], CaseVerdict] | None = None, always_truth: bool = False,
               on_case: OnCase | None = None, skip: Iterable[int] = (), stop: Callable[[], bool] | None = None,
-              first_failure_only: bool = False, shrink: bool = True) -> SuiteResult:
+              first_failure_only: bool = False, shrink: bool = True,
+              shrinker: Shrinker | None = None) -> SuiteResult:
     """Judge a suite's cases (``cases``, or those :func:`draw` gives for ``seed``) in order.
 
     ``judge(case)`` replaces the plain verdict (mutants reuse refimpl's where the results are the
     same bits); ``skip`` holds indices judged before (a resumed run); ``stop()`` is asked before each
     case (a budget); ``first_failure_only`` ends the suite at its first non-conforming case. The first
     non-conforming case is then shrunk (unless ``shrink`` is off, it is a timeout, or the run was
-    stopped) into :attr:`SuiteResult.failure`."""
+    stopped) into :attr:`SuiteResult.failure`, by ``shrinker`` (a run's budget shared by its
+    suites) or a new :class:`Shrinker`."""
     result = SuiteResult(suite, seed)
     t0 = time.perf_counter()
     judge = judge or (lambda case: judge_case(impl, case, always_truth=always_truth))
@@ -143,49 +144,89 @@ def run_suite(impl: Any, suite: Suite, seed: int, *, cases: Iterable[Any] | None
     if result.first_bad is not None:
         v = result.first_bad[1]
         # a timeout is not shrunk: every try would cost the whole timeout
-        # nor is a fixed case: each is one op at one point already, and a search over the drawn
-        # cases could end on another bug than the one found
-        shrinkable = (shrink and result.stopped_at is None and v.verdict != Verdict.TIMEOUT
-                      and result.first_bad[0] >= len(suite.fixed))
-        small = shrink_case(impl, suite, seed) if shrinkable else None
-        result.failure = small or v
+        if shrink and result.stopped_at is None and v.verdict != Verdict.TIMEOUT:
+            result.shrunk = (shrinker or Shrinker())(impl, v)
+            v = result.shrunk.verdict
+        result.failure = v
     result.seconds = time.perf_counter() - t0
     return result
 
 
-def shrink_case(impl: Any, suite: Suite, seed: int, seconds: float | None = None) -> CaseVerdict | None:
-    """Search again with shrinking on: hypothesis returns the smallest case on which the
-    implementation still disagrees with torch (the kind's cheap test, no truth); the full verdict is
-    then given to that case only. After ``seconds`` every new candidate counts as good (and one found
-    bad stays bad, so the replay of the result agrees), which ends the search with the smallest case
-    found so far. An implementation that answers the same case differently on two calls ends it too
-    (flaky)."""
-    deadline = time.monotonic() + (SHRINK_SECONDS if seconds is None else seconds)
-    bad: set[str] = set()
+@dataclass
+class Shrunk:
+    """What shrinking made of a failing case: the smallest case found that fails the same way
+    (:mod:`conformance.verdict.signature`), how many smaller cases were tried, how many were kept,
+    and whether the search finished or its budget ended it."""
 
-    def still_bad(case: Any) -> bool:
-        if time.monotonic() > deadline:
-            return case.id in bad
-        found = kinds.of(case).still_disagrees(impl, case)
-        if found:
-            bad.add(case.id)
-        return found
+    verdict: CaseVerdict
+    tries: int = 0
+    kept: int = 0
+    complete: bool = True
+    budget: float = 0.0
 
-    try:
-        with same_cases_everywhere(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # hypothesis on the size of a network case's repr
-            case = find(suite.strategy, still_bad, random=random.Random(seed),
-                        settings=settings(max_examples=max(50, 4 * suite.examples), **QUIET))
-    except (NoSuchExample, Flaky):
-        return None
-    v = judge_case(impl, case)
-    return None if v.conforms else v  # e.g. torch-deviates: keep the original failure instead
+    @property
+    def note(self) -> str:
+        """Empty when the search finished; otherwise says that the case may not be minimal."""
+        if self.complete:
+            return ""
+        return (f"shrinking stopped at its budget ({self.budget:g} s for the run) after {self.tries} tries "
+                f"({self.kept} kept): a smaller case may exist")
 
 
-def failure_text(suite: str, v: CaseVerdict) -> str:
-    """A suite's minimal failing case: the verdict, the case as JSON and a torch script to paste."""
+class Shrinker:
+    """Makes failing cases minimal, on one time budget for a whole run (``seconds``).
+
+    The search tries the kind's smaller versions of the case (:mod:`conformance.case.reduce`: one
+    node, one layer, one step, fewer samples, knobs off, simpler numbers), keeps the first on which
+    the implementation fails the same way (:func:`conformance.verdict.signature.same_failure`) and
+    starts again from it, until no smaller version fails so. The minimal case is thus a part of
+    the case that failed, showing the same failure; it is judged once more in full (two runs) at
+    the end. When the budget is spent the smallest case so far is kept and :attr:`Shrunk.note` says
+    so."""
+
+    def __init__(self, seconds: float | None = None) -> None:
+        self.budget = SHRINK_SECONDS if seconds is None else seconds
+        self.left = self.budget
+
+    def __call__(self, impl: Any, first: CaseVerdict) -> Shrunk:
+        kind = kinds.of(first.case)
+        sig = signature(first)
+        out = Shrunk(first, budget=self.budget)
+        start = time.monotonic()
+        try:
+            improved = True
+            while improved:
+                improved = False
+                for candidate in kind.smaller(out.verdict.case):
+                    if time.monotonic() - start > self.left:
+                        out.complete = False
+                        return out
+                    out.tries += 1
+                    v = self._judge(kind, impl, candidate)
+                    if v is not None and same_failure(sig, v):
+                        out.verdict, out.kept, improved = v, out.kept + 1, True
+                        break
+        finally:
+            self.left -= time.monotonic() - start
+            if out.verdict is not first:  # the full check: two runs, as every case gets
+                again = kind.check(impl, out.verdict.case)
+                out.verdict = again if same_failure(sig, again) else out.verdict
+        return out
+
+    @staticmethod
+    def _judge(kind: Any, impl: Any, case: Any) -> CaseVerdict | None:
+        try:
+            return kind.judge(case, kind.run(impl, case), kind.run_torch(case))
+        except Exception:  # a candidate the harness cannot judge is not smaller, it is skipped
+            return None
+
+
+def failure_text(suite: str, v: CaseVerdict, note: str = "") -> str:
+    """A suite's minimal failing case: the verdict, the case as JSON and a torch script to paste
+    (``note``: what shrinking says when it did not finish)."""
     k = kinds.of(v.case)
     return (f"FAIL {suite}: minimal case {v.case.id} ({k.size(v.case)}): {v.verdict}\n  {v.reason}\n"
+            + (f"  ({note})\n" if note else "") +
             f"case JSON:\n{k.dumps(v.case)}\nreproduce with torch:\n{k.torch_script(v.case)}")
 
 

@@ -15,13 +15,14 @@ from typing import Any
 
 import jsonschema
 import pytest
-from hypothesis import find, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.assertions import failure_message
 from conformance.case.graph import Tensor
 from conformance.case.netstrategies import network_cases
 from conformance.case.network import (
+    CLASS_LOSSES,
     Batch,
     InvalidCase,
     Layer,
@@ -35,8 +36,9 @@ from conformance.case.network import (
     result_from_json,
     result_to_json,
 )
-from conformance.driver import judge_case
+from conformance.driver import judge_case, run_suite
 from conformance.impls import RefImpl, TorchImpl
+from conformance.kinds.kind import Suite
 from conformance.oracle.netrepro import torch_script
 from conformance.oracle.netrun import (
     RefTrainer,
@@ -338,14 +340,14 @@ def test_nan_parameters_in_a_bce_run_are_judged_not_a_crash():
 
 
 # --- planted bugs --------------------------------------------------------------------------------------------
-# Each bug is a RefTrainer with one piece replaced, searched with hypothesis.find and shrunk; the
-# minimal run is printed (pytest -s). Shrinking is heuristic, so "small" is asserted as bounds; as
-# measured, five bugs shrink to one 1→1 layer (2 parameters), MSE-without-2 to one 1→4 layer (the
-# shrinker's local minimum) and the transposed gradient to one 2→2 layer (a vector-shaped weight is
-# its own transpose, flat).
+# Each bug is a RefTrainer with one piece replaced. At each of SEEDS the first failing run of a suite
+# (drawn as verify draws) is shrunk by the driver's Shrinker, as verify and pytest conformance do; the
+# minimal run is printed (pytest -s). Minimal means one layer, batch ≤ 2 and one step (two for a bug
+# that needs a second step); the transposed gradient needs a 2→2 layer (a vector-shaped weight is
+# its own transpose, flat), the averaged bias a batch of 2.
 
-SEARCH = settings(max_examples=300, database=None, derandomize=True, deadline=None)
-PLANTED_SIZES = dict(max_depth=2, max_width=4, max_batch=4, max_steps=3)  # every bug shows at this size
+SEEDS = range(3)
+PLANTED_SIZES = dict(max_depth=3, max_width=6, max_batch=6, max_steps=3)  # bigger than any minimal case
 
 
 class Planted(RefImpl):
@@ -458,60 +460,70 @@ class GradientsNotZeroed(RefTrainer):
         pass
 
 
-def _fails(impl):
-    return lambda case: not judge_network(case, impl.run_network(case), run_torch_network(case)).conforms
-
-
 def _size(case: NetworkCase) -> str:
     return (f"{case.n_params} parameters, sizes {list(case.sizes)}, batch {case.batches[0].x.shape[0]}, "
             f"{case.steps} step(s)")
 
 
-def minimal_failure(trainer: type[RefTrainer], **strategy: Any) -> NetworkCase:
+def _tiny(case: NetworkCase) -> bool:
+    """One 1→1 layer — or 1→2 for a class loss, which over one class has no gradient at all."""
+    return case.n_params <= (4 if case.loss in CLASS_LOSSES else 2)
+
+
+def minimal_failures(trainer: type[RefTrainer], **strategy: Any) -> list[NetworkCase]:
+    """The minimal failing run at each of SEEDS: caught at every seed, shrunk to the end (no budget
+    note), each a part of the run that failed."""
     impl = type(trainer.__name__, (Planted,), {"name": f"planted-{trainer.__name__}", "trainer": trainer})()
-    case = find(network_cases(**{**PLANTED_SIZES, **strategy}), _fails(impl), settings=SEARCH)
-    v = judge_network(case, impl.run_network(case), run_torch_network(case))
-    print(f"\n{trainer.__name__}: caught, shrunk to {_size(case)}: {case.summary()}\n  {v.reason}")
-    assert f"does not conform on case {case.id} ({case.summary()}" in failure_message(impl, v)
-    return case
+    suite = Suite(f"planted {trainer.__name__}", "networks", network_cases(**{**PLANTED_SIZES, **strategy}), 20)
+    out = []
+    for seed in SEEDS:
+        r = run_suite(impl, suite, seed, first_failure_only=True)
+        assert r.failure is not None, f"{trainer.__name__} not caught at seed {seed}"
+        assert r.shrunk is not None and r.shrunk.complete, r.shrunk
+        case, v = r.failure.case, r.failure
+        print(f"\n{trainer.__name__} seed {seed}: caught, shrunk from {_size(r.first_bad[1].case)} to "
+              f"{_size(case)}: {case.summary()}\n  {v.reason}")
+        assert f"does not conform on case {case.id} ({case.summary()}" in failure_message(impl, v)
+        assert len(case.layers) == 1 and case.batches[0].x.shape[0] <= 2
+        out.append(case)
+    return out
 
 
 def test_transposed_weight_gradient_is_caught_and_shrinks():
-    case = minimal_failure(TransposedWeightGrad)
-    # invisible where the matrix is a vector (a 1×n or n×1 weight is its own transpose, flat)
-    assert any(la.in_features >= 2 and la.out_features >= 2 for la in case.layers)
-    assert len(case.layers) == 1 and case.n_params <= 6 and case.steps == 1
+    for case in minimal_failures(TransposedWeightGrad):
+        # invisible where the matrix is a vector (a 1×n or n×1 weight is its own transpose, flat)
+        assert case.sizes == (2, 2) and case.steps == 1
 
 
 def test_bias_gradient_averaged_over_the_batch_is_caught_and_shrinks():
-    case = minimal_failure(BiasGradAveraged)
-    assert case.batches[0].x.shape[0] == 2 and case.n_params <= 8 and case.steps == 1
+    for case in minimal_failures(BiasGradAveraged):
+        assert case.batches[0].x.shape[0] == 2 and _tiny(case) and case.steps == 1
 
 
 def test_mse_without_its_factor_2_is_caught_and_shrinks():
-    case = minimal_failure(MSEWithoutFactor2, losses=["mse"])
-    assert case.n_params <= 8 and case.steps == 1 and case.batches[0].x.shape[0] == 1
+    for case in minimal_failures(MSEWithoutFactor2, losses=["mse"]):
+        assert _tiny(case) and case.steps == 1 and case.batches[0].x.shape[0] == 1
 
 
 def test_dampening_on_the_first_momentum_step_is_caught_and_shrinks():
-    case = minimal_failure(DampenedFirstStep, optimizers=["sgd"])
-    assert case.hyper["momentum"] > 0 and case.hyper["dampening"] > 0
-    assert case.n_params <= 8 and case.steps == 1
+    for case in minimal_failures(DampenedFirstStep, optimizers=["sgd"]):
+        assert case.hyper["momentum"] > 0 and case.hyper["dampening"] > 0
+        assert _tiny(case) and case.steps == 1
 
 
 def test_adam_without_bias_correction_is_caught_and_shrinks():
-    case = minimal_failure(AdamWithoutBiasCorrection, optimizers=["adam"])
-    assert case.n_params <= 8 and case.steps == 1
+    for case in minimal_failures(AdamWithoutBiasCorrection, optimizers=["adam"]):
+        assert _tiny(case) and case.steps == 1
 
 
 def test_adamw_with_coupled_weight_decay_is_caught_and_shrinks():
-    case = minimal_failure(AdamWCoupled, optimizers=["adamw"])
-    assert case.hyper["weight_decay"] > 0 and case.n_params <= 8 and case.steps == 1
+    for case in minimal_failures(AdamWCoupled, optimizers=["adamw"]):
+        assert case.hyper["weight_decay"] > 0 and _tiny(case) and case.steps == 1
 
 
 def test_gradients_not_zeroed_between_steps_is_caught_and_shrinks():
-    case = minimal_failure(GradientsNotZeroed)
-    assert case.steps == 2 and case.n_params <= 8
+    for case in minimal_failures(GradientsNotZeroed):
+        assert case.steps == 2 and _tiny(case)
 
 
 # --- no false alarms --------------------------------------------------------------------------------------------

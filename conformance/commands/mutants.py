@@ -4,7 +4,7 @@ Each mutant (:mod:`conformance.impls.zoo`) is refimpl with one realistic bug. Th
 (:func:`conformance.kinds.suites`, refimpl's capabilities), in verify's order — one fixed order for
 every mutant — with verify's strategies and seeds (suite ``i`` gets ``seed + i``), drawn from the
 seed alone (:func:`conformance.driver.draw`). A mutant's run stops at its first
-non-conforming verdict (the kill); only the killing suite is then shrunk (:func:`conformance.driver.shrink_case`).
+non-conforming verdict (the kill); only the killing suite is then shrunk (:class:`conformance.driver.Shrinker`).
 
 Outcomes, and the rule for kinks: ``killed`` — some case is ``fail``, ``nonfinite-mismatch``,
 ``error`` or ``timeout``. ``caught as convention`` — no case is, but at least one case is judged
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance import kinds
-from conformance.driver import PROFILES, draw, failure_text, run_suite, shrink_case, worker_pool
+from conformance.driver import PROFILES, Shrinker, draw, failure_text, run_suite, worker_pool
 from conformance.impls import RefImpl
 from conformance.impls.foreign import FOREIGN, Foreign
 from conformance.impls.zoo import MUTANTS, MutantImpl
@@ -149,7 +149,7 @@ def hunt(impl: Any, plan: Plan, *, shrink: bool = True, expect: str = "kill", ca
         out.status, out.suite, out.verdict = "killed", suite.name, r.first_bad[1]
         if shrink:
             t1 = time.perf_counter()
-            out.verdict = shrink_case(impl, suite, plan.seed + i) or out.verdict
+            out.verdict = Shrinker()(impl, out.verdict).verdict
             out.shrink_seconds = time.perf_counter() - t1
         if not every_suite:
             return out

@@ -49,7 +49,7 @@ from typing import Any
 
 from conformance import kinds
 from conformance.commands import verify as ver
-from conformance.driver import PROFILES, SuiteResult, counts_text, judge_case, same_cases_everywhere, shrink_case
+from conformance.driver import PROFILES, Shrinker, SuiteResult, counts_text, judge_case, same_cases_everywhere
 from conformance.driver import run_suite as run_suite_once
 from conformance.impls import available
 from conformance.impls.loading import resolve
@@ -210,7 +210,7 @@ def run_suite(impl: Any, suite: Suite, seed: int, rec: Any, budget: Budget, prog
     failure = None
     if first is not None:
         v = first[1] if not isinstance(first[1], dict) else _rejudge(impl, first[1])
-        shrunk = None if budget.spent() or v is None or v.verdict == Verdict.TIMEOUT else shrink_case(impl, suite, seed)
+        shrunk = None if budget.spent() or v is None or v.verdict == Verdict.TIMEOUT else Shrinker()(impl, v).verdict
         failure = shrunk or v
         if failure is not None:
             rec.failure(impl.name, suite.name, failure)

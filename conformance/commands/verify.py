@@ -5,7 +5,8 @@ op alone (its special points first), random scalar graphs, the graph-mechanics s
 tensor graphs, float32 graphs, second order, deep chains and training runs of MLPs (per dtype, per
 optimizer, per loss) — each drawn only from what the
 implementation declares it supports. Every case is judged; the first
-non-conforming case of a suite is then shrunk by hypothesis to a minimal one. Ops of the table the
+non-conforming case of a suite is then shrunk to a minimal one (:class:`conformance.driver.Shrinker`:
+a part of that case that fails the same way; one time budget for the run). Ops of the table the
 implementation does not support are counted as ``unsupported`` (reported, never failed).
 
 A run that dies still names its case (:class:`Watch`). An implementation in this process
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from conformance import kinds
-from conformance.driver import OnCase, SuiteResult, counts_text, run_suite, same_cases_everywhere
+from conformance.driver import OnCase, Shrinker, SuiteResult, counts_text, run_suite, same_cases_everywhere
 from conformance.driver import failure_text as driver_failure_text
 from conformance.impls import Implementation
 from conformance.impls.adapters.jsonl import CommandAdapter
@@ -191,6 +192,7 @@ def verify(impl: Implementation, examples: int, seed: int, progress: Callable[[s
     its ``robustness`` verdicts (:func:`robustness_text`)."""
     planned = suites(impl, examples)
     watched = Watched(impl, watch) if watch is not None else None
+    shrinker = Shrinker()  # one budget for the run's failures
     results = []
     with same_cases_everywhere():
         for i, suite in enumerate(planned):
@@ -211,7 +213,7 @@ def verify(impl: Implementation, examples: int, seed: int, progress: Callable[[s
                 ticker.position = f"[{i + 1}/{len(planned)}]"
             if watched is not None:
                 watched.suite, watched.judged = suite.name, 0
-            r = run_suite(impl if watched is None else watched, suite, seed + i, on_case=hook)
+            r = run_suite(impl if watched is None else watched, suite, seed + i, on_case=hook, shrinker=shrinker)
             if ticker is not None:
                 ticker.clear()
             results.append(r)
@@ -260,4 +262,4 @@ def robustness_text(findings: dict[str, list[str]], first: int = 3) -> str:
 def failure_text(r: SuiteResult) -> str:
     """A suite's minimal failing case: the verdict, the case as JSON and a torch script to paste."""
     assert r.failure is not None
-    return driver_failure_text(r.suite.name, r.failure)
+    return driver_failure_text(r.suite.name, r.failure, r.shrunk.note if r.shrunk else "")

@@ -14,15 +14,16 @@ from typing import Any
 
 from conformance.case import graph as cases
 from conformance.case import mechanics
+from conformance.case.reduce import graph_candidates
 from conformance.case.special import special_cases
 from conformance.case.strategies import DEEP_CHAIN_OPS, deep_chains, graph_cases, tensor_graph_cases
 from conformance.case.tensor_ops import TENSOR_OPS
 from conformance.impls.explain import name_cause
 from conformance.kinds.kind import Kind, Suite, tensor_bits
 from conformance.oracle import repro
-from conformance.oracle.run import run_torch
+from conformance.oracle.run import node_values, run_torch
 from conformance.verdict import graph as graph_verdict
-from conformance.verdict.graph import CaseVerdict, disagrees
+from conformance.verdict.graph import CaseVerdict
 from conformance.verdict.robustness import judge_robustness
 from refimpl import OPS
 
@@ -126,7 +127,8 @@ GRAPH = Kind(
     to_json=cases.case_to_json, from_json=cases.case_from_json, dumps=cases.dumps, loads=cases.loads,
     result_to_json=cases.result_to_json, result_from_json=cases.result_from_json,
     size=lambda case: f"{len(case.nodes)} nodes", describe=describe, family=family,
-    run_torch=run_torch, judge=judge, disagrees=disagrees, torch_script=repro.torch_script,
+    run_torch=run_torch, judge=judge, smaller=lambda case: graph_candidates(case, node_values),
+    torch_script=repro.torch_script,
     result_key=result_key, suites=suites, late_suites=late_suites, unsupported=unsupported,
     picture="conformance.report.graphdraw:draw_graph_case",
 )

@@ -2,8 +2,8 @@
 
 A *kind* is a shape of case — a graph of ops (:mod:`conformance.kinds.graph`), a training run of a
 network (:mod:`conformance.kinds.network`) — with everything the rest of the suite needs from it:
-its JSON, how an implementation and torch run it, how a result is judged, what "still disagrees"
-means while shrinking, the pasteable torch script, the records' columns, the report's picture and
+its JSON, how an implementation and torch run it, how a result is judged, the smaller cases
+shrinking tries, the pasteable torch script, the records' columns, the report's picture and
 the suites it contributes. The driver, the records, the report, ``verify``, ``nightly``,
 ``mutants``, ``calibrate``, ``export`` and the pytest plugin read a kind only through
 :class:`Kind`; none of them tests which kind a case is. Adding a kind is one module declaring a
@@ -16,7 +16,7 @@ layers that use it.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,7 +71,7 @@ class Kind:
     family: Callable[[Any], str]  # the verdict-table family of a case found outside a suite
     run_torch: Callable[[Any], Any]
     judge: Callable[..., Any]  # (case, result, torch_result, *, always_truth) -> CaseVerdict
-    disagrees: Callable[[Any, Any, Any], bool]  # the cheap test shrinking asks: (case, result, torch_result)
+    smaller: Callable[[Any], Iterable[Any]]  # smaller versions of a case, most reducing first (case/reduce.py)
     torch_script: Callable[[Any], str]
     result_key: Callable[[Any], Hashable]  # a result by its bits: equal keys, equal verdicts
     suites: Callable[[Any, int], list[Suite]]  # (capabilities, cases per suite) -> its suites, in order
@@ -121,7 +121,3 @@ class Kind:
             return bool(self.result_key(a) == self.result_key(b))
         except Exception:  # a malformed result from the implementation under test
             return repr(a) == repr(b)
-
-    def still_disagrees(self, impl: Any, case: Any) -> bool:
-        """What shrinking keeps: a case on which the implementation still disagrees with torch."""
-        return self.disagrees(case, self.run(impl, case), self.run_torch(case))

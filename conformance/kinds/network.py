@@ -16,6 +16,7 @@ from typing import Any
 from conformance.case import network as netcases
 from conformance.case.netstrategies import for_capabilities
 from conformance.case.network import DTYPES, LOSS_ATTRS, OPTIMIZER_HYPER, NetworkCase, NetworkResult
+from conformance.case.reduce import network_candidates
 from conformance.kinds.kind import Kind, Suite, tensor_bits
 from conformance.oracle.netrepro import torch_script
 from conformance.oracle.netrun import run_torch_network
@@ -43,11 +44,6 @@ def judge(case: NetworkCase, result: NetworkResult, torch_result: NetworkResult,
     return judge_network(case, result, torch_result)
 
 
-def disagrees(case: NetworkCase, result: NetworkResult, torch_result: NetworkResult) -> bool:
-    """No cheap pre-test for a training run: shrinking judges each candidate outright."""
-    return not judge(case, result, torch_result).conforms
-
-
 def suites(caps: Any, examples: int) -> list[Suite]:
     """Training runs per dtype, then per optimizer and per loss (in the first dtype supported). A run
     costs about ten graph cases: a third of ``examples`` runs per dtype, an eighth per optimizer/loss
@@ -70,6 +66,6 @@ NETWORK = Kind(
     to_json=netcases.case_to_json, from_json=netcases.case_from_json, dumps=netcases.dumps, loads=netcases.loads,
     result_to_json=netcases.result_to_json, result_from_json=netcases.result_from_json,
     size=lambda case: case.summary(), describe=describe, family=lambda case: "networks",
-    run_torch=run_torch_network, judge=judge, disagrees=disagrees, torch_script=torch_script,
+    run_torch=run_torch_network, judge=judge, smaller=network_candidates, torch_script=torch_script,
     result_key=result_key, suites=suites, picture="conformance.report.netdraw:draw_network_case",
 )

@@ -32,6 +32,14 @@ def evaluate(case: GraphCase, leaves: dict[str, RTensor]) -> dict[str, RTensor]:
     return env
 
 
+def node_values(case: GraphCase) -> dict[str, Tensor]:
+    """Every node's forward value in refimpl, in the case's dtype (what cutting a node into a leaf
+    needs: conformance/case/reduce.py)."""
+    env = evaluate(case, leaf_tensors(case, REFIMPL_SYSTEMS[case.dtype], requires_grad=False))
+    return {n.name: Tensor(tuple(env[n.name].shape), tuple(float(_data(v)) for v in env[n.name].elements))
+            for n in case.nodes}
+
+
 def leaf_tensors(case: GraphCase, system: Any, requires_grad: bool = True) -> dict[str, RTensor]:
     return {k: RTensor.from_flat(t.values, t.shape, system=system, requires_grad=requires_grad)
             for k, t in case.leaves.items()}

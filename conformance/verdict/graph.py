@@ -245,18 +245,6 @@ def arbitrate(x: float, t: float, true: float, slack: float, excuse: Callable[[]
     return "fail", None
 
 
-def disagrees(case: GraphCase, impl: GraphResult, torch_result: GraphResult) -> bool:
-    """The cheap half of :func:`judge`: does the implementation differ from torch beyond 2·tol
-    anywhere (or fail to answer)? No truth is computed — this is what shrinking asks, many times."""
-    if impl.error is not None:
-        return True
-    got, want = result_entries(impl), result_entries(torch_result)
-    if set(want) - set(got):
-        return True
-    bounds = entry_bounds(case)
-    return any(not within(got[k], t, 2 * (SAFETY * float(bounds[k].e) + TINY)) for k, t in want.items())
-
-
 def judge(case: GraphCase, impl: GraphResult, torch_result: GraphResult, *,
           always_truth: bool = False) -> CaseVerdict:
     """The verdict on one case: every entry, then the worst of them.
