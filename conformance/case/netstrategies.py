@@ -26,6 +26,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from conformance.case.grain import HYPER_OFF, LOSS_ATTR_OFF, Grain, loss_options
 from conformance.case.graph import Tensor
 from conformance.case.network import (
     ACTIVATIONS,
@@ -88,8 +89,24 @@ def _log_float(draw: st.DrawFn, lo_exp: float, hi_exp: float, cast: Any) -> floa
     return cast(10.0 ** draw(st.floats(lo_exp, hi_exp)))
 
 
-def hyperparameters(draw: st.DrawFn, name: str, cast: Any) -> dict[str, Any]:
-    """Every hyperparameter of optimizer ``name``, random but valid for torch."""
+def hyperparameters(draw: st.DrawFn, name: str, cast: Any, taken: Iterable[str] | None = None) -> dict[str, Any]:
+    """Every hyperparameter of optimizer ``name``, random but valid for torch; those not ``taken``
+    (None: all are) at the value that switches them off (conformance/case/grain.py). Each is drawn
+    either way, so that a narrower declaration draws the same case where it can."""
+    h = _every_hyperparameter(draw, name, cast)
+    if taken is None:
+        return h
+    keep = set(taken) | {"lr"}
+    for k, off in HYPER_OFF[name].items():
+        if k not in keep:
+            h[k] = tuple(cast(v) for v in off) if isinstance(off, tuple) else (
+                cast(off) if isinstance(off, float) else off)
+    if h.get("nesterov") and (h["momentum"] <= 0 or h["dampening"] != 0):
+        h["nesterov"] = False  # torch: nesterov needs momentum and no dampening
+    return h
+
+
+def _every_hyperparameter(draw: st.DrawFn, name: str, cast: Any) -> dict[str, Any]:
     h: dict[str, Any] = {}
     if name == "sgd":
         h["lr"] = _float(draw, 1e-3, 0.3, cast)
@@ -148,10 +165,11 @@ def _loss_attrs(draw: st.DrawFn, loss: str, n_out: int, cast: Any) -> dict[str, 
     return a
 
 
-def _targets(draw: st.DrawFn, loss: str, n: int, n_out: int, attrs: dict[str, Any], cast: Any) -> Tensor:
+def _targets(draw: st.DrawFn, loss: str, n: int, n_out: int, attrs: dict[str, Any], cast: Any,
+             ignoring: bool = True) -> Tensor:
     if loss in CLASS_LOSSES:
         ignore = attrs.get("ignore_index", -100)
-        ys = [ignore if draw(st.integers(0, 15)) == 15 else draw(st.integers(0, n_out - 1))
+        ys = [ignore if draw(st.integers(0, 15)) == 15 and ignoring else draw(st.integers(0, n_out - 1))
               for _ in range(n)]
         if all(y == ignore for y in ys):
             ys[0] = 0
@@ -165,16 +183,22 @@ def _targets(draw: st.DrawFn, loss: str, n: int, n_out: int, attrs: dict[str, An
     return _seeded(draw, (n, n_out), -scale, scale, cast)
 
 
+def _activation(draw: st.DrawFn, acts: list[str], cast: Any) -> tuple[str, dict[str, Any]]:
+    act = _pick(draw, acts)
+    attrs = draw(ACT_ATTRS[act]) if act in ACT_ATTRS else {}
+    return act, {k: (cast(v) if isinstance(v, float) else v) for k, v in attrs.items()}
+
+
 @st.composite
-def _layer_spec(draw: st.DrawFn, acts: list[str], max_width: int, cast: Any) -> dict[str, Any]:
+def _layer_spec(draw: st.DrawFn, acts: list[str], max_width: int, cast: Any,
+                bias: frozenset[bool] = frozenset({True, False})) -> dict[str, Any]:
     """One layer as a self-contained block of draws — output width, activation and attributes, and
     the seeds of its weight and bias — so that a list of them shrinks by deleting a layer."""
     width = draw(st.integers(1, max_width))
-    act = _pick(draw, acts)
-    attrs = draw(ACT_ATTRS[act]) if act in ACT_ATTRS else {}
-    attrs = {k: (cast(v) if isinstance(v, float) else v) for k, v in attrs.items()}
+    act, attrs = _activation(draw, acts, cast)
     weight_seed = draw(st.integers(0, 2**32 - 1))
-    bias_seed = None if draw(st.integers(0, 5)) == 5 else draw(st.integers(0, 2**32 - 1))
+    biased = True not in bias or (False in bias and draw(st.integers(0, 5)) == 5)  # True: no bias
+    bias_seed = None if biased else draw(st.integers(0, 2**32 - 1))
     return {"width": width, "act": act, "attrs": attrs, "weight_seed": weight_seed, "bias_seed": bias_seed}
 
 
@@ -188,31 +212,53 @@ def _from_seed(seed: int, shape: tuple[int, ...], lo: float, hi: float, cast: An
 
 @st.composite
 def _batch(draw: st.DrawFn, loss: str, n: int, n_in: int, n_out: int, x_scale: float,
-           loss_attrs: dict[str, Any], cast: Any) -> Batch:
+           loss_attrs: dict[str, Any], cast: Any, ignoring: bool = True) -> Batch:
     x = _seeded(draw, (n, n_in), -x_scale, x_scale, cast)
-    return Batch(x, _targets(draw, loss, n, n_out, loss_attrs, cast))
+    return Batch(x, _targets(draw, loss, n, n_out, loss_attrs, cast, ignoring))
 
 
 @st.composite
 def network_cases(draw: st.DrawFn, dtype: str = "float64", *, activations: Iterable[str] | None = None,
-                  losses: Iterable[str] | None = None, reductions: Iterable[str] | None = None,
-                  optimizers: Iterable[str] | None = None, max_depth: int = 4, max_width: int = 16,
-                  max_batch: int = 16, max_steps: int = 5, min_steps: int = 1) -> NetworkCase:
-    """A random training run of an MLP (see the module doc); the lists restrict what is drawn."""
+                  output_activations: Iterable[str] | None = None, losses: Any = None,
+                  reductions: Iterable[str] | None = None, optimizers: Any = None,
+                  bias: Iterable[bool] = (True, False), min_depth: int = 1, max_depth: int = 4,
+                  max_width: int = 16, min_batch: int = 1, max_batch: int = 16, max_steps: int = 5,
+                  min_steps: int = 1) -> NetworkCase:
+    """A random training run of an MLP (see the module doc), drawn only inside what is allowed:
+    ``activations`` of the hidden layers, ``output_activations`` of the last (default: the same),
+    ``losses`` and ``optimizers`` as names or grains (conformance/case/grain.py: per loss the
+    reductions and attributes it takes, per optimizer its hyperparameters), ``reductions`` for
+    every loss, ``bias`` (True: layers with bias, False: without), and the sizes."""
     cast = _cast(dtype)
-    acts = [a for a in ACTIVATIONS if activations is None or a in set(activations) | {"identity"}]
-    loss_names = [x for x in LOSS_ORDER if losses is None or x in set(losses)]
-    if "sigmoid" not in acts:
+    loss_grain = Grain.of(list(LOSS_ATTRS) if losses is None else losses, loss_options(LOSS_ATTRS))
+    opt_grain = Grain.of(list(OPTIMIZER_HYPER) if optimizers is None else optimizers, OPTIMIZER_HYPER)
+    hidden = set(ACTIVATIONS if activations is None else activations)
+    last = hidden if output_activations is None else set(output_activations)
+    acts = [a for a in ACTIVATIONS if a in hidden]
+    out_acts = [a for a in ACTIVATIONS if a in last]
+    allowed = set(bias)
+
+    def reds(loss: str) -> list[str]:
+        return [r for r in REDUCTION_ORDER if r in loss_grain[loss] and (reductions is None or r in reductions)]
+
+    loss_names = [x for x in LOSS_ORDER if x in loss_grain and reds(x)]
+    if "sigmoid" not in out_acts:  # bce takes probabilities: it needs a sigmoid on the last layer
         loss_names = [x for x in loss_names if x != "bce"]
-    reds = [r for r in REDUCTION_ORDER if reductions is None or r in set(reductions)]
-    opts = [o for o in OPTIMIZER_ORDER if optimizers is None or o in set(optimizers)]
-    if not (loss_names and reds and opts):
-        raise ValueError("nothing to draw: no loss, reduction or optimizer is allowed")
+    opts = [o for o in OPTIMIZER_ORDER if o in opt_grain]
+    if not (loss_names and opts and out_acts and allowed):
+        raise ValueError("nothing to draw: no loss with a reduction, optimizer, output activation or bias "
+                         "choice is allowed")
+    if not acts:  # no hidden activation: one layer
+        acts, max_depth = out_acts, min_depth
 
     loss = _pick(draw, loss_names)
-    reduction = _pick(draw, reds)
+    reduction = _pick(draw, reds(loss))
     n_in = draw(st.integers(1, max_width))
-    specs = draw(st.lists(_layer_spec(acts, max_width, cast), min_size=1, max_size=max_depth))
+    specs = draw(st.lists(_layer_spec(acts, max_width, cast, frozenset(allowed)), min_size=min_depth,
+                          max_size=max_depth))
+    if specs[-1]["act"] not in out_acts:  # the last layer's activation, from its own list
+        act, attrs = _activation(draw, out_acts, cast)
+        specs[-1] = {**specs[-1], "act": act, "attrs": attrs}
     if loss == "bce":  # probabilities: the last activation is a sigmoid
         specs[-1] = {**specs[-1], "act": "sigmoid", "attrs": {}}
     gain = _pick(draw, _SCALES)
@@ -220,17 +266,19 @@ def network_cases(draw: st.DrawFn, dtype: str = "float64", *, activations: Itera
     for spec in specs:
         bound = gain / width**0.5  # torch.nn.Linear's default init range, times a gain
         weight = _from_seed(spec["weight_seed"], (spec["width"], width), -bound, bound, cast)
-        bias = None if spec["bias_seed"] is None else _from_seed(spec["bias_seed"], (spec["width"],),
-                                                                  -bound, bound, cast)
-        layers.append(Layer(width, spec["width"], spec["act"], spec["attrs"], weight, bias))
+        bias_t = None if spec["bias_seed"] is None else _from_seed(spec["bias_seed"], (spec["width"],),
+                                                                    -bound, bound, cast)
+        layers.append(Layer(width, spec["width"], spec["act"], spec["attrs"], weight, bias_t))
         width = spec["width"]
     n_out = width
-    loss_attrs = _loss_attrs(draw, loss, n_out, cast)
+    taken = loss_grain[loss]
+    loss_attrs = {k: v if k in taken else LOSS_ATTR_OFF[k]
+                  for k, v in _loss_attrs(draw, loss, n_out, cast).items()}
     opt = _pick(draw, opts)
-    hyper = hyperparameters(draw, opt, cast)
-    n = draw(st.integers(1, max_batch))
+    hyper = hyperparameters(draw, opt, cast, opt_grain[opt])
+    n = draw(st.integers(min_batch, max_batch))
     x_scale = _pick(draw, _SCALES)
-    batches = draw(st.lists(_batch(loss, n, n_in, n_out, x_scale, loss_attrs, cast),
+    batches = draw(st.lists(_batch(loss, n, n_in, n_out, x_scale, loss_attrs, cast, "ignore_index" in taken),
                             min_size=min_steps, max_size=max_steps))
     case = NetworkCase(tuple(layers), loss, reduction, loss_attrs, opt, hyper, tuple(batches), dtype,
                        head="log_softmax" if loss == "nll" else "none")
@@ -244,9 +292,22 @@ def for_impl(impl: Any, dtype: str = "float64", **kw: Any) -> st.SearchStrategy[
 
 
 def for_capabilities(caps: Any, dtype: str = "float64", **kw: Any) -> st.SearchStrategy[NetworkCase]:
-    """Network cases restricted to what ``caps`` declares (``kw`` may narrow the lists further)."""
-    lists = {k: getattr(caps, k, None) or None for k in ("activations", "losses", "optimizers")}
-    for k in lists:
-        if kw.get(k) is not None:
-            lists[k] = [x for x in kw.pop(k) if lists[k] is None or x in lists[k]]
-    return network_cases(dtype, **lists, **kw)
+    """Network cases restricted to what ``caps`` declares (``kw`` may narrow the optimizers and
+    losses to some names, and set the sizes inside the declared ranges)."""
+    declared: dict[str, Any] = {
+        "activations": getattr(caps, "activations", None) or None,
+        "output_activations": getattr(caps, "output_activations", None) or None,
+        "losses": getattr(caps, "losses", None) or None,
+        "optimizers": getattr(caps, "optimizers", None) or None,
+        "bias": getattr(caps, "bias", (True, False)),
+    }
+    for k in ("losses", "optimizers"):
+        names = kw.pop(k, None)
+        if names is not None:
+            grain = declared[k]
+            declared[k] = {x: grain[x] for x in names if x in grain} if grain is not None else list(names)
+    depth = getattr(caps, "layers", (1, 4))
+    batch = getattr(caps, "batch_sizes", (1, 16))
+    sizes = {"min_depth": depth[0], "max_depth": min(depth[1], kw.pop("max_depth", depth[1])),
+             "min_batch": batch[0], "max_batch": min(batch[1], kw.pop("max_batch", batch[1]))}
+    return network_cases(dtype, **declared, **sizes, **kw)

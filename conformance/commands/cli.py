@@ -258,6 +258,7 @@ def ops(args: argparse.Namespace) -> int:
 
 
 def list_impls(args: argparse.Namespace) -> int:
+    from conformance import kinds
     from conformance.impls import available
 
     names = sorted(available()) + list(args.impl or [])
@@ -267,10 +268,9 @@ def list_impls(args: argparse.Namespace) -> int:
         except Exception as exc:  # an installed adapter that fails to load is worth a line, not a crash
             print(f"{name:<12} cannot be loaded: {exc}")
             continue
-        caps = impl.capabilities
-        ops = sorted(caps.ops)
-        print(f"{impl.name:<12} {impl.version:<14} dtypes {','.join(caps.dtypes)}  second order "
-              f"{'yes' if caps.second_order else 'no'}  {len(ops)} ops: {' '.join(ops)}")
+        print(f"{impl.name} {impl.version}")
+        for kind in kinds.KINDS:
+            print(f"  {kind.declared(impl.capabilities)}")
         getattr(impl, "close", lambda: None)()
     return 0
 

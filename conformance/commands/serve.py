@@ -39,7 +39,11 @@ def _hello(impl: Any) -> dict[str, Any]:
     capabilities: dict[str, Any] = {"ops": sorted(caps.ops), "dtypes": list(caps.dtypes),
                                     "second_order": bool(caps.second_order)}
     if getattr(caps, "networks", False) and hasattr(impl, "run_network"):
-        capabilities["networks"] = {k: sorted(getattr(caps, k)) for k in ("activations", "losses", "optimizers")}
+        capabilities["networks"] = {  # the whole declaration (docs/protocol.md), at its grain
+            "activations": sorted(caps.activations), "output_activations": sorted(caps.output_activations),
+            "losses": {k: sorted(v) for k, v in caps.losses.items()},
+            "optimizers": {k: sorted(v) for k, v in caps.optimizers.items()},
+            "bias": sorted(caps.bias), "layers": list(caps.layers), "batch_sizes": list(caps.batch_sizes)}
     return {"type": "hello", "protocol": 1, "name": impl.name, "version": str(impl.version),
             "capabilities": capabilities}
 

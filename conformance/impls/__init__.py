@@ -8,11 +8,13 @@ through the entry-point group ``backprop_conformance.implementations``; the harn
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from typing import Protocol
 
 import refimpl
+from conformance.case.grain import Grain, loss_options
 from conformance.case.graph import GraphCase, GraphResult
 from conformance.case.network import ACTIVATIONS, LOSS_ATTRS, OPTIMIZER_HYPER, NetworkCase, NetworkResult
 from conformance.case.tensor_ops import TENSOR_OPS
@@ -25,19 +27,49 @@ ENTRY_POINT_GROUP = "backprop_conformance.implementations"
 
 @dataclass(frozen=True)
 class Capabilities:
+    """What an implementation declares it supports; the suites draw only inside it.
+
+    Graph cases: ``ops``, ``dtypes``, ``second_order``. Training runs (``networks``: it has
+    ``run_network``), at the grain people implement (conformance/case/grain.py): ``optimizers`` —
+    names (every hyperparameter) or ``{name: hyperparameters it takes}`` (``{"sgd": ["lr"]}`` is
+    plain SGD); ``losses`` — names or ``{name: reductions and attributes it takes}``
+    (``{"mse": ["mean"]}``); ``activations`` of the hidden layers and ``output_activations`` of
+    the last (default: the same); ``bias`` — which of with (True) and without (False) its layers
+    can be; ``layers`` and ``batch_sizes`` — the ranges it takes (inclusive)."""
+
     ops: frozenset[str]
     dtypes: tuple[str, ...] = ("float64",)
     second_order: bool = False
-    # training runs of MLPs (conformance/case/network.py): ``run_network(case)`` exists, and what it takes
     networks: bool = False
     activations: frozenset[str] = frozenset()
-    losses: frozenset[str] = frozenset()
-    optimizers: frozenset[str] = frozenset()
+    losses: Grain | Mapping[str, Iterable[str]] | Iterable[str] = frozenset()
+    optimizers: Grain | Mapping[str, Iterable[str]] | Iterable[str] = frozenset()
+    output_activations: frozenset[str] | None = None
+    bias: frozenset[bool] = frozenset({True, False})
+    layers: tuple[int, int] = (1, 4)
+    batch_sizes: tuple[int, int] = (1, 16)
+
+    def __post_init__(self) -> None:
+        # normalised once, so that every reader sees grains and sets (frozen: set through object)
+        set_ = object.__setattr__
+        set_(self, "losses", Grain.of(self.losses, loss_options(LOSS_ATTRS)))
+        set_(self, "optimizers", Grain.of(self.optimizers, OPTIMIZER_HYPER))
+        set_(self, "activations", frozenset(self.activations))
+        set_(self, "output_activations", frozenset(self.activations if self.output_activations is None
+                                                   else self.output_activations))
+        set_(self, "bias", frozenset(self.bias))
+        for name in ("layers", "batch_sizes"):
+            lo, hi = getattr(self, name)
+            if not 1 <= lo <= hi:
+                raise ValueError(f"capabilities.{name} must be (min, max) with 1 <= min <= max, got {(lo, hi)}")
+            set_(self, name, (int(lo), int(hi)))
+        if self.networks and not self.bias:
+            raise ValueError("capabilities.bias must allow True, False or both")
 
 
 #: everything a network case (conformance/case/network.py) can express: what the built-in implementations support
-NETWORKS = dict(networks=True, activations=frozenset(ACTIVATIONS), losses=frozenset(LOSS_ATTRS),
-                optimizers=frozenset(OPTIMIZER_HYPER))
+NETWORKS = dict(networks=True, activations=frozenset(ACTIVATIONS), output_activations=frozenset(ACTIVATIONS),
+                losses=frozenset(LOSS_ATTRS), optimizers=frozenset(OPTIMIZER_HYPER))
 
 
 class Implementation(Protocol):

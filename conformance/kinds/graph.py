@@ -103,6 +103,13 @@ def unsupported(caps: Any) -> dict[str, str]:
     return out
 
 
+def declared(caps: Any) -> str:
+    """The graph cases the capabilities declare, in one line (``conformance list``)."""
+    ops = sorted(caps.ops)
+    return (f"graphs: dtypes {','.join(caps.dtypes)}; second order {'yes' if caps.second_order else 'no'}; "
+            f"{len(ops)} ops: {' '.join(ops)}")
+
+
 def judge(case: cases.GraphCase, result: cases.GraphResult, torch_result: cases.GraphResult, *,
           always_truth: bool = False) -> CaseVerdict:
     """The graph judge, then the known cause of a failure named (conformance/impls/explain.py): a
@@ -129,6 +136,6 @@ GRAPH = Kind(
     size=lambda case: f"{len(case.nodes)} nodes", describe=describe, family=family,
     run_torch=run_torch, judge=judge, smaller=lambda case: graph_candidates(case, node_values),
     torch_script=repro.torch_script,
-    result_key=result_key, suites=suites, late_suites=late_suites, unsupported=unsupported,
+    result_key=result_key, suites=suites, late_suites=late_suites, unsupported=unsupported, declared=declared,
     picture="conformance.report.graphdraw:draw_graph_case",
 )

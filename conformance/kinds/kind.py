@@ -82,6 +82,8 @@ class Kind:
     #: what of this kind an implementation with these capabilities does not support, each with the
     #: family it is counted under (the verdict table's "unsupp." column, the records' unsupported_ops)
     unsupported: Callable[[Any], dict[str, str]] = lambda caps: {}
+    #: what of this kind the capabilities declare, one line (``conformance list``)
+    declared: Callable[[Any], str] = lambda caps: ""
 
     def run(self, impl: Any, case: Any) -> Any:
         """The implementation's result on ``case``; an exception becomes a result whose error is one

@@ -14,8 +14,9 @@ from collections.abc import Hashable
 from typing import Any
 
 from conformance.case import network as netcases
+from conformance.case.grain import loss_options
 from conformance.case.netstrategies import for_capabilities
-from conformance.case.network import DTYPES, LOSS_ATTRS, OPTIMIZER_HYPER, NetworkCase, NetworkResult
+from conformance.case.network import ACTIVATIONS, DTYPES, LOSS_ATTRS, OPTIMIZER_HYPER, NetworkCase, NetworkResult
 from conformance.case.reduce import network_candidates
 from conformance.kinds.kind import Kind, Suite, tensor_bits
 from conformance.oracle.netrepro import torch_script
@@ -60,6 +61,43 @@ def suites(caps: Any, examples: int) -> list[Suite]:
     return out
 
 
+def unsupported(caps: Any) -> dict[str, str]:
+    """Everything a training run can hold that the capabilities leave out, each counted once under
+    ``networks``: an optimizer, or one hyperparameter of a declared one (``sgd.momentum``); a loss,
+    or one reduction or attribute of a declared one (``mse.sum``); an activation of the hidden or
+    the last layer; layers with or without bias; all of it when there is no ``run_network``."""
+    if not getattr(caps, "networks", False):
+        return {"training runs": "networks"}
+    out = {}
+    for grain, full, what in ((caps.optimizers, OPTIMIZER_HYPER, "optimizer"),
+                              (caps.losses, loss_options(LOSS_ATTRS), "loss")):
+        for name, options in full.items():
+            if name not in grain:
+                out[f"{what} {name}"] = "networks"
+                continue
+            out.update({f"{name}.{o}": "networks" for o in options if o not in grain[name] and o != "lr"})
+    out.update({f"hidden activation {a}": "networks" for a in ACTIVATIONS if a not in caps.activations})
+    out.update({f"output activation {a}": "networks" for a in ACTIVATIONS if a not in caps.output_activations})
+    out.update({f"layers {'with' if b else 'without'} bias": "networks" for b in (True, False) if b not in caps.bias})
+    return out
+
+
+def declared(caps: Any) -> str:
+    """The training runs the capabilities declare, in one line (``conformance list``)."""
+    if not getattr(caps, "networks", False):
+        return "networks: no"
+
+    def grain(g: Any, full: dict[str, Any]) -> str:
+        return " ".join(name if set(g[name]) >= set(full[name]) - {"lr"} else f"{name}({','.join(sorted(g[name]))})"
+                        for name in full if name in g)
+
+    bias = {frozenset({True}): "with bias", frozenset({False}): "without bias"}.get(caps.bias, "with or without bias")
+    return (f"networks: optimizers {grain(caps.optimizers, OPTIMIZER_HYPER)}; losses "
+            f"{grain(caps.losses, loss_options(LOSS_ATTRS))}; hidden {','.join(sorted(caps.activations)) or '-'}; "
+            f"output {','.join(sorted(caps.output_activations))}; {bias}; layers {caps.layers[0]}–{caps.layers[1]}; "
+            f"batch {caps.batch_sizes[0]}–{caps.batch_sizes[1]}")
+
+
 NETWORK = Kind(
     name="network", format=netcases.FORMAT, case_type=NetworkCase, method="run_network",
     error_result=lambda message: NetworkResult(error=message),
@@ -67,5 +105,6 @@ NETWORK = Kind(
     result_to_json=netcases.result_to_json, result_from_json=netcases.result_from_json,
     size=lambda case: case.summary(), describe=describe, family=lambda case: "networks",
     run_torch=run_torch_network, judge=judge, smaller=network_candidates, torch_script=torch_script,
-    result_key=result_key, suites=suites, picture="conformance.report.netdraw:draw_network_case",
+    result_key=result_key, suites=suites, unsupported=unsupported, declared=declared,
+    picture="conformance.report.netdraw:draw_network_case",
 )

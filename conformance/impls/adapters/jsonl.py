@@ -408,14 +408,13 @@ class CommandAdapter:
         nets = caps.get("networks")
         training: dict[str, Any] = {}
         if nets is not None:  # training runs (network cases): what the program's MLPs can use
-            keys = ("activations", "losses", "optimizers")
-            lists = {k: nets.get(k) if isinstance(nets, dict) else None for k in keys}
-            if not all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in lists.values()):
-                raise StartError(f"{what}: capabilities.networks must be an object of lists 'activations', "
-                                 "'losses', 'optimizers'")
-            training = dict(networks=True, **{k: frozenset(v) for k, v in lists.items()})
-        return {"name": msg["name"], "version": msg["version"],
-                "capabilities": Capabilities(frozenset(ops), tuple(dtypes), second_order=second, **training)}
+            training = _network_capabilities(what, nets)
+        try:
+            capabilities = Capabilities(frozenset(ops), tuple(dtypes), second_order=second, **training)
+        except ValueError as exc:
+            raise StartError(f"{what}: capabilities.networks: {exc}") from None
+        return {"name": msg["name"], "version": msg["version"], "capabilities": capabilities}
+
 
     # --- running a case --------------------------------------------------------------------------
     def run_graph(self, case: GraphCase) -> GraphResult:
@@ -584,3 +583,36 @@ def _tensor(d: Any, where: str) -> Tensor:
     if math.prod(shape) != len(out):
         raise ValueError(f"{where}: shape {shape} needs {math.prod(shape)} values, got {len(out)}")
     return Tensor(tuple(shape), tuple(out))
+
+
+def _network_capabilities(what: str, nets: Any) -> dict[str, Any]:
+    """The hello's ``capabilities.networks`` (docs/protocol.md) as Capabilities keywords."""
+    def strings(v: Any) -> bool:
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+    def grain(v: Any) -> bool:
+        return strings(v) or (isinstance(v, dict) and all(strings(x) for x in v.values()))
+
+    def pair(v: Any) -> bool:
+        return isinstance(v, list) and len(v) == 2 and all(type(x) is int for x in v)
+
+    if not (isinstance(nets, dict) and strings(nets.get("activations")) and grain(nets.get("losses"))
+            and grain(nets.get("optimizers"))):
+        raise StartError(f"{what}: capabilities.networks must be an object with 'activations' (a list), "
+                         "'losses' and 'optimizers' (lists, or objects of lists)")
+    out: dict[str, Any] = dict(networks=True, activations=frozenset(nets["activations"]),
+                               losses=nets["losses"], optimizers=nets["optimizers"])
+    if "output_activations" in nets:
+        if not strings(nets["output_activations"]):
+            raise StartError(f"{what}: capabilities.networks.output_activations must be a list of names")
+        out["output_activations"] = frozenset(nets["output_activations"])
+    if "bias" in nets:
+        if not (isinstance(nets["bias"], list) and nets["bias"] and all(isinstance(b, bool) for b in nets["bias"])):
+            raise StartError(f"{what}: capabilities.networks.bias must be a list of true/false")
+        out["bias"] = frozenset(nets["bias"])
+    for key in ("layers", "batch_sizes"):
+        if key in nets:
+            if not pair(nets[key]):
+                raise StartError(f"{what}: capabilities.networks.{key} must be [min, max], two integers")
+            out[key] = tuple(nets[key])
+    return out

@@ -1,0 +1,98 @@
+"""What a network implementation takes, at the grain people implement it.
+
+A hand-written MLP does "plain SGD, MSE with mean reduction, layers with bias, sigmoid everywhere":
+it has no momentum, no ``reduction='none'``, no label smoothing. Declaring only ``optimizers={'sgd'}``
+would promise every knob of ``torch.optim.SGD``; so an implementation declares, per optimizer, the
+hyperparameters it takes, and per loss, the reductions and attributes it takes (:class:`Grain`).
+What it does not take is fixed in every case it is given at the value that switches it off —
+momentum 0, no weight decay, no label smoothing (:data:`HYPER_OFF`, :data:`LOSS_ATTR_OFF`) — or at
+torch's default where nothing switches off (Adam's betas and eps). Those cases are exactly what the
+implementation computes, and what it leaves out is counted as ``unsupported``, never an error.
+
+``Grain.of(["sgd"], OPTIMIZER_HYPER)`` — names alone — takes everything, as a declaration did before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from refimpl.losses import REDUCTIONS
+
+#: each optimizer hyperparameter's value where an implementation does not take it: off (0, False),
+#: or torch's default where there is no "off" (betas, eps, rmsprop's alpha); ``lr`` is always taken
+HYPER_OFF: dict[str, dict[str, Any]] = {
+    "sgd": {"momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False, "maximize": False},
+    "adam": {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False, "maximize": False,
+             "decoupled_weight_decay": False},
+    "adamw": {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False, "maximize": False},
+    "rmsprop": {"alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False,
+                "maximize": False},
+    "adagrad": {"lr_decay": 0.0, "weight_decay": 0.0, "initial_accumulator_value": 0.0, "eps": 1e-10,
+                "maximize": False},
+}
+#: each loss attribute's value where an implementation does not take it (``ignore_index`` not taken:
+#: no target is ignored)
+LOSS_ATTR_OFF: dict[str, Any] = {"beta": 1.0, "delta": 1.0, "weight": None, "pos_weight": None,
+                                 "ignore_index": -100, "label_smoothing": 0.0}
+
+
+class Grain(Mapping[str, frozenset[str]]):
+    """Per name (an optimizer, a loss), what the implementation takes of it (hyperparameters;
+    reductions and attributes). Read-only and hashable; ``name in grain`` and iteration over the
+    names work as on the set of names a declaration used to be."""
+
+    def __init__(self, items: Mapping[str, Iterable[str]]) -> None:
+        self._items = {k: frozenset(v) for k, v in items.items()}
+
+    @classmethod
+    def of(cls, declared: Grain | Mapping[str, Iterable[str]] | Iterable[str] | None,
+           full: Mapping[str, Iterable[str]]) -> Grain:
+        """A declaration as a grain: a grain, a mapping (each name with what it takes, anything
+        outside ``full[name]`` being an error), or names alone (each takes all of ``full[name]``)."""
+        if isinstance(declared, Grain):
+            return declared
+        if declared is None:
+            return cls({})
+        if isinstance(declared, Mapping):
+            out = {}
+            for k, v in declared.items():
+                if k not in full:
+                    raise ValueError(f"unknown name {k!r}; known: {', '.join(full)}")
+                if isinstance(v, str):
+                    raise ValueError(f"{k}: give a list of what it takes, not the string {v!r}")
+                extra = set(v) - set(full[k])
+                if extra:
+                    raise ValueError(f"{k} takes {', '.join(full[k])}, not {', '.join(sorted(extra))}")
+                out[k] = v
+            return cls(out)
+        names = list(declared)
+        unknown = [k for k in names if k not in full]
+        if unknown:
+            raise ValueError(f"unknown name(s) {', '.join(unknown)}; known: {', '.join(full)}")
+        return cls({k: full[k] for k in names})
+
+    def __getitem__(self, key: str) -> frozenset[str]:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted((k, tuple(sorted(v))) for k, v in self._items.items())))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Grain):
+            return self._items == other._items
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Grain({ {k: sorted(v) for k, v in self._items.items()} })"
+
+
+def loss_options(loss_attrs: Mapping[str, Iterable[str]]) -> dict[str, tuple[str, ...]]:
+    """What each loss can take: every reduction and its attributes."""
+    return {k: (*REDUCTIONS, *v) for k, v in loss_attrs.items()}
