@@ -179,7 +179,8 @@ class Shrinker:
     The search tries the kind's smaller versions of the case (:mod:`conformance.case.reduce`: one
     node, one layer, one step, fewer samples, knobs off, simpler numbers), keeps the first on which
     the implementation fails the same way (:func:`conformance.verdict.signature.same_failure`) and
-    starts again from it, until no smaller version fails so. The minimal case is thus a part of
+    starts again from it, until no smaller version fails so; a version the implementation's
+    capabilities do not admit is never tried. The minimal case is thus a part of
     the case that failed, showing the same failure; it is judged once more in full (two runs) at
     the end. When the budget is spent the smallest case so far is kept and :attr:`Shrunk.note` says
     so."""
@@ -190,6 +191,7 @@ class Shrinker:
 
     def __call__(self, impl: Any, first: CaseVerdict) -> Shrunk:
         kind = kinds.of(first.case)
+        caps = getattr(impl, "capabilities", None)
         sig = signature(first)
         out = Shrunk(first, budget=self.budget)
         start = time.monotonic()
@@ -201,6 +203,8 @@ class Shrinker:
                     if time.monotonic() - start > self.left:
                         out.complete = False
                         return out
+                    if caps is not None and not kind.admits(caps, candidate):
+                        continue  # outside what the implementation declares: never drawn for it
                     out.tries += 1
                     v = self._judge(kind, impl, candidate)
                     if v is not None and same_failure(sig, v):

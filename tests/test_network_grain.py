@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conformance import kinds
-from conformance.case.grain import HYPER_OFF, Grain
+from conformance.case.grain import HYPER_OFF, Grain, outside
 from conformance.case.netstrategies import for_capabilities
 from conformance.case.network import OPTIMIZER_HYPER
 from conformance.commands import cli
@@ -52,6 +53,23 @@ def test_a_narrow_declaration_holds_in_every_case(case):
         assert all(y >= 0 for b in case.batches for y in b.y.values)
     if case.optimizer == "sgd" and case.hyper["nesterov"]:
         assert case.hyper["momentum"] > 0 and case.hyper["dampening"] == 0
+
+
+@QUICK
+@given(st.sampled_from([LEAN, TUTORIAL]).flatmap(lambda caps: for_capabilities(caps).map(lambda c: (caps, c))))
+def test_every_case_drawn_for_a_declaration_is_admitted_by_it(drawn):
+    caps, case = drawn
+    assert outside(caps, case) is None and kinds.of(case).admits(caps, case)
+    assert kinds.of(case).admits(RefImpl.capabilities, case)
+
+
+def test_a_case_outside_a_declaration_is_named():
+    case = next(c for c in draw(next(s for s in kinds.suites(RefImpl.capabilities, 40)
+                                     if s.name == "networks float64"), 0) if c.optimizer != "sgd")
+    assert outside(TUTORIAL, case) == f"optimizer {case.optimizer}"
+    tutorial_case = draw(next(s for s in kinds.suites(TUTORIAL, 40) if s.name == "networks float64"), 0)[0]
+    assert outside(TUTORIAL, tutorial_case) is None
+    assert outside(LEAN, tutorial_case) is not None
 
 
 def test_a_narrow_declaration_reaches_what_it_does_declare():

@@ -96,3 +96,34 @@ class Grain(Mapping[str, frozenset[str]]):
 def loss_options(loss_attrs: Mapping[str, Iterable[str]]) -> dict[str, tuple[str, ...]]:
     """What each loss can take: every reduction and its attributes."""
     return {k: (*REDUCTIONS, *v) for k, v in loss_attrs.items()}
+
+
+def outside(caps: Any, case: Any) -> str | None:
+    """Why a network case holds something ``caps`` does not declare (None: it is inside): the
+    shrinker's candidates must stay where the strategies draw."""
+    from_off = HYPER_OFF.get(case.optimizer, {})
+    if case.optimizer not in caps.optimizers:
+        return f"optimizer {case.optimizer}"
+    taken = caps.optimizers[case.optimizer] | {"lr"}
+    for k, v in case.hyper.items():
+        if k not in taken and k in from_off and v != from_off[k]:
+            return f"{case.optimizer}.{k} = {v!r}"
+    if case.loss not in caps.losses or case.reduction not in caps.losses[case.loss]:
+        return f"{case.loss} reduction {case.reduction}"
+    for k, v in case.loss_attrs.items():
+        if k not in caps.losses[case.loss] and k != "ignore_index" and v != LOSS_ATTR_OFF[k]:
+            return f"{case.loss}.{k} = {v!r}"
+    if "ignore_index" not in caps.losses[case.loss] and any(
+            y == case.loss_attrs.get("ignore_index", -100) for b in case.batches for y in b.y.values
+            if "ignore_index" in case.loss_attrs):
+        return f"{case.loss}: an ignored target"
+    *hidden, last = case.layers
+    if any(la.activation not in caps.activations for la in hidden) or last.activation not in caps.output_activations:
+        return "an activation"
+    if any((la.bias is not None) not in caps.bias for la in case.layers):
+        return "a layer's bias"
+    if not caps.layers[0] <= len(case.layers) <= caps.layers[1]:
+        return f"{len(case.layers)} layers"
+    if not caps.batch_sizes[0] <= case.batches[0].x.shape[0] <= caps.batch_sizes[1]:
+        return f"batch {case.batches[0].x.shape[0]}"
+    return None

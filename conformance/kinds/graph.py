@@ -137,5 +137,6 @@ GRAPH = Kind(
     run_torch=run_torch, judge=judge, smaller=lambda case: graph_candidates(case, node_values),
     torch_script=repro.torch_script,
     result_key=result_key, suites=suites, late_suites=late_suites, unsupported=unsupported, declared=declared,
+    admits=lambda caps, case: set(case.ops) <= caps.ops and case.dtype in caps.dtypes,
     picture="conformance.report.graphdraw:draw_graph_case",
 )

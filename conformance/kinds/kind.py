@@ -84,6 +84,8 @@ class Kind:
     unsupported: Callable[[Any], dict[str, str]] = lambda caps: {}
     #: what of this kind the capabilities declare, one line (``conformance list``)
     declared: Callable[[Any], str] = lambda caps: ""
+    #: whether the capabilities admit a case (the shrinker keeps to what the strategies would draw)
+    admits: Callable[[Any, Any], bool] = lambda caps, case: True
 
     def run(self, impl: Any, case: Any) -> Any:
         """The implementation's result on ``case``; an exception becomes a result whose error is one

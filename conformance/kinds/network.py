@@ -14,7 +14,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from conformance.case import network as netcases
-from conformance.case.grain import loss_options
+from conformance.case.grain import loss_options, outside
 from conformance.case.netstrategies import for_capabilities
 from conformance.case.network import ACTIVATIONS, DTYPES, LOSS_ATTRS, OPTIMIZER_HYPER, NetworkCase, NetworkResult
 from conformance.case.reduce import network_candidates
@@ -106,5 +106,6 @@ NETWORK = Kind(
     size=lambda case: case.summary(), describe=describe, family=lambda case: "networks",
     run_torch=run_torch_network, judge=judge, smaller=network_candidates, torch_script=torch_script,
     result_key=result_key, suites=suites, unsupported=unsupported, declared=declared,
+    admits=lambda caps, case: outside(caps, case) is None,
     picture="conformance.report.netdraw:draw_network_case",
 )

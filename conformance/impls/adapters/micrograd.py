@@ -61,7 +61,9 @@ from types import ModuleType
 from typing import Any
 
 from conformance.case.graph import GraphCase, GraphResult, Tensor
+from conformance.case.network import NetworkCase, NetworkResult
 from conformance.impls import Capabilities
+from conformance.impls.adapters.micrograd_nn import find_mlp, run_mlp
 from refimpl import OPS
 
 __all__ = ["ATTRIBUTE_OPS", "DEFAULTS_ONLY", "METHODS", "OPERATORS", "MicrogradAdapter", "MicrogradSpecError", "OpMap",
@@ -348,13 +350,39 @@ class MicrogradAdapter:
         self.name = name or label.split(".")[0]
         self.version = _version(module)
         self.table = op_table(self.value_cls)
+        self.mlp, self.mlp_note = find_mlp(module)  # micrograd's nn, if the module has it
         self.capabilities: Capabilities = self._probe()
 
     def _probe(self) -> Capabilities:
         """The ops that run with any attributes; a defaults-only op is left out, since the suites
-        draw other attributes, and runs only in the cases that give it the defaults."""
+        draw other attributes, and runs only in the cases that give it the defaults. Training runs
+        where the module has micrograd's ``nn`` (:mod:`conformance.impls.adapters.micrograd_nn`):
+        plain SGD, MSE (mean, sum), layers with bias, its own activations."""
         ops = frozenset(op for op, m in self.table.items() if not m.defaults_only)
-        return Capabilities(ops, ("float64",), second_order=False)
+        if self.mlp is None:
+            return Capabilities(ops, ("float64",), second_order=False)
+        return Capabilities(ops, ("float64",), second_order=False, networks=True,
+                            activations=frozenset({self.mlp.hidden}), output_activations=frozenset({self.mlp.output}),
+                            optimizers={"sgd": ["lr"]}, losses={"mse": ["mean", "sum"]}, bias=frozenset({True}))
+
+    def run_network(self, case: NetworkCase) -> NetworkResult:
+        """A training run through the module's MLP (micrograd_nn.run_mlp), under the engine's own
+        recursion limit (see :meth:`run_graph`); any failure is an error result."""
+        if self.mlp is None:
+            return NetworkResult(error=f"ValueError: {self.name} has no micrograd nn: {self.mlp_note}")
+        outside = sys.getrecursionlimit()
+        try:
+            sys.setrecursionlimit(self.recursion_limit)
+        except RecursionError:
+            pass
+        try:
+            return run_mlp(self.mlp, case)
+        except Exception as exc:  # the implementation under test may raise anything
+            tb = traceback.extract_tb(exc.__traceback__)
+            where = f", at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
+            return NetworkResult(error=f"{_oneline(exc)} (in a training run{where})")
+        finally:
+            sys.setrecursionlimit(outside)
 
     def __repr__(self) -> str:
         return f"MicrogradAdapter({self.name} {self.version}: {', '.join(sorted(self.capabilities.ops))})"
