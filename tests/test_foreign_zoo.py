@@ -14,7 +14,9 @@ import sys
 
 import pytest
 
+from conformance.case.grain import HYPER_OFF
 from conformance.case.graph import GraphCase, Node, Tensor
+from conformance.case.network import Batch, Layer, NetworkCase, check_case, with_id
 from conformance.commands import cli
 from conformance.commands.mutants import ForeignRow, Outcome, foreign_summary, run_foreign
 from conformance.driver import PROFILES
@@ -30,6 +32,8 @@ HOLES: dict[str, str] = {}  # engine → why its row is not yet as expected (a s
 
 CORRECT = {style: next(f for f in FOREIGN.values() if f.style == style and f.expect == "conforms")
            for style in STYLES}
+#: the styles that run graph cases (the numpy MLPs run training runs only)
+GRAPH_STYLES = [s for s in STYLES if s != "numpy"]
 
 
 def one(op, *xs, ct=1.0, **attrs):
@@ -67,6 +71,24 @@ SHOWS = {
     "log_squared": one("log", 0.25),
     "float32_storage": one("add", 0.1, 0.2),
 }
+#: per buggy numpy MLP, its correct sibling (the same network without the bug)
+MLP_SIBLING = {"mlp_bias_mean": "mlp_tutorial", "mlp_mse_no_2": "mlp_tutorial", "mlp_transposed_dw": "mlp_tutorial",
+               "mlp_sigmoid_prime_of_output": "mlp_tutorial", "mlp_no_zero_grad": "mlp_tutorial",
+               "mlp_last_nonlinear": "mlp_linear_output"}
+
+
+def mlp_case(output: str) -> NetworkCase:
+    """Two square sigmoid layers (the last ``output``), MSE mean, plain SGD, two steps of batch 2:
+    every numpy bug shows on it (a square layer for the transposed gradient, batch 2 for the
+    averaged bias, two steps for the gradients never zeroed)."""
+    def t(shape, *vals):
+        return Tensor(shape, tuple(vals))
+
+    layers = (Layer(2, 2, "sigmoid", {}, t((2, 2), 0.5, -0.3, 0.8, 0.1), t((2,), 0.1, -0.2)),
+              Layer(2, 2, output, {}, t((2, 2), -0.6, 0.4, 0.2, 0.9), t((2,), 0.05, 0.3)))
+    batch = Batch(t((2, 2), 1.0, -0.5, 0.25, 2.0), t((2, 2), 0.3, 0.7, 0.9, 0.1))
+    hyper = {"lr": 0.5, **HYPER_OFF["sgd"]}
+    return with_id(check_case(NetworkCase(layers, "mse", "mean", {}, "sgd", hyper, (batch, batch))))
 
 
 def run_directly(value_cls, case):
@@ -95,7 +117,7 @@ def test_the_registry():
     assert len(FOREIGN) >= 15
     assert {f.style for f in FOREIGN.values()} == set(STYLES)
     assert {f.expect for f in FOREIGN.values()} == {"conforms", "kill", "convention"}
-    assert set(SHOWS) == {n for n, f in FOREIGN.items() if f.expect != "conforms"}
+    assert set(SHOWS) | set(MLP_SIBLING) == {n for n, f in FOREIGN.items() if f.expect != "conforms"}
     for f in FOREIGN.values():
         assert f.path.is_file(), f.path
 
@@ -103,14 +125,17 @@ def test_the_registry():
 @pytest.mark.parametrize("name", list(FOREIGN))
 def test_every_engine_loads_and_stands_alone(loaded, name):
     f, impl = FOREIGN[name], loaded[name]
-    assert {"add", "sub", "mul", "div", "neg", "relu"} <= impl.capabilities.ops, impl.capabilities.ops
+    if f.style == "numpy":  # a network: training runs, tutorial-style (NetworkClass over its MLP class)
+        assert impl.capabilities.networks and not impl.capabilities.ops
+    else:
+        assert {"add", "sub", "mul", "div", "neg", "relu"} <= impl.capabilities.ops, impl.capabilities.ops
     tree = ast.parse(f.path.read_text())
     first = (ast.get_docstring(tree) or "").split("\n")[0].lower()  # says the style, and correct or which bug
     assert {"jsonl": "json lines"}.get(f.style, f.style[:5]) in first, first
     assert {"conforms": "correct", "kill": "bug:", "convention": "not a bug"}[f.expect] in first, first
     imported = {a.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported <= set(sys.stdlib_module_names), imported
+    assert imported <= set(sys.stdlib_module_names) | ({"numpy"} if f.style == "numpy" else set()), imported
 
 
 @pytest.mark.parametrize("name", list(SHOWS))
@@ -136,12 +161,26 @@ def test_every_planted_bug_is_real(loaded, name):
         assert check(loaded[name], case).verdict == "convention"
 
 
+@pytest.mark.parametrize("name", list(MLP_SIBLING))
+def test_every_planted_network_bug_is_real(loaded, name):
+    """On a hand-written training run the buggy MLP's numbers differ from its correct sibling's,
+    which passes it."""
+    sibling = MLP_SIBLING[name]
+    (output,) = loaded[sibling].capabilities.output_activations
+    case = mlp_case(output)
+    assert check(loaded[sibling], case).verdict == "pass"
+    got, want = loaded[name].run_network(case), loaded[sibling].run_network(case)
+    nums = lambda r: [v for st in r.steps for t in (st.loss, *st.grads.values()) for v in t.values]
+    assert any(not math.isclose(a, b, rel_tol=1e-12) for a, b in zip(nums(got), nums(want)))
+    assert not check(loaded[name], case).conforms
+
+
 def test_correct_engines_sort_deep_graphs_without_recursion(loaded):
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(1000)
     try:
-        for f in CORRECT.values():
-            assert check(loaded[f.name], chain(5000)).verdict == "pass", f.name
+        for style in GRAPH_STYLES:
+            assert check(loaded[CORRECT[style].name], chain(5000)).verdict == "pass", style
     finally:
         sys.setrecursionlimit(limit)
 

@@ -210,6 +210,7 @@ def test_worker_messages_follow_the_protocol_schema(net):
                          input="".join(json.dumps(m) + "\n" for m in lines), capture_output=True, timeout=120)
     replies = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["type"] for r in replies] == ["hello", "result", "result"] and out.returncode == 0, out.stderr
-    assert set(replies[0]["capabilities"]["networks"]) == {"activations", "losses", "optimizers"}
+    assert set(replies[0]["capabilities"]["networks"]) == {"activations", "output_activations", "losses", "optimizers",
+                                                           "bias", "layers", "batch_sizes"}
     for r in replies:
         validate(r)

@@ -156,8 +156,11 @@ def _attr(mod: Any, attr: str, spec: str) -> Any:
 
 
 def _instantiate(obj: Any, spec: str) -> Implementation:
-    impl = obj() if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "run_graph")) else obj
-    missing = [a for a in ("name", "capabilities", "run_graph") if not hasattr(impl, a)]
+    runs = ("run_graph", "run_network")
+    impl = obj() if isinstance(obj, type) or (callable(obj) and not any(hasattr(obj, r) for r in runs)) else obj
+    missing = [a for a in ("name", "capabilities") if not hasattr(impl, a)]
+    if not any(hasattr(impl, r) for r in runs):
+        missing.append("run_graph or run_network")
     if missing:
         raise LookupError(f"{spec!r} is not an adapter: it lacks {', '.join(missing)} (see the README's "
                           "adapter protocol)")

@@ -106,6 +106,8 @@ def unsupported(caps: Any) -> dict[str, str]:
 def declared(caps: Any) -> str:
     """The graph cases the capabilities declare, in one line (``conformance list``)."""
     ops = sorted(caps.ops)
+    if not ops:
+        return "graphs: no"
     return (f"graphs: dtypes {','.join(caps.dtypes)}; second order {'yes' if caps.second_order else 'no'}; "
             f"{len(ops)} ops: {' '.join(ops)}")
 

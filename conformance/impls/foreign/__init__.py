@@ -18,17 +18,20 @@ each engine is realistic.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from conformance.case.entrykey import EntryKey
 from conformance.impls.adapters.jsonl import CommandAdapter
 from conformance.impls.adapters.micrograd import load_micrograd
+from conformance.impls.adapters.network_class import NetworkClass
 
 HERE = Path(__file__).resolve().parent
 EXPECTS = ("conforms", "kill", "convention")
-STYLES = ("closures", "classes", "tape", "tuples", "jsonl")
+STYLES = ("closures", "classes", "tape", "tuples", "jsonl", "numpy")
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,10 @@ class Foreign:
     must all hold, each with ``|``-separated alternatives — ``op:NAME`` (the case has that op),
     ``error:TEXT`` (the verdict's reason contains TEXT, e.g. an exception type), ``suite:NAME`` (it
     was reported by that suite), ``entry:value`` (a failing entry is the output's value, not a
-    gradient: a forward bug), ``fan-out`` (some value of the case feeds two inputs). Empty for a
-    correct engine.
+    gradient: a forward bug; ``loss``, ``grad``, ``param`` for a training run), ``role:bias``
+    (a failing entry is of a bias, or ``weight``), ``from-step:2`` (every failing entry of the
+    training run is at step 2 or later), ``fan-out`` (some value of the case feeds two inputs);
+    ``A or B``: either set of clauses. Empty for a correct engine.
     """
 
     name: str
@@ -71,11 +76,37 @@ class Foreign:
         """The engine as an implementation under test (a JSON Lines one is a started process: close it)."""
         if self.protocol:
             return CommandAdapter([sys.executable, str(self.path)])
+        if self.style == "numpy":
+            return numpy_mlp(self.path, self.name)
         return load_micrograd(str(self.path), name=self.name)
 
     def shows_bug(self, suite: str, verdict: Any) -> bool:
         """Whether a reported case (its suite, its verdict) is the planted bug at work."""
-        return bool(self.planted) and all(_holds(clause, suite, verdict) for clause in self.planted.split())
+        return bool(self.planted) and any(all(_holds(clause, suite, verdict) for clause in alternative.split())
+                                          for alternative in self.planted.split(" or "))
+
+
+def numpy_mlp(path: Path, name: str) -> NetworkClass:
+    """A tutorial-style numpy MLP file as an implementation: ``MLP(weights, biases)`` with ``W``
+    (in, out), ``backprop(x, y) -> (loss, dWs, dbs)``, ``update(dWs, dbs, lr)``, and ``DECLARES``
+    (what it takes). The whole adapter: torch's (out, in) weights transposed in and out."""
+    spec = importlib.util.spec_from_file_location(f"_foreign_{name}", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+
+    def loss_and_grads(net: Any, x: Any, y: Any) -> tuple[Any, list[Any]]:
+        loss, dWs, dbs = net.backprop(x, y)
+        return loss, [g for dW, db in zip(dWs, dbs) for g in (dW.T, db)]
+
+    return NetworkClass(
+        name=name, version="foreign", capabilities=NetworkClass.declare(**module.DECLARES),
+        build=lambda p, case: module.MLP([w.T.copy() for w in p[0::2]], [b.copy() for b in p[1::2]]),
+        loss_and_grads=loss_and_grads,
+        step=lambda net, g, lr: net.update([w.T for w in g[0::2]], g[1::2], lr),
+        params=lambda net: [a for W, b in zip(net.weights, net.biases) for a in (W.T, b)])
+
+
+_SHOWN = ("pass", "torch-deviates", "known-cause", "unchecked")  # the verdicts no bug gives
 
 
 def _holds(clause: str, suite: str, verdict: Any) -> bool:
@@ -89,9 +120,12 @@ def _holds(clause: str, suite: str, verdict: Any) -> bool:
     if what == "suite":
         return suite in options
     if what == "entry":
-        shown = ("pass", "torch-deviates", "known-cause", "unchecked")  # the verdicts no bug gives
-        bad = [e.name for e in verdict.entries if e.verdict not in shown]
-        return any(name.split("[")[0] in options for name in bad)
+        return any(EntryKey.parse(e.name).quantity in options for e in verdict.entries if e.verdict not in _SHOWN)
+    if what in ("role", "from-step"):
+        bad = [EntryKey.parse(e.name) for e in verdict.entries if e.verdict not in _SHOWN]
+        if what == "role":
+            return any(k.target is not None and k.target.rsplit(".", 1)[-1] in options for k in bad)
+        return bool(bad) and min(k.step or 0 for k in bad) >= int(options[0])
     if what == "fan-out":
         used = [i for n in getattr(case, "nodes", ()) for i in n.inputs]
         return len(used) > len(set(used))
@@ -123,6 +157,19 @@ FOREIGN: dict[str, Foreign] = {f.name: f for f in (
     _entry("fanout_overwrite", "tuples", "kill", "= instead of += : fan-out overwrites", "fan-out"),
     _entry("log_squared", "tuples", "kill", "log' = 1/x**2", "op:log"),
     _entry("float32_storage", "tuples", "kill", "values rounded to float32 under a float64 claim", "entry:value"),
+    # numpy MLPs in the seed tutorials' style (forward, δ-equations, SGD): correct, then one bug each
+    _entry("mlp_tutorial", "numpy", "conforms", "sigmoid layers, MSE mean, δ-equations, plain SGD"),
+    _entry("mlp_reversed_sum", "numpy", "conforms", "the same, every sum by hand in reverse order"),
+    _entry("mlp_linear_output", "numpy", "conforms", "sigmoid hidden layers, a linear output (regression)"),
+    _entry("mlp_bias_mean", "numpy", "kill", "bias gradient averaged over the batch", "role:bias entry:grad"),
+    _entry("mlp_mse_no_2", "numpy", "kill", "MSE derivative without its factor 2", "entry:grad"),
+    _entry("mlp_transposed_dw", "numpy", "kill", "weight gradient transposed (silent on square layers)",
+           "role:weight entry:grad or error:shape"),
+    _entry("mlp_sigmoid_prime_of_output", "numpy", "kill", "σ′ applied to the activation, σ(a)(1 − σ(a))",
+           "entry:grad"),
+    _entry("mlp_last_nonlinear", "numpy", "kill", "a sigmoid on the declared linear output", "entry:loss"),
+    _entry("mlp_no_zero_grad", "numpy", "kill", "gradients accumulate across steps, never zeroed",
+           "entry:grad from-step:2"),
 )}
 
 __all__ = ["EXPECTS", "FOREIGN", "STYLES", "Foreign"]
