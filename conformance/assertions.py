@@ -14,6 +14,7 @@ import pytest
 
 from conformance import kinds
 from conformance.driver import OnCase, SuiteResult, counts_text, judge_case
+from conformance.verdict.diagnosis import diagnose
 from conformance.verdict.graph import CaseVerdict
 from conformance.verdict.outcomes import Verdict
 
@@ -38,6 +39,7 @@ def failure_message(impl: object, v: CaseVerdict) -> str:
     k = kinds.of(v.case)
     return (f"{getattr(impl, 'name', impl)} does not conform on case {v.case.id} ({k.size(v.case)}, "
             f"{v.case.dtype}): {v.verdict}\n  {v.reason}\n"
+            + "".join(f"  diagnosis: {line}\n" for line in diagnose(v)) +
             f"case JSON:\n{k.dumps(v.case)}\nreproduce with torch:\n{k.torch_script(v.case)}")
 
 

@@ -24,6 +24,7 @@ from hypothesis import seed as hseed
 
 from conformance import kinds
 from conformance.kinds.kind import Suite
+from conformance.verdict.diagnosis import diagnose
 from conformance.verdict.graph import CaseVerdict
 from conformance.verdict.outcomes import ORDER, Verdict
 from conformance.verdict.signature import same_failure, signature
@@ -230,6 +231,7 @@ def failure_text(suite: str, v: CaseVerdict, note: str = "") -> str:
     (``note``: what shrinking says when it did not finish)."""
     k = kinds.of(v.case)
     return (f"FAIL {suite}: minimal case {v.case.id} ({k.size(v.case)}): {v.verdict}\n  {v.reason}\n"
+            + "".join(f"  diagnosis: {line}\n" for line in diagnose(v))
             + (f"  ({note})\n" if note else "") +
             f"case JSON:\n{k.dumps(v.case)}\nreproduce with torch:\n{k.torch_script(v.case)}")
 

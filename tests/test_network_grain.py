@@ -80,13 +80,14 @@ def test_a_narrow_declaration_reaches_what_it_does_declare():
     assert {c.loss for c in cases} == {"cross_entropy", "huber"}
 
 
-def test_names_alone_take_everything_and_draw_the_cases_they_drew_before():
-    names = Capabilities(frozenset(), networks=True, activations=RefImpl.capabilities.activations,
-                         optimizers=list(OPTIMIZER_HYPER), losses=list(RefImpl.capabilities.losses))
-    assert names.optimizers == RefImpl.capabilities.optimizers
-    suite = next(s for s in kinds.suites(RefImpl.capabilities, 40) if s.name == "networks float64")
-    # the first two cases at seed 0, as drawn before grains existed (at de67540; an id hashes the case)
-    assert [c.id for c in draw(suite, 0)][:2] == ["n-32bbfa65b709", "n-42e7d247e24d"]
+def test_names_alone_take_everything_and_draw_the_same_cases():
+    names = Capabilities(frozenset(), dtypes=("float64", "float32"), networks=True,
+                         activations=RefImpl.capabilities.activations, optimizers=list(OPTIMIZER_HYPER),
+                         losses=list(RefImpl.capabilities.losses))
+    assert names.optimizers == RefImpl.capabilities.optimizers and names.losses == RefImpl.capabilities.losses
+    drawn = [[c.id for c in draw(next(s for s in kinds.suites(caps, 40) if s.name == "networks float64"), 0)]
+             for caps in (names, RefImpl.capabilities)]
+    assert drawn[0] == drawn[1]
 
 
 def test_what_is_left_out_is_counted_as_unsupported():

@@ -1,13 +1,14 @@
 """Hypothesis strategies for network cases (:mod:`conformance.case.network`), valid by construction.
 
 Everything is drawn in a fixed order — loss and reduction, input width, the layers (a list: each
-layer's width, activation, attributes and parameter seeds drawn as one block, so a failure sheds
-whole layers), loss attributes, optimizer and hyperparameters, batch size, the batches (a list, one
-block per step) — and every choice shrinks towards the simplest one: ``mse``/``mean``, one
-layer of width 1, ``identity``, SGD with plain settings, one step, batch 1. Nothing is filtered
-after the fact: a target is drawn valid for its loss (probabilities in ``[0, 1]`` for bce, class
-indices for cross_entropy/nll, never every position ignored), nesterov only with momentum and no
-dampening, bce only behind a sigmoid, nll only behind a log_softmax head.
+layer's width — one layer in three as wide as its input, a square weight —, activation, attributes
+and parameter seeds drawn as one block, so a failure sheds whole layers), loss attributes, optimizer
+and hyperparameters, batch size, the batches (a list, one block per step) — and every choice shrinks
+towards the simplest one: ``mse``/``mean``, one layer of width 1, ``identity``, SGD with plain
+settings, one step, batch 1. Nothing is filtered after the fact: a target is drawn valid for its
+loss (probabilities in ``[0, 1]`` for bce, class indices for cross_entropy/nll, never every position
+ignored), nesterov only with momentum and no dampening, bce only behind a sigmoid, nll only behind a
+log_softmax head.
 
 Tensors are drawn as one seed each (plus a scale), expanded by :class:`random.Random`: a 16×16
 layer over 5 steps of 16 samples is thousands of numbers, more than hypothesis's choice buffer
@@ -195,11 +196,14 @@ def _layer_spec(draw: st.DrawFn, acts: list[str], max_width: int, cast: Any,
     """One layer as a self-contained block of draws — output width, activation and attributes, and
     the seeds of its weight and bias — so that a list of them shrinks by deleting a layer."""
     width = draw(st.integers(1, max_width))
+    square = draw(st.integers(0, 2)) == 0  # one layer in three as wide as its input: bugs that a
+    # square weight hides from numpy's shape checks (a transposed gradient) show only there
     act, attrs = _activation(draw, acts, cast)
     weight_seed = draw(st.integers(0, 2**32 - 1))
     biased = True not in bias or (False in bias and draw(st.integers(0, 5)) == 5)  # True: no bias
     bias_seed = None if biased else draw(st.integers(0, 2**32 - 1))
-    return {"width": width, "act": act, "attrs": attrs, "weight_seed": weight_seed, "bias_seed": bias_seed}
+    return {"width": width, "square": square, "act": act, "attrs": attrs, "weight_seed": weight_seed,
+            "bias_seed": bias_seed}
 
 
 def _from_seed(seed: int, shape: tuple[int, ...], lo: float, hi: float, cast: Any) -> Tensor:
@@ -264,6 +268,8 @@ def network_cases(draw: st.DrawFn, dtype: str = "float64", *, activations: Itera
     gain = _pick(draw, _SCALES)
     layers, width = [], n_in
     for spec in specs:
+        if spec["square"]:
+            spec = {**spec, "width": width}
         bound = gain / width**0.5  # torch.nn.Linear's default init range, times a gain
         weight = _from_seed(spec["weight_seed"], (spec["width"], width), -bound, bound, cast)
         bias_t = None if spec["bias_seed"] is None else _from_seed(spec["bias_seed"], (spec["width"],),

@@ -204,9 +204,8 @@ def verify(args: argparse.Namespace) -> int:
         getattr(impl, "close", lambda: None)()
     print()
     print(ver.table(impl, results))
-    bad = [r for r in results if r.failure]
-    for r in bad:
-        print("\n" + ver.failure_text(r))
+    if any(r.failure for r in results):
+        print("\n" + ver.failures_text(results))
     if findings:
         print("\n" + ver.robustness_text(findings))
     ok = ver.conforms(results, strict=args.strict)

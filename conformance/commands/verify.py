@@ -259,6 +259,23 @@ def robustness_text(findings: dict[str, list[str]], first: int = 3) -> str:
     return "\n".join(lines)
 
 
+def failures_text(results: list[SuiteResult]) -> str:
+    """Every failing suite's minimal case, each case printed once: a suite whose minimal case was
+    printed for an earlier suite refers to it in one line."""
+    shown: dict[str, str] = {}
+    parts = []
+    for r in results:
+        if r.failure is None:
+            continue
+        first = shown.setdefault(r.failure.case.id, r.suite.name)
+        if first != r.suite.name:
+            parts.append(f"FAIL {r.suite.name}: minimal case {r.failure.case.id}, the same case as {first!r} "
+                         f"above: {r.failure.verdict}")
+        else:
+            parts.append(failure_text(r))
+    return "\n\n".join(parts)
+
+
 def failure_text(r: SuiteResult) -> str:
     """A suite's minimal failing case: the verdict, the case as JSON and a torch script to paste."""
     assert r.failure is not None
