@@ -3,15 +3,18 @@ else — a planted bug of another kind stays unexplained, so calibration's budge
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
+from conformance import kinds
 from conformance.case.graph import GraphCase, GraphResult, Node, Tensor
 from conformance.case.strategies import with_id
 from conformance.driver import judge_case as check_case
 from conformance.impls import RefImpl
 from conformance.impls.explain import CAUSES, FLUSH, explain
 from conformance.impls.zoo import MUTANTS, MutantImpl
-from conformance.oracle.run import run_refimpl
+from conformance.oracle.run import run_refimpl, run_torch
 
 
 class FlushingImpl(RefImpl):
@@ -237,3 +240,16 @@ def test_a_kink_of_the_case_itself_excuses_nothing():
     case = _case({"x": 0.5}, [("n0", "clamp", ("x",), {"min": 0.5}), ("n1", "elu", ("n0",), {"alpha": 1.0})], ct=0.25)
     judged = check_case(MutantImpl(MUTANTS["cotangent-ignored"]), case)
     assert judged.verdict == "fail" and judged.cause is None, judged.reason
+
+
+@pytest.mark.parametrize("x", [0.01, -6.6e-12, 1e-17])
+def test_the_lectures_tanh_is_named_and_still_charged(x):
+    """tanh as (e²ˣ − 1)/(e²ˣ + 1), three of ten public engines' formula: its cancellation near 0
+    is reproduced by the cause tanh-exp-ratio, named in the reason, and stays a failure."""
+    case = GraphCase({"x0": Tensor.scalar(x)}, (Node("n0", "tanh", ("x0",)),), "n0", Tensor.scalar(1.0))
+    e = math.exp(2 * x)
+    t = (e - 1) / (e + 1)
+    got = GraphResult(value=Tensor.scalar(t), grads={"x0": Tensor.scalar(1 - t * t)})
+    v = kinds.of(case).judge(case, got, run_torch(case))
+    assert v.verdict == "fail" and v.cause == "tanh-exp-ratio", (v.verdict, v.reason)
+    assert "reproduced by the known cause tanh-exp-ratio" in v.reason

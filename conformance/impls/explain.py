@@ -247,6 +247,12 @@ def _elu_exp_minus_one(m: Any, x: Any, alpha: float) -> Any:
     return x if m.val(x) >= 0 else _mul(m, alpha, _add(m, m.round(m.exp(x)), -m.one))
 
 
+def _tanh_exp_ratio(m: Any, x: Any) -> Any:
+    """tanh as (e²ˣ − 1)/(e²ˣ + 1), each operation rounded: the lecture's formula (micrograd's video)."""
+    e = m.round(m.exp(_mul(m, 2, x)))
+    return m.div(_add(m, e, -m.one), _add(m, e, m.one))
+
+
 def _inverse_square(m: Any, g: Any, a: Any, b: Any, out: Any) -> tuple[Any, Any]:
     """jax's div′: ``div(g, y)`` and the transpose of ``mul(mul(neg(g), x), integer_pow(y, -2))``."""
     inv_sq = m.round(m.div(m.one, _mul(m, b, b)))
@@ -305,6 +311,9 @@ CAUSES: dict[str, Cause] = {
                                                     "derivative": lambda m, x, out, alpha:
                                                     (m.one if m.val(x) >= 0 else _add(m, out, alpha),)}),
                                   note="elu as α·(exp(x) − 1) rather than α·expm1(x), which cancels for small |x|"),
+    "tanh-exp-ratio": _patched(("tanh",), ("tanh", {"forward": _tanh_exp_ratio}), correct=False,
+                               note="tanh as (e²ˣ − 1)/(e²ˣ + 1) (the lecture's formula), which cancels near 0 — "
+                                    "tanh(x) = 0 for |x| < 5.6e-17 — and overflows past x ≈ 355: an inaccurate tanh"),
     "log-softmax-minus-logsumexp": Cause(frozenset({"log_softmax"}), (_log_softmax_minus_logsumexp,),
                                          note="log_softmax as x − logsumexp(x), which cancels for large |x|"),
     "log1p-128-ulps": Cause(frozenset({"log1p"}), (_log1p_within(128),), correct=False,
