@@ -1,0 +1,88 @@
+"""Course-assignment layer functions composed by the harness (conformance/impls/adapters/layer_functions.py,
+examples/layer_functions.py): the example conforms at every seed; each classic slip of such a file is
+caught at every seed, with its diagnosis where the failure has a known shape."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance import kinds
+from conformance.driver import run_suite
+from conformance.impls.adapters.layer_functions import layer_functions
+from conformance.impls.loading import resolve
+from conformance.verdict.diagnosis import diagnose
+
+SEEDS = range(3)
+
+
+@pytest.fixture(scope="module")
+def example():
+    return resolve("examples/layer_functions.py", isolate=False)
+
+
+@pytest.fixture(scope="module")
+def module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_layer_functions_example", "examples/layer_functions.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _suites(impl, examples=12):
+    return [(i, s) for i, s in enumerate(kinds.suites(impl.capabilities, examples)) if s.family == "networks"]
+
+
+def test_the_example_declares_what_it_was_given_and_conforms_at_every_seed(example):
+    caps = example.capabilities
+    assert caps.activations == caps.output_activations == {"relu", "sigmoid", "identity"}
+    assert dict(caps.losses) == {"cross_entropy": {"mean"}, "mse": {"mean"}} and dict(caps.optimizers) == {"sgd": {"lr"}}
+    for seed in SEEDS:
+        for i, suite in _suites(example):
+            r = run_suite(example, suite, seed + i, first_failure_only=True)
+            assert r.first_bad is None, (seed, suite.name, r.first_bad[1].reason)
+
+
+def _with(module, **changes):
+    parts = dict(affine=(module.affine_forward, module.affine_backward),
+                 activations={"relu": (module.relu_forward, module.relu_backward),
+                              "sigmoid": (module.sigmoid_forward, module.sigmoid_backward)},
+                 losses={"cross_entropy": module.softmax_loss, "mse": module.mse_loss})
+    return layer_functions(name="planted", **{**parts, **changes})
+
+
+def _bias_mean(module):
+    def affine_backward(dout, cache):
+        dx, dw, db = module.affine_backward(dout, cache)
+        return dx, dw, dout.mean(axis=0)
+    return {"affine": (module.affine_forward, affine_backward)}
+
+
+def _softmax_not_averaged(module):
+    def softmax_loss(x, y):
+        loss, dx = module.softmax_loss(x, y)
+        return loss, dx * x.shape[0]
+    return {"losses": {"cross_entropy": softmax_loss}}
+
+
+def _sigmoid_of_input(module):
+    def sigmoid_forward(x):
+        out, _ = module.sigmoid_forward(x)
+        return out, x  # the cache holds the input, the backward uses it as the output
+    return {"activations": {"sigmoid": (sigmoid_forward, module.sigmoid_backward)}}
+
+
+@pytest.mark.parametrize("slip, words", [
+    (_bias_mean, "averaged over the batch"),
+    (_softmax_not_averaged, "summed over the batch"),
+    (_sigmoid_of_input, None),
+])
+def test_a_slip_in_one_function_is_caught_at_every_seed(module, slip, words):
+    impl = _with(module, **slip(module))
+    i, suite = _suites(impl, 40)[0]
+    for seed in SEEDS:
+        r = run_suite(impl, suite, seed + i, first_failure_only=True)
+        assert r.failure is not None, f"not caught at seed {seed}"
+        assert len(r.failure.case.layers) == 1 or words is None, r.failure.case.summary()
+        if words:
+            assert any(words in line for line in diagnose(r.failure)), (seed, diagnose(r.failure), r.failure.reason)
