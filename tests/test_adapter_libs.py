@@ -289,7 +289,9 @@ DOCUMENTED = {lib: verdicts | {"unchecked"} for lib, verdicts in {
     "autograd": {"pass", "convention", "fail", "robustness"},
     "mygrad": {"pass", "convention", "fail"},
     "jax": {"pass", "convention", "torch-deviates", "fail", "robustness"},
-    "tinygrad": {"pass", "convention", "fail", "error", "timeout"},
+    # robustness: under DEV=PYTHON tinygrad flushes a leaf of -4.9e-275 to 0 (the known cause
+    # flush-to-zero), outside the working range: drawn at seed 1 since graphs are joined (session 8)
+    "tinygrad": {"pass", "convention", "fail", "error", "timeout", "robustness"},
 }.items()}
 #: (suite names, cases per suite) — tinygrad compiles a kernel per case, so it gets fewer
 VERIFY = {

@@ -17,6 +17,7 @@ from conformance.case.graph import GraphCase, Node, Tensor
 from conformance.case.strategies import with_id
 from conformance.driver import judge_case as check
 from conformance.impls import RefImpl
+from conformance.impls.zoo import MUTANTS, MutantImpl
 from refimpl import OPS
 
 
@@ -286,3 +287,32 @@ def test_the_one_sided_derivatives_are_the_ops_own_branches_next_to_the_point(op
         near = (math.nextafter(point[0], side * math.inf), *point[1:])
         assert got == pytest.approx(spec.derivative(FLOAT64, *near, spec.forward(FLOAT64, *near, **attrs), **attrs),
                                     rel=1e-12)
+
+
+def _abs_at_0_into_an_hvp() -> GraphCase:
+    """g(|x0|) with g′(0) ≠ 0 and g(0) = 0 — log1p(cos n) + cos(n)^(erf(n)/x1) at n = |0| — asked
+    for its HVP: the gradient is g(0)·abs′(0) = 0 whatever the choice c = abs′(0), the HVP g′(0)·c²·v
+    is 0 at torch's c = 0 and g′(0)·v at c = ±1 (drawn at ci, seed 0, by the joined graphs)."""
+    leaves = {"x0": Tensor.scalar(0.0), "x1": Tensor.scalar(-3.84)}
+    nodes = (Node("n0", "abs", ("x0",)), Node("n1", "erf", ("n0",)), Node("n2", "div", ("n1", "x1")),
+             Node("n3", "cos", ("n0",)), Node("n4", "log1p", ("n3",)), Node("n5", "pow", ("n3", "n2")),
+             Node("n6", "add", ("n4", "n5")))
+    so = {"x0": Tensor.scalar(1.0496512148220685), "x1": Tensor.scalar(0.0)}
+    return with_id(GraphCase(leaves, nodes, "n6", Tensor.scalar(0.5), second_order=so))
+
+
+def test_a_valid_kink_choice_met_twice_by_an_hvp_is_a_convention_and_a_wrong_hvp_still_fails():
+    """The HVP meets abs′(0) twice (c²): the one-sided ends ±1 give the same value, torch's 0 another;
+    every c in [−1, 1] is valid, so torch's choice is enumerated too (verdict/kinks.py, _options)."""
+    case = _abs_at_0_into_an_hvp()
+    assert check(RefImpl(), case).verdict == "pass"
+    v = check(MutantImpl(MUTANTS["abs-grad-1-at-0"]), case)
+    assert v.verdict == "convention", v.reason
+
+    class WrongHVP(RefImpl):
+        def run_graph(self, c):
+            r = super().run_graph(c)
+            r.hvp = {k: Tensor(t.shape, tuple(3 * x - 1.0 for x in t.values)) for k, t in r.hvp.items()}
+            return r
+
+    assert check(WrongHVP(), case).verdict == "fail"

@@ -3,8 +3,10 @@
 A graph is drawn node by node while refimpl evaluates it, so each new node's inputs are chosen
 among the existing nodes whose *current values* lie inside the op's domain (and keep the result
 finite); when none does, a fresh leaf is drawn inside the domain. Nothing is filtered after the
-fact, every draw is local to its node, and the output is the last node — so hypothesis shrinks a
-failure to the few nodes that matter, with the leaves (the earliest choices) preferred as inputs.
+fact and every draw is local to its node. Expressions left apart are then joined by ``add`` (or
+``mul``, ``sub``) into one output, so that no branch — nor a value two branches share — is cut off:
+of 1,200 scalar graphs drawn as verify draws them, 855 hold an intermediate node used twice and 914
+four ops or more (session 8; without the joins 506 and 734).
 
 Reuse is the point: a node chosen by several later nodes (fan-out), the same node twice in one op
 (x·x), one node reached by paths of different lengths. Rarely, on purpose: exact kink points
@@ -132,6 +134,33 @@ def _widest_expression(nodes: list[Node]) -> list[Node]:
     return [n for n in nodes if n.name in below[out.name]]
 
 
+_JOINS = ("add", "mul", "sub")
+
+
+def _joined(nodes: list[Node], env: dict[str, Value], names: list[str]) -> list[Node]:
+    """The drawn expressions joined into one: while two nodes are used by no later node, the newest
+    two are combined by ``add`` (or ``mul``, ``sub``: the first of them the ops allow), so that no
+    branch — and no value it shares with another — is cut off the output. Without such an op, the
+    widest expression alone is kept (:func:`_widest_expression`)."""
+    join = next((op for op in _JOINS if op in names), None)
+    if join is None:
+        return nodes
+    nodes = list(nodes)
+    k = 1 + max(int(n.name[1:]) for n in nodes)  # node names are n0, n1, …: the next free one
+    while True:
+        used = {i for n in nodes for i in n.inputs}
+        open_ = [n.name for n in nodes if n.name not in used]
+        if len(open_) < 2:
+            return nodes
+        a, b = open_[-2], open_[-1]
+        value = apply(OPS[join], env[a], env[b])
+        if not (math.isfinite(value.data) and abs(value.data) <= 1e8):
+            return nodes
+        name, k = f"n{k}", k + 1
+        env[name] = value
+        nodes.append(Node(name, join, (a, b), {}))
+
+
 def _by_preference(env: dict[str, Value], leaves: dict[str, float], consumed: set[str]) -> list[str]:
     """Existing values in the order an input is chosen from (and shrinks towards): the nodes no
     later node uses yet, newest first — so the graph grows into one connected expression, not a
@@ -191,6 +220,7 @@ def graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype: str = 
     if not nodes:
         x = new_leaf(OPS["neg"].domain[0], OPS["neg"], {})
         nodes.append(Node("n0", "neg", (x,), {}))
+    nodes = _joined(nodes, env, names) if len(nodes) > 1 else nodes
     nodes = _widest_expression(nodes)
     used = {i for n in nodes for i in n.inputs}
     leaves = {k: v for k, v in leaves.items() if k in used}

@@ -157,7 +157,8 @@ def find_kinks(case: GraphCase, env: dict[str, Any], second_order: bool = False)
     one-sided derivatives, and torch's where that lies outside them), a tie of maximum/minimum
     between two different nodes (all to a, all to b), an amax output with tied candidates (all to
     one of them). Options that give the same local derivative are one (with ``second_order`` the
-    one-sided derivatives are kept apart: elu′ with α = 1 is continuous at 0, elu″ is not)."""
+    one-sided derivatives are kept apart: elu′ with α = 1 is continuous at 0, elu″ is not; and
+    torch's choice between them is kept too: a second-order entry is not monotone in the choice)."""
     found = []
     for n in case.nodes:
         args = [env[i] for i in n.inputs]
@@ -202,6 +203,10 @@ def _options(spec: OpSpec, node: Value, second_order: bool) -> list[tuple[OpSpec
         keep = [0, 1] if second_order or left != right else [0]
         if not min(left, right) <= point <= max(left, right):
             keep.append(2)  # torch's choice outside the one-sided derivatives (clamp at min == max)
+        elif second_order and point not in (left, right):
+            # a Hessian-vector product meets the choice c twice (abs′(0)² here): not monotone in c,
+            # so the ends alone do not span it — torch's choice inside (abs′(0) = 0) is one more
+            keep.append(2)
     return [(replace(spec, derivative=candidates[i], vjp=None), node.parents) for i in keep]
 
 
