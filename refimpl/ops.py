@@ -136,8 +136,9 @@ op("div", 2, lambda m, a, b: m.div(a, b),
    lambda m, a, b, out: (m.div(m.one, b), -m.div(out, b)), "torch.div",
    domain=(REALS, NONZERO), vjp=lambda m, g, a, b, out: (m.div(g, b), g * -m.div(out, b)))
 op("pow", 2, lambda m, a, b: m.pow(a, b),
-   lambda m, a, b, out: (b * m.pow(a, b - 1), out * m.log(a)), "torch.pow",
-   domain=(POSITIVE, REALS), note="differentiable exponent; base > 0 so that log(base) exists")
+   lambda m, a, b, out: (m.zero if m.val(b) == 0 else b * m.pow(a, b - 1), out * m.log(a)), "torch.pow",
+   domain=(POSITIVE, REALS), note="differentiable exponent; base > 0 so that log(base) exists; ∂/∂base is 0 "
+   "where the exponent is 0, as torch's pow_backward_self (b·a^(b−1) would be 0·inf for a tiny base)")
 op("pow_scalar", 1, lambda m, x, exponent: m.pow(x, exponent),
    lambda m, x, out, exponent: (m.zero if exponent == 0 else exponent * m.pow(x, exponent - 1),),
    "torch.pow", domain=(POSITIVE,), attrs={"exponent": 2.0},

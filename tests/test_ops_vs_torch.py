@@ -305,3 +305,17 @@ def test_special_values_match_torch(spec: OpSpec, attrs: dict[str, Any]) -> None
                 assert same(r, t), f"{where}: {what} refimpl={r!r} torch={t!r}"
             else:  # a finite non-zero result (x**0 = 1, expm1'(0) = 1, ...): a few ulps
                 assert_close(what, r, t, 0.0, K64, EPS64, where)
+
+
+def test_pow_at_exponent_0_has_no_base_gradient_even_for_a_tiny_base():
+    """b·a^(b−1) at b = 0 and a = 1.4e-316 is 0·inf = NaN; torch's pow_backward_self gives 0 where the
+    exponent is 0, and so does refimpl (drawn by calibrate at seed 0 in a joined graph)."""
+    from conformance.case.graph import GraphCase, Node, Tensor
+    from conformance.driver import judge_case
+    from conformance.impls import RefImpl
+    from conformance.oracle.run import run_refimpl
+
+    case = GraphCase({"a": Tensor.scalar(1.35913255e-316), "b": Tensor.scalar(0.0)},
+                     (Node("n0", "pow", ("a", "b")),), "n0", Tensor.scalar(0.5))
+    assert run_refimpl(case).grads["a"].values == (0.0,)
+    assert judge_case(RefImpl(), case).conforms
