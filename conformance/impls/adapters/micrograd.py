@@ -370,19 +370,13 @@ class MicrogradAdapter:
         recursion limit (see :meth:`run_graph`); any failure is an error result."""
         if self.mlp is None:
             return NetworkResult(error=f"ValueError: {self.name} has no micrograd nn: {self.mlp_note}")
-        outside = sys.getrecursionlimit()
-        try:
-            sys.setrecursionlimit(self.recursion_limit)
-        except RecursionError:
-            pass
-        try:
-            return run_mlp(self.mlp, case)
-        except Exception as exc:  # the implementation under test may raise anything
-            tb = traceback.extract_tb(exc.__traceback__)
-            where = f", at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
-            return NetworkResult(error=f"{_oneline(exc)} (in a training run{where})")
-        finally:
-            sys.setrecursionlimit(outside)
+        with self._own_recursion_limit():
+            try:
+                return run_mlp(self.mlp, case)
+            except Exception as exc:  # the implementation under test may raise anything
+                tb = traceback.extract_tb(exc.__traceback__)
+                where = f", at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
+                return NetworkResult(error=f"{_oneline(exc)} (in a training run{where})")
 
     def __repr__(self) -> str:
         return f"MicrogradAdapter({self.name} {self.version}: {', '.join(sorted(self.capabilities.ops))})"
@@ -415,13 +409,19 @@ class MicrogradAdapter:
         default (1,000): what ``python engine.py`` would have. Not the harness's, which a library
         imported before (tinygrad raises it to 10,000 for good) may have changed — a recursive
         topological sort would then pass a 2,000-node chain in one run and fail it in the next."""
+        with self._own_recursion_limit():
+            return self.judged_run(case)
+
+    @contextmanager
+    def _own_recursion_limit(self) -> Iterator[None]:
+        """The engine's recursion limit while it runs (see :meth:`run_graph`), the harness's after."""
         outside = sys.getrecursionlimit()
         try:
             sys.setrecursionlimit(self.recursion_limit)
         except RecursionError:  # already deeper than that: keep the harness's own limit
             pass
         try:
-            return self.judged_run(case)
+            yield
         finally:
             sys.setrecursionlimit(outside)
 
