@@ -553,7 +553,7 @@ def _network_suites(impl, examples=12):
 def test_micrograd_nn_is_found_and_declared_at_its_grain(micrograd):
     caps = micrograd.capabilities
     assert caps.networks and caps.activations == {"relu"} and caps.output_activations == {"identity"}
-    assert dict(caps.optimizers) == {"sgd": {"lr"}} and dict(caps.losses) == {"mse": {"mean", "sum"}}
+    assert dict(caps.optimizers) == {"sgd": {"lr"}, "none": set()} and dict(caps.losses) == {"mse": {"mean", "sum"}}
     assert caps.bias == {True}
     lecture = load_micrograd(str(LECTURE)).capabilities  # the lecture's nn: tanh in every layer
     assert lecture.activations == lecture.output_activations == {"tanh"}
@@ -563,7 +563,7 @@ def test_micrograd_nn_is_found_and_declared_at_its_grain(micrograd):
 def test_a_correct_nn_conforms_on_training_runs_at_every_seed():
     impl = load_micrograd(str(LECTURE))
     suites = _network_suites(impl)
-    assert [s.name for _, s in suites] == ["networks float64", "optimizer sgd", "loss mse"]
+    assert [s.name for _, s in suites] == ["networks float64", "optimizer sgd", "loss mse", "gradients only"]
     for seed in NET_SEEDS:
         for i, suite in suites:
             r = run_suite(impl, suite, seed + i, first_failure_only=True)

@@ -37,7 +37,7 @@ def test_the_example_declares_what_it_was_given_and_conforms_at_every_seed(examp
     caps = example.capabilities
     assert caps.activations == caps.output_activations == {"relu", "sigmoid", "identity"}
     assert dict(caps.losses) == {"cross_entropy": {"mean"}, "mse": {"mean"}}
-    assert dict(caps.optimizers) == {"sgd": {"lr"}}
+    assert dict(caps.optimizers) == {"sgd": {"lr"}, "none": set()}
     for seed in SEEDS:
         for i, suite in _suites(example):
             r = run_suite(example, suite, seed + i, first_failure_only=True)

@@ -117,4 +117,5 @@ def test_grains_are_hashable_mappings():
 def test_list_prints_each_declaration(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "networks: optimizers sgd adam adamw rmsprop adagrad;" in out and "graphs: dtypes float64,float32" in out
+    assert "networks: optimizers sgd adam adamw rmsprop adagrad none (gradients only);" in out
+    assert "graphs: dtypes float64,float32" in out

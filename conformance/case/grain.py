@@ -30,6 +30,7 @@ HYPER_OFF: dict[str, dict[str, Any]] = {
                 "maximize": False},
     "adagrad": {"lr_decay": 0.0, "weight_decay": 0.0, "initial_accumulator_value": 0.0, "eps": 1e-10,
                 "maximize": False},
+    "none": {},
 }
 #: each loss attribute's value where an implementation does not take it (``ignore_index`` not taken:
 #: no target is ignored)
@@ -104,7 +105,7 @@ def outside(caps: Any, case: Any) -> str | None:
     from_off = HYPER_OFF.get(case.optimizer, {})
     if case.optimizer not in caps.optimizers:
         return f"optimizer {case.optimizer}"
-    taken = caps.optimizers[case.optimizer] | {"lr"}
+    taken = caps.optimizers[case.optimizer] | {"lr"}  # (a gradients-only run has no hyperparameters)
     for k, v in case.hyper.items():
         if k not in taken and k in from_off and v != from_off[k]:
             return f"{case.optimizer}.{k} = {v!r}"

@@ -5,7 +5,8 @@ layer's width — one layer in three as wide as its input, a square weight —, 
 and parameter seeds drawn as one block, so a failure sheds whole layers), loss attributes, optimizer
 and hyperparameters, batch size, the batches (a list, one block per step) — and every choice shrinks
 towards the simplest one: ``mse``/``mean``, one layer of width 1, ``identity``, SGD with plain
-settings, one step, batch 1. Nothing is filtered after the fact: a target is drawn valid for its
+settings, one step, batch 1. A gradients-only run (optimizer ``none``) is drawn only when no
+optimizer is allowed beside it. Nothing is filtered after the fact: a target is drawn valid for its
 loss (probabilities in ``[0, 1]`` for bce, class indices for cross_entropy/nll, never every position
 ignored), nesterov only with momentum and no dampening, bce only behind a sigmoid, nll only behind a
 log_softmax head.
@@ -33,6 +34,7 @@ from conformance.case.network import (
     ACTIVATIONS,
     CLASS_LOSSES,
     LOSS_ATTRS,
+    NO_OPTIMIZER,
     OPTIMIZER_HYPER,
     Batch,
     Layer,
@@ -142,6 +144,8 @@ def _every_hyperparameter(draw: st.DrawFn, name: str, cast: Any) -> dict[str, An
         h["initial_accumulator_value"] = _maybe(draw, 1e-3, 1.0, cast)
         h["eps"] = _log_float(draw, -10, -3, cast)
         h["maximize"] = draw(st.booleans())
+    elif name == NO_OPTIMIZER:  # a gradients-only run: nothing to draw
+        pass
     else:
         raise ValueError(f"no hyperparameter strategy for optimizer {name!r}")
     assert set(h) == set(OPTIMIZER_HYPER[name])
@@ -248,7 +252,9 @@ def network_cases(draw: st.DrawFn, dtype: str = "float64", *, activations: Itera
     loss_names = [x for x in LOSS_ORDER if x in loss_grain and reds(x)]
     if "sigmoid" not in out_acts:  # bce takes probabilities: it needs a sigmoid on the last layer
         loss_names = [x for x in loss_names if x != "bce"]
-    opts = [o for o in OPTIMIZER_ORDER if o in opt_grain]
+    # a gradients-only run is drawn only where no optimizer is allowed beside it (its own suite, or an
+    # implementation with a backward and no optimizer): every other suite draws as it always has
+    opts = [o for o in OPTIMIZER_ORDER if o in opt_grain] or [o for o in (NO_OPTIMIZER,) if o in opt_grain]
     if not (loss_names and opts and out_acts and allowed):
         raise ValueError("nothing to draw: no loss with a reduction, optimizer, output activation or bias "
                          "choice is allowed")
@@ -284,8 +290,9 @@ def network_cases(draw: st.DrawFn, dtype: str = "float64", *, activations: Itera
     hyper = hyperparameters(draw, opt, cast, opt_grain[opt])
     n = draw(st.integers(min_batch, max_batch))
     x_scale = _pick(draw, _SCALES)
+    steps = (1, 1) if opt == NO_OPTIMIZER else (min_steps, max_steps)
     batches = draw(st.lists(_batch(loss, n, n_in, n_out, x_scale, loss_attrs, cast, "ignore_index" in taken),
-                            min_size=min_steps, max_size=max_steps))
+                            min_size=steps[0], max_size=steps[1]))
     case = NetworkCase(tuple(layers), loss, reduction, loss_attrs, opt, hyper, tuple(batches), dtype,
                        head="log_softmax" if loss == "nll" else "none")
     return with_id(check_case(case))

@@ -12,9 +12,12 @@ run needs, given explicitly (no hidden randomness):
 * a loss of :data:`refimpl.losses.LOSSES` with its reduction and attributes (``beta`` for
   smooth_l1, ``delta`` for huber, ``weight`` / ``pos_weight`` for the binary losses, ``weight`` /
   ``ignore_index`` / ``label_smoothing`` for the class losses);
-* an optimizer of :data:`refimpl.optim.OPTIMIZERS` with *all* its hyperparameters written out;
+* an optimizer of :data:`refimpl.optim.OPTIMIZERS` with *all* its hyperparameters written out — or
+  ``none`` (:data:`NO_OPTIMIZER`): a *gradients-only* run, the forward, the loss and the gradients
+  for the given parameters and one batch (the contract of a network that has a backward and no
+  optimizer yet);
 * ``k ≥ 1`` batches ``(x, y)``; step ``t`` is ``zero_grad, forward, loss, backward, step`` on
-  batch ``t``.
+  batch ``t`` (a gradients-only run has one batch and no step).
 
 Rules that make a case valid (:func:`check_case`):
 
@@ -31,7 +34,8 @@ The result of a run (:class:`NetworkResult`) is, for every step: the loss, the g
 parameter (after backward, before the optimizer), and every parameter after the optimizer step.
 Parameters are named ``layer{i}.weight`` / ``layer{i}.bias`` in torch's order; a run's *entries*
 (:func:`entries`) are ``loss@t`` (``loss[i]@t`` for ``'none'``), ``grad[p][r,c]@t`` and
-``param[p][r,c]@t``, steps counted from 1.
+``param[p][r,c]@t``, steps counted from 1. A gradients-only run has no ``param`` entries: its
+result's ``params`` may be empty, and whatever it holds is not judged.
 
 JSON round-trips exactly, as for graph cases (:mod:`conformance.case.graph`); ``conformance/schema/``
 holds the JSON Schemas.
@@ -74,7 +78,10 @@ OPTIMIZER_HYPER: dict[str, tuple[str, ...]] = {
     "adamw": ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize"),
     "rmsprop": ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize"),
     "adagrad": ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize"),
+    "none": (),
 }
+#: the "optimizer" of a gradients-only run: no step, one batch, the loss and the gradients judged
+NO_OPTIMIZER = "none"
 
 
 # --- the case ----------------------------------------------------------------------------------------
@@ -119,6 +126,11 @@ class NetworkCase:
         return len(self.batches)
 
     @property
+    def gradients_only(self) -> bool:
+        """No optimizer: the loss and the gradients of one batch are the whole run."""
+        return self.optimizer == NO_OPTIMIZER
+
+    @property
     def param_names(self) -> list[str]:
         names = []
         for i, la in enumerate(self.layers):
@@ -136,9 +148,10 @@ class NetworkCase:
         """One line: ``4→3→2 tanh,identity | mse/mean | sgd(...) | 2 steps × batch 3 | float64``."""
         acts = ",".join(la.activation for la in self.layers) + ("+log_softmax" if self.head != "none" else "")
         hyper = ", ".join(f"{k}={v}" for k, v in self.hyper.items())
+        run = (f"gradients only | batch {self.batches[0].x.shape[0]}" if self.gradients_only else
+               f"{self.optimizer}({hyper}) | {self.steps} step(s) × batch {self.batches[0].x.shape[0]}")
         return (f"{'→'.join(map(str, self.sizes))} {acts} | {self.loss}/{self.reduction}"
-                f"{' ' + str(_attrs_brief(self.loss_attrs)) if self.loss_attrs else ''} | "
-                f"{self.optimizer}({hyper}) | {self.steps} step(s) × batch {self.batches[0].x.shape[0]} | "
+                f"{' ' + str(_attrs_brief(self.loss_attrs)) if self.loss_attrs else ''} | {run} | "
                 f"{self.dtype}, {self.n_params} parameters")
 
 
@@ -208,6 +221,8 @@ def check_case(case: NetworkCase) -> NetworkCase:
     want = set(OPTIMIZER_HYPER[case.optimizer])
     need(set(case.hyper) == want, f"{case.optimizer} needs exactly the hyperparameters {sorted(want)}, "
                                   f"got {sorted(case.hyper)}")
+    need(not case.gradients_only or len(case.batches) == 1,
+         f"a gradients-only run (optimizer {NO_OPTIMIZER!r}) has one batch, not {len(case.batches)}")
     for t, b in enumerate(case.batches, 1):
         need(len(b.x.shape) == 2 and b.x.shape[1] == case.sizes[0] and b.x.shape[0] >= 1,
              f"batch {t}: x has shape {list(b.x.shape)}, expected [batch, {case.sizes[0]}]")
@@ -364,7 +379,7 @@ def entries(case: NetworkCase, steps: list[Any]) -> dict[str, Any]:
         else:
             for i, v in enumerate(loss):
                 out[str(EntryKey("loss", index=(i,), step=t))] = v
-        for quantity, table in (("grad", grads), ("param", params)):
+        for quantity, table in (("grad", grads), ("param", {} if case.gradients_only else params)):
             for name, values in table.items():
                 shape = shapes.get(name, ())
                 for i, v in enumerate(values):

@@ -16,7 +16,15 @@ from typing import Any
 from conformance.case import network as netcases
 from conformance.case.grain import loss_options, outside
 from conformance.case.netstrategies import for_capabilities
-from conformance.case.network import ACTIVATIONS, DTYPES, LOSS_ATTRS, OPTIMIZER_HYPER, NetworkCase, NetworkResult
+from conformance.case.network import (
+    ACTIVATIONS,
+    DTYPES,
+    LOSS_ATTRS,
+    NO_OPTIMIZER,
+    OPTIMIZER_HYPER,
+    NetworkCase,
+    NetworkResult,
+)
 from conformance.case.reduce import network_candidates
 from conformance.kinds.kind import Kind, Suite, tensor_bits
 from conformance.oracle.netrepro import torch_script
@@ -25,7 +33,8 @@ from conformance.verdict.network import NetworkVerdict, judge_network
 
 
 def describe(case: NetworkCase) -> dict[str, Any]:
-    ops = {la.activation for la in case.layers} | {case.loss, case.optimizer}
+    run = "gradients-only" if case.gradients_only else case.optimizer
+    ops = {la.activation for la in case.layers} | {case.loss, run}
     ops |= {case.head} if case.head != "none" else set()
     n = len(case.layers)
     return dict(ops=" ".join(sorted(ops)), nodes=n, depth=n, parameters=case.n_params, steps=case.steps,
@@ -55,10 +64,21 @@ def suites(caps: Any, examples: int) -> list[Suite]:
     out = [Suite(f"networks {d}", "networks", for_capabilities(caps, d), max(2, examples // 3)) for d in dtypes]
     each = max(3, examples // 8)
     out += [Suite(f"optimizer {o}", "networks", for_capabilities(caps, dtypes[0], optimizers=[o]), each)
-            for o in OPTIMIZER_HYPER if o in caps.optimizers]
+            for o in OPTIMIZER_HYPER if o in caps.optimizers and o != NO_OPTIMIZER]
     out += [Suite(f"loss {loss}", "networks", for_capabilities(caps, dtypes[0], losses=[loss]), each)
             for loss in LOSS_ATTRS if loss in caps.losses]
     return out
+
+
+def late_suites(caps: Any, examples: int) -> list[Suite]:
+    """Gradients-only runs (one batch, no optimizer: the loss and every gradient), for an
+    implementation that declares them (optimizer ``none``). A run is one step: a quarter of
+    ``examples``."""
+    if not getattr(caps, "networks", False) or NO_OPTIMIZER not in caps.optimizers:
+        return []
+    dtype = next(d for d in DTYPES if d in caps.dtypes)
+    return [Suite("gradients only", "networks", for_capabilities(caps, dtype, optimizers=[NO_OPTIMIZER]),
+                  max(3, examples // 4))]
 
 
 def unsupported(caps: Any) -> dict[str, str]:
@@ -73,7 +93,7 @@ def unsupported(caps: Any) -> dict[str, str]:
                               (caps.losses, loss_options(LOSS_ATTRS), "loss")):
         for name, options in full.items():
             if name not in grain:
-                out[f"{what} {name}"] = "networks"
+                out["gradients-only runs" if name == NO_OPTIMIZER else f"{what} {name}"] = "networks"
                 continue
             out.update({f"{name}.{o}": "networks" for o in options if o not in grain[name] and o != "lr"})
     out.update({f"hidden activation {a}": "networks" for a in ACTIVATIONS if a not in caps.activations})
@@ -88,7 +108,8 @@ def declared(caps: Any) -> str:
         return "networks: no"
 
     def grain(g: Any, full: dict[str, Any]) -> str:
-        return " ".join(name if set(g[name]) >= set(full[name]) - {"lr"} else f"{name}({','.join(sorted(g[name]))})"
+        return " ".join("none (gradients only)" if name == NO_OPTIMIZER else name
+                        if set(g[name]) >= set(full[name]) - {"lr"} else f"{name}({','.join(sorted(g[name]))})"
                         for name in full if name in g)
 
     bias = {frozenset({True}): "with bias", frozenset({False}): "without bias"}.get(caps.bias, "with or without bias")
@@ -105,7 +126,7 @@ NETWORK = Kind(
     result_to_json=netcases.result_to_json, result_from_json=netcases.result_from_json,
     size=lambda case: case.summary(), describe=describe, family=lambda case: "networks",
     run_torch=run_torch_network, judge=judge, smaller=network_candidates, torch_script=torch_script,
-    result_key=result_key, suites=suites, unsupported=unsupported, declared=declared,
+    result_key=result_key, suites=suites, late_suites=late_suites, unsupported=unsupported, declared=declared,
     admits=lambda caps, case: outside(caps, case) is None,
     picture="conformance.report.netdraw:draw_network_case",
 )

@@ -47,15 +47,18 @@ def torch_script(case: NetworkCase) -> str:
             y = f"torch.tensor({_list_lit(b.y)}, dtype=dt)"
         lines.append(f"    (torch.tensor({_list_lit(b.x)}, dtype=dt), {y}),")
     lines.append("]")
-    hyper = ", ".join(f"{k}={tuple(v) if k == 'betas' else v!r}" for k, v in case.hyper.items())
-    lines.append(f"opt = torch.optim.{TORCH_OPTIMIZERS[case.optimizer]}(list(params.values()), {hyper}, foreach=False)")
+    step = not case.gradients_only  # a gradients-only run: the loss and the gradients, no optimizer
+    if step:
+        hyper = ", ".join(f"{k}={tuple(v) if k == 'betas' else v!r}" for k, v in case.hyper.items())
+        lines.append(f"opt = torch.optim.{TORCH_OPTIMIZERS[case.optimizer]}(list(params.values()), {hyper}, "
+                     "foreach=False)")
     kw = [f"reduction={case.reduction!r}"]
     for k, v in case.loss_attrs.items():
         if k in TENSOR_ATTRS:
             kw.append(f"{k}=None" if v is None else f"{k}=torch.tensor({_list_lit(v)}, dtype=dt)")
         else:
             kw.append(f"{k}={v!r}")
-    lines += ["", "for step, (x, y) in enumerate(batches, 1):", "    opt.zero_grad()", "    h = x"]
+    lines += ["", "for step, (x, y) in enumerate(batches, 1):", *(["    opt.zero_grad()"] if step else []), "    h = x"]
     for i, la in enumerate(case.layers):
         bias = f"b{i}" if la.bias is not None else "None"
         lines.append(f"    h = F.linear(h, W{i}, {bias})")
@@ -72,7 +75,8 @@ def torch_script(case: NetworkCase) -> str:
     lines.append("    print('step', step, 'loss', loss.detach().reshape(-1).tolist())")
     lines.append("    for name, p in params.items():")
     lines.append("        print('step', step, 'grad', name, p.grad.reshape(-1).tolist())")
-    lines.append("    opt.step()")
-    lines.append("    for name, p in params.items():")
-    lines.append("        print('step', step, 'param', name, p.detach().reshape(-1).tolist())")
+    if step:
+        lines.append("    opt.step()")
+        lines.append("    for name, p in params.items():")
+        lines.append("        print('step', step, 'param', name, p.detach().reshape(-1).tolist())")
     return "\n".join(lines) + "\n"

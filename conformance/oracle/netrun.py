@@ -125,13 +125,17 @@ class RefTrainer:
         else:  # reduction='none': the gradient of loss.sum()
             loss.backward(as_tensor([1.0] * loss.numel(), self.system).reshape(loss.shape))
 
-    def optimizer(self, params: list[RTensor]) -> roptim.Optimizer:
-        return roptim.make(self.case.optimizer, params, **self.case.hyper)
+    def optimizer(self, params: list[RTensor]) -> roptim.Optimizer | None:
+        """refimpl's optimizer; None in a gradients-only run."""
+        return None if self.case.gradients_only else roptim.make(self.case.optimizer, params, **self.case.hyper)
 
-    def zero_grad(self, opt: roptim.Optimizer) -> None:
-        opt.zero_grad()
+    def zero_grad(self, opt: roptim.Optimizer | None) -> None:
+        if opt is not None:  # (a gradients-only run's one backward starts from no gradient)
+            opt.zero_grad()
 
-    def step(self, opt: roptim.Optimizer) -> None:
+    def step(self, opt: roptim.Optimizer | None) -> None:
+        if opt is None:
+            return
         if isinstance(self.system, NetBoundNS):  # error bounds: each update bounded as a whole
             bounded_step(opt, self.system, self._nonlinear if self.watch else None, tiny(self.case.dtype))
         else:
@@ -281,15 +285,15 @@ def run_torch_network(case: NetworkCase) -> NetworkResult:
         if la.bias is not None:
             params.append(tensor(la.bias).requires_grad_())
     by_name = dict(zip(names, params))
-    hyper = dict(case.hyper)
-    opt = optims[case.optimizer](params, foreach=False, **hyper)
+    opt = None if case.gradients_only else optims[case.optimizer](params, foreach=False, **case.hyper)
     kw: dict[str, Any] = {"reduction": case.reduction}
     for k, v in case.loss_attrs.items():
         kw[k] = (None if v is None else tensor(v)) if k in TENSOR_ATTRS else v
     loss_fn = getattr(F, TORCH_LOSSES[case.loss])
     result = NetworkResult()
     for batch in case.batches:
-        opt.zero_grad()
+        if opt is not None:
+            opt.zero_grad()
         h = tensor(batch.x)
         for i, la in enumerate(case.layers):
             h = F.linear(h, by_name[f"layer{i}.weight"], by_name.get(f"layer{i}.bias"))
@@ -304,7 +308,8 @@ def run_torch_network(case: NetworkCase) -> NetworkResult:
         loss = loss_fn(h, y, **kw)
         loss.backward(torch.ones_like(loss))
         grads = {k: _from_torch(p.grad) for k, p in by_name.items()}
-        opt.step()
+        if opt is not None:
+            opt.step()
         result.steps.append(StepResult(_from_torch(loss.detach()), grads,
                                        {k: _from_torch(p.detach()) for k, p in by_name.items()}))
     return result
@@ -334,7 +339,9 @@ def replay(case: NetworkCase, steps: list[StepResult], system: Any = None,
            near: list[tuple[int, str]] | None = None) -> list[dict[str, list[Any]]]:
     """refimpl's optimizer fed with an implementation's run: before step t every parameter is set to
     the implementation's value after step t - 1 and its gradient to the implementation's of step t.
-    Returns the parameters after every step (numbers of ``system``)."""
+    Returns the parameters after every step (numbers of ``system``); none for a gradients-only run."""
+    if case.gradients_only:
+        return []
     system = system if system is not None else REFIMPL_SYSTEMS[case.dtype]
     start = initial_params(case)
     names = list(start)
@@ -359,6 +366,8 @@ def replay(case: NetworkCase, steps: list[StepResult], system: Any = None,
 
 def replay_torch(case: NetworkCase, steps: list[StepResult]) -> list[dict[str, list[float]]]:
     """:func:`replay` with torch's optimizer (``foreach=False``)."""
+    if case.gradients_only:
+        return []
     torch, _, optims = _torch_parts()
     dt = {"float64": torch.float64, "float32": torch.float32}[case.dtype]
     start = initial_params(case)

@@ -43,10 +43,14 @@ def network_boxes(case: Any, entries: list[dict[str, Any]]) -> tuple[list[Box], 
     loss = Box("loss", "output", [Line(f"loss · {case.loss} ({case.reduction})", kind="title")])
     loss.lines += [Line(t, "attrs") for t in (_wrap(attrs) if attrs else [])]
     boxes.append(loss)
-    hyper = ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v}" for k, v in case.hyper.items())
-    opt = Box("optimizer", "op", [Line(f"optimizer · {case.optimizer}", kind="title")])
-    opt.lines += [Line(t, kind="note") for t in _wrap(hyper)]
-    opt.lines.append(Line(f"{case.n_params} parameters updated after each backward", kind="note"))
+    if case.gradients_only:
+        opt = Box("optimizer", "op", [Line("no optimizer · gradients only", kind="title"),
+                                      Line(f"the gradients of {case.n_params} parameters", kind="note")])
+    else:
+        hyper = ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v}" for k, v in case.hyper.items())
+        opt = Box("optimizer", "op", [Line(f"optimizer · {case.optimizer}", kind="title")])
+        opt.lines += [Line(t, kind="note") for t in _wrap(hyper)]
+        opt.lines.append(Line(f"{case.n_params} parameters updated after each backward", kind="note"))
     boxes.append(opt)
     by = {b.name: b for b in boxes}
     for m in marks(entries):

@@ -149,7 +149,8 @@ def _shape_problem(case: NetworkCase, r: NetworkResult) -> str | None:
         return f"the result has {len(r.steps)} steps, the case {case.steps}"
     want = {k: t.shape for k, t in initial_params(case).items()}
     for t, s in enumerate(r.steps, 1):
-        for kind, table in (("gradient", s.grads), ("parameter", s.params)):
+        tables = [("gradient", s.grads)] + ([] if case.gradients_only else [("parameter", s.params)])
+        for kind, table in tables:  # (a gradients-only run's parameters are not judged)
             for k, shape in want.items():
                 if k not in table:
                     return f"step {t}: no {kind} for {k}"

@@ -357,13 +357,14 @@ class MicrogradAdapter:
         """The ops that run with any attributes; a defaults-only op is left out, since the suites
         draw other attributes, and runs only in the cases that give it the defaults. Training runs
         where the module has micrograd's ``nn`` (:mod:`conformance.impls.adapters.micrograd_nn`):
-        plain SGD, MSE (mean, sum), layers with bias, its own activations."""
+        plain SGD and gradients-only runs, MSE (mean, sum), layers with bias, its own activations."""
         ops = frozenset(op for op, m in self.table.items() if not m.defaults_only)
         if self.mlp is None:
             return Capabilities(ops, ("float64",), second_order=False)
         return Capabilities(ops, ("float64",), second_order=False, networks=True,
                             activations=frozenset({self.mlp.hidden}), output_activations=frozenset({self.mlp.output}),
-                            optimizers={"sgd": ["lr"]}, losses={"mse": ["mean", "sum"]}, bias=frozenset({True}))
+                            optimizers={"sgd": ["lr"], "none": []}, losses={"mse": ["mean", "sum"]},
+                            bias=frozenset({True}))
 
     def run_network(self, case: NetworkCase) -> NetworkResult:
         """A training run through the module's MLP (micrograd_nn.run_mlp), under the engine's own

@@ -125,7 +125,7 @@ def run_mlp(found: MLPModule, case: NetworkCase) -> NetworkResult:
     finally:
         random.setstate(state)
     _load(model, case)
-    lr = float(case.hyper["lr"])
+    lr = float(case.hyper.get("lr", 0.0))
     steps = []
     for batch in case.batches:
         model.zero_grad()
@@ -140,6 +140,9 @@ def run_mlp(found: MLPModule, case: NetworkCase) -> NetworkResult:
         loss = total * (1.0 / (n * n_out)) if case.reduction == "mean" else total
         loss.backward()
         grads = _read(model, case, "grad")
+        if case.gradients_only:
+            steps.append(StepResult(Tensor.scalar(float(loss.data)), grads, {}))
+            continue
         for p in model.parameters():
             p.data -= lr * p.grad
         steps.append(StepResult(Tensor.scalar(float(loss.data)), grads, _read(model, case, "data")))

@@ -24,7 +24,9 @@ for a network that needs to know more than its parameters (its activations:
 ``[la.activation for la in case.layers]``, the reduction). Without ``step``, the harness takes
 plain SGD itself: ``p -= lr · g`` on the arrays ``build`` was given (a model that copies them needs
 ``params``). Without ``params``, the parameters after a step are those arrays. Each step is
-``loss_and_grads`` (the model's own forward and backward) then the step, on that step's batch.
+``loss_and_grads`` (the model's own forward and backward) then the step, on that step's batch. A
+gradients-only run (one batch, no optimizer: the seed tutorials' first contract) is
+``loss_and_grads`` alone; every declaration takes them.
 
 Everything is checked: a gradient of the wrong shape, a loss that is not a number, a list of the
 wrong length is an ``error`` naming it. No graph cases: ``capabilities.ops`` is empty unless the
@@ -41,8 +43,9 @@ from typing import Any
 
 import numpy as np
 
+from conformance.case.grain import Grain
 from conformance.case.graph import Tensor
-from conformance.case.network import CLASS_LOSSES, NetworkCase, NetworkResult, StepResult
+from conformance.case.network import CLASS_LOSSES, NO_OPTIMIZER, OPTIMIZER_HYPER, NetworkCase, NetworkResult, StepResult
 from conformance.impls import Capabilities
 
 
@@ -90,10 +93,13 @@ class NetworkClass:
                 output_activations: Iterable[str] | None = None, bias: Iterable[bool] = (True,),
                 layers: tuple[int, int] = (1, 4), batch_sizes: tuple[int, int] = (1, 16),
                 dtypes: tuple[str, ...] = ("float64",)) -> Capabilities:
-        """Capabilities for a networks-only implementation (conformance/case/grain.py)."""
+        """Capabilities for a networks-only implementation (conformance/case/grain.py). Gradients-only
+        runs (optimizer ``none``: ``loss_and_grads`` alone) come with any declaration; ``optimizers=()``
+        declares only them, for a network with a backward and no update yet."""
+        grain = Grain.of(optimizers, OPTIMIZER_HYPER)
         return Capabilities(frozenset(), dtypes, networks=True, activations=frozenset(activations),
                             output_activations=None if output_activations is None else frozenset(output_activations),
-                            optimizers=optimizers, losses=losses, bias=frozenset(bias), layers=layers,
+                            optimizers={**grain, NO_OPTIMIZER: ()}, losses=losses, bias=frozenset(bias), layers=layers,
                             batch_sizes=batch_sizes)
 
     def run_network(self, case: NetworkCase) -> NetworkResult:
@@ -102,7 +108,7 @@ class NetworkClass:
         shapes = [self._shape(case, n) for n in names]
         arrays = _arrays(case)
         model = self.build(arrays, case)
-        lr = float(case.hyper["lr"])
+        lr = float(case.hyper.get("lr", 0.0))
         steps = []
         for t, batch in enumerate(case.batches, 1):
             x = np.array(batch.x.values, dtype=np.float64).reshape(batch.x.shape)
@@ -117,6 +123,9 @@ class NetworkClass:
                               f"step {t}: the loss") if case.reduction == "none"
                       else Tensor.scalar(_number(loss, f"step {t}: the loss")))
             grad_t = {n: _tensor(g, s, f"step {t}: the gradient of {n}") for n, g, s in zip(names, grads, shapes)}
+            if case.gradients_only:  # the loss and the gradients are the whole run
+                steps.append(StepResult(loss_t, grad_t, {}))
+                continue
             if self.step is not None:
                 self.step(model, grads, lr)
             else:
