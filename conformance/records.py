@@ -46,7 +46,7 @@ CASE_COLUMNS: dict[str, str] = {
     "seed": "int64", "index": "int64", "kind": "object", "ops": "object", "nodes": "int64", "depth": "int64",
     "parameters": "int64", "steps": "int64", "dtype": "object", "entries": "int64", "max_abs_error": "float64",
     "max_rel_error": "float64", "max_ulps": "float64", "worst_ratio": "float64", "verdict": "object",
-    "reason": "object", "seconds": "float64", "case_json": "object",
+    "reason": "object", "seconds": "float64", "case_json": "object", "output": "object",
 }
 ENTRY_COLUMNS: dict[str, str] = {
     "run_id": "object", "impl": "object", "case_id": "object", "entry": "object", "implementation": "float64",
@@ -246,7 +246,8 @@ def rows(v: CaseVerdict, **context: Any) -> tuple[dict[str, Any], list[dict[str,
     case = dict(context, time=now_iso(), **info, entries=len(v.entries),
                 max_abs_error=_worst(a for a, _, _ in errs), max_rel_error=_worst(r for _, r, _ in errs),
                 max_ulps=_worst(u for _, _, u in errs), worst_ratio=_worst(e.ratio for e in v.entries),
-                verdict=v.verdict, reason=v.reason.splitlines()[0] if v.reason else "")
+                verdict=v.verdict, reason=v.reason.splitlines()[0] if v.reason else "",
+                output="\n".join(v.output))
     entries = [] if v.verdict == Verdict.PASS else [entry_row(context["run_id"], context["impl"], v.case.id, e,
                                                         info["dtype"]) for e in v.entries]
     return {k: case[k] for k in CASE_COLUMNS}, entries

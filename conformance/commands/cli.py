@@ -197,9 +197,11 @@ def verify(args: argparse.Namespace) -> int:
     try:
         rerun = "without --in-process" if args.in_process else "with --isolate"
         findings: dict[str, list[str]] = {}
+        output = ver.Output()
         with ver.Watch(impl, seed, rec, rerun) as watch:  # a run that dies names its case (verify's docstring)
             results = ver.verify(impl, examples, seed, ticker=ver.Ticker(),
-                                 on_case=rec.on_case(impl) if rec else None, watch=watch, robustness=findings)
+                                 on_case=rec.on_case(impl) if rec else None, watch=watch, robustness=findings,
+                                 output=output)
     finally:
         getattr(impl, "close", lambda: None)()
     print()
@@ -208,10 +210,13 @@ def verify(args: argparse.Namespace) -> int:
         print("\n" + ver.failures_text(results))
     if findings:
         print("\n" + ver.robustness_text(findings))
+    judged = sum(sum(r.verdicts.values()) for r in results)
+    if output.cases:
+        print("\n" + output.text(impl.name, judged, rec is not None))
     ok = ver.conforms(results, strict=args.strict)
     strict = " (--strict: robustness findings charged)" if args.strict and findings else ""
     print(f"{impl.name} {'CONFORMS' if ok else 'DOES NOT CONFORM'}{strict}: "
-          f"{sum(sum(r.verdicts.values()) for r in results)} cases in {len(results)} suites, "
+          f"{judged} cases in {len(results)} suites, "
           f"{time.perf_counter() - t0:.0f}s")
     if rec is not None:
         rec.failures(impl, results)

@@ -22,6 +22,7 @@ import sys
 from typing import Any, BinaryIO
 
 from conformance import kinds
+from conformance.impls.adapters.jsonl import STDERR_MARKER
 from conformance.impls.loading import SERVE_PREFIX, resolve
 
 
@@ -45,7 +46,7 @@ def _hello(impl: Any) -> dict[str, Any]:
             "optimizers": {k: sorted(v) for k, v in caps.optimizers.items()},
             "bias": sorted(caps.bias), "layers": list(caps.layers), "batch_sizes": list(caps.batch_sizes)}
     return {"type": "hello", "protocol": 1, "name": impl.name, "version": str(impl.version),
-            "capabilities": capabilities}
+            "capabilities": capabilities, "stderr_marker": True}
 
 
 def _answer(impl: Any, doc: dict[str, Any]) -> bytes:
@@ -56,7 +57,11 @@ def _answer(impl: Any, doc: dict[str, Any]) -> bytes:
     except ValueError:
         k = kinds.KINDS[0]  # its reader says what is wrong with the document, as an error result
     try:
-        result = k.result_to_json(k.run(impl, k.from_json(doc)))
+        found, lines = k.run_captured(impl, k.from_json(doc))
+        for line in lines:  # to stderr, where the harness collects it as this case's output
+            print(line, file=sys.stderr)
+        print(STDERR_MARKER, file=sys.stderr, flush=True)
+        result = k.result_to_json(found)
         text = json.dumps({"type": "result", "id": doc.get("id"), "result": result}, allow_nan=False)
     except Exception as exc:  # what the implementation returned is unusable
         unusable = k.error_result(f"unusable result: {type(exc).__name__}: {exc}")

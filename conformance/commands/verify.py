@@ -28,6 +28,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from conformance import kinds
@@ -186,10 +187,10 @@ class Watched:
 
 def verify(impl: Implementation, examples: int, seed: int, progress: Callable[[str], None] = print,
            on_case: OnCase | None = None, ticker: Ticker | None = None, watch: Watch | None = None,
-           robustness: dict[str, list[str]] | None = None) -> list[SuiteResult]:
+           robustness: dict[str, list[str]] | None = None, output: Output | None = None) -> list[SuiteResult]:
     """Run every suite for ``impl``; suite ``i`` is seeded with ``seed + i`` so a run repeats exactly.
     ``watch`` hears of each case before it runs; ``robustness`` collects, per suite, the reasons of
-    its ``robustness`` verdicts (:func:`robustness_text`)."""
+    its ``robustness`` verdicts (:func:`robustness_text`); ``output`` what the implementation wrote."""
     planned = suites(impl, examples)
     watched = Watched(impl, watch) if watch is not None else None
     shrinker = Shrinker()  # one budget for the run's failures
@@ -200,6 +201,8 @@ def verify(impl: Implementation, examples: int, seed: int, progress: Callable[[s
 
             def hook(s: Suite, seed: int, index: int, v: Any, seconds: float, live: Counter[str] = live) -> None:
                 live[v.verdict] += 1
+                if output is not None:
+                    output.add(v)
                 if robustness is not None and v.verdict == Verdict.ROBUSTNESS:
                     robustness.setdefault(s.name, []).append(v.reason)
                 if watched is not None:
@@ -242,6 +245,34 @@ def conforms(results: list[SuiteResult], strict: bool = False) -> bool:
     """No charged verdict; with ``strict``, no ``robustness`` finding either."""
     charged = STRICT if strict else NONCONFORMING
     return not any(r.failure or any(r.verdicts.get(k) for k in charged) for r in results)
+
+
+@dataclass
+class Output:
+    """What an implementation wrote (warnings, stderr) over a run: the cases that wrote something,
+    and each distinct line with the number of cases it came from. Kept out of the verdicts; the
+    records keep every case's own (column ``output``)."""
+
+    cases: int = 0
+    lines: Counter[str] = field(default_factory=Counter)
+
+    def add(self, v: Any) -> None:
+        if v.output:
+            self.cases += 1
+            self.lines.update(set(v.output))
+
+    def text(self, name: str, judged: int, report: bool, first: int = 3) -> str:
+        """A short section after the verdict table: how much, the most frequent lines, where the rest is."""
+        if not self.cases:
+            return ""
+        where = ("all of it is in the report's cases table, column output" if report
+                 else "add --report DIR to keep all of it")
+        lines = [f"output: {name} wrote {len(self.lines)} distinct line(s) (warnings, stderr) in {self.cases} of "
+                 f"{judged} cases, kept out of the verdicts; {where}"]
+        lines += [f"  {n}× {line}" for line, n in self.lines.most_common(first)]
+        if len(self.lines) > first:
+            lines.append(f"  … and {len(self.lines) - first} more distinct line(s)")
+        return "\n".join(lines)
 
 
 def robustness_text(findings: dict[str, list[str]], first: int = 3) -> str:

@@ -15,8 +15,11 @@ layers that use it.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import traceback
-from collections.abc import Callable, Hashable, Iterable
+import warnings
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +47,31 @@ class Suite:
     def size(self) -> int:
         """Cases per run: the fixed ones and the drawn ones."""
         return len(self.fixed) + self.examples
+
+
+#: what is kept of what an implementation writes while it runs one case (lines, characters a line)
+OUTPUT_LINES, OUTPUT_CHARS = 50, 300
+
+
+@contextlib.contextmanager
+def captured_output(impl: Any) -> Iterator[list[str]]:
+    """What the implementation writes while it runs — Python warnings (numpy's ``RuntimeWarning:
+    overflow encountered in exp``), ``sys.stderr``, and the stderr of its worker process (an adapter's
+    ``take_output()``) — as lines, kept out of the harness's own output: a verdict's text is the
+    harness's, and the implementation's output goes to the records and the report instead."""
+    lines: list[str] = []
+    buf = io.StringIO()
+    try:
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(buf):
+            warnings.simplefilter("always")
+            yield lines
+    finally:
+        found = [f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in caught]
+        found += buf.getvalue().splitlines()
+        take = getattr(impl, "take_output", None)
+        if callable(take):
+            found += list(take())
+        lines += [line[:OUTPUT_CHARS] for line in found if line.strip()][:OUTPUT_LINES]
 
 
 def tensor_bits(t: Any) -> Hashable:
@@ -89,12 +117,19 @@ class Kind:
 
     def run(self, impl: Any, case: Any) -> Any:
         """The implementation's result on ``case``; an exception becomes a result whose error is one
-        line (type, message, where it was raised) instead of a crash of the harness."""
-        try:
-            return getattr(impl, self.method)(case)
-        except Exception as exc:  # the implementation under test may raise anything
-            last = traceback.extract_tb(exc.__traceback__)[-1]
-            return self.error_result(f"{type(exc).__name__}: {exc} (at {last.filename}:{last.lineno})")
+        line (type, message, where it was raised) instead of a crash of the harness. What the
+        implementation writes meanwhile is dropped (:meth:`run_captured` keeps it)."""
+        return self.run_captured(impl, case)[0]
+
+    def run_captured(self, impl: Any, case: Any) -> tuple[Any, list[str]]:
+        """:meth:`run`, and the lines the implementation wrote meanwhile (:func:`captured_output`)."""
+        with captured_output(impl) as lines:
+            try:
+                result = getattr(impl, self.method)(case)
+            except Exception as exc:  # the implementation under test may raise anything
+                last = traceback.extract_tb(exc.__traceback__)[-1]
+                result = self.error_result(f"{type(exc).__name__}: {exc} (at {last.filename}:{last.lineno})")
+        return result, lines
 
     def check(self, impl: Any, case: Any, *, always_truth: bool = False) -> Any:
         """The verdict on one case: the implementation's run judged against torch's.
@@ -103,9 +138,12 @@ class Kind:
         covers (a sum over a set, in another order) are not a defect; results judged differently —
         a backward whose answer depends on set order, uninitialised memory, a global left over
         from the last run — are an ``error`` saying so, since either verdict alone would be luck.
-        An ``error`` or a ``timeout`` is not run again: it is charged whatever the second run does."""
-        first, torch = self.run(impl, case), self.run_torch(case)
+        An ``error`` or a ``timeout`` is not run again: it is charged whatever the second run does.
+        The verdict's ``output`` holds what the implementation wrote in its first run."""
+        first, output = self.run_captured(impl, case)
+        torch = self.run_torch(case)
         v = self.judge(case, first, torch, always_truth=always_truth)
+        v.output = output
         if v.verdict in (Verdict.TIMEOUT, Verdict.ERROR):  # charged already; a second hang or crash
             return v  # would cost the whole timeout, or a restart, again
         second = self.run(impl, case)
@@ -114,9 +152,11 @@ class Kind:
         again = self.judge(case, second, torch, always_truth=always_truth)
         if again.verdict == v.verdict:
             return v
-        return self.judge(case, self.error_result(
+        out = self.judge(case, self.error_result(
             f"nondeterministic: two runs of the same case were judged {v.verdict} ({v.reason}) and "
             f"{again.verdict} ({again.reason})"), torch, always_truth=always_truth)
+        out.output = output
+        return out
 
     def same_result(self, a: Any, b: Any) -> bool:
         """The same bits — or, for results too malformed to key (a gradient that is a string: the

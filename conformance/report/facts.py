@@ -91,6 +91,8 @@ class Facts:
     previous_note: str = ""  # why the previous run could not be used
     trend: dict[str, list[TrendRow]] = field(default_factory=dict)
     history_runs: int = 0
+    #: what the implementations wrote (warnings, stderr): (impl, line, cases it came from), most first
+    output: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -202,10 +204,23 @@ def trend_rows(history: pd.DataFrame, impls: list[str], n: int = TREND_RUNS) -> 
     return out
 
 
+def output_rows(cases: pd.DataFrame, n: int = 20) -> list[tuple[str, str, int]]:
+    """Each implementation's distinct output lines with the number of cases that wrote them (column
+    ``output``; a run recorded before the column existed has none)."""
+    if "output" not in cases:
+        return []
+    seen: Counter[tuple[str, str]] = Counter()
+    for impl, text in zip(cases["impl"], cases["output"]):
+        if isinstance(text, str) and text:
+            seen.update({(str(impl), line) for line in text.splitlines()})
+    return [(impl, line, k) for (impl, line), k in seen.most_common(n)]
+
+
 def gather(run: Run, previous: Run | None = None, previous_note: str = "",
            history: pd.DataFrame | None = None) -> Facts:
     f = Facts(run, impl_facts(run), rate_rows(run.cases), worst_cases(run.cases),
-              list(run.failures), nonconforming_rows(run), previous_note=previous_note)
+              list(run.failures), nonconforming_rows(run), previous_note=previous_note,
+              output=output_rows(run.cases))
     for i in f.impls:
         i.complete = f.complete
     if previous is not None:

@@ -358,6 +358,11 @@ def render_page(f: Facts, engine: str = "auto") -> str:
                 + _rates_table(f) + f"<h3>Worst cases (top {len(f.worst)} by error/tolerance)</h3>" + _worst_table(f))
     if f.trend:
         body.append("<h3>Trend</h3>" + _trend_table(f))
+    if f.output:
+        rows = [f'<tr><td>{esc(i)}</td><td class="num">{n}</td><td class="mono">{esc(line)}</td></tr>'
+                for i, line, n in f.output]
+        body.append("<h3>What the implementations wrote (warnings, stderr; not part of any verdict)</h3>"
+                    + _table([("implementation", False), ("cases", True), ("line", False)], rows))
     body.append("</section>")
     verdicts = "".join(f"<dt>{esc(v)}</dt><dd>{esc(v.help)}</dd>" for v in ORDER[::-1])
     body.append('<footer id="reading"><p><b>How to read this.</b> Every entry (the value, each gradient entry, '

@@ -96,6 +96,12 @@ def render_summary(f: Facts) -> str:
                   [[code(r["impl"]), code(r["case_id"]), md(r["suite"]), md(r["dtype"]), ratio(r["worst_ratio"]),
                     md(r["verdict"])] for r in f.worst.to_dict("records")], right={4})
 
+    if f.output:
+        out += ["## What the implementations wrote", "",
+                "Warnings and stderr while a case ran: kept out of the verdicts (each case's own are in the "
+                "cases table, column `output`).", ""]
+        out += _table(["implementation", "cases", "line"], [[code(i), str(n), code(line)] for i, line, n in f.output],
+                      right={1})
     if f.trend:
         out += [f"## Trend (last {max(len(v) for v in f.trend.values())} runs per implementation)", ""]
         rows = [[code(t.impl), code(t.run_id), md(t.started), md(t.version), str(t.cases), pct(t.rate),

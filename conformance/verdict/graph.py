@@ -78,6 +78,9 @@ class CaseVerdict:
     reason: str = ""
     #: the known cause that reproduces the failing entries (conformance/impls/explain.py), if any
     cause: str | None = None
+    #: what the implementation wrote while it ran the case (warnings, stderr: kinds/kind.py
+    #: ``captured_output``) — never part of the verdict's text; the records and the report keep it
+    output: list[str] = field(default_factory=list)
 
     @property
     def conforms(self) -> bool:

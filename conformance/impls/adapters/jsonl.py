@@ -63,6 +63,13 @@ MAX_LINE = 16 * 1024 * 1024  # bytes of one stdout line; longer is a protocol er
 #: (bytes, without its newline) — a record of the traffic, for debugging an engine or checking it
 Transcript = Callable[[str, bytes], None]
 STDERR_LINES = 20  # kept from the end of stderr
+OUTPUT_KEPT = 1000  # stderr lines kept until the harness takes them as a case's output
+#: the stderr line a program whose hello says ``"stderr_marker": true`` writes after each case's own
+#: stderr output (before its result line), so that the harness gives every line to the right case
+#: (``conformance.commands.serve`` does; without it, a line still unread when the answer arrives
+#: goes with the next case)
+STDERR_MARKER = "\x1econformance: end of case output"
+MARKER_WAIT = 2.0  # seconds to wait for the marker after an answer
 QUOTE = 300  # characters of stderr / of a bad line quoted in an error
 MAX_START_FAILURES = 3  # consecutive failed restarts, after which cases fail at once
 
@@ -154,8 +161,9 @@ def _read_stdout(fd: int, lines: queue.Queue, max_line: int) -> None:
         lines.put(("eof", None))
 
 
-def _read_stderr(fd: int, tail: collections.deque, partial: list[str]) -> None:
-    """Keep the last lines of stderr (each cut to a few hundred characters); never parsed."""
+def _read_stderr(fd: int, tail: collections.deque, partial: list[str], output: collections.deque | None = None) -> None:
+    """Keep the last lines of stderr (each cut to a few hundred characters), and every line in
+    ``output`` until :meth:`CommandAdapter.take_output` takes them; never parsed."""
     pending = b""
     try:
         while True:
@@ -165,7 +173,11 @@ def _read_stderr(fd: int, tail: collections.deque, partial: list[str]) -> None:
             pending += chunk
             *complete, pending = pending.split(b"\n")
             for line in complete:
-                tail.append(line[:1000].decode("utf-8", "replace").rstrip())
+                text = line[:1000].decode("utf-8", "replace").rstrip()
+                if text != STDERR_MARKER:
+                    tail.append(text)
+                if output is not None:
+                    output.append(text)
             pending = pending[-4000:]
             partial[0] = pending[:1000].decode("utf-8", "replace").rstrip()
     except (OSError, ValueError):
@@ -227,11 +239,13 @@ class _Child:
         self.lines: queue.Queue = queue.Queue()
         self.outbox: queue.Queue = queue.Queue()
         self.stderr: collections.deque = collections.deque(maxlen=STDERR_LINES)
+        self.output: collections.deque = collections.deque(maxlen=OUTPUT_KEPT)  # until taken
         self._partial = [""]
         self._threads = [
             threading.Thread(target=_read_stdout, args=(self.proc.stdout.fileno(), self.lines, max_line),
                              daemon=True, name=f"jsonl-stdout-{self.pid}"),
-            threading.Thread(target=_read_stderr, args=(self.proc.stderr.fileno(), self.stderr, self._partial),
+            threading.Thread(target=_read_stderr,
+                             args=(self.proc.stderr.fileno(), self.stderr, self._partial, self.output),
                              daemon=True, name=f"jsonl-stderr-{self.pid}"),
             threading.Thread(target=_write_stdin, args=(self.proc.stdin, self.outbox),
                              daemon=True, name=f"jsonl-stdin-{self.pid}"),
@@ -334,9 +348,11 @@ class CommandAdapter:
         self._start_failures = 0
         self._start_error = ""
         self._last_case = ""
+        self.stderr_marker = False  # the program ends each case's stderr with STDERR_MARKER
         self.pids: list[int] = []  # every process started, in order
         self.restarts = 0
         hello = self._start()
+        self.stderr_marker = hello["stderr_marker"]
         self.name: str = hello["name"]
         self.version: str = hello["version"]
         self.capabilities: Capabilities = hello["capabilities"]
@@ -413,10 +429,29 @@ class CommandAdapter:
             capabilities = Capabilities(frozenset(ops), tuple(dtypes), second_order=second, **training)
         except ValueError as exc:
             raise StartError(f"{what}: capabilities.networks: {exc}") from None
-        return {"name": msg["name"], "version": msg["version"], "capabilities": capabilities}
+        return {"name": msg["name"], "version": msg["version"], "capabilities": capabilities,
+                "stderr_marker": msg.get("stderr_marker") is True}
 
 
     # --- running a case --------------------------------------------------------------------------
+    def take_output(self) -> list[str]:
+        """The stderr lines the program wrote since the last call: a case's output (kinds/kind.py
+        ``captured_output``); a line that arrives after the case's answer goes with the next case."""
+        child = self._child
+        if child is None:
+            return []
+        lines: list[str] = []
+        deadline = time.monotonic() + MARKER_WAIT
+        while True:
+            while child.output:
+                line = child.output.popleft()
+                if line == STDERR_MARKER:
+                    return lines
+                lines.append(line)
+            if not self.stderr_marker or time.monotonic() > deadline or child.proc.poll() is not None:
+                return lines
+            time.sleep(0.001)
+
     def run_graph(self, case: GraphCase) -> GraphResult:
         return self._run(case, case_to_json(case), result_document, GraphResult)
 
