@@ -7,13 +7,18 @@
 // Every number is a JS double (binary64), so it declares dtypes ["float64"]. Leaves may be tensors:
 // a tensor is an array of scalar Values (row-major) and the ops broadcast like torch; the
 // gradient of every element is still computed by the scalar engine below.
+//
+// It also speaks the protocol's network extension: training runs of MLPs (linear layers with or
+// without bias; identity, relu, leaky_relu, sigmoid, tanh; mse, l1, bce_with_logits with every
+// reduction; torch.optim.SGD with all its hyperparameters; gradients-only runs), with the backward
+// written out by hand: see "training runs" below.
 'use strict';
 
 const readline = require('readline');
 
 const PROTOCOL = 1;
 const NAME = 'node-micrograd';
-const VERSION = '0.1.0';
+const VERSION = '0.2.0';
 
 // --- the engine ----------------------------------------------------------------------------------
 
@@ -238,11 +243,257 @@ function runCase(c) {
     `"value":${tensorJSON(out.shape, out.values.map((v) => v.data))},"grads":{${grads.join(',')}},"hvp":null}`;
 }
 
-function errorResult(message) {
+// a case the engine cannot run is answered with an error result of the case's kind (one line)
+function errorResult(message, kind) {
   const line = String(message).split('\n').map((s) => s.trim()).filter(Boolean).join(' | ') || 'error';
+  if (kind === NETWORK_CASE) return JSON.stringify({ format: NETWORK_RESULT, version: 1, error: line, steps: [] });
   return JSON.stringify({
     format: 'backprop-conformance/graph-result', version: 1, error: line, value: null, grads: {}, hvp: null,
   });
+}
+
+// --- training runs: the protocol's network extension ----------------------------------------------
+//
+// A network case (docs/protocol.md, "Extension: training runs") is an MLP — layer i is
+// torch.nn.Linear(in, out), z = a·Wᵀ + b with the weight W of shape (out, in), then an activation —
+// a loss with its reduction, an optimizer with all its hyperparameters, and one batch (x, y) per
+// step. Step t is what torch does: zero_grad, forward, loss, backward, optimizer step on batch t.
+// The answer is, per step, the loss, the gradient of every parameter (after backward, before the
+// step) and every parameter after the step, by name: layer0.weight, layer0.bias, layer1.weight, …
+//
+// No autograd here: the backward is written out (the δ-equations of an MLP) on plain arrays. A
+// batch of vectors is an array of rows; a parameter is a flat row-major array, as in the case.
+
+const NETWORK_CASE = 'backprop-conformance/network-case';
+const NETWORK_RESULT = 'backprop-conformance/network-result';
+
+// f(z) and the backward through it: the upstream gradient g given z and out = f(z), written as
+// torch's kernels are (relu masks on its output: relu'(0) = 0 and NaN passes; leaky_relu'(0) =
+// negative_slope, docs/conventions.md)
+const ACTIVATIONS = {
+  identity: { f: (z) => z, back: (g) => g },
+  relu: { f: (z) => (z < 0 ? 0 : z), back: (g, z, out) => (out <= 0 ? 0 : g) },
+  leaky_relu: {
+    attrs: { negative_slope: 0.01 },
+    f: (z, a) => (z > 0 ? z : z * a.negative_slope),
+    back: (g, z, out, a) => (z > 0 ? g : g * a.negative_slope),
+  },
+  sigmoid: { f: (z) => 1 / (1 + Math.exp(-z)), back: (g, z, s) => g * (1 - s) * s },
+  tanh: { f: Math.tanh, back: (g, z, t) => g * (1 - t * t) },
+};
+
+// -log σ(x), in torch's stable form: each sign of x has its own smooth formula
+const negLogSigmoid = (x) => (x >= 0 ? Math.log1p(Math.exp(-x)) : -x + Math.log1p(Math.exp(x)));
+
+// each loss per element: its value and its derivative with respect to the network's output o, for
+// target y in output column j; a.weight, a.pos_weight are per output column (or null)
+const LOSSES = {
+  mse: { attrs: {}, value: (o, y) => (o - y) * (o - y), grad: (o, y) => 2 * (o - y) },
+  l1: { attrs: {}, value: (o, y) => Math.abs(o - y), grad: (o, y) => Math.sign(o - y) }, // l1'(0) = sign(0) = 0
+  bce_with_logits: {
+    attrs: { weight: null, pos_weight: null },
+    // (1 - y)·o + lw·(-log σ(o)), lw = 1 + (pos_weight - 1)·y; its derivative is lw·σ(o) - pos_weight·y
+    value: (o, y, a, j) => {
+      const lw = a.pos_weight ? 1 + (a.pos_weight[j] - 1) * y : 1;
+      return (a.weight ? a.weight[j] : 1) * ((1 - y) * o + lw * negLogSigmoid(o));
+    },
+    grad: (o, y, a, j) => {
+      const pw = a.pos_weight ? a.pos_weight[j] : 1;
+      const lw = a.pos_weight ? 1 + (pw - 1) * y : 1;
+      return (a.weight ? a.weight[j] : 1) * (lw / (1 + Math.exp(-o)) - pw * y);
+    },
+  },
+};
+const REDUCTIONS = ['mean', 'sum', 'none'];
+
+// torch.optim.SGD (foreach=False), elementwise on every parameter θ with gradient ∇:
+//   g ← -∇ if maximize, else ∇;   g ← g + λθ if weight_decay λ ≠ 0
+//   with momentum μ ≠ 0: b ← g on the first step (a copy: no dampening), then b ← μb + (1 - τ)g;
+//                        g ← g + μb if nesterov, else b
+//   θ ← θ - γg
+function sgdStep(params, grads, state, h) {
+  for (const [name, p] of Object.entries(params)) {
+    const grad = grads[name];
+    const first = !(name in state);
+    if (h.momentum !== 0 && first) state[name] = new Array(p.length);
+    const buf = state[name];
+    for (let k = 0; k < p.length; k++) {
+      let g = h.maximize ? -grad[k] : grad[k];
+      if (h.weight_decay !== 0) g += h.weight_decay * p[k];
+      if (h.momentum !== 0) {
+        buf[k] = first ? g : h.momentum * buf[k] + (1 - h.dampening) * g;
+        g = h.nesterov ? g + h.momentum * buf[k] : buf[k];
+      }
+      p[k] -= h.lr * g;
+    }
+  }
+}
+
+// each optimizer: the hyperparameters a case gives it (all of torch's, by torch's names) and its
+// step; "none" is a gradients-only run: one batch, the loss and the gradients, no step
+const OPTIMIZERS = {
+  sgd: { hyper: ['lr', 'momentum', 'dampening', 'weight_decay', 'nesterov', 'maximize'], step: sgdStep },
+  none: { hyper: [], step: null },
+};
+
+// what the hello declares: exactly what the tables above implement, at the grain of grain.py —
+// per loss its reductions and attributes, per optimizer its hyperparameters
+const NETWORKS = {
+  activations: Object.keys(ACTIVATIONS),
+  output_activations: Object.keys(ACTIVATIONS),
+  losses: Object.fromEntries(
+    Object.entries(LOSSES).map(([name, loss]) => [name, [...REDUCTIONS, ...Object.keys(loss.attrs)]])),
+  optimizers: Object.fromEntries(Object.entries(OPTIMIZERS).map(([name, opt]) => [name, opt.hyper])),
+  bias: [true, false],
+  layers: [1, 4], // any depth works; these are the sizes the suite draws by default
+  batch_sizes: [1, 16],
+};
+
+// a tensor of shape [n, cols] as n rows
+const rowsOf = (t, cols) =>
+  Array.from({ length: t.values.length / cols }, (_, b) => t.values.slice(b * cols, (b + 1) * cols));
+
+function need(ok, message) {
+  if (!ok) throw new Error(message);
+}
+
+// the case as the engine computes with it; whatever it does not implement is an error result
+function parseNetwork(c) {
+  need(c.version === 1, `network case version ${c.version} is not supported`);
+  need(c.dtype === 'float64', `dtype ${c.dtype} is not supported (float64 only)`);
+  need(c.head === 'none', `head ${c.head} is not supported`);
+  const layers = c.layers.map((la, i) => {
+    const act = ACTIVATIONS[la.activation];
+    need(act, `unsupported activation ${JSON.stringify(la.activation)}`);
+    const weight = parseTensor(la.weight, `layer${i}.weight`);
+    need(String(weight.shape) === String([la.out_features, la.in_features]), `layer${i}.weight: wrong shape`);
+    const bias = la.bias == null ? null : parseTensor(la.bias, `layer${i}.bias`);
+    need(!bias || String(bias.shape) === String([la.out_features]), `layer${i}.bias: wrong shape`);
+    return {
+      nIn: la.in_features, nOut: la.out_features, act, attrs: { ...act.attrs, ...la.attrs },
+      weight: weight.values, bias: bias && bias.values,
+    };
+  });
+  const loss = LOSSES[c.loss.name];
+  need(loss, `unsupported loss ${JSON.stringify(c.loss.name)}`);
+  need(REDUCTIONS.includes(c.loss.reduction), `unknown reduction ${JSON.stringify(c.loss.reduction)}`);
+  const lossAttrs = { ...loss.attrs };
+  for (const [k, v] of Object.entries(c.loss.attrs || {})) {
+    need(k in lossAttrs, `${c.loss.name}: unsupported attribute ${k}`);
+    lossAttrs[k] = v == null ? null : parseTensor(v, `loss attribute ${k}`).values;
+  }
+  const opt = OPTIMIZERS[c.optimizer.name];
+  need(opt, `unsupported optimizer ${JSON.stringify(c.optimizer.name)}`);
+  const given = Object.keys(c.optimizer.hyper);
+  need(String(given.sort()) === String([...opt.hyper].sort()), `${c.optimizer.name} takes ${opt.hyper}, got ${given}`);
+  const hyper = {}; // numbers (maybe "inf", …) and booleans (nesterov, maximize)
+  for (const [k, v] of Object.entries(c.optimizer.hyper)) hyper[k] = typeof v === 'boolean' ? v : parseNumber(v);
+  need(!hyper.nesterov || (hyper.momentum > 0 && hyper.dampening === 0), 'nesterov needs momentum and no dampening');
+  need(opt.step || c.batches.length === 1, `a gradients-only run has one batch, not ${c.batches.length}`);
+  const nIn = layers[0].nIn;
+  const nOut = layers[layers.length - 1].nOut;
+  const batches = c.batches.map((b, t) => ({
+    x: rowsOf(parseTensor(b.x, `batch ${t + 1} x`), nIn),
+    y: rowsOf(parseTensor(b.y, `batch ${t + 1} y`), nOut),
+  }));
+  return { layers, loss, reduction: c.loss.reduction, lossAttrs, opt, hyper, batches };
+}
+
+// forward: per layer its input a, pre-activation z = a·Wᵀ + b and output h = f(z) (kept for backward)
+function networkForward(layers, x) {
+  const cache = [];
+  let a = x;
+  for (const la of layers) {
+    const z = a.map((row) => {
+      const out = new Array(la.nOut);
+      for (let o = 0; o < la.nOut; o++) {
+        let s = 0;
+        for (let i = 0; i < la.nIn; i++) s += row[i] * la.weight[o * la.nIn + i];
+        out[o] = la.bias ? s + la.bias[o] : s;
+      }
+      return out;
+    });
+    const h = z.map((row) => row.map((v) => la.act.f(v, la.attrs)));
+    cache.push({ a, z, h });
+    a = h;
+  }
+  return cache;
+}
+
+// the loss of output `out` against targets `y` and ∂loss/∂out; 'none' keeps every element's loss and
+// backpropagates ones (the gradient of their sum), 'mean' divides by the number of elements
+function lossAndGradient(net, out, y) {
+  const { loss, reduction, lossAttrs } = net;
+  const scale = reduction === 'mean' ? 1 / (out.length * out[0].length) : 1;
+  const values = [];
+  const dOut = out.map((row, b) => row.map((o, j) => {
+    values.push(loss.value(o, y[b][j], lossAttrs, j));
+    return loss.grad(o, y[b][j], lossAttrs, j) * scale;
+  }));
+  if (reduction === 'none') return { shape: [out.length, out[0].length], values, dOut };
+  const sum = values.reduce((s, v) => s + v, 0);
+  return { shape: [], values: [reduction === 'mean' ? sum / values.length : sum], dOut };
+}
+
+// backward, last layer first: δ = ∂L/∂z = ∂L/∂h ⊙ f'(z); ∂L/∂W[o][i] = Σ_b δ[b][o]·a[b][i];
+// ∂L/∂bias[o] = Σ_b δ[b][o]; ∂L/∂a[b][i] = Σ_o δ[b][o]·W[o][i], the ∂L/∂h of the layer before
+function networkBackward(layers, cache, dOut) {
+  const grads = {};
+  let dh = dOut;
+  for (let l = layers.length - 1; l >= 0; l--) {
+    const la = layers[l];
+    const { a, z, h } = cache[l];
+    const delta = dh.map((row, b) => row.map((g, o) => la.act.back(g, z[b][o], h[b][o], la.attrs)));
+    const dW = new Array(la.nOut * la.nIn).fill(0);
+    const dB = new Array(la.nOut).fill(0);
+    for (let b = 0; b < delta.length; b++) {
+      for (let o = 0; o < la.nOut; o++) {
+        for (let i = 0; i < la.nIn; i++) dW[o * la.nIn + i] += delta[b][o] * a[b][i];
+        dB[o] += delta[b][o];
+      }
+    }
+    grads[`layer${l}.weight`] = dW;
+    if (la.bias) grads[`layer${l}.bias`] = dB;
+    if (l > 0) {
+      dh = delta.map((row) => {
+        const da = new Array(la.nIn).fill(0);
+        for (let o = 0; o < la.nOut; o++) {
+          for (let i = 0; i < la.nIn; i++) da[i] += row[o] * la.weight[o * la.nIn + i];
+        }
+        return da;
+      });
+    }
+  }
+  return grads;
+}
+
+// the training run: per batch forward, loss, backward, then the optimizer's step; one result step each
+function runNetworkCase(c) {
+  const net = parseNetwork(c);
+  const { layers } = net;
+  const params = {}; // by name, the very arrays the layers compute with: the optimizer updates them in place
+  const shapes = {};
+  layers.forEach((la, i) => {
+    params[`layer${i}.weight`] = la.weight;
+    shapes[`layer${i}.weight`] = [la.nOut, la.nIn];
+    if (la.bias) {
+      params[`layer${i}.bias`] = la.bias;
+      shapes[`layer${i}.bias`] = [la.nOut];
+    }
+  });
+  const state = {}; // the optimizer's, across steps (SGD: the momentum buffers)
+  const table = (arrays) =>
+    Object.keys(arrays).map((k) => `${JSON.stringify(k)}:${tensorJSON(shapes[k], arrays[k])}`).join(',');
+  const steps = net.batches.map(({ x, y }) => {
+    const cache = networkForward(layers, x);
+    const loss = lossAndGradient(net, cache[cache.length - 1].h, y);
+    const grads = networkBackward(layers, cache, loss.dOut);
+    const gradsJSON = table(grads);
+    if (net.opt.step) net.opt.step(params, grads, state, net.hyper);
+    const paramsJSON = net.opt.step ? table(params) : ''; // no step: no parameters to report
+    return `{"loss":${tensorJSON(loss.shape, loss.values)},"grads":{${gradsJSON}},"params":{${paramsJSON}}}`;
+  });
+  return `{"format":"${NETWORK_RESULT}","version":1,"error":null,"steps":[${steps.join(',')}]}`;
 }
 
 // --- the protocol loop ------------------------------------------------------------------------------
@@ -271,15 +522,15 @@ rl.on('line', (line) => {
       protocol: PROTOCOL,
       name: NAME,
       version: VERSION,
-      capabilities: { ops: Object.keys(OPS), dtypes: ['float64'], second_order: false },
+      capabilities: { ops: Object.keys(OPS), dtypes: ['float64'], second_order: false, networks: NETWORKS },
     }));
   } else if (msg.type === 'case') {
     let result;
     try {
       if (!greeted) throw new Error('case before hello');
-      result = runCase(msg.case);
+      result = msg.case && msg.case.format === NETWORK_CASE ? runNetworkCase(msg.case) : runCase(msg.case);
     } catch (e) {
-      result = errorResult(e && e.message ? e.message : e);
+      result = errorResult(e && e.message ? e.message : e, msg.case && msg.case.format);
     }
     const id = msg.case && typeof msg.case.id === 'string' ? `"id":${JSON.stringify(msg.case.id)},` : '';
     send(`{"type":"result",${id}"result":${result}}`);
