@@ -63,3 +63,27 @@ def test_without_step_the_harness_takes_the_sgd_step_on_the_arrays_it_gave(examp
                     loss_and_grads=lambda m, x, y: example.loss_and_grads(example.build(m.params, None), x, y))
     case = _first_case(example)
     assert judge_case(impl, case).verdict == "pass"
+
+
+def test_the_plain_run_network_example_conforms_and_its_slip_is_caught():
+    """examples/plain_network.py answers with the types themselves (docs/networks.md); the same
+    code with the bias gradient averaged over the batch fails at every seed."""
+    plain = resolve("examples/plain_network.py", isolate=False)
+    suites = _suites(plain, 6)
+    assert {s.name for _, s in suites} == {"networks float64", "optimizer sgd", "loss mse", "gradients only"}
+    module = type(plain).run_network.__globals__  # the example module's namespace
+    right = module["step"]
+
+    def averaged(layers, x, y, reduction):
+        loss, grads = right(layers, x, y, reduction)
+        return loss, [(gW, [g / len(x) for g in gb]) for gW, gb in grads]
+
+    for seed in SEEDS:
+        for i, suite in suites:
+            assert run_suite(plain, suite, seed + i, first_failure_only=True).first_bad is None, (seed, suite.name)
+        try:
+            module["step"] = averaged
+            bad = [run_suite(plain, s, seed + i, first_failure_only=True).first_bad for i, s in suites]
+        finally:
+            module["step"] = right
+        assert any(b is not None and b[1].verdict == "fail" for b in bad), seed
