@@ -4,6 +4,8 @@ only inside the declaration; what is left out is ``unsupported`` (counted), neve
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,8 +15,9 @@ from conformance.case.grain import HYPER_OFF, Grain, outside
 from conformance.case.netstrategies import for_capabilities
 from conformance.case.network import OPTIMIZER_HYPER
 from conformance.commands import cli
-from conformance.driver import draw
+from conformance.driver import draw, judge_case
 from conformance.impls import Capabilities, RefImpl
+from conformance.oracle.netrun import run_torch_network
 
 #: the seed tutorials' network: sigmoid layers with bias, MSE with mean reduction, plain SGD
 TUTORIAL = Capabilities(frozenset(), networks=True, activations=frozenset({"sigmoid"}),
@@ -119,3 +122,30 @@ def test_list_prints_each_declaration(capsys):
     out = capsys.readouterr().out
     assert "networks: optimizers sgd adam adamw rmsprop adagrad none (gradients only);" in out
     assert "graphs: dtypes float64,float32" in out
+
+
+def test_a_misspelt_activation_is_refused_not_silently_never_drawn():
+    with pytest.raises(ValueError, match=r"unknown activation.*'Sigmoid'"):
+        Capabilities(frozenset(), networks=True, activations={"Sigmoid", "tanh"}, losses=["mse"], optimizers=["sgd"])
+    with pytest.raises(ValueError, match=r"unknown activation.*'swish'"):
+        Capabilities(frozenset(), networks=True, activations={"tanh"}, output_activations={"swish"})
+
+
+def test_a_gradient_with_the_right_count_and_the_wrong_shape_is_an_error():
+    """A (1, 2) weight's gradient given as (2, 1): judged as unusable, not read in another layout."""
+    impl = RefImpl()
+    i, suite = next((i, s) for i, s in enumerate(kinds.suites(impl.capabilities, 12)) if s.name == "networks float64")
+    case = next(c for seed in range(i, i + 50) for c in draw(suite, seed)
+                if c.layers[0].weight.shape[0] != c.layers[0].weight.shape[1])
+    steps = run_torch_network(case).steps
+    g = steps[0].grads["layer0.weight"]
+    steps[0].grads["layer0.weight"] = replace(g, shape=g.shape[::-1])
+
+    class Relabelled:
+        name, version, capabilities = "relabelled", "1", impl.capabilities
+
+        def run_network(self, c):
+            return type(run_torch_network(case))(steps)
+
+    v = judge_case(Relabelled(), case)
+    assert v.verdict == "error" and "has shape" in v.reason, v.reason

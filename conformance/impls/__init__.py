@@ -65,6 +65,9 @@ class Capabilities:
             set_(self, name, (int(lo), int(hi)))
         if self.networks and not self.bias:
             raise ValueError("capabilities.bias must allow True, False or both")
+        unknown = sorted((self.activations | self.output_activations) - set(ACTIVATIONS))
+        if unknown:  # a misspelt name would otherwise be silently never drawn
+            raise ValueError(f"unknown activation(s) {', '.join(map(repr, unknown))}; known: {', '.join(ACTIVATIONS)}")
 
 
 #: everything a network case (conformance/case/network.py) can express: what the built-in implementations support
