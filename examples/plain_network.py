@@ -15,7 +15,6 @@ from conformance.case.network import NetworkResult, StepResult
 from conformance.impls import Capabilities
 
 
-
 def sigmoid(z):
     """1 / (1 + e^-z), without overflowing e^-z for a large negative z (Python's math.exp raises)."""
     return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
