@@ -62,4 +62,5 @@ def test_every_name_the_judges_write_round_trips():
             for e in v.entries:
                 assert str(EntryKey.parse(e.name)) == e.name
                 seen.add(EntryKey.parse(e.name).quantity)
-    assert seen == TARGETED | OUTPUT  # every quantity was met
+    # every quantity was met (gradsum is written beside conventions only: tests/test_layers.py)
+    assert seen == (TARGETED | OUTPUT) - {"gradsum"}

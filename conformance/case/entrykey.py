@@ -20,8 +20,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-#: the quantities that belong to a target (a leaf or a parameter): written ``grad[x0]``
-TARGETED = frozenset({"grad", "hvp", "param"})
+#: the quantities that belong to a target (a leaf or a parameter): written ``grad[x0]``;
+#: ``gradsum[x0]`` is the sum of a leaf's gradient entries, judged where ties make each entry a
+#: choice (conformance/verdict/kinks.py): every valid split of a tie sums to the same
+TARGETED = frozenset({"grad", "hvp", "param", "gradsum"})
 #: the quantities of the output itself: written ``value``, ``loss``
 OUTPUT = frozenset({"value", "loss"})
 ANCHOR = "anchored:"

@@ -20,11 +20,13 @@ import functools
 import hashlib
 import json
 import math
+import random
 from collections.abc import Iterable
 from typing import Any
 
 from hypothesis import strategies as st
 
+from conformance.case import geometry
 from conformance.case.graph import GraphCase, Node, Tensor, case_to_json
 from conformance.case.tensor_ops import TENSOR_OPS
 from refimpl import FLOAT32, FLOAT64, OPS, Value, apply
@@ -319,7 +321,7 @@ def tensor_graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype:
     family, transpose and reshape, over small shapes (sizes 1–4, non-square on purpose)."""
     allowed = set(ops) if ops is not None else set(OPS) | set(TENSOR_OPS)
     elementwise_ops = sorted(n for n in OPS if n in allowed)
-    tensor_ops = sorted(n for n in TENSOR_OPS if n in allowed)
+    tensor_ops = sorted(n for n in TENSOR_OPS if n in allowed and TENSOR_OPS[n].geometry is None)
     system = SYSTEMS[dtype]
     leaves: dict[str, tuple[tuple[int, ...], list[float]]] = {}
     env: dict[str, RTensor] = {}
@@ -393,6 +395,55 @@ def tensor_graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype:
     case = GraphCase({k: Tensor(shape, tuple(values)) for k, (shape, values) in leaves.items()}, tuple(nodes),
                      nodes[-1].name, Tensor(out_shape, tuple(ct)), dtype, so)
     return with_id(case)
+
+
+#: the values a tie-prone input is drawn from: small integers, so that window maxima tie
+TIE_VALUES = (-1.0, 0.0, 1.0, 2.0)
+
+
+@st.composite
+def layer_op_cases(draw: st.DrawFn, name: str, dtype: str = "float64") -> GraphCase:
+    """One layer op (``TENSOR_OPS[name].geometry``: convolution, pooling) alone, on its hostile
+    geometry, with a cotangent that differs entry by entry. Its inputs are seeded tensors (one drawn
+    seed each, expanded by :class:`random.Random`: a conv's input holds hundreds of numbers, more
+    than a draw apiece would shrink), uniform in [-1, 1] — or, for a tie-prone input, small integers."""
+    op = TENSOR_OPS[name]
+    assert op.geometry is not None, f"{name} is not a layer op"
+    shapes, attrs, ties = draw(op.geometry())
+    cast = round_to_float32 if dtype == "float32" else float
+    leaves = {}
+    for i, shape in enumerate(shapes):
+        rng = random.Random(draw(st.integers(0, 2**32 - 1)))
+        n = math.prod(shape)
+        values = [rng.choice(TIE_VALUES) for _ in range(n)] if ties and i == 0 else \
+            [cast(rng.uniform(-1.0, 1.0)) for _ in range(n)]
+        leaves[f"x{i}"] = Tensor(shape, tuple(values))
+    node = Node("n0", name, tuple(leaves), attrs)
+    env = {k: RTensor.from_flat(list(t.values), t.shape, system=SYSTEMS[dtype], requires_grad=False)
+           for k, t in leaves.items()}
+    out_shape = evaluate_node(node, env).shape
+    rng = random.Random(draw(st.integers(0, 2**32 - 1)))
+    ct = tuple(cast(rng.uniform(0.5, 2.0) * rng.choice((1.0, -1.0))) for _ in range(math.prod(out_shape)))
+    return with_id(GraphCase(leaves, (node,), "n0", Tensor(out_shape, ct), dtype))
+
+
+def layer_fixed_cases(name: str, dtype: str = "float64") -> tuple[GraphCase, ...]:
+    """The layer op's fixed hostile cases (:data:`conformance.case.geometry.FIXED`), the same at every
+    seed: values given, or uniform in [-1, 1] from seed 0; the cotangent from seed 1."""
+    out = []
+    for shapes, attrs, first in geometry.FIXED.get(name, []):
+        rng = random.Random(0)
+        leaves = {f"x{i}": Tensor(shape, tuple(first if i == 0 and first is not None else
+                                               (rng.uniform(-1.0, 1.0) for _ in range(math.prod(shape)))))
+                  for i, shape in enumerate(shapes)}
+        node = Node("n0", name, tuple(leaves), attrs)
+        env = {k: RTensor.from_flat(list(t.values), t.shape, system=SYSTEMS[dtype], requires_grad=False)
+               for k, t in leaves.items()}
+        shape = evaluate_node(node, env).shape
+        ct = random.Random(1)
+        cot = Tensor(shape, tuple(ct.uniform(0.5, 2.0) * ct.choice((1.0, -1.0)) for _ in range(math.prod(shape))))
+        out.append(with_id(GraphCase(leaves, (node,), "n0", cot, dtype)))
+    return tuple(out)
 
 
 def evaluate_node(node: Node, env: dict[str, RTensor]) -> RTensor:

@@ -7,6 +7,11 @@ names the rule by which it chooses among tied elements (amax: the maximum of eac
 which the verdicts read to find kinks. The runners, the strategies, the verdicts and the repro
 scripts all read from here, so adding an op is this one place. Elementwise ops come from
 ``refimpl.ops.OPS`` (their kinks are ``OpSpec.kinks``).
+
+A *layer* op (``family="layers"``: convolution, pooling) takes inputs whose shapes depend on each
+other and on its attributes; it declares a ``geometry`` instead (:mod:`conformance.case.geometry`:
+the shapes of all its inputs and its attributes, drawn hostile), is judged in its own suite, and
+is never drawn into the random tensor graphs, whose shapes it would not fit.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from conformance.case import geometry
+from refimpl import conv
 from refimpl.tensor import Tensor, matmul, norm_dims, reduction_groups
 
 Shape = tuple[int, ...]
@@ -35,6 +42,8 @@ class TensorOp:
     # with different gradients torch's even split is a convention (a kink). "" — none: the op is
     # differentiable wherever its inputs are (sums, softmax, matmul, reshapes).
     ties: str = ""
+    family: str = "tensor"  # the verdict table's family: "tensor", or "layers" (drawn by geometry)
+    geometry: Callable[[], st.SearchStrategy[geometry.Geometry]] | None = None
 
 
 def _dims(shape: Shape) -> st.SearchStrategy[Any]:
@@ -76,6 +85,8 @@ def _max_in_reduced_slices(x: Tensor, attrs: dict[str, Any]) -> Iterator[list[An
 
 TIE_RULES: dict[str, Callable[..., Iterator[list[Any]]]] = {
     "max-in-reduced-slices": _max_in_reduced_slices,
+    # each output of a max pool: the elements of its window equal to the window's maximum
+    "max-in-windows": lambda x, attrs: iter(conv.max_pool_ties(x, **attrs)),
 }
 
 
@@ -119,6 +130,22 @@ declare(TensorOp("reshape", 1, "torch.reshape", lambda x, shape: x.reshape(*shap
                  _factorisations))
 declare(TensorOp("matmul", 2, "torch.matmul", lambda a, b: matmul(a, b), lambda s: 1 <= len(s) <= 3,
                  lambda s: st.just({}), note="1-D, 2-D and batched with broadcast batch dims"))
+
+
+_NO_TENSOR_GRAPHS = (lambda s: False, lambda s: st.just({}))  # a layer op is drawn by its geometry only
+
+declare(TensorOp("conv2d", 3, "torch.nn.functional.conv2d", conv.conv2d, *_NO_TENSOR_GRAPHS,
+                 note="stride, padding, dilation, groups; bias", family="layers",
+                 geometry=geometry.conv2d_geometry))
+declare(TensorOp("conv1d", 3, "torch.nn.functional.conv1d", conv.conv1d, *_NO_TENSOR_GRAPHS,
+                 note="stride, padding, dilation, groups; bias", family="layers",
+                 geometry=geometry.conv1d_geometry))
+declare(TensorOp("max_pool2d", 1, "torch.nn.functional.max_pool2d", conv.max_pool2d, *_NO_TENSOR_GRAPHS,
+                 note="a tie goes to the window's first maximum, as torch", ties="max-in-windows",
+                 family="layers", geometry=geometry.max_pool2d_geometry))
+declare(TensorOp("avg_pool2d", 1, "torch.nn.functional.avg_pool2d", conv.avg_pool2d, *_NO_TENSOR_GRAPHS,
+                 note="ceil_mode, count_include_pad: torch's divisor", family="layers",
+                 geometry=geometry.avg_pool2d_geometry))
 
 
 def torch_kwargs(name: str, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,14 @@ from conformance.case import graph as cases
 from conformance.case import mechanics
 from conformance.case.reduce import graph_candidates
 from conformance.case.special import special_cases
-from conformance.case.strategies import DEEP_CHAIN_OPS, deep_chains, graph_cases, tensor_graph_cases
+from conformance.case.strategies import (
+    DEEP_CHAIN_OPS,
+    deep_chains,
+    graph_cases,
+    layer_fixed_cases,
+    layer_op_cases,
+    tensor_graph_cases,
+)
 from conformance.case.tensor_ops import TENSOR_OPS
 from conformance.impls.explain import name_cause
 from conformance.kinds.kind import Kind, Suite, tensor_bits
@@ -65,14 +72,14 @@ def suites(caps: Any, examples: int) -> list[Suite]:
                  special_cases(name) if special else ())
            for name, spec in OPS.items() if name in caps.ops]
     out += [Suite(f"op {name}", "tensor", tensor_graph_cases(ops=[name], max_nodes=2), per_op)
-            for name in TENSOR_OPS if name in caps.ops]
+            for name, op in TENSOR_OPS.items() if name in caps.ops and op.geometry is None]
     if any(n in OPS for n in caps.ops):
         out.append(Suite("scalar graphs", "graphs", graph_cases(ops=caps.ops, max_nodes=12), examples))
         if set(mechanics.OPS) <= caps.ops and "float64" in caps.dtypes:
             out += [Suite(name, "graphs", strategy(), n) for name, (strategy, n) in mechanics.SUITES.items()]
         if set(DEEP_CHAIN_OPS) <= caps.ops:
             out.append(Suite("deep chains", "graphs", deep_chains(), 2))
-    if any(n in TENSOR_OPS for n in caps.ops):
+    if any(n in TENSOR_OPS and TENSOR_OPS[n].geometry is None for n in caps.ops):
         out.append(Suite("tensor graphs", "tensor", tensor_graph_cases(ops=caps.ops), examples))
     if "float32" in caps.dtypes:
         out.append(Suite("float32 graphs", "float32", graph_cases(ops=caps.ops, dtype="float32", max_nodes=12),
@@ -86,20 +93,23 @@ def suites(caps: Any, examples: int) -> list[Suite]:
 def late_suites(caps: Any, examples: int) -> list[Suite]:
     """Graph suites added after the network suites existed: they run last (see :func:`suites`)."""
     out = []
-    tensors = any(n in TENSOR_OPS for n in caps.ops)
+    tensors = any(n in TENSOR_OPS and TENSOR_OPS[n].geometry is None for n in caps.ops)
     if tensors and "float32" in caps.dtypes:
         out.append(Suite("float32 tensor graphs", "float32", tensor_graph_cases(ops=caps.ops, dtype="float32"),
                          examples))
     if tensors and caps.second_order:
         out.append(Suite("second order tensors", "second order",
                          tensor_graph_cases(ops=caps.ops, max_nodes=4, second_order=True), examples))
+    per_op = max(3, examples // 4)
+    out += [Suite(f"op {name}", op.family, layer_op_cases(name), per_op, layer_fixed_cases(name))
+            for name, op in TENSOR_OPS.items() if name in caps.ops and op.geometry is not None]
     return out
 
 
 def unsupported(caps: Any) -> dict[str, str]:
     """The elementwise and tensor ops the capabilities leave out, by family."""
     out = {name: spec.family for name, spec in OPS.items() if name not in caps.ops}
-    out.update({name: "tensor" for name in TENSOR_OPS if name not in caps.ops})
+    out.update({name: op.family for name, op in TENSOR_OPS.items() if name not in caps.ops})
     return out
 
 

@@ -285,9 +285,32 @@ def judge(case: GraphCase, impl: GraphResult, torch_result: GraphResult, *,
         true, fd_err = truth[name]
         verdict, _ = arbitrate(x, t, true, tol + fd_err, lambda: False)
         entries.append(Entry(name, x, t, tol, unchecked_if(verdict, tol + fd_err, true), truth=true))
+    entries += tie_sums(entries, kinked or {})
     worst = min((e.verdict for e in entries), key=ORDER.index, default="pass")
     bad = [e for e in entries if e.verdict == worst and worst != "pass"]
     return CaseVerdict(case, worst, entries, reason=bad[0].describe() if bad else "")
+
+
+def tie_sums(entries: list[Entry], kinked: dict[str, ValidSet | TooManyKinks]) -> list[Entry]:
+    """A leaf whose gradient entries were each a valid choice at a tie (``convention``) may still
+    have made choices no split gives: a max pool's mask ``x == max`` sends the whole gradient to
+    each of k tied elements — each entry inside [0, g], their sum k·g. Each valid split sums to the
+    same total, so the leaf's sum (``gradsum[x0]``) is judged against its own valid set."""
+    by_leaf: dict[str, list[Entry]] = {}
+    for e in entries:
+        key = EntryKey.parse(e.name)
+        if key.quantity == "grad" and key.target is not None:
+            by_leaf.setdefault(key.target, []).append(e)
+    out = []
+    for leaf, es in by_leaf.items():
+        valid = kinked.get(str(EntryKey("gradsum", leaf)))
+        if not isinstance(valid, ValidSet) or not any(e.verdict == Verdict.CONVENTION for e in es):
+            continue
+        x, t, tol = math.fsum(e.impl for e in es), math.fsum(e.torch for e in es), math.fsum(e.tol for e in es)
+        verdict = Verdict.PASS if within(x, t, 2 * tol) or x in valid else (
+            Verdict.FAIL if math.isfinite(x) == valid.finite else Verdict.NONFINITE_MISMATCH)
+        out.append(Entry(str(EntryKey("gradsum", leaf)), x, t, tol, verdict, valid=valid))
+    return out
 
 
 def unchecked(window: float, reference: float) -> bool:

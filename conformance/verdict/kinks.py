@@ -29,6 +29,7 @@ as such (:class:`TooManyKinks`) and judged ``unchecked``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass, replace
@@ -132,6 +133,10 @@ def valid_sets(case: GraphCase) -> dict[str, ValidSet | TooManyKinks]:
     for j, kink in enumerate(kinks):
         for leaf, i in (element_of[e] for e in _leaves_behind(kink.node, element_of)):
             depends.setdefault(grad_names[leaf][i], set()).add(j)
+    for k in case.leaves:  # a leaf's gradient sum: the kinks of all its entries (each split sums to one total)
+        behind = set().union(*(depends.get(name, set()) for name in grad_names[k]))
+        if behind and len(grad_names[k]) > 1:
+            depends[str(EntryKey("gradsum", k))] = behind
     if case.second_order is not None:
         depends.update({name: set(range(len(kinks))) for k in case.leaves
                         for name in _names("hvp", k, case.leaves[k].shape)})
@@ -146,7 +151,7 @@ def valid_sets(case: GraphCase) -> dict[str, ValidSet | TooManyKinks]:
     result: dict[str, ValidSet | TooManyKinks] = dict(too_many)
     for name, vs in values.items():
         valid = _valid_set(vs, len(depends[name]))
-        if not valid.is_point:
+        if not valid.is_point or EntryKey.parse(name).quantity == "gradsum":
             result[name] = valid
     return result
 
@@ -260,6 +265,8 @@ def _run(case: GraphCase, leaves: dict[str, Any], out: Any, system: Any,
     for quantity, table in (("grad", grads), ("hvp", hvp or {})):
         for k, values in table.items():
             got.update(zip(_names(quantity, k, case.leaves[k].shape), values))
+    for k, values in grads.items():
+        got[str(EntryKey("gradsum", k))] = functools.reduce(system.add, values)
     return got
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from conformance.case.entrykey import EntryKey
 
-_QUANTITY_ORDER = ("value", "loss", "grad", "hvp", "param")
+_QUANTITY_ORDER = ("value", "loss", "grad", "gradsum", "hvp", "param")
 _EXCEPTION = re.compile(r"[A-Za-z_][\w.]*(?=:)")
 
 

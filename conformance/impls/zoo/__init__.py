@@ -8,10 +8,10 @@ against each and prints who killed it; docs/mutants.md says why each bug is real
 
 from __future__ import annotations
 
-from conformance.impls.zoo import derivatives, graph, numerics, optimizers, tensors
+from conformance.impls.zoo import derivatives, graph, layers, numerics, optimizers, tensors
 from conformance.impls.zoo.base import CATEGORIES, Mutant, MutantImpl, snapshot
 
-MUTANTS: dict[str, Mutant] = {m.name: m for mod in (derivatives, graph, tensors, optimizers, numerics)
+MUTANTS: dict[str, Mutant] = {m.name: m for mod in (derivatives, graph, tensors, optimizers, numerics, layers)
                               for m in mod.MUTANTS}
 
 __all__ = ["CATEGORIES", "MUTANTS", "Mutant", "MutantImpl", "snapshot"]

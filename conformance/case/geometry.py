@@ -1,0 +1,121 @@
+"""Hostile geometry for layer ops: the shapes and attributes of a convolution or a pooling, drawn
+where their backward passes go wrong.
+
+The bugs live in geometry that harmless tests never use: windows that overlap (stride < kernel: a
+window's gradient written with ``=`` loses the others'), sizes that the stride does not divide
+(``(in + 2p − d(k − 1) − 1) % stride ≠ 0``: the last rows and columns get no gradient, or the wrong
+one), stride ≠ dilation (the two swapped), groups > 1 (the weight gradient of one group only),
+padding with ``ceil_mode`` (a last window hanging over the edge: another divisor than the
+forward's), and ties (a max pool over small integers: every window has one). Each draw is a small
+local choice that shrinks towards the plain case — one sample, one channel, kernel 1, stride 1, no
+padding — and every combination drawn is valid for torch (an output of at least one element,
+padding at most half the kernel for pooling, no window wholly in the padding).
+
+A geometry is ``(input shapes, attributes, ties)``: ``ties`` asks for the first input's values
+from a handful of small integers, so that maxima tie.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+
+Shape = tuple[int, ...]
+Geometry = tuple[list[Shape], dict[str, Any], bool]
+
+
+def _size(draw: st.DrawFn, span: int, padding: int) -> int:
+    """An input size the window of ``span`` fits (with ``padding``), up to 3 more: the stride then
+    rarely divides what is left."""
+    return max(1, span - 2 * padding) + draw(st.integers(0, 3))
+
+
+def _fits_everywhere(size: int, kernel: int, stride: int, padding: int, dilation: int, out: int) -> bool:
+    """Every window holds at least one input element (torch's max pool returns -inf otherwise)."""
+    return all(any(0 <= i * stride - padding + u * dilation < size for u in range(kernel)) for i in range(out))
+
+
+@st.composite
+def conv2d_geometry(draw: st.DrawFn) -> Geometry:
+    groups = draw(st.integers(1, 3))
+    per_in, per_out = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    n = draw(st.integers(1, 2))
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    hw = tuple(_size(draw, dilation[a] * (kernel[a] - 1) + 1, padding[a]) for a in (0, 1))
+    c, o = groups * per_in, groups * per_out
+    shapes = [(n, c, *hw), (o, per_in, *kernel), (o,)]
+    attrs = {"stride": list(stride), "padding": list(padding), "dilation": list(dilation), "groups": groups}
+    return shapes, attrs, False
+
+
+@st.composite
+def conv1d_geometry(draw: st.DrawFn) -> Geometry:
+    groups = draw(st.integers(1, 3))
+    per_in, per_out = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    n = draw(st.integers(1, 2))
+    kernel, stride, dilation, padding = (draw(st.integers(1, 4)), draw(st.integers(1, 3)),
+                                         draw(st.integers(1, 3)), draw(st.integers(0, 2)))
+    length = _size(draw, dilation * (kernel - 1) + 1, padding) + draw(st.integers(0, 3))
+    shapes = [(n, groups * per_in, length), (groups * per_out, per_in, kernel), (groups * per_out,)]
+    return shapes, {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}, False
+
+
+def _pool_axis(draw: st.DrawFn, dilated: bool, ceil_mode: bool) -> tuple[int, int, int, int, int]:
+    """(kernel, stride, padding, dilation, size) along one axis, every window holding an input element.
+    A max pool (``dilated``) strides at most its kernel: its backward bugs live where windows meet or
+    overlap; an average pool's stride may pass its kernel too (windows with gaps)."""
+    while True:  # at most a few rounds: most draws fit
+        kernel = draw(st.integers(1, 3))
+        stride = draw(st.integers(1, kernel if dilated else 3))
+        padding = draw(st.integers(0, kernel // 2))
+        dilation = draw(st.integers(1, 2)) if dilated else 1
+        size = _size(draw, dilation * (kernel - 1) + 1, padding)
+        num = size + 2 * padding - dilation * (kernel - 1) - 1
+        out = (-(-num // stride) if ceil_mode else num // stride) + 1
+        if ceil_mode and (out - 1) * stride >= size + padding:
+            out -= 1
+        if out >= 1 and _fits_everywhere(size, kernel, stride, padding, dilation, out):
+            return kernel, stride, padding, dilation, size
+
+
+@st.composite
+def max_pool2d_geometry(draw: st.DrawFn) -> Geometry:
+    ceil_mode = draw(st.booleans())
+    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    rows, cols = _pool_axis(draw, True, ceil_mode), _pool_axis(draw, True, ceil_mode)
+    attrs = {"kernel_size": [rows[0], cols[0]], "stride": [rows[1], cols[1]], "padding": [rows[2], cols[2]],
+             "dilation": [rows[3], cols[3]], "ceil_mode": ceil_mode}
+    return [(n, c, rows[4], cols[4])], attrs, draw(st.integers(0, 3)) > 0  # ties three times in four
+
+
+@st.composite
+def avg_pool2d_geometry(draw: st.DrawFn) -> Geometry:
+    ceil_mode = draw(st.booleans())
+    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    rows, cols = _pool_axis(draw, False, ceil_mode), _pool_axis(draw, False, ceil_mode)
+    attrs = {"kernel_size": [rows[0], cols[0]], "stride": [rows[1], cols[1]], "padding": [rows[2], cols[2]],
+             "ceil_mode": ceil_mode, "count_include_pad": draw(st.booleans())}
+    return [(n, c, rows[4], cols[4])], attrs, False
+
+
+#: per layer op, geometries judged first at every seed (``Suite.fixed``): the hostile corner each
+#: bug needs, so that a bug no random draw happened to reach is still caught — a max shared by
+#: overlapping windows and a tie inside one; a last window over the padded edge under ceil_mode;
+#: groups, stride ≠ dilation and a remainder the stride leaves. Values (``None``: drawn from a fixed
+#: seed) in row-major order.
+FIXED: dict[str, list[tuple[list[Shape], dict[str, Any], list[float] | None]]] = {
+    "max_pool2d": [([(1, 1, 3, 4)], {"kernel_size": [2, 2], "stride": [1, 1], "padding": [0, 0],
+                                     "dilation": [1, 1], "ceil_mode": False},
+                    [1.0, 2.0, 2.0, 0.0, 0.0, 2.0, 0.0, 1.0, 2.0, 0.0, 1.0, 2.0])],
+    "avg_pool2d": [([(1, 1, 4, 5)], {"kernel_size": [3, 3], "stride": [2, 2], "padding": [1, 1],
+                                     "ceil_mode": True, "count_include_pad": False}, None),
+                   ([(1, 1, 4, 5)], {"kernel_size": [3, 2], "stride": [2, 2], "padding": [1, 1],
+                                     "ceil_mode": True, "count_include_pad": True}, None)],
+    "conv2d": [([(1, 4, 5, 6), (4, 2, 2, 3), (4,)], {"stride": [2, 1], "padding": [1, 0], "dilation": [1, 2],
+                                                     "groups": 2}, None)],
+    "conv1d": [([(1, 4, 7), (4, 2, 3), (4,)], {"stride": 2, "padding": 1, "dilation": 2, "groups": 2}, None)],
+}

@@ -1,0 +1,119 @@
+"""Layers: convolution and pooling backward passes as people get them wrong (issue reports from
+public trackers and course-assignment solutions; docs/mutants.md).
+
+Each bug changes the gradient and leaves the forward value exactly right, as the originals did: a
+hand-written backward beside a correct forward. refimpl has no backward of its own for a layer
+(its gradients are the chain rule through the scalars), so each mutant writes its output so that
+its value is refimpl's and its slope is the bug's: ``right + (x − x̄)·c`` adds exactly 0 to the
+value (x − x̄ is 0 for x̄ a constant copy of x) and ``c`` to the derivative with respect to ``x``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from conformance.case.tensor_ops import TENSOR_OPS
+from conformance.impls.zoo.base import Mutant, entries
+from refimpl import conv
+from refimpl.engine import Value
+from refimpl.tensor import Tensor as RTensor
+from refimpl.tensor import constant
+
+
+def _frozen(v: Value) -> Value:
+    """A constant copy of ``v``: the same value, no gradient."""
+    return Value(v.data, False, system=v.ns)
+
+
+def _max_pool_overwrite(x: RTensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+                        ceil_mode: bool = False) -> RTensor:
+    """Max pooling whose backward writes ``dx[argmax] = dout``: where windows overlap and share their
+    maximum, only the last window's gradient reaches it."""
+    right = conv.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode)
+    chosen = [o if not o.parents else o.parents[0] for o in right.elements]  # the input each output took
+    last = {id(v): j for j, v in enumerate(chosen)}
+    out = [o if last[id(v)] == j else _frozen(o)  # BUG: an earlier window's gradient is overwritten
+           for j, (o, v) in enumerate(zip(right.elements, chosen))]
+    return RTensor(out, right.shape, right.system)
+
+
+def _max_pool_every_tie(x: RTensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+                        ceil_mode: bool = False) -> RTensor:
+    """Max pooling whose backward masks ``x == max``: every tied element gets the whole gradient."""
+    right = conv.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode)
+    ties = conv.max_pool_ties(x, kernel_size, stride, padding, dilation, ceil_mode)
+    out = []
+    for o, tied in zip(right.elements, ties):
+        for v in tied[1:]:  # BUG: mask = (x == max) sends dout to each of k tied elements: k times it
+            o = o + (v - _frozen(v))
+        out.append(o)
+    return RTensor(out, right.shape, right.system)
+
+
+def _max_pool_split_ties(x: RTensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+                         ceil_mode: bool = False) -> RTensor:
+    """Max pooling that splits a tie's gradient evenly (as torch's amax does) instead of sending it to
+    the first maximum: another valid subgradient — a convention, not a bug."""
+    right = conv.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode)
+    ties = conv.max_pool_ties(x, kernel_size, stride, padding, dilation, ceil_mode)
+    ns = x.system
+    out = []
+    for o, tied in zip(right.elements, ties):
+        if len(tied) > 1:  # 1/k each: (Σ tied) / k, exactly the tied value
+            share = ns.div(ns.one, ns.convert(len(tied)))
+            o = _frozen(o) + sum(((v - _frozen(v)) * share for v in tied), constant(ns.zero, ns))
+        out.append(o)
+    return RTensor(out, right.shape, right.system)
+
+
+def _avg_pool_kernel_divisor(x: RTensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                             ceil_mode: bool = False, count_include_pad: bool = True) -> RTensor:
+    """Average pooling whose backward divides by kH·kW everywhere, while the forward used torch's
+    divisor (the window clipped at the padded edge, or only its real elements)."""
+    right = conv.avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    N, C, H, W = x.shape
+    k = conv.pair(kernel_size)
+    wins = conv.avg_pool_windows((H, W), k, stride, padding, ceil_mode, count_include_pad)
+    ns = x.system
+    out = []
+    for plane, (inside, divisor) in ((p, w) for p in range(N * C) for w in wins):
+        vals = x.elements[plane * H * W:(plane + 1) * H * W]
+        # BUG: 1/(kH·kW) in backward where the forward divided by torch's divisor
+        extra = ns.convert(1.0 / (k[0] * k[1]) - 1.0 / divisor)
+        o = right.elements[len(out)]
+        out.append(o + sum(((vals[t] - _frozen(vals[t])) * extra for t in inside), constant(ns.zero, ns)))
+    return RTensor(out, right.shape, right.system)
+
+
+def _conv2d_first_group_weight_grad(x: RTensor, weight: RTensor, bias: RTensor | None = None, stride: Any = 1,
+                                    padding: Any = 0, dilation: Any = 1, groups: int = 1) -> RTensor:
+    """A grouped convolution whose weight gradient is computed for the first group only (the others
+    left at zero): the bug of a backward that loops over groups with the wrong bound."""
+    per_group = weight.shape[0] // groups
+    frozen = [v if i // (weight.numel() // weight.shape[0]) < per_group else _frozen(v)  # BUG: groups ≥ 1
+              for i, v in enumerate(weight.elements)]
+    return conv.conv2d(x, RTensor(frozen, weight.shape, weight.system), bias, stride, padding, dilation, groups)
+
+
+def _layer(name: str, fn: Any) -> Any:
+    return entries(TENSOR_OPS, **{name: replace(TENSOR_OPS[name], refimpl=fn)})
+
+
+MUTANTS = [
+    Mutant("max-pool-overwrite", "layers", "max pooling's backward writes dx[argmax] = dout where windows overlap",
+           "`=` for `+=`, invisible while the stride equals the kernel (a course assignment solution)",
+           _layer("max_pool2d", _max_pool_overwrite)),
+    Mutant("max-pool-every-tie", "layers", "max pooling's backward sends the whole gradient to every tied maximum",
+           "the mask x == max: right without ties, k times too much with k of them (fp16 makes ties)",
+           _layer("max_pool2d", _max_pool_every_tie)),
+    Mutant("max-pool-tie-split", "layers", "max pooling splits a tie's gradient evenly instead of the first",
+           "another valid subgradient (amax's rule): a convention, reported and not charged",
+           _layer("max_pool2d", _max_pool_split_ties), expect="convention"),
+    Mutant("avg-pool-kernel-divisor", "layers", "average pooling's backward divides by kH·kW, its forward not",
+           "under ceil_mode or count_include_pad=False the divisor changes per window (burn#5604)",
+           _layer("avg_pool2d", _avg_pool_kernel_divisor)),
+    Mutant("conv-groups-weight-grad", "layers", "a grouped convolution's weight gradient for the first group only",
+           "groups > 1 is rare in tests (pytorch#51430, burn#1891)",
+           _layer("conv2d", _conv2d_first_group_weight_grad)),
+]

@@ -1,0 +1,99 @@
+"""Layer ops — conv2d, conv1d, max_pool2d, avg_pool2d (refimpl/conv.py, conformance/case/geometry.py):
+refimpl agrees with torch on hostile geometry, the geometry is hostile by construction, and the
+layer mutants are caught (a tie split another way is a convention; every tie given the whole
+gradient is caught by the leaf's gradient sum, ``gradsum``)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from conformance import kinds
+from conformance.driver import draw, judge_case, run_suite
+from conformance.impls import RefImpl, TorchImpl
+from conformance.impls.zoo import MUTANTS, MutantImpl
+from refimpl import conv
+
+LAYER_OPS = ("conv2d", "conv1d", "max_pool2d", "avg_pool2d")
+SEEDS = range(3)
+
+
+def _suite(name: str, examples: int = 12):
+    return next((i, s) for i, s in enumerate(kinds.suites(RefImpl().capabilities, examples)) if s.name == f"op {name}")
+
+
+@pytest.fixture(scope="module")
+def drawn():
+    """40 cases of each layer op's suite (seed 0)."""
+    out = {}
+    for name in LAYER_OPS:
+        i, suite = _suite(name, 160)
+        out[name] = draw(suite, i)
+    return out
+
+
+def test_the_layer_ops_have_their_own_suites_and_family():
+    names = [s.name for s in kinds.suites(RefImpl().capabilities, 12)]
+    assert [n for n in names if n.removeprefix("op ") in LAYER_OPS] == [f"op {n}" for n in LAYER_OPS]
+    assert all(s.family == "layers" for s in kinds.suites(RefImpl().capabilities, 12)
+               if s.name.removeprefix("op ") in LAYER_OPS)
+
+
+@pytest.mark.parametrize("name", LAYER_OPS)
+def test_refimpl_and_torch_conform_on_every_drawn_case(drawn, name):
+    for case in drawn[name][:12]:
+        for impl in (RefImpl(), TorchImpl()):
+            v = judge_case(impl, case)
+            assert v.verdict == "pass", (impl.name, case.nodes[0].attrs, v.reason)
+
+
+def _remainder(size: int, k: int, s: int, p: int, d: int = 1) -> int:
+    return (size + 2 * p - d * (k - 1) - 1) % s
+
+
+def test_the_geometry_is_hostile_by_construction(drawn):
+    convs = [c.nodes[0].attrs | {"shape": c.leaves["x0"].shape, "k": c.leaves["x1"].shape}
+             for c in drawn["conv2d"]]
+    assert sum(a["groups"] > 1 for a in convs) >= 10
+    assert sum(a["stride"] != a["dilation"] for a in convs) >= 10
+    assert sum(_remainder(a["shape"][2], a["k"][2], a["stride"][0], a["padding"][0], a["dilation"][0]) > 0
+               for a in convs) >= 10  # the stride does not divide what is left
+    pools = [(c.nodes[0].attrs, c.leaves["x0"]) for c in drawn["max_pool2d"]]
+    assert sum(a["stride"][0] < a["kernel_size"][0] or a["stride"][1] < a["kernel_size"][1] for a, _ in pools) >= 10
+    ties = sum(any(len(t) > 1 for t in conv.max_pool_ties(_rt(x), **a)) for a, x in pools)
+    assert ties >= 10  # windows whose maxima tie
+    avgs = [c.nodes[0].attrs for c in drawn["avg_pool2d"]]
+    assert sum(a["ceil_mode"] for a in avgs) >= 10 and sum(not a["count_include_pad"] for a in avgs) >= 10
+
+
+def _rt(t):
+    from refimpl.tensor import Tensor as RTensor
+
+    return RTensor.from_flat(list(t.values), t.shape, requires_grad=False)
+
+
+@pytest.mark.parametrize("mutant, op, expect", [
+    ("max-pool-overwrite", "max_pool2d", "fail"),
+    ("max-pool-every-tie", "max_pool2d", "fail"),
+    ("max-pool-tie-split", "max_pool2d", "convention"),
+    ("avg-pool-kernel-divisor", "avg_pool2d", "fail"),
+    ("conv-groups-weight-grad", "conv2d", "fail"),
+])
+def test_each_layer_mutant_is_caught_at_every_seed(mutant, op, expect):
+    impl = MutantImpl(MUTANTS[mutant])
+    i, suite = _suite(op, 40)  # the ci profile's 10 cases
+    for seed in SEEDS:
+        r = run_suite(impl, suite, seed + i, shrink=False)
+        worst = "fail" if r.verdicts.get("fail") else "convention" if r.verdicts.get("convention") else "pass"
+        assert worst == expect, (mutant, seed, dict(r.verdicts))
+
+
+def test_every_tie_given_the_whole_gradient_fails_on_the_leafs_sum():
+    """Each entry of a tie may take any share of the gradient; together they take it once."""
+    impl = MutantImpl(MUTANTS["max-pool-every-tie"])
+    i, suite = _suite("max_pool2d")
+    v = next(v for c in draw(suite, i) if (v := judge_case(impl, c)).verdict == "fail")
+    (gs,) = [e for e in v.entries if e.name == "gradsum[x0]"]
+    assert gs.verdict == "fail" and gs.impl > gs.torch and math.isfinite(gs.impl)
+    assert any(e.verdict == "convention" for e in v.entries if e.name.startswith("grad[x0]"))
