@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
+from hypothesis import strategies as st
+
 from conformance.case import graph as cases
 from conformance.case import mechanics
 from conformance.case.reduce import graph_candidates
@@ -134,8 +136,10 @@ def judge(case: cases.GraphCase, result: cases.GraphResult, torch_result: cases.
 
 def family_suite(family: str, dtype: str, ops: list[str] | None, n: int) -> Suite:
     """``n`` cases of one op family for calibration: graphs of up to 10 nodes over ``ops`` (None:
-    every op), or tensor graphs for the family ``tensor``."""
+    every op), tensor graphs for the family ``tensor``, one layer op on its geometry for ``layers``."""
+    layer_ops = [n for n, op in TENSOR_OPS.items() if op.geometry is not None and (ops is None or n in ops)]
     strategy = (tensor_graph_cases(ops=ops, dtype=dtype) if family == "tensor"
+                else st.one_of(*(layer_op_cases(n, dtype) for n in layer_ops)) if family == "layers"
                 else graph_cases(ops=ops, dtype=dtype, max_nodes=10))
     return Suite(f"{family} {dtype}", family, strategy, n)
 
