@@ -157,7 +157,8 @@ def _shape_problem(case: NetworkCase, r: NetworkResult) -> str | None:
                 if len(table[k].values) != math.prod(shape):
                     return f"step {t}: the {kind} of {k} has {len(table[k].values)} values, expected {math.prod(shape)}"
                 if tuple(table[k].shape) != tuple(shape):
-                    return f"step {t}: the {kind} of {k} has shape {list(table[k].shape)}, expected {list(shape)}"
+                    hint = " (the transpose's shape)" if tuple(table[k].shape) == tuple(shape)[::-1] else ""
+                    return f"step {t}: the {kind} of {k} has shape {list(table[k].shape)}, expected {list(shape)}{hint}"
         n = 1 if case.reduction != "none" else len(case.batches[t - 1].x.values) // case.sizes[0] * (
             1 if case.loss in CLASS_LOSSES else case.sizes[-1])
         if len(s.loss.values) != n:

@@ -65,7 +65,8 @@ def _tensor(a: Any, shape: tuple[int, ...], what: str) -> Tensor:
     if arr.shape != shape and arr.size == math.prod(shape) and arr.ndim == 2 and 1 in arr.shape and len(shape) == 1:
         arr = arr.reshape(shape)  # a bias kept as a column or row vector, (n, 1) or (1, n)
     if arr.shape != shape:
-        raise ValueError(f"{what} has shape {list(arr.shape)}, expected {list(shape)}")
+        hint = " (the transpose's shape: a gradient laid out transposed?)" if arr.shape == shape[::-1] else ""
+        raise ValueError(f"{what} has shape {list(arr.shape)}, expected {list(shape)}{hint}")
     return Tensor(shape, tuple(float(v) for v in arr.reshape(-1)))
 
 
