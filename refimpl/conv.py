@@ -113,6 +113,34 @@ def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
     never chosen. A window with tied maxima gives a node of its own, the place where the choice
     among the tied is made (conformance/verdict/kinks.py installs the others there): ``first +
     0·Σ(v − v)`` over the tied — the first's value and gradient, and every tied element behind it."""
+    shape, windows_of = _max_windows(x, kernel_size, stride, padding, dilation, ceil_mode)
+    out = []
+    for cands in windows_of:
+        best = cands[0]
+        for v in cands[1:]:
+            if v.data > best.data or math.isnan(v.data):
+                best = v
+        tied = [v for v in cands if v.data == best.data]
+        if len(tied) > 1:
+            behind = sum_of([v - v for v in tied], x.system) * constant(x.system.zero, x.system)
+            out.append(best + behind)
+        else:
+            out.append(best)
+    return Tensor(out, shape, x.system)
+
+
+def max_pool_ties(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+                  ceil_mode: bool = False) -> list[list[Any]]:
+    """For each output element of :func:`max_pool2d` (in order), the input elements equal to its
+    window's maximum: two or more is a tie, where the gradient may go to any of them."""
+    _, windows_of = _max_windows(x, kernel_size, stride, padding, dilation, ceil_mode)
+    return [[v for v in cands if v.data == max(c.data for c in cands)] for cands in windows_of]
+
+
+def _max_windows(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
+                 ceil_mode: bool) -> tuple[tuple[int, ...], list[list[Any]]]:
+    """A max pool's output shape, and per output element the input elements its window covers (the
+    padding, −∞, is never a candidate)."""
     N, C, H, W = _planes(x)
     k = pair(kernel_size)
     (oh, ow), wins = windows((H, W), k, pair(stride if stride not in (None, []) else k), pair(padding),
@@ -124,35 +152,8 @@ def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
             cands = [vals[t] for t in taps if t is not None]
             if not cands:  # torch gives -inf and a gradient to an index outside the window
                 raise ValueError("max_pool2d: a window lies wholly in the padding")
-            best = cands[0]
-            for v in cands[1:]:
-                if v.data > best.data or math.isnan(v.data):
-                    best = v
-            tied = [v for v in cands if v.data == best.data]
-            if len(tied) > 1:
-                behind = sum_of([v - v for v in tied], x.system) * constant(x.system.zero, x.system)
-                out.append(best + behind)
-            else:
-                out.append(best)
-    return Tensor(out, (N, C, oh, ow), x.system)
-
-
-def max_pool_ties(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
-                  ceil_mode: bool = False) -> list[list[Any]]:
-    """For each output element of :func:`max_pool2d` (in order), the input elements equal to its
-    window's maximum: two or more is a tie, where the gradient may go to any of them."""
-    N, C, H, W = _planes(x)
-    k = pair(kernel_size)
-    _, wins = windows((H, W), k, pair(stride if stride not in (None, []) else k), pair(padding),
-                      pair(dilation), ceil_mode)
-    out = []
-    for plane in range(N * C):
-        vals = x.elements[plane * H * W:(plane + 1) * H * W]
-        for taps in wins:
-            cands = [vals[t] for t in taps if t is not None]
-            top = max(v.data for v in cands)
-            out.append([v for v in cands if v.data == top])
-    return out
+            out.append(cands)
+    return (N, C, oh, ow), out
 
 
 def avg_pool_windows(shape: Sequence[int], kernel_size: Any, stride: Any = None, padding: Any = 0,

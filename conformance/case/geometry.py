@@ -82,24 +82,28 @@ def _pool_axis(draw: st.DrawFn, dilated: bool, ceil_mode: bool) -> tuple[int, in
             return kernel, stride, padding, dilation, size
 
 
-@st.composite
-def max_pool2d_geometry(draw: st.DrawFn) -> Geometry:
+def _pool(draw: st.DrawFn, dilated: bool) -> tuple[Shape, dict[str, Any]]:
+    """A pooling's input shape and its common attributes (``dilation`` for a max pool)."""
     ceil_mode = draw(st.booleans())
     n, c = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    rows, cols = _pool_axis(draw, True, ceil_mode), _pool_axis(draw, True, ceil_mode)
-    attrs = {"kernel_size": [rows[0], cols[0]], "stride": [rows[1], cols[1]], "padding": [rows[2], cols[2]],
-             "dilation": [rows[3], cols[3]], "ceil_mode": ceil_mode}
-    return [(n, c, rows[4], cols[4])], attrs, draw(st.integers(0, 3)) > 0  # ties three times in four
+    rows, cols = _pool_axis(draw, dilated, ceil_mode), _pool_axis(draw, dilated, ceil_mode)
+    attrs: dict[str, Any] = {"kernel_size": [rows[0], cols[0]], "stride": [rows[1], cols[1]],
+                             "padding": [rows[2], cols[2]]}
+    if dilated:
+        attrs["dilation"] = [rows[3], cols[3]]
+    return (n, c, rows[4], cols[4]), {**attrs, "ceil_mode": ceil_mode}
+
+
+@st.composite
+def max_pool2d_geometry(draw: st.DrawFn) -> Geometry:
+    shape, attrs = _pool(draw, True)
+    return [shape], attrs, draw(st.integers(0, 3)) > 0  # ties three times in four
 
 
 @st.composite
 def avg_pool2d_geometry(draw: st.DrawFn) -> Geometry:
-    ceil_mode = draw(st.booleans())
-    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    rows, cols = _pool_axis(draw, False, ceil_mode), _pool_axis(draw, False, ceil_mode)
-    attrs = {"kernel_size": [rows[0], cols[0]], "stride": [rows[1], cols[1]], "padding": [rows[2], cols[2]],
-             "ceil_mode": ceil_mode, "count_include_pad": draw(st.booleans())}
-    return [(n, c, rows[4], cols[4])], attrs, False
+    shape, attrs = _pool(draw, False)
+    return [shape], {**attrs, "count_include_pad": draw(st.booleans())}, False
 
 
 #: per layer op, geometries judged first at every seed (``Suite.fixed``): the hostile corner each
