@@ -134,7 +134,8 @@ def max_pool_ties(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any 
     """For each output element of :func:`max_pool2d` (in order), the input elements equal to its
     window's maximum: two or more is a tie, where the gradient may go to any of them."""
     _, windows_of = _max_windows(x, kernel_size, stride, padding, dilation, ceil_mode)
-    return [[v for v in cands if v.data == max(c.data for c in cands)] for cands in windows_of]
+    tops = [max(v.data for v in cands) for cands in windows_of]
+    return [[v for v in cands if v.data == top] for cands, top in zip(windows_of, tops)]
 
 
 def _max_windows(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
@@ -157,8 +158,9 @@ def _max_windows(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilatio
 
 
 def avg_pool_windows(shape: Sequence[int], kernel_size: Any, stride: Any = None, padding: Any = 0,
-                     ceil_mode: bool = False, count_include_pad: bool = True) -> list[tuple[list[int], int]]:
-    """For an (H, W) plane, per output position: the flat indices its window covers, and its divisor
+                     ceil_mode: bool = False,
+                     count_include_pad: bool = True) -> tuple[Pair, list[tuple[list[int], int]]]:
+    """For an (H, W) plane: the output size, and per output position the flat indices its window covers and its divisor
     — the window's size up to the padded edge with ``count_include_pad`` (a window hanging past it
     under ``ceil_mode`` counts only up to there), else the number of elements it covers (torch's
     ``avg_pool2d`` CPU kernel)."""
@@ -172,17 +174,14 @@ def avg_pool_windows(shape: Sequence[int], kernel_size: Any, stride: Any = None,
         h0, w0 = i * s[0] - p[0], j * s[1] - p[1]
         padded = (min(h0 + k[0], H + p[0]) - h0) * (min(w0 + k[1], W + p[1]) - w0)
         out.append((inside, padded if count_include_pad else len(inside)))
-    return out
+    return (oh, ow), out
 
 
 def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
                count_include_pad: bool = True) -> Tensor:
     """``F.avg_pool2d``: each window's sum over its divisor (:func:`avg_pool_windows`)."""
     N, C, H, W = _planes(x)
-    k = pair(kernel_size)
-    wins = avg_pool_windows((H, W), k, stride, padding, ceil_mode, count_include_pad)
-    (oh, ow), _ = windows((H, W), k, pair(stride if stride not in (None, []) else k), pair(padding), (1, 1),
-                          ceil_mode)
+    (oh, ow), wins = avg_pool_windows((H, W), kernel_size, stride, padding, ceil_mode, count_include_pad)
     out = []
     for plane in range(N * C):
         vals = x.elements[plane * H * W:(plane + 1) * H * W]

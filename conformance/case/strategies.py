@@ -321,7 +321,7 @@ def tensor_graph_cases(draw: st.DrawFn, ops: Iterable[str] | None = None, dtype:
     family, transpose and reshape, over small shapes (sizes 1–4, non-square on purpose)."""
     allowed = set(ops) if ops is not None else set(OPS) | set(TENSOR_OPS)
     elementwise_ops = sorted(n for n in OPS if n in allowed)
-    tensor_ops = sorted(n for n in TENSOR_OPS if n in allowed and TENSOR_OPS[n].geometry is None)
+    tensor_ops = sorted(n for n in TENSOR_OPS if n in allowed and not TENSOR_OPS[n].layer)
     system = SYSTEMS[dtype]
     leaves: dict[str, tuple[tuple[int, ...], list[float]]] = {}
     env: dict[str, RTensor] = {}
@@ -418,32 +418,33 @@ def layer_op_cases(draw: st.DrawFn, name: str, dtype: str = "float64") -> GraphC
         values = [rng.choice(TIE_VALUES) for _ in range(n)] if ties and i == 0 else \
             [cast(rng.uniform(-1.0, 1.0)) for _ in range(n)]
         leaves[f"x{i}"] = Tensor(shape, tuple(values))
-    node = Node("n0", name, tuple(leaves), attrs)
-    env = {k: RTensor.from_flat(list(t.values), t.shape, system=SYSTEMS[dtype], requires_grad=False)
-           for k, t in leaves.items()}
-    out_shape = evaluate_node(node, env).shape
-    rng = random.Random(draw(st.integers(0, 2**32 - 1)))
-    ct = tuple(cast(rng.uniform(0.5, 2.0) * rng.choice((1.0, -1.0))) for _ in range(math.prod(out_shape)))
-    return with_id(GraphCase(leaves, (node,), "n0", Tensor(out_shape, ct), dtype))
+    return _one_node_case(name, leaves, attrs, random.Random(draw(st.integers(0, 2**32 - 1))), dtype)
 
 
 def layer_fixed_cases(name: str, dtype: str = "float64") -> tuple[GraphCase, ...]:
     """The layer op's fixed hostile cases (:data:`conformance.case.geometry.FIXED`), the same at every
     seed: values given, or uniform in [-1, 1] from seed 0; the cotangent from seed 1."""
+    cast = round_to_float32 if dtype == "float32" else float
     out = []
     for shapes, attrs, first in geometry.FIXED.get(name, []):
         rng = random.Random(0)
         leaves = {f"x{i}": Tensor(shape, tuple(first if i == 0 and first is not None else
-                                               (rng.uniform(-1.0, 1.0) for _ in range(math.prod(shape)))))
+                                               (cast(rng.uniform(-1.0, 1.0)) for _ in range(math.prod(shape)))))
                   for i, shape in enumerate(shapes)}
-        node = Node("n0", name, tuple(leaves), attrs)
-        env = {k: RTensor.from_flat(list(t.values), t.shape, system=SYSTEMS[dtype], requires_grad=False)
-               for k, t in leaves.items()}
-        shape = evaluate_node(node, env).shape
-        ct = random.Random(1)
-        cot = Tensor(shape, tuple(ct.uniform(0.5, 2.0) * ct.choice((1.0, -1.0)) for _ in range(math.prod(shape))))
-        out.append(with_id(GraphCase(leaves, (node,), "n0", cot, dtype)))
+        out.append(_one_node_case(name, leaves, attrs, random.Random(1), dtype))
     return tuple(out)
+
+
+def _one_node_case(name: str, leaves: dict[str, Tensor], attrs: dict[str, Any], ct_rng: random.Random,
+                   dtype: str) -> GraphCase:
+    """The case of one node ``name`` over ``leaves``, its cotangent in ±[0.5, 2] entry by entry from ``ct_rng``."""
+    cast = round_to_float32 if dtype == "float32" else float
+    node = Node("n0", name, tuple(leaves), attrs)
+    env = {k: RTensor.from_flat(list(t.values), t.shape, system=SYSTEMS[dtype], requires_grad=False)
+           for k, t in leaves.items()}
+    shape = evaluate_node(node, env).shape
+    ct = tuple(cast(ct_rng.uniform(0.5, 2.0) * ct_rng.choice((1.0, -1.0))) for _ in range(math.prod(shape)))
+    return with_id(GraphCase(leaves, (node,), "n0", Tensor(shape, ct), dtype))
 
 
 def evaluate_node(node: Node, env: dict[str, RTensor]) -> RTensor:

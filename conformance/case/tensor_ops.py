@@ -45,6 +45,11 @@ class TensorOp:
     family: str = "tensor"  # the verdict table's family: "tensor", or "layers" (drawn by geometry)
     geometry: Callable[[], st.SearchStrategy[geometry.Geometry]] | None = None
 
+    @property
+    def layer(self) -> bool:
+        """A layer op: drawn by its geometry, in its own suite, never into random tensor graphs."""
+        return self.geometry is not None
+
 
 def _dims(shape: Shape) -> st.SearchStrategy[Any]:
     """One dim (sometimes negative, as people write it) or a tuple of distinct dims, as a list."""
@@ -146,6 +151,11 @@ declare(TensorOp("max_pool2d", 1, "torch.nn.functional.max_pool2d", conv.max_poo
 declare(TensorOp("avg_pool2d", 1, "torch.nn.functional.avg_pool2d", conv.avg_pool2d, *_NO_TENSOR_GRAPHS,
                  note="ceil_mode, count_include_pad: torch's divisor", family="layers",
                  geometry=geometry.avg_pool2d_geometry))
+
+
+def layer_ops(among: Any = None) -> list[str]:
+    """The layer ops, in declaration order (only those in ``among``, if given)."""
+    return [n for n, op in TENSOR_OPS.items() if op.layer and (among is None or n in among)]
 
 
 def torch_kwargs(name: str, attrs: dict[str, Any]) -> dict[str, Any]:

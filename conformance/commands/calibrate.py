@@ -30,7 +30,7 @@ from typing import Any
 from unittest import mock
 
 from conformance.case.graph import dumps
-from conformance.case.tensor_ops import TENSOR_OPS
+from conformance.case.tensor_ops import TENSOR_OPS, layer_ops
 from conformance.driver import run_suite, worker_pool
 from conformance.impls import RefImpl
 from conformance.impls.loading import resolve
@@ -189,7 +189,7 @@ def family_ops(fam: str, supported: frozenset[str]) -> list[str] | None:
     means every op (refimpl's default draws); ``[]`` means the family is not supported at all."""
     every = set(OPS) | set(TENSOR_OPS)
     if fam == "layers":
-        return sorted(n for n, op in TENSOR_OPS.items() if op.family == "layers" and n in supported)
+        return sorted(layer_ops(supported))
     if fam == "tensor":
         return (None if every <= supported else sorted(supported & every)) if supported & set(TENSOR_OPS) else []
     ops = [s.name for s in OPS.values() if fam == "mixed" or s.family == fam]

@@ -26,7 +26,7 @@ from conformance.case.strategies import (
     layer_op_cases,
     tensor_graph_cases,
 )
-from conformance.case.tensor_ops import TENSOR_OPS
+from conformance.case.tensor_ops import TENSOR_OPS, layer_ops
 from conformance.impls.explain import name_cause
 from conformance.kinds.kind import Kind, Suite, tensor_bits
 from conformance.oracle import repro
@@ -74,14 +74,14 @@ def suites(caps: Any, examples: int) -> list[Suite]:
                  special_cases(name) if special else ())
            for name, spec in OPS.items() if name in caps.ops]
     out += [Suite(f"op {name}", "tensor", tensor_graph_cases(ops=[name], max_nodes=2), per_op)
-            for name, op in TENSOR_OPS.items() if name in caps.ops and op.geometry is None]
+            for name, op in TENSOR_OPS.items() if name in caps.ops and not op.layer]
     if any(n in OPS for n in caps.ops):
         out.append(Suite("scalar graphs", "graphs", graph_cases(ops=caps.ops, max_nodes=12), examples))
         if set(mechanics.OPS) <= caps.ops and "float64" in caps.dtypes:
             out += [Suite(name, "graphs", strategy(), n) for name, (strategy, n) in mechanics.SUITES.items()]
         if set(DEEP_CHAIN_OPS) <= caps.ops:
             out.append(Suite("deep chains", "graphs", deep_chains(), 2))
-    if any(n in TENSOR_OPS and TENSOR_OPS[n].geometry is None for n in caps.ops):
+    if _tensor_graphs(caps):
         out.append(Suite("tensor graphs", "tensor", tensor_graph_cases(ops=caps.ops), examples))
     if "float32" in caps.dtypes:
         out.append(Suite("float32 graphs", "float32", graph_cases(ops=caps.ops, dtype="float32", max_nodes=12),
@@ -92,10 +92,15 @@ def suites(caps: Any, examples: int) -> list[Suite]:
     return out
 
 
+def _tensor_graphs(caps: Any) -> bool:
+    """Whether the capabilities hold a tensor op that random tensor graphs draw (not a layer op)."""
+    return any(n in TENSOR_OPS and not TENSOR_OPS[n].layer for n in caps.ops)
+
+
 def late_suites(caps: Any, examples: int) -> list[Suite]:
     """Graph suites added after the network suites existed: they run last (see :func:`suites`)."""
     out = []
-    tensors = any(n in TENSOR_OPS and TENSOR_OPS[n].geometry is None for n in caps.ops)
+    tensors = _tensor_graphs(caps)
     if tensors and "float32" in caps.dtypes:
         out.append(Suite("float32 tensor graphs", "float32", tensor_graph_cases(ops=caps.ops, dtype="float32"),
                          examples))
@@ -103,8 +108,8 @@ def late_suites(caps: Any, examples: int) -> list[Suite]:
         out.append(Suite("second order tensors", "second order",
                          tensor_graph_cases(ops=caps.ops, max_nodes=4, second_order=True), examples))
     per_op = max(3, examples // 4)
-    out += [Suite(f"op {name}", op.family, layer_op_cases(name), per_op, layer_fixed_cases(name))
-            for name, op in TENSOR_OPS.items() if name in caps.ops and op.geometry is not None]
+    out += [Suite(f"op {name}", TENSOR_OPS[name].family, layer_op_cases(name), per_op, layer_fixed_cases(name))
+            for name in layer_ops(caps.ops)]
     return out
 
 
@@ -137,9 +142,8 @@ def judge(case: cases.GraphCase, result: cases.GraphResult, torch_result: cases.
 def family_suite(family: str, dtype: str, ops: list[str] | None, n: int) -> Suite:
     """``n`` cases of one op family for calibration: graphs of up to 10 nodes over ``ops`` (None:
     every op), tensor graphs for the family ``tensor``, one layer op on its geometry for ``layers``."""
-    layer_ops = [n for n, op in TENSOR_OPS.items() if op.geometry is not None and (ops is None or n in ops)]
     strategy = (tensor_graph_cases(ops=ops, dtype=dtype) if family == "tensor"
-                else st.one_of(*(layer_op_cases(n, dtype) for n in layer_ops)) if family == "layers"
+                else st.one_of(*(layer_op_cases(n, dtype) for n in layer_ops(ops))) if family == "layers"
                 else graph_cases(ops=ops, dtype=dtype, max_nodes=10))
     return Suite(f"{family} {dtype}", family, strategy, n)
 

@@ -74,7 +74,7 @@ def _avg_pool_kernel_divisor(x: RTensor, kernel_size: Any, stride: Any = None, p
     right = conv.avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad)
     N, C, H, W = x.shape
     k = conv.pair(kernel_size)
-    wins = conv.avg_pool_windows((H, W), k, stride, padding, ceil_mode, count_include_pad)
+    _, wins = conv.avg_pool_windows((H, W), k, stride, padding, ceil_mode, count_include_pad)
     ns = x.system
     out = []
     for plane, (inside, divisor) in ((p, w) for p in range(N * C) for w in wins):
