@@ -307,8 +307,7 @@ def tie_sums(entries: list[Entry], kinked: dict[str, ValidSet | TooManyKinks]) -
         if not isinstance(valid, ValidSet) or not any(e.verdict == Verdict.CONVENTION for e in es):
             continue
         x, t, tol = math.fsum(e.impl for e in es), math.fsum(e.torch for e in es), math.fsum(e.tol for e in es)
-        verdict = Verdict.PASS if within(x, t, 2 * tol) or x in valid else (
-            Verdict.FAIL if math.isfinite(x) == valid.finite else Verdict.NONFINITE_MISMATCH)
+        verdict = at_kink(x, within(x, t, 2 * tol), 2 * tol, t, valid)
         out.append(Entry(str(EntryKey("gradsum", leaf)), x, t, tol, verdict, valid=valid))
     return out
 
