@@ -17,6 +17,8 @@ import pytest
 from conformance.case.grain import HYPER_OFF
 from conformance.case.graph import GraphCase, Node, Tensor
 from conformance.case.network import Batch, Layer, NetworkCase, check_case, with_id
+from conformance.case.strategies import layer_fixed_cases
+from conformance.case.tensor_ops import layer_ops
 from conformance.commands import cli
 from conformance.commands.mutants import ForeignRow, Outcome, foreign_summary, run_foreign
 from conformance.driver import PROFILES
@@ -32,8 +34,8 @@ HOLES: dict[str, str] = {}  # engine → why its row is not yet as expected (a s
 
 CORRECT = {style: next(f for f in FOREIGN.values() if f.style == style and f.expect == "conforms")
            for style in STYLES}
-#: the styles that run graph cases (the numpy MLPs run training runs only)
-GRAPH_STYLES = [s for s in STYLES if s != "numpy"]
+#: the styles that run graph cases of elementwise ops (numpy MLPs run training runs, layer functions layer ops)
+GRAPH_STYLES = [s for s in STYLES if s not in ("numpy", "layers")]
 
 
 def one(op, *xs, ct=1.0, **attrs):
@@ -77,6 +79,11 @@ MLP_SIBLING = {"mlp_bias_mean": "mlp_tutorial", "mlp_mse_no_2": "mlp_tutorial", 
                "mlp_last_nonlinear": "mlp_linear_output"}
 
 
+#: per buggy set of layer functions, the op whose first fixed hostile case shows its bug
+LAYER_SHOWS = {name: f.planted.removeprefix("op:") for name, f in FOREIGN.items()
+               if f.style == "layers" and f.expect != "conforms"}
+
+
 def mlp_case(output: str) -> NetworkCase:
     """Two square sigmoid layers (the last ``output``), MSE mean, plain SGD, two steps of batch 2:
     every numpy bug shows on it (a square layer for the transposed gradient, batch 2 for the
@@ -117,7 +124,7 @@ def test_the_registry():
     assert len(FOREIGN) >= 15
     assert {f.style for f in FOREIGN.values()} == set(STYLES)
     assert {f.expect for f in FOREIGN.values()} == {"conforms", "kill", "convention"}
-    assert set(SHOWS) | set(MLP_SIBLING) == {n for n, f in FOREIGN.items() if f.expect != "conforms"}
+    assert set(SHOWS) | set(MLP_SIBLING) | set(LAYER_SHOWS) == {n for n, f in FOREIGN.items() if f.expect != "conforms"}
     for f in FOREIGN.values():
         assert f.path.is_file(), f.path
 
@@ -127,6 +134,8 @@ def test_every_engine_loads_and_stands_alone(loaded, name):
     f, impl = FOREIGN[name], loaded[name]
     if f.style == "numpy":  # a network: training runs, tutorial-style (NetworkClass over its MLP class)
         assert impl.capabilities.networks and not impl.capabilities.ops
+    elif f.style == "layers":  # every layer op, through the layer-function adapter
+        assert impl.capabilities.ops == set(layer_ops()) and not impl.capabilities.networks
     else:
         assert {"add", "sub", "mul", "div", "neg", "relu"} <= impl.capabilities.ops, impl.capabilities.ops
     tree = ast.parse(f.path.read_text())
@@ -135,7 +144,7 @@ def test_every_engine_loads_and_stands_alone(loaded, name):
     assert {"conforms": "correct", "kill": "bug:", "convention": "not a bug"}[f.expect] in first, first
     imported = {a.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported <= set(sys.stdlib_module_names) | ({"numpy"} if f.style == "numpy" else set()), imported
+    assert imported <= set(sys.stdlib_module_names) | ({"numpy"} if f.style in ("numpy", "layers") else set())
 
 
 @pytest.mark.parametrize("name", list(SHOWS))
@@ -173,6 +182,20 @@ def test_every_planted_network_bug_is_real(loaded, name):
     nums = lambda r: [v for st in r.steps for t in (st.loss, *st.grads.values()) for v in t.values]
     assert any(not math.isclose(a, b, rel_tol=1e-12) for a, b in zip(nums(got), nums(want)))
     assert not check(loaded[name], case).conforms
+
+
+@pytest.mark.parametrize("name", list(LAYER_SHOWS))
+def test_every_planted_layer_bug_is_real(loaded, name):
+    """On its op's first fixed hostile case the buggy set's value is the correct set's and a gradient
+    is not; the correct set passes the case, the buggy one fails it."""
+    case = layer_fixed_cases(LAYER_SHOWS[name])[0]
+    correct = loaded["layers_assignment"]
+    assert check(correct, case).verdict == "pass"
+    got, want = loaded[name].run_graph(case), correct.run_graph(case)
+    assert all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(got.value.values, want.value.values))
+    assert any(not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+               for k in want.grads for a, b in zip(got.grads[k].values, want.grads[k].values))
+    assert check(loaded[name], case).verdict == "fail"
 
 
 def test_correct_engines_sort_deep_graphs_without_recursion(loaded):

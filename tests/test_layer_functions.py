@@ -1,14 +1,19 @@
 """Course-assignment layer functions composed by the harness (conformance/impls/adapters/layer_functions.py,
 examples/layer_functions.py): the example conforms at every seed; each classic slip of such a file is
-caught at every seed, with its diagnosis where the failure has a known shape."""
+caught at every seed, with its diagnosis where the failure has a known shape; layer ops run one per
+case through their pair, and a backward that returns the wrong gradients is an error naming them."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from conformance import kinds
-from conformance.driver import run_suite
+from conformance.case.graph import GraphCase, Node
+from conformance.case.strategies import layer_fixed_cases
+from conformance.driver import judge_case, run_suite
 from conformance.impls.adapters.layer_functions import layer_functions
+from conformance.impls.foreign import FOREIGN
 from conformance.impls.loading import resolve
 from conformance.verdict.diagnosis import diagnose
 
@@ -87,3 +92,37 @@ def test_a_slip_in_one_function_is_caught_at_every_seed(module, slip, words):
         assert len(r.failure.case.layers) == 1 or words is None, r.failure.case.summary()
         if words:
             assert any(words in line for line in diagnose(r.failure)), (seed, diagnose(r.failure), r.failure.reason)
+
+
+def _conv_case():
+    return layer_fixed_cases("conv2d")[0]
+
+
+def _foreign(name):
+    return FOREIGN[name].load()
+
+
+def test_layer_ops_alone_declare_only_them_and_run_one_op_per_case():
+    impl = _foreign("layers_assignment")
+    assert not impl.capabilities.networks
+    case = _conv_case()
+    result = impl.run_graph(case)
+    assert result.value.shape == case.cotangent.shape and set(result.grads) == set(case.leaves)
+    two = GraphCase(case.leaves, (*case.nodes, Node("n1", "conv2d", ("n0", "x1", "x2"), case.nodes[0].attrs)), "n1",
+                    case.cotangent)
+    with pytest.raises(ValueError, match="one layer op per case, got 2 nodes"):
+        impl.run_graph(two)
+
+
+@pytest.mark.parametrize("backward, message", [
+    (lambda dout, cache: (cache, cache), "conv2d backward gave 2 gradients for 3 inputs \\(x0, x1, x2\\)"),
+    (lambda dout, cache: (cache, cache[..., :1], cache), "the gradient of x1 has shape"),
+])
+def test_a_backward_that_returns_the_wrong_gradients_is_an_error_naming_them(backward, message):
+    impl = layer_functions(name="slips", ops={"conv2d": (lambda x, w, b, **attrs: (np.zeros((1, 4, 3, 4)), x),
+                                                         backward)})
+    case = _conv_case()
+    with pytest.raises((ValueError, TypeError), match=message):
+        impl.run_graph(case)
+    v = judge_case(impl, case)
+    assert v.verdict == "error" and message.replace("\\", "").split(" (")[0][:20] in v.reason

@@ -1,4 +1,5 @@
-"""Layer ops — conv2d, conv1d, max_pool2d, avg_pool2d (refimpl/conv.py, conformance/case/geometry.py):
+"""Layer ops — conv2d, conv1d, max_pool2d, avg_pool2d (refimpl/conv.py), batch_norm, layer_norm,
+group_norm (refimpl/norm.py), drawn by conformance/case/geometry.py:
 refimpl agrees with torch on hostile geometry, the geometry is hostile by construction, and the
 layer mutants are caught (a tie split another way is a convention; every tie given the whole
 gradient is caught by the leaf's gradient sum, ``gradsum``)."""
@@ -10,12 +11,13 @@ import math
 import pytest
 
 from conformance import kinds
+from conformance.case.strategies import layer_fixed_cases
 from conformance.driver import draw, judge_case, run_suite
 from conformance.impls import RefImpl, TorchImpl
 from conformance.impls.zoo import MUTANTS, MutantImpl
-from refimpl import conv
+from refimpl import conv, norm
 
-LAYER_OPS = ("conv2d", "conv1d", "max_pool2d", "avg_pool2d")
+LAYER_OPS = ("conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "layer_norm", "group_norm")
 SEEDS = range(3)
 
 
@@ -67,6 +69,25 @@ def test_the_geometry_is_hostile_by_construction(drawn):
     assert sum(a["ceil_mode"] for a in avgs) >= 10 and sum(not a["count_include_pad"] for a in avgs) >= 10
 
 
+def _constant_group(case, groups_of) -> bool:
+    """Whether some group the normalization normalizes holds one value only (variance 0)."""
+    x = case.leaves["x0"]
+    attrs = {k: v for k, v in case.nodes[0].attrs.items() if k != "eps"}
+    return any(len({x.values[i] for i in g}) == 1 for g in groups_of(x.shape, **attrs)[0])
+
+
+def test_the_normalizations_are_hostile_by_construction(drawn):
+    # a channel of equal values (variance 0): judged at every seed, and now and then drawn
+    assert any(_constant_group(c, norm.batch_norm_groups) for c in layer_fixed_cases("batch_norm"))
+    assert sum(_constant_group(c, norm.batch_norm_groups) for c in drawn["batch_norm"]) >= 2
+    assert sum(len(c.leaves["x0"].shape) > 2 for c in drawn["batch_norm"]) >= 15
+    layer = [(c.leaves["x0"].shape, c.nodes[0].attrs["normalized_shape"]) for c in drawn["layer_norm"]]
+    assert sum(len(s) == 3 and s[1] != s[2] for s, _ in layer) >= 10  # [B, T, H] with T ≠ H
+    assert sum(len(n) == 2 for _, n in layer) >= 10
+    assert sum(c.nodes[0].attrs["num_groups"] > 1 for c in drawn["group_norm"]) >= 15
+    assert len({c.nodes[0].attrs["eps"] for c in drawn["group_norm"]}) == 3
+
+
 def _rt(t):
     from refimpl.tensor import Tensor as RTensor
 
@@ -79,6 +100,9 @@ def _rt(t):
     ("max-pool-tie-split", "max_pool2d", "convention"),
     ("avg-pool-kernel-divisor", "avg_pool2d", "fail"),
     ("conv-groups-weight-grad", "conv2d", "fail"),
+    ("batch-norm-constant-stats", "batch_norm", "fail"),
+    ("layer-norm-2d-count", "layer_norm", "fail"),
+    ("norm-weight-bias-swapped", "group_norm", "fail"),
 ])
 def test_each_layer_mutant_is_caught_at_every_seed(mutant, op, expect):
     impl = MutantImpl(MUTANTS[mutant])

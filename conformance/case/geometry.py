@@ -1,22 +1,25 @@
-"""Hostile geometry for layer ops: the shapes and attributes of a convolution or a pooling, drawn
-where their backward passes go wrong.
+"""Hostile geometry for layer ops: the shapes and attributes of a convolution, a pooling or a
+normalization, drawn where their backward passes go wrong.
 
 The bugs live in geometry that harmless tests never use: windows that overlap (stride < kernel: a
 window's gradient written with ``=`` loses the others'), sizes that the stride does not divide
 (``(in + 2p − d(k − 1) − 1) % stride ≠ 0``: the last rows and columns get no gradient, or the wrong
 one), stride ≠ dilation (the two swapped), groups > 1 (the weight gradient of one group only),
 padding with ``ceil_mode`` (a last window hanging over the edge: another divisor than the
-forward's), and ties (a max pool over small integers: every window has one). Each draw is a small
+forward's), and ties (a max pool over small integers: every window has one); for a normalization,
+inputs of three and four dims whose sizes differ (a backward that assumes (N, D) input), groups of
+two elements, and groups whose values are all equal (variance 0: only eps is left under the root). Each draw is a small
 local choice that shrinks towards the plain case — one sample, one channel, kernel 1, stride 1, no
 padding — and every combination drawn is valid for torch (an output of at least one element,
 padding at most half the kernel for pooling, no window wholly in the padding).
 
 A geometry is ``(input shapes, attributes, ties)``: ``ties`` asks for the first input's values
-from a handful of small integers, so that maxima tie.
+from a handful of small integers, so that maxima tie (and a normalization's group is constant).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from hypothesis import strategies as st
@@ -106,6 +109,51 @@ def avg_pool2d_geometry(draw: st.DrawFn) -> Geometry:
     return [shape], {**attrs, "count_include_pad": draw(st.booleans())}, False
 
 
+#: the eps a normalization is drawn with: torch's default, and larger ones that weigh in a constant group's gradient
+EPS = (1e-5, 1e-3, 0.1)
+
+
+def _channels_first(draw: st.DrawFn, channels: int) -> Shape:
+    """(N, C, *) with 0 to 2 trailing dims of size 1–3 (most often one: (N, C, L) is where a backward
+    written for (N, C) goes wrong)."""
+    n = draw(st.integers(1, 3))
+    return (n, channels, *(draw(st.integers(1, 3)) for _ in range(draw(st.sampled_from((1, 2, 0))))))
+
+
+@st.composite
+def batch_norm_geometry(draw: st.DrawFn) -> Geometry:
+    """(N, C, *) with more than one value per channel (torch's rule in training), weight and bias (C,);
+    ties (small integers) make a channel whose values are all equal: variance 0, only eps left."""
+    c = draw(st.integers(1, 3))
+    shape = _channels_first(draw, c)
+    if shape[0] * math.prod(shape[2:]) < 2:
+        shape = (2, *shape[1:])
+    return [shape, (c,), (c,)], {"eps": draw(st.sampled_from(EPS))}, draw(st.booleans())
+
+
+@st.composite
+def layer_norm_geometry(draw: st.DrawFn) -> Geometry:
+    """A 2-D to 4-D input normalized over its last one or two dims, sizes that differ (a backward
+    that assumes (N, D) input, or takes the wrong dim's size, shows on [B, T, H] with T ≠ H)."""
+    sizes = [draw(st.integers(1, 3)) for _ in range(draw(st.sampled_from((3, 2, 4))) - 1)]
+    shape = (*sizes, sizes[-1] + draw(st.integers(1, 2)))  # the last two sizes differ: [B, T, H], T ≠ H
+    normalized = list(shape[-draw(st.integers(1, 2)):])
+    return [shape, tuple(normalized), tuple(normalized)], \
+        {"normalized_shape": normalized, "eps": draw(st.sampled_from(EPS))}, draw(st.integers(0, 3)) == 0
+
+
+@st.composite
+def group_norm_geometry(draw: st.DrawFn) -> Geometry:
+    """(N, C, *) with C in ``num_groups`` runs of one to three channels, at least two values per
+    group (torch's rule), weight and bias (C,)."""
+    groups = draw(st.integers(1, 3))
+    c = groups * draw(st.integers(1, 3))
+    shape = _channels_first(draw, c)
+    if c // groups * math.prod(shape[2:]) < 2:  # torch: more than one value per group
+        shape = (*shape, 2)
+    return [shape, (c,), (c,)], {"num_groups": groups, "eps": draw(st.sampled_from(EPS))}, draw(st.integers(0, 3)) == 0
+
+
 #: per layer op, geometries judged first at every seed (``Suite.fixed``): the hostile corner each
 #: bug needs, so that a bug no random draw happened to reach is still caught — a max shared by
 #: overlapping windows and a tie inside one; a last window over the padded edge under ceil_mode;
@@ -122,4 +170,9 @@ FIXED: dict[str, list[tuple[list[Shape], dict[str, Any], list[float] | None]]] =
     "conv2d": [([(1, 4, 5, 6), (4, 2, 2, 3), (4,)], {"stride": [2, 1], "padding": [1, 0], "dilation": [1, 2],
                                                      "groups": 2}, None)],
     "conv1d": [([(1, 4, 7), (4, 2, 3), (4,)], {"stride": 2, "padding": 1, "dilation": 2, "groups": 2}, None)],
+    "batch_norm": [([(3, 2, 2), (2,), (2,)], {"eps": 1e-5},  # channel 0 constant: variance 0
+                    [0.5, 0.5, 0.25, -1.0, 0.5, 0.5, 0.75, 0.0, 0.5, 0.5, -0.5, 1.0])],
+    "layer_norm": [([(2, 3, 4), (4,), (4,)], {"normalized_shape": [4], "eps": 1e-5}, None),
+                   ([(2, 2, 3), (2, 3), (2, 3)], {"normalized_shape": [2, 3], "eps": 1e-3}, None)],
+    "group_norm": [([(2, 4, 3), (4,), (4,)], {"num_groups": 2, "eps": 1e-5}, None)],
 }

@@ -23,7 +23,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from conformance.case import geometry
-from refimpl import conv
+from refimpl import conv, norm
 from refimpl.tensor import Tensor, matmul, norm_dims, reduction_groups
 
 Shape = tuple[int, ...]
@@ -44,6 +44,11 @@ class TensorOp:
     ties: str = ""
     family: str = "tensor"  # the verdict table's family: "tensor", or "layers" (drawn by geometry)
     geometry: Callable[[], st.SearchStrategy[geometry.Geometry]] | None = None
+    # torch's names for the inputs after the first, where torch takes them as keywords (F.layer_norm's
+    # normalized_shape comes between the input and the weight); "" for none: positional
+    keywords: tuple[str, ...] = ()
+    # keywords torch needs that the case does not carry (batch norm: no running statistics, training)
+    torch_fixed: tuple[tuple[str, Any], ...] = ()
 
     @property
     def layer(self) -> bool:
@@ -153,11 +158,31 @@ declare(TensorOp("avg_pool2d", 1, "torch.nn.functional.avg_pool2d", conv.avg_poo
                  geometry=geometry.avg_pool2d_geometry))
 
 
+_NORM = dict(family="layers", keywords=("weight", "bias"))
+
+declare(TensorOp("batch_norm", 3, "torch.nn.functional.batch_norm", norm.batch_norm, *_NO_TENSOR_GRAPHS,
+                 note="training mode: the batch's statistics, biased variance", geometry=geometry.batch_norm_geometry,
+                 torch_fixed=(("running_mean", None), ("running_var", None), ("training", True)), **_NORM))
+declare(TensorOp("layer_norm", 3, "torch.nn.functional.layer_norm", norm.layer_norm, *_NO_TENSOR_GRAPHS,
+                 note="over the trailing normalized_shape, of a 2-D to 4-D input",
+                 geometry=geometry.layer_norm_geometry, **_NORM))
+declare(TensorOp("group_norm", 3, "torch.nn.functional.group_norm", norm.group_norm, *_NO_TENSOR_GRAPHS,
+                 note="num_groups runs of channels per sample", geometry=geometry.group_norm_geometry, **_NORM))
+
+
 def layer_ops(among: Any = None) -> list[str]:
     """The layer ops, in declaration order (only those in ``among``, if given)."""
     return [n for n, op in TENSOR_OPS.items() if op.layer and (among is None or n in among)]
 
 
 def torch_kwargs(name: str, attrs: dict[str, Any]) -> dict[str, Any]:
-    """The case's attributes as torch keywords (JSON lists become the tuples torch expects)."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in attrs.items()}
+    """The case's attributes as torch keywords (JSON lists become the tuples torch expects), with
+    the keywords torch needs that the case does not carry."""
+    fixed = TENSOR_OPS[name].torch_fixed if name in TENSOR_OPS else ()
+    return {**dict(fixed), **{k: tuple(v) if isinstance(v, list) else v for k, v in attrs.items()}}
+
+
+def torch_arguments(name: str, inputs: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+    """The op's inputs as torch takes them: positional, but for the ones it names as keywords."""
+    named = TENSOR_OPS[name].keywords
+    return (inputs[:1], dict(zip(named, inputs[1:]))) if named else (list(inputs), {})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conformance.case.graph import GraphCase
-from conformance.case.tensor_ops import TENSOR_OPS, torch_kwargs
+from conformance.case.tensor_ops import TENSOR_OPS, torch_arguments, torch_kwargs
 from refimpl import OPS
 
 
@@ -17,8 +17,10 @@ def torch_script(case: GraphCase) -> str:
                      ".requires_grad_()")
     for n in case.nodes:
         fn = OPS[n.op].torch if n.op in OPS else TENSOR_OPS[n.op].torch
+        pos, named = (list(n.inputs), {}) if n.op in OPS else torch_arguments(n.op, list(n.inputs))
         kw = "".join(f", {k}={v!r}" for k, v in torch_kwargs(n.op, n.attrs).items())
-        lines.append(f"{n.name} = {fn}({', '.join(n.inputs)}{kw})")
+        args = ", ".join([*pos, *(f"{k}={v}" for k, v in named.items())])
+        lines.append(f"{n.name} = {fn}({args}{kw})")
     ct = case.cotangent
     lines.append(f"cotangent = torch.tensor({list(ct.values)!r}, dtype={dt}).reshape({tuple(ct.shape)!r})")
     lines.append(f"grads = torch.autograd.grad({case.output}, [{', '.join(names)}], cotangent, "

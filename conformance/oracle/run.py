@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from conformance.case.graph import GraphCase, GraphResult, Tensor
-from conformance.case.tensor_ops import TENSOR_OPS, torch_kwargs
+from conformance.case.tensor_ops import TENSOR_OPS, torch_arguments, torch_kwargs
 from conformance.oracle import names as oracle
 from refimpl import FLOAT32, FLOAT64, OPS, Value, grad, mpmath_system
 from refimpl.gradcheck import richardson
@@ -111,7 +111,8 @@ def run_torch(case: GraphCase, dtype: str | None = None) -> GraphResult:
         if n.op in OPS:
             env[n.name] = oracle.call(n.op, *args, **n.attrs)
         else:
-            env[n.name] = oracle.resolve(TENSOR_OPS[n.op].torch)(*args, **torch_kwargs(n.op, n.attrs))
+            pos, named = torch_arguments(n.op, args)
+            env[n.name] = oracle.resolve(TENSOR_OPS[n.op].torch)(*pos, **named, **torch_kwargs(n.op, n.attrs))
     out = env[case.output]
     so = case.second_order is not None
     xs = [leaves[k] for k in names]

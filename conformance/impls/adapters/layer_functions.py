@@ -20,26 +20,81 @@ functions. A loss returns the mean over the batch (the reduction the declaration
 ``{"mse": ["mean"]}``) and its gradient with respect to the scores; class targets come as integers.
 What the adapter declares follows from what it is given: the activations at every position, the
 losses with mean reduction, plain SGD, layers with bias.
+
+Layer ops (convolution, pooling, normalization) come the same way, each as a pair under its op's
+name (``conformance list`` shows the names), and are judged one at a time on their hostile geometry::
+
+    layer_functions(name="cs231n", ops={"conv2d": (conv_forward, conv_backward),
+                                        "max_pool2d": (max_pool_forward, max_pool_backward)})
+
+``forward(*inputs, **attrs) -> (out, cache)`` takes the op's inputs as float64 arrays in torch's order
+(``conv2d``: x, weight, bias; a normalization: x, weight, bias) and its attributes as keywords with
+torch's names (pairs as tuples: ``stride=(2, 1)``); ``backward(dout, cache)`` returns one gradient
+per input, in the same order. ``affine`` and the rest may be left out for layer ops alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from conformance.impls.adapters.network_class import NetworkClass
+import numpy as np
+
+from conformance.case.graph import GraphCase, GraphResult
+from conformance.impls import Capabilities
+from conformance.impls.adapters._common import node_attrs
+from conformance.impls.adapters.network_class import NetworkClass, checked_tensor
 
 Forward = Callable[..., tuple[Any, Any]]
 Backward = Callable[[Any, Any], Any]
 
 
-def layer_functions(*, name: str, affine: tuple[Forward, Backward],
-                    activations: Mapping[str, tuple[Forward, Backward]],
-                    losses: Mapping[str, Callable[[Any, Any], tuple[Any, Any]]], version: str = "unknown",
-                    layers: tuple[int, int] = (1, 4), batch_sizes: tuple[int, int] = (1, 16)) -> NetworkClass:
-    """A NetworkClass that composes the functions into the case's network (module doc)."""
-    affine_forward, affine_backward = affine
+@dataclass
+class LayerFunctions(NetworkClass):
+    """A :class:`NetworkClass` that also runs graph cases of one layer op through its pair."""
 
+    ops: Mapping[str, tuple[Forward, Backward]] = field(default_factory=dict)
+
+    def run_graph(self, case: GraphCase) -> GraphResult:
+        """``forward`` on the leaves, ``backward`` on the cotangent and the cache (the module doc)."""
+        if len(case.nodes) != 1:
+            raise ValueError(f"layer functions run one layer op per case, got {len(case.nodes)} nodes")
+        (node,) = case.nodes
+        forward, backward = self.ops[node.op]
+        arrays = {k: np.array(t.values, dtype=np.float64).reshape(t.shape) for k, t in case.leaves.items()}
+        out, cache = forward(*(arrays[i] for i in node.inputs), **node_attrs(node))
+        ct = case.cotangent
+        grads = backward(np.array(ct.values, dtype=np.float64).reshape(ct.shape), cache)
+        grads = list(grads) if isinstance(grads, (tuple, list)) else [grads]
+        if len(grads) != len(node.inputs):
+            raise ValueError(f"{node.op} backward gave {len(grads)} gradients for {len(node.inputs)} inputs "
+                             f"({', '.join(node.inputs)})")
+        total: dict[str, Any] = {k: np.zeros(t.shape) for k, t in case.leaves.items()}
+        for i, g in zip(node.inputs, grads):  # a leaf fed to two inputs gets both gradients
+            shape = case.leaves[i].shape
+            total[i] = total[i] + np.reshape(checked_tensor(g, shape, f"the gradient of {i}").values, shape)
+        return GraphResult(value=checked_tensor(out, ct.shape, f"{node.op}'s output"),
+                           grads={k: checked_tensor(g, case.leaves[k].shape, k) for k, g in total.items()})
+
+
+def _unusable(*_: Any) -> Any:
+    raise TypeError("no network functions were given (affine, activations, losses)")
+
+
+def layer_functions(*, name: str, affine: tuple[Forward, Backward] | None = None,
+                    activations: Mapping[str, tuple[Forward, Backward]] | None = None,
+                    losses: Mapping[str, Callable[[Any, Any], tuple[Any, Any]]] | None = None,
+                    ops: Mapping[str, tuple[Forward, Backward]] | None = None, version: str = "unknown",
+                    layers: tuple[int, int] = (1, 4), batch_sizes: tuple[int, int] = (1, 16)) -> LayerFunctions:
+    """An implementation that composes the functions into each case's network, and runs each layer
+    op's pair on its cases (module doc)."""
+    ops = dict(ops or {})
+    if affine is None:
+        return LayerFunctions(name=name, version=version, capabilities=Capabilities(frozenset(ops)),
+                              build=_unusable, loss_and_grads=_unusable, ops=ops)
+    activations, losses = dict(activations or {}), dict(losses or {})
+    affine_forward, affine_backward = affine
     def loss_and_grads(params: list[Any], x: Any, y: Any, case: Any) -> tuple[Any, list[Any]]:
         caches, a = [], x
         for i, layer in enumerate(case.layers):
@@ -60,11 +115,10 @@ def layer_functions(*, name: str, affine: tuple[Forward, Backward],
         return loss, grads
 
     acts = frozenset(activations) | {"identity"}
-    return NetworkClass(
-        name=name, version=version,
-        capabilities=NetworkClass.declare(activations=acts, optimizers={"sgd": ["lr"]},
-                                          losses={k: ["mean"] for k in losses}, bias=(True,), layers=layers,
-                                          batch_sizes=batch_sizes),
+    caps = NetworkClass.declare(activations=acts, optimizers={"sgd": ["lr"]}, losses={k: ["mean"] for k in losses},
+                                bias=(True,), layers=layers, batch_sizes=batch_sizes)
+    return LayerFunctions(
+        name=name, version=version, capabilities=replace(caps, ops=frozenset(ops)),
         build=lambda params, case: (params, case),
-        loss_and_grads=lambda model, x, y: loss_and_grads(model[0], x, y, model[1]),
+        loss_and_grads=lambda model, x, y: loss_and_grads(model[0], x, y, model[1]), ops=ops,
     )

@@ -58,7 +58,8 @@ def _arrays(case: NetworkCase) -> list[np.ndarray]:
     return out
 
 
-def _tensor(a: Any, shape: tuple[int, ...], what: str) -> Tensor:
+def checked_tensor(a: Any, shape: tuple[int, ...], what: str) -> Tensor:
+    """``a`` (an array of the implementation's) as a case tensor of ``shape``, or an error naming ``what``."""
     arr = np.asarray(a)
     if arr.dtype.kind not in "fiu" or arr.dtype == np.bool_:
         raise TypeError(f"{what} is {type(a).__name__} of dtype {arr.dtype}, not an array of real numbers")
@@ -120,10 +121,11 @@ class NetworkClass:
             grads = list(grads)
             if len(grads) != len(names):
                 raise ValueError(f"step {t}: {len(grads)} gradients for {len(names)} parameters ({', '.join(names)})")
-            loss_t = (_tensor(loss, batch.y.shape[:1] if case.loss in CLASS_LOSSES else batch.y.shape,
+            loss_t = (checked_tensor(loss, batch.y.shape[:1] if case.loss in CLASS_LOSSES else batch.y.shape,
                               f"step {t}: the loss") if case.reduction == "none"
                       else Tensor.scalar(_number(loss, f"step {t}: the loss")))
-            grad_t = {n: _tensor(g, s, f"step {t}: the gradient of {n}") for n, g, s in zip(names, grads, shapes)}
+            grad_t = {n: checked_tensor(g, s, f"step {t}: the gradient of {n}")
+                      for n, g, s in zip(names, grads, shapes)}
             if case.gradients_only:  # the loss and the gradients are the whole run
                 steps.append(StepResult(loss_t, grad_t, {}))
                 continue
@@ -135,7 +137,8 @@ class NetworkClass:
             after = list(self.params(model)) if self.params is not None else arrays
             if len(after) != len(names):
                 raise ValueError(f"step {t}: params() gave {len(after)} arrays for {len(names)} parameters")
-            params_t = {n: _tensor(p, s, f"step {t}: {n} after the step") for n, p, s in zip(names, after, shapes)}
+            params_t = {n: checked_tensor(p, s, f"step {t}: {n} after the step")
+                        for n, p, s in zip(names, after, shapes)}
             steps.append(StepResult(loss_t, grad_t, params_t))
         return NetworkResult(steps)
 

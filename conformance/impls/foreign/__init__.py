@@ -26,12 +26,13 @@ from typing import Any
 
 from conformance.case.entrykey import EntryKey
 from conformance.impls.adapters.jsonl import CommandAdapter
+from conformance.impls.adapters.layer_functions import layer_functions
 from conformance.impls.adapters.micrograd import load_micrograd
 from conformance.impls.adapters.network_class import NetworkClass
 
 HERE = Path(__file__).resolve().parent
 EXPECTS = ("conforms", "kill", "convention")
-STYLES = ("closures", "classes", "tape", "tuples", "jsonl", "numpy")
+STYLES = ("closures", "classes", "tape", "tuples", "jsonl", "numpy", "layers")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class Foreign:
             return CommandAdapter([sys.executable, str(self.path)])
         if self.style == "numpy":
             return numpy_mlp(self.path, self.name)
+        if self.style == "layers":
+            return numpy_layers(self.path, self.name)
         return load_micrograd(str(self.path), name=self.name)
 
     def shows_bug(self, suite: str, verdict: Any) -> bool:
@@ -86,13 +89,28 @@ class Foreign:
                                           for alternative in self.planted.split(" or "))
 
 
+def _module(path: Path, name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"_foreign_{name}", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def numpy_layers(path: Path, name: str) -> Any:
+    """A course-assignment file of layer functions as an implementation: ``LAYERS``, op name →
+    ``(forward, backward)`` (:func:`~conformance.impls.adapters.layer_functions.layer_functions`). A
+    file with ``BASE`` (a sibling file) changes that file's set: its ``LAYERS`` replace those ops only."""
+    module = _module(path, name)
+    base = getattr(module, "BASE", None)
+    layers = {**(_module(path.parent / base, f"{name}_base").LAYERS if base else {}), **module.LAYERS}
+    return layer_functions(name=name, version="foreign", ops=layers)
+
+
 def numpy_mlp(path: Path, name: str) -> NetworkClass:
     """A tutorial-style numpy MLP file as an implementation: ``MLP(weights, biases)`` with ``W``
     (in, out), ``backprop(x, y) -> (loss, dWs, dbs)``, ``update(dWs, dbs, lr)``, and ``DECLARES``
     (what it takes). The whole adapter: torch's (out, in) weights transposed in and out."""
-    spec = importlib.util.spec_from_file_location(f"_foreign_{name}", path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    module = _module(path, name)
 
     def loss_and_grads(net: Any, x: Any, y: Any) -> tuple[Any, list[Any]]:
         loss, dWs, dbs = net.backprop(x, y)
@@ -170,6 +188,24 @@ FOREIGN: dict[str, Foreign] = {f.name: f for f in (
     _entry("mlp_last_nonlinear", "numpy", "kill", "a sigmoid on the declared linear output", "entry:loss"),
     _entry("mlp_no_zero_grad", "numpy", "kill", "gradients accumulate across steps, never zeroed",
            "entry:grad from-step:2"),
+    # numpy layer functions as a course assignment writes them (forward → (out, cache), backward(dout,
+    # cache)): correct, then one classic bug each
+    _entry("layers_assignment", "layers", "conforms", "conv, pooling, normalization: loops and textbook backward"),
+    _entry("layers_maxpool_overwrite", "layers", "kill", "max pool backward dx[argmax] = dout, not +=",
+           "op:max_pool2d"),
+    _entry("layers_maxpool_every_tie", "layers", "kill", "max pool backward masks x == max: every tie gets it all",
+           "op:max_pool2d"),
+    _entry("layers_avgpool_kernel_divisor", "layers", "kill", "avg pool backward divides by kH·kW",
+           "op:avg_pool2d"),
+    _entry("layers_conv_groups_weight", "layers", "kill", "grouped conv's weight gradient for the first group only",
+           "op:conv2d"),
+    _entry("layers_conv_stride_dilation_swapped", "layers", "kill", "conv backward swaps stride and dilation",
+           "op:conv2d"),
+    _entry("layers_batchnorm_constant_stats", "layers", "kill", "batch norm backward: mean and variance constant",
+           "op:batch_norm"),
+    _entry("layers_layernorm_2d", "layers", "kill", "layer norm backward counts D = x.shape[1]", "op:layer_norm"),
+    _entry("layers_norm_weight_bias_swapped", "layers", "kill", "layer norm backward swaps dgamma and dbeta",
+           "op:layer_norm"),
 )}
 
 __all__ = ["EXPECTS", "FOREIGN", "STYLES", "Foreign"]

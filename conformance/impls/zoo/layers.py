@@ -1,4 +1,4 @@
-"""Layers: convolution and pooling backward passes as people get them wrong (issue reports from
+"""Layers: convolution, pooling and normalization backward passes as people get them wrong (issue reports from
 public trackers and course-assignment solutions; docs/mutants.md).
 
 Each bug changes the gradient and leaves the forward value exactly right, as the originals did: a
@@ -6,6 +6,8 @@ hand-written backward beside a correct forward. refimpl has no backward of its o
 (its gradients are the chain rule through the scalars), so each mutant writes its output so that
 its value is refimpl's and its slope is the bug's: ``right + (x − x̄)·c`` adds exactly 0 to the
 value (x − x̄ is 0 for x̄ a constant copy of x) and ``c`` to the derivative with respect to ``x``.
+A normalization's mutants write the whole Jacobian that way (:func:`_normalization`), with the
+bug's terms.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from conformance.case.tensor_ops import TENSOR_OPS
 from conformance.impls.zoo.base import Mutant, entries
-from refimpl import conv
+from refimpl import conv, norm
 from refimpl.engine import Value
 from refimpl.tensor import Tensor as RTensor
 from refimpl.tensor import constant
@@ -96,6 +98,43 @@ def _conv2d_first_group_weight_grad(x: RTensor, weight: RTensor, bias: RTensor |
     return conv.conv2d(x, RTensor(frozen, weight.shape, weight.system), bias, stride, padding, dilation, groups)
 
 
+def _normalization(groups_of: Any, stats: bool = True, count: Any = None, swap: bool = False) -> Any:
+    """A normalization whose forward is refimpl's and whose backward is written out, as people write
+    it: per group, with x̂ and r = 1/√(var + eps) constants and g = dy·weight,
+    ``dx = r·(g − Σg/D − x̂·Σ(g·x̂)/D)``, ``dweight = Σ dy·x̂``, ``dbias = Σ dy`` — and the bug: the
+    statistics' two terms left out (``stats=False``), D taken from ``count(shape)`` instead of the
+    group's size, or dweight and dbias swapped. Each output is built as
+    ``x̂·w̄ + b̄ + w̄·r·(δ − 1/D·Σδ − x̂/D·Σx̂·δ) + (w − w̄)·x̂ + (b − b̄)`` with δ = x − x̄ = 0: refimpl's
+    value, and exactly that Jacobian."""
+
+    def fn(x: RTensor, weight: RTensor, bias: RTensor, eps: float = 1e-5, **attrs: Any) -> RTensor:
+        ns = x.system
+        members, channel = groups_of(x.shape, **attrs)
+        frozen = RTensor([_frozen(v) for v in x.elements], x.shape, ns)
+        xhat = norm.normalize(frozen, (members, channel), None, None, eps).elements
+        right = norm.normalize(frozen, (members, channel), weight.map(_frozen), bias.map(_frozen), eps).elements
+        zero = constant(ns.zero, ns)
+        out: list[Any] = [None] * x.numel()
+        for group in members:
+            vals = [x.elements[i].data for i in group]
+            mean = ns.div(sum(vals, ns.zero), ns.convert(len(vals)))
+            var = ns.div(sum(((v - mean) * (v - mean) for v in vals), ns.zero), ns.convert(len(vals)))
+            r = ns.div(ns.one, ns.sqrt(var + ns.convert(eps)))
+            d = ns.convert(count(x.shape) if count else len(group))
+            delta = {i: x.elements[i] - frozen.elements[i] for i in group}  # value 0, slope 1
+            s1 = sum((delta[i] for i in group), zero)
+            s2 = sum((delta[i] * xhat[i] for i in group), zero)
+            for i in group:
+                slope = delta[i] - (s1 + s2 * xhat[i]) * ns.div(ns.one, d) if stats else delta[i]
+                w, b = weight.elements[channel(i)], bias.elements[channel(i)]
+                dw, db = w - _frozen(w), b - _frozen(b)
+                affine = dw + db * xhat[i] if swap else dw * xhat[i] + db  # swap: BUG (oneflow#6149)
+                out[i] = right[i] + slope * r * _frozen(w) + affine
+        return RTensor(out, x.shape, ns)
+
+    return fn
+
+
 def _layer(name: str, fn: Any) -> Any:
     return entries(TENSOR_OPS, **{name: replace(TENSOR_OPS[name], refimpl=fn)})
 
@@ -116,4 +155,13 @@ MUTANTS = [
     Mutant("conv-groups-weight-grad", "layers", "a grouped convolution's weight gradient for the first group only",
            "groups > 1 is rare in tests (pytorch#51430, burn#1891)",
            _layer("conv2d", _conv2d_first_group_weight_grad)),
+    Mutant("batch-norm-constant-stats", "layers", "batch norm's backward treats the mean and variance as constants",
+           "dx = dy·γ/√(var + eps): the two terms through the statistics lost (CrypTen#143, deeplearning4j#8379)",
+           _layer("batch_norm", _normalization(norm.batch_norm_groups, stats=False))),
+    Mutant("layer-norm-2d-count", "layers", "layer norm's backward assumes (N, D) input: D = shape[1]",
+           "silently wrong for [B, T, H] with T ≠ H (FlagGems#5392)",
+           _layer("layer_norm", _normalization(norm.layer_norm_groups, count=lambda shape: shape[1]))),
+    Mutant("norm-weight-bias-swapped", "layers", "group norm's backward returns dweight and dbias swapped",
+           "the two gradients of the affine step exchanged (oneflow#6149)",
+           _layer("group_norm", _normalization(norm.group_norm_groups, swap=True))),
 ]

@@ -1,0 +1,217 @@
+"""Numpy layer functions written like a course assignment (correct): CS231n's layers.py style.
+
+The suite verifies layer ops (convolution, pooling, normalization) through a layer-function adapter:
+``forward(*inputs, **attrs) -> (out, cache)`` and ``backward(dout, cache) -> grads``. This is a correct
+set written independently of the reference implementation — naive loops over output positions,
+textbook backward formulas (batch norm's compact dx) — and the base the buggy ``layers_*.py`` files
+override one op at a time.
+"""
+
+import numpy as np
+
+
+def _out_size(size, k, s, p, d, ceil_mode):
+    """Output length of a sliding window; under ceil_mode a last window starting in the padding is dropped."""
+    span = size + 2 * p - d * (k - 1) - 1
+    out = (-(-span // s) if ceil_mode else span // s) + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def conv2d_forward(x, w, b, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+    N, _, H, W = x.shape
+    O, Cg, kH, kW = w.shape
+    sh, sw = stride
+    ph, pw = padding
+    dh, dw = dilation
+    Og = O // groups
+    Ho = _out_size(H, kH, sh, ph, dh, False)
+    Wo = _out_size(W, kW, sw, pw, dw, False)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    out = np.zeros((N, O, Ho, Wo))
+    for g in range(groups):
+        cin, cout = slice(g * Cg, (g + 1) * Cg), slice(g * Og, (g + 1) * Og)
+        for i in range(Ho):
+            for j in range(Wo):
+                hs = slice(i * sh, i * sh + dh * (kH - 1) + 1, dh)
+                ws = slice(j * sw, j * sw + dw * (kW - 1) + 1, dw)
+                patch = xp[:, cin, hs, ws]  # (N, Cg, kH, kW)
+                out[:, cout, i, j] = np.tensordot(patch, w[cout], axes=([1, 2, 3], [1, 2, 3]))
+    out += b[None, :, None, None]
+    cache = (H, W, w, xp, stride, padding, dilation, groups)
+    return out, cache
+
+
+def conv2d_backward(dout, cache):
+    H, W, w, xp, (sh, sw), (ph, pw), (dh, dw), groups = cache
+    O, Cg, kH, kW = w.shape
+    Og = O // groups
+    _, _, Ho, Wo = dout.shape
+    dxp = np.zeros_like(xp)
+    dw_ = np.zeros_like(w)
+    for g in range(groups):
+        cin, cout = slice(g * Cg, (g + 1) * Cg), slice(g * Og, (g + 1) * Og)
+        for i in range(Ho):
+            for j in range(Wo):
+                hs = slice(i * sh, i * sh + dh * (kH - 1) + 1, dh)
+                ws = slice(j * sw, j * sw + dw * (kW - 1) + 1, dw)
+                d = dout[:, cout, i, j]  # (N, Og)
+                dxp[:, cin, hs, ws] += np.tensordot(d, w[cout], axes=([1], [0]))
+                dw_[cout] += np.tensordot(d, xp[:, cin, hs, ws], axes=([0], [0]))
+    dx = dxp[:, :, ph:ph + H, pw:pw + W]
+    db = dout.sum(axis=(0, 2, 3))
+    return dx, dw_, db
+
+
+def conv1d_forward(x, w, b, stride=1, padding=0, dilation=1, groups=1):
+    # a 1-D convolution is a 2-D one over an image of height 1
+    out, cache = conv2d_forward(x[:, :, None, :], w[:, :, None, :], b, (1, stride), (0, padding), (1, dilation), groups)
+    return out[:, :, 0, :], cache
+
+
+def conv1d_backward(dout, cache):
+    dx, dw, db = conv2d_backward(dout[:, :, None, :], cache)
+    return dx[:, :, 0, :], dw[:, :, 0, :], db
+
+
+def max_pool2d_forward(x, kernel_size, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
+    N, C, H, W = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+    Ho = _out_size(H, kh, sh, ph, dh, ceil_mode)
+    Wo = _out_size(W, kw, sw, pw, dw, ceil_mode)
+    # -inf padding, with room on the right for a ceil_mode window running past it
+    Hp = max(H + 2 * ph, (Ho - 1) * sh + dh * (kh - 1) + 1)
+    Wp = max(W + 2 * pw, (Wo - 1) * sw + dw * (kw - 1) + 1)
+    xp = np.full((N, C, Hp, Wp), -np.inf)
+    xp[:, :, ph:ph + H, pw:pw + W] = x
+    out = np.zeros((N, C, Ho, Wo))
+    argmax = np.zeros((N, C, Ho, Wo), dtype=int)
+    for i in range(Ho):
+        for j in range(Wo):
+            window = xp[:, :, i * sh:i * sh + dh * (kh - 1) + 1:dh, j * sw:j * sw + dw * (kw - 1) + 1:dw]
+            flat = window.reshape(N, C, kh * kw)
+            argmax[:, :, i, j] = flat.argmax(axis=2)  # the first maximum, row-major
+            out[:, :, i, j] = flat.max(axis=2)
+    cache = (x.shape, xp.shape, argmax, kw, stride, padding, dilation)
+    return out, cache
+
+
+def max_pool2d_backward(dout, cache):
+    (N, C, H, W), xp_shape, argmax, kw, (sh, sw), (ph, pw), (dh, dw) = cache
+    _, _, Ho, Wo = dout.shape
+    dxp = np.zeros(xp_shape)
+    n, c = np.meshgrid(np.arange(N), np.arange(C), indexing="ij")
+    for i in range(Ho):
+        for j in range(Wo):
+            a, b = np.divmod(argmax[:, :, i, j], kw)
+            dxp[n, c, i * sh + a * dh, j * sw + b * dw] += dout[:, :, i, j]
+    return (dxp[:, :, ph:ph + H, pw:pw + W],)
+
+
+def _avg_windows(H, W, kernel_size, stride, padding, ceil_mode, count_include_pad):
+    """Per output position: the rows and columns of the input it averages, and the divisor."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    Ho = _out_size(H, kh, sh, ph, 1, ceil_mode)
+    Wo = _out_size(W, kw, sw, pw, 1, ceil_mode)
+    windows = {}
+    for i in range(Ho):
+        for j in range(Wo):
+            h0, w0 = i * sh - ph, j * sw - pw
+            h1, w1 = min(h0 + kh, H + ph), min(w0 + kw, W + pw)  # clipped to the padded edge
+            rows, cols = slice(max(h0, 0), min(h1, H)), slice(max(w0, 0), min(w1, W))
+            if count_include_pad:
+                div = (h1 - h0) * (w1 - w0)
+            else:
+                div = (rows.stop - rows.start) * (cols.stop - cols.start)
+            windows[i, j] = rows, cols, div
+    return Ho, Wo, windows
+
+
+def avg_pool2d_forward(x, kernel_size, stride, padding=(0, 0), ceil_mode=False, count_include_pad=True):
+    N, C, H, W = x.shape
+    Ho, Wo, windows = _avg_windows(H, W, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    out = np.zeros((N, C, Ho, Wo))
+    for (i, j), (rows, cols, div) in windows.items():
+        out[:, :, i, j] = x[:, :, rows, cols].sum(axis=(2, 3)) / div
+    return out, (x.shape, windows)
+
+
+def avg_pool2d_backward(dout, cache):
+    x_shape, windows = cache
+    dx = np.zeros(x_shape)
+    for (i, j), (rows, cols, div) in windows.items():
+        dx[:, :, rows, cols] += dout[:, :, i, j][:, :, None, None] / div
+    return (dx,)
+
+
+def _normalize(x, axes, eps):
+    mu = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True)  # biased
+    inv_std = 1.0 / np.sqrt(var + eps)
+    return (x - mu) * inv_std, inv_std
+
+
+def _normalize_backward(dxhat, xhat, inv_std, axes):
+    # compact form of d/dx of (x - mean) / std, with m the number of normalized elements:
+    # dx = inv_std / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
+    m = np.prod([dxhat.shape[a] for a in axes])
+    return inv_std / m * (m * dxhat - dxhat.sum(axis=axes, keepdims=True)
+                          - xhat * (dxhat * xhat).sum(axis=axes, keepdims=True))
+
+
+def batch_norm_forward(x, gamma, beta, eps=1e-5):
+    axes = (0, *range(2, x.ndim))  # all but the channel axis
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    xhat, inv_std = _normalize(x, axes, eps)
+    out = gamma.reshape(shape) * xhat + beta.reshape(shape)
+    return out, (xhat, inv_std, gamma, axes, shape)
+
+
+def batch_norm_backward(dout, cache):
+    xhat, inv_std, gamma, axes, shape = cache
+    dx = _normalize_backward(dout * gamma.reshape(shape), xhat, inv_std, axes)
+    return dx, (dout * xhat).sum(axis=axes), dout.sum(axis=axes)
+
+
+def layer_norm_forward(x, gamma, beta, normalized_shape, eps=1e-5):
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    xhat, inv_std = _normalize(x, axes, eps)
+    return gamma * xhat + beta, (xhat, inv_std, gamma, axes)
+
+
+def layer_norm_backward(dout, cache):
+    xhat, inv_std, gamma, axes = cache
+    dx = _normalize_backward(dout * gamma, xhat, inv_std, axes)
+    lead = tuple(range(xhat.ndim - len(axes)))
+    return dx, (dout * xhat).sum(axis=lead), dout.sum(axis=lead)
+
+
+def group_norm_forward(x, gamma, beta, num_groups, eps=1e-5):
+    N = x.shape[0]
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    # statistics over each group of C // num_groups channels and all spatial positions
+    xhat, inv_std = _normalize(x.reshape(N, num_groups, -1), (2,), eps)
+    xhat = xhat.reshape(x.shape)
+    out = gamma.reshape(shape) * xhat + beta.reshape(shape)
+    return out, (xhat, inv_std, gamma, num_groups, shape)
+
+
+def group_norm_backward(dout, cache):
+    xhat, inv_std, gamma, G, shape = cache
+    N = xhat.shape[0]
+    dxhat = (dout * gamma.reshape(shape)).reshape(N, G, -1)
+    dx = _normalize_backward(dxhat, xhat.reshape(N, G, -1), inv_std, (2,)).reshape(xhat.shape)
+    axes = (0, *range(2, xhat.ndim))
+    return dx, (dout * xhat).sum(axis=axes), dout.sum(axis=axes)
+
+
+LAYERS = {
+    "conv2d": (conv2d_forward, conv2d_backward),
+    "conv1d": (conv1d_forward, conv1d_backward),
+    "max_pool2d": (max_pool2d_forward, max_pool2d_backward),
+    "avg_pool2d": (avg_pool2d_forward, avg_pool2d_backward),
+    "batch_norm": (batch_norm_forward, batch_norm_backward),
+    "layer_norm": (layer_norm_forward, layer_norm_backward),
+    "group_norm": (group_norm_forward, group_norm_backward),
+}
