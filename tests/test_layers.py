@@ -16,8 +16,10 @@ from conformance.driver import draw, judge_case, run_suite
 from conformance.impls import RefImpl, TorchImpl
 from conformance.impls.zoo import MUTANTS, MutantImpl
 from refimpl import conv, norm
+from refimpl.tensor import index_array, reduction_groups
 
-LAYER_OPS = ("conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "layer_norm", "group_norm")
+LAYER_OPS = ("conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "layer_norm", "group_norm", "index_select",
+             "gather", "embedding", "scatter_add", "where", "masked_fill", "cumsum", "cumprod", "prod")
 SEEDS = range(3)
 
 
@@ -88,6 +90,34 @@ def test_the_normalizations_are_hostile_by_construction(drawn):
     assert len({c.nodes[0].attrs["eps"] for c in drawn["group_norm"]}) == 3
 
 
+def _zeros_per_lane(case) -> int:
+    """The most zeros any lane along the case's dim holds."""
+    x = case.leaves["x0"]
+    d = case.nodes[0].attrs["dim"] % len(x.shape)
+    _, lanes = reduction_groups(x.shape, (d,))
+    return max(sum(x.values[i] == 0 for i in lane) for lane in lanes)
+
+
+def test_indices_repeat_and_products_meet_zeros_by_construction(drawn):
+    for op in ("index_select", "embedding"):
+        for c in drawn[op]:
+            (_, flat) = index_array(c.nodes[0].attrs["index" if op == "index_select" else "input"])
+            assert len(set(flat)) < len(flat), (op, c.nodes[0].attrs)  # a repeat, every case
+    for op in ("gather", "scatter_add"):
+        assert all(len(set(index_array(c.nodes[0].attrs["index"])[1])) < math.prod(index_array(
+            c.nodes[0].attrs["index"])[0]) for c in drawn[op])
+    for op in ("prod", "cumprod"):
+        zeros = [_zeros_per_lane(c) for c in drawn[op]]
+        assert sum(z >= 1 for z in zeros) >= 15 and sum(z >= 2 for z in zeros) >= 2, (op, zeros)
+        assert _zeros_per_lane(layer_fixed_cases(op)[0]) == 2  # two zeros in a lane, at every seed
+    masks = [sum(index_array_bools(c.nodes[0].attrs["mask"])) for c in drawn["masked_fill"]]
+    assert sum(m > 0 for m in masks) >= 30
+
+
+def index_array_bools(nested) -> list[bool]:
+    return [v for row in nested for v in index_array_bools(row)] if isinstance(nested, list) else [nested]
+
+
 def _rt(t):
     from refimpl.tensor import Tensor as RTensor
 
@@ -103,6 +133,10 @@ def _rt(t):
     ("batch-norm-constant-stats", "batch_norm", "fail"),
     ("layer-norm-2d-count", "layer_norm", "fail"),
     ("norm-weight-bias-swapped", "group_norm", "fail"),
+    ("embedding-last-duplicate", "embedding", "fail"),
+    ("masked-fill-through-mask", "masked_fill", "fail"),
+    ("cumsum-forward-order", "cumsum", "fail"),
+    ("prod-zero-gradient", "prod", "fail"),
 ])
 def test_each_layer_mutant_is_caught_at_every_seed(mutant, op, expect):
     impl = MutantImpl(MUTANTS[mutant])

@@ -1,5 +1,5 @@
-"""Hostile geometry for layer ops: the shapes and attributes of a convolution, a pooling or a
-normalization, drawn where their backward passes go wrong.
+"""Hostile geometry for layer ops: the shapes and attributes of a convolution, a pooling, a
+normalization, an indexing or a cumulative op, drawn where their backward passes go wrong.
 
 The bugs live in geometry that harmless tests never use: windows that overlap (stride < kernel: a
 window's gradient written with ``=`` loses the others'), sizes that the stride does not divide
@@ -8,7 +8,9 @@ one), stride ≠ dilation (the two swapped), groups > 1 (the weight gradient of 
 padding with ``ceil_mode`` (a last window hanging over the edge: another divisor than the
 forward's), and ties (a max pool over small integers: every window has one); for a normalization,
 inputs of three and four dims whose sizes differ (a backward that assumes (N, D) input), groups of
-two elements, and groups whose values are all equal (variance 0: only eps is left under the root). Each draw is a small
+two elements, and groups whose values are all equal (variance 0: only eps is left under the root);
+for indexing, an index that repeats by construction (numpy's ``dW[idx] += d`` counts a repeat
+once); for a product, zeros — one or several in a lane (a backward that divides by the input). Each draw is a small
 local choice that shrinks towards the plain case — one sample, one channel, kernel 1, stride 1, no
 padding — and every combination drawn is valid for torch (an output of at least one element,
 padding at most half the kernel for pooling, no window wholly in the padding).
@@ -19,6 +21,7 @@ from a handful of small integers, so that maxima tie (and a normalization's grou
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -154,6 +157,113 @@ def group_norm_geometry(draw: st.DrawFn) -> Geometry:
     return [shape, (c,), (c,)], {"num_groups": groups, "eps": draw(st.sampled_from(EPS))}, draw(st.integers(0, 3)) == 0
 
 
+def _tensor_shape(draw: st.DrawFn) -> Shape:
+    """One to three dims of sizes 1–4 (most often two: a dim to select along and one beside it)."""
+    return tuple(draw(st.integers(1, 4)) for _ in range(draw(st.sampled_from((2, 1, 3)))))
+
+
+def _dim(draw: st.DrawFn, shape: Shape) -> int:
+    """A dim of ``shape``, negative half the time, as people write it."""
+    d = draw(st.integers(0, len(shape) - 1))
+    return d - len(shape) if draw(st.booleans()) else d
+
+
+def _repeated(draw: st.DrawFn, size: int, count: int) -> list[int]:
+    """``count`` ≥ 2 indices below ``size``, the second a repeat of the first: a duplicate by construction."""
+    rest = [draw(st.integers(0, size - 1)) for _ in range(count - 1)]
+    return [rest[0], *rest]
+
+
+def _index_shape(draw: st.DrawFn, shape: Shape, d: int) -> Shape:
+    """An index (or src) shape for gather and scatter_add: no larger than ``shape`` beside dim ``d``,
+    two to four along it."""
+    return tuple(draw(st.integers(2, 4)) if k == d else draw(st.integers(1, n)) for k, n in enumerate(shape))
+
+
+def _lanes(draw: st.DrawFn, ishape: Shape, d: int, size: int) -> list[Any]:
+    """Nested indices of ``ishape``, each below ``size``; every lane along ``d`` repeats its first."""
+    lane = ishape[d]
+    others = [range(n) for k, n in enumerate(ishape) if k != d]
+    flat: dict[tuple[int, ...], int] = {}
+    for rest in itertools.product(*others):
+        for j, v in enumerate(_repeated(draw, size, lane)):
+            pos = list(rest)
+            pos.insert(d, j)
+            flat[tuple(pos)] = v
+    return _nest([flat[p] for p in itertools.product(*(range(n) for n in ishape))], ishape)
+
+
+def _nest(flat: list[Any], shape: Shape) -> Any:
+    if not shape:
+        return flat[0]
+    step = len(flat) // shape[0]
+    return [_nest(flat[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+@st.composite
+def index_select_geometry(draw: st.DrawFn) -> Geometry:
+    shape = _tensor_shape(draw)
+    d = _dim(draw, shape)
+    return [shape], {"dim": d, "index": _repeated(draw, shape[d], draw(st.integers(2, 5)))}, False
+
+
+@st.composite
+def gather_geometry(draw: st.DrawFn) -> Geometry:
+    shape = _tensor_shape(draw)
+    d = _dim(draw, shape) % len(shape)
+    ishape = _index_shape(draw, shape, d)
+    return [shape], {"dim": d, "index": _lanes(draw, ishape, d, shape[d])}, False
+
+
+@st.composite
+def embedding_geometry(draw: st.DrawFn) -> Geometry:
+    """A weight (V, D) and indices of shape (L,) or (B, L), each row repeating an index."""
+    v, dims = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    rows = draw(st.integers(1, 2))
+    length = draw(st.integers(2, 4))
+    index = [_repeated(draw, v, length) for _ in range(rows)]
+    return [(v, dims)], {"input": index if rows > 1 else index[0]}, False
+
+
+@st.composite
+def scatter_add_geometry(draw: st.DrawFn) -> Geometry:
+    """x, and src with the index of its shape: every lane along dim sends two elements to one place."""
+    shape = _tensor_shape(draw)
+    d = _dim(draw, shape) % len(shape)
+    ishape = _index_shape(draw, shape, d)
+    return [shape, ishape], {"dim": d, "index": _lanes(draw, ishape, d, shape[d])}, False
+
+
+def _bools(draw: st.DrawFn, shape: Shape) -> Any:
+    return _nest([draw(st.booleans()) for _ in range(math.prod(shape))], shape)
+
+
+@st.composite
+def where_geometry(draw: st.DrawFn) -> Geometry:
+    shape = _tensor_shape(draw)
+    return [shape, shape], {"condition": _bools(draw, shape)}, False
+
+
+@st.composite
+def masked_fill_geometry(draw: st.DrawFn) -> Geometry:
+    """A mask and a fill value: 0, a value, or the large negative people write for −∞ before a softmax."""
+    shape = _tensor_shape(draw)
+    return [shape], {"mask": _bools(draw, shape), "value": draw(st.sampled_from((0.0, 2.5, -1e9)))}, False
+
+
+@st.composite
+def running_geometry(draw: st.DrawFn) -> Geometry:
+    """cumsum, cumprod: a dim, and small integers three times in four — zeros in a lane, often two."""
+    shape = _tensor_shape(draw)
+    return [shape], {"dim": _dim(draw, shape)}, draw(st.integers(0, 3)) > 0
+
+
+@st.composite
+def prod_geometry(draw: st.DrawFn) -> Geometry:
+    shape = _tensor_shape(draw)
+    return [shape], {"dim": _dim(draw, shape), "keepdim": draw(st.booleans())}, draw(st.integers(0, 3)) > 0
+
+
 #: per layer op, geometries judged first at every seed (``Suite.fixed``): the hostile corner each
 #: bug needs, so that a bug no random draw happened to reach is still caught — a max shared by
 #: overlapping windows and a tie inside one; a last window over the padded edge under ceil_mode;
@@ -175,4 +285,14 @@ FIXED: dict[str, list[tuple[list[Shape], dict[str, Any], list[float] | None]]] =
     "layer_norm": [([(2, 3, 4), (4,), (4,)], {"normalized_shape": [4], "eps": 1e-5}, None),
                    ([(2, 2, 3), (2, 3), (2, 3)], {"normalized_shape": [2, 3], "eps": 1e-3}, None)],
     "group_norm": [([(2, 4, 3), (4,), (4,)], {"num_groups": 2, "eps": 1e-5}, None)],
+    "index_select": [([(3, 4)], {"dim": 1, "index": [2, 0, 2, 2]}, None)],
+    "gather": [([(2, 3)], {"dim": 1, "index": [[1, 1, 0], [2, 0, 2]]}, None)],
+    "embedding": [([(4, 3)], {"input": [[1, 3, 1], [0, 1, 1]]}, None)],
+    "scatter_add": [([(2, 3), (2, 4)], {"dim": 1, "index": [[0, 0, 2, 0], [1, 2, 1, 1]]}, None)],
+    "where": [([(2, 3), (2, 3)], {"condition": [[True, False, True], [False, False, True]]}, None)],
+    "masked_fill": [([(2, 3)], {"mask": [[True, False, False], [False, True, True]], "value": -1e9}, None)],
+    "cumsum": [([(2, 4)], {"dim": -1}, None)],
+    "cumprod": [([(2, 4)], {"dim": 1}, [0.5, 0.0, -1.5, 2.0, 0.0, 1.5, 0.0, -0.5])],  # one zero; two zeros
+    "prod": [([(2, 4)], {"dim": 1, "keepdim": False}, [0.5, 0.0, -1.5, 2.0, 0.0, 1.5, 0.0, -0.5]),
+             ([(3, 2)], {"dim": 0, "keepdim": True}, [1.5, 0.0, -0.5, 2.0, 2.0, -1.0])],
 }

@@ -23,7 +23,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from conformance.case import geometry
-from refimpl import conv, norm
+from refimpl import conv, indexing, norm
 from refimpl.tensor import Tensor, matmul, norm_dims, reduction_groups
 
 Shape = tuple[int, ...]
@@ -44,11 +44,14 @@ class TensorOp:
     ties: str = ""
     family: str = "tensor"  # the verdict table's family: "tensor", or "layers" (drawn by geometry)
     geometry: Callable[[], st.SearchStrategy[geometry.Geometry]] | None = None
-    # torch's names for the inputs after the first, where torch takes them as keywords (F.layer_norm's
-    # normalized_shape comes between the input and the weight); "" for none: positional
+    # torch's keyword for each input, "" for a positional one, where torch's order is not the case's
+    # (F.layer_norm's normalized_shape comes between the input and the weight; F.embedding takes the
+    # indices first); () for all positional
     keywords: tuple[str, ...] = ()
     # keywords torch needs that the case does not carry (batch norm: no running statistics, training)
     torch_fixed: tuple[tuple[str, Any], ...] = ()
+    # the attributes torch takes as tensors, with their dtype: ("index", "int64"), ("mask", "bool")
+    tensor_attrs: tuple[tuple[str, str], ...] = ()
 
     @property
     def layer(self) -> bool:
@@ -158,7 +161,7 @@ declare(TensorOp("avg_pool2d", 1, "torch.nn.functional.avg_pool2d", conv.avg_poo
                  geometry=geometry.avg_pool2d_geometry))
 
 
-_NORM = dict(family="layers", keywords=("weight", "bias"))
+_NORM = dict(family="layers", keywords=("", "weight", "bias"))
 
 declare(TensorOp("batch_norm", 3, "torch.nn.functional.batch_norm", norm.batch_norm, *_NO_TENSOR_GRAPHS,
                  note="training mode: the batch's statistics, biased variance", geometry=geometry.batch_norm_geometry,
@@ -169,20 +172,52 @@ declare(TensorOp("layer_norm", 3, "torch.nn.functional.layer_norm", norm.layer_n
 declare(TensorOp("group_norm", 3, "torch.nn.functional.group_norm", norm.group_norm, *_NO_TENSOR_GRAPHS,
                  note="num_groups runs of channels per sample", geometry=geometry.group_norm_geometry, **_NORM))
 
+_INDEX = (("index", "int64"),)
+declare(TensorOp("index_select", 1, "torch.index_select", indexing.index_select, *_NO_TENSOR_GRAPHS,
+                 note="repeated indices: a slice selected twice gets both gradients", family="layers",
+                 geometry=geometry.index_select_geometry, tensor_attrs=_INDEX))
+declare(TensorOp("gather", 1, "torch.gather", indexing.gather, *_NO_TENSOR_GRAPHS,
+                 note="repeated indices along dim", family="layers", geometry=geometry.gather_geometry,
+                 tensor_attrs=_INDEX))
+declare(TensorOp("embedding", 1, "torch.nn.functional.embedding", indexing.embedding, *_NO_TENSOR_GRAPHS,
+                 note="rows of weight (V, D) at input, repeated", family="layers", geometry=geometry.embedding_geometry,
+                 keywords=("weight",), tensor_attrs=(("input", "int64"),)))
+declare(TensorOp("scatter_add", 2, "torch.scatter_add", indexing.scatter_add, *_NO_TENSOR_GRAPHS,
+                 note="several src elements to one place", family="layers", geometry=geometry.scatter_add_geometry,
+                 keywords=("", "src"), tensor_attrs=_INDEX))
+declare(TensorOp("where", 2, "torch.where", indexing.where, *_NO_TENSOR_GRAPHS,
+                 note="condition an attribute: no kink", family="layers", geometry=geometry.where_geometry,
+                 keywords=("input", "other"), tensor_attrs=(("condition", "bool"),)))
+declare(TensorOp("masked_fill", 1, "torch.masked_fill", indexing.masked_fill, *_NO_TENSOR_GRAPHS,
+                 note="a filled position's gradient is 0", family="layers", geometry=geometry.masked_fill_geometry,
+                 tensor_attrs=(("mask", "bool"),)))
+declare(TensorOp("cumsum", 1, "torch.cumsum", indexing.cumsum, *_NO_TENSOR_GRAPHS,
+                 note="the gradient is the reversed running sum", family="layers", geometry=geometry.running_geometry))
+declare(TensorOp("cumprod", 1, "torch.cumprod", indexing.cumprod, *_NO_TENSOR_GRAPHS,
+                 note="zeros in a lane, one or several", family="layers", geometry=geometry.running_geometry))
+declare(TensorOp("prod", 1, "torch.prod", indexing.prod, *_NO_TENSOR_GRAPHS,
+                 note="zeros in a slice, one or several", family="layers", geometry=geometry.prod_geometry))
+
 
 def layer_ops(among: Any = None) -> list[str]:
     """The layer ops, in declaration order (only those in ``among``, if given)."""
     return [n for n, op in TENSOR_OPS.items() if op.layer and (among is None or n in among)]
 
 
-def torch_kwargs(name: str, attrs: dict[str, Any]) -> dict[str, Any]:
-    """The case's attributes as torch keywords (JSON lists become the tuples torch expects), with
-    the keywords torch needs that the case does not carry."""
-    fixed = TENSOR_OPS[name].torch_fixed if name in TENSOR_OPS else ()
-    return {**dict(fixed), **{k: tuple(v) if isinstance(v, list) else v for k, v in attrs.items()}}
+def torch_kwargs(name: str, attrs: dict[str, Any],
+                 as_tensor: Callable[[Any, str], Any] | None = None) -> dict[str, Any]:
+    """The case's attributes as torch keywords (JSON lists become the tuples torch expects; an
+    attribute torch takes as a tensor becomes ``as_tensor(nested list, dtype name)``), with the
+    keywords torch needs that the case does not carry."""
+    op = TENSOR_OPS.get(name)
+    tensors = dict(op.tensor_attrs) if op else {}
+    out = dict(op.torch_fixed) if op else {}
+    for k, v in attrs.items():
+        out[k] = as_tensor(v, tensors[k]) if k in tensors and as_tensor else tuple(v) if isinstance(v, list) else v
+    return out
 
 
 def torch_arguments(name: str, inputs: list[Any]) -> tuple[list[Any], dict[str, Any]]:
     """The op's inputs as torch takes them: positional, but for the ones it names as keywords."""
-    named = TENSOR_OPS[name].keywords
-    return (inputs[:1], dict(zip(named, inputs[1:]))) if named else (list(inputs), {})
+    named = TENSOR_OPS[name].keywords or ("",) * len(inputs)
+    return [x for k, x in zip(named, inputs) if not k], {k: x for k, x in zip(named, inputs) if k}

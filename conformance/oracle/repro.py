@@ -7,6 +7,17 @@ from conformance.case.tensor_ops import TENSOR_OPS, torch_arguments, torch_kwarg
 from refimpl import OPS
 
 
+class _Code(str):
+    """Source text that stands for itself in a ``{!r}``."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _tensor_code(values: object, dtype: str) -> _Code:
+    return _Code(f"torch.tensor({values!r}, dtype=torch.{dtype})")
+
+
 def torch_script(case: GraphCase) -> str:
     dt = f"torch.{case.dtype}"
     lines = ["import torch", "import torch.nn.functional", ""]
@@ -18,7 +29,7 @@ def torch_script(case: GraphCase) -> str:
     for n in case.nodes:
         fn = OPS[n.op].torch if n.op in OPS else TENSOR_OPS[n.op].torch
         pos, named = (list(n.inputs), {}) if n.op in OPS else torch_arguments(n.op, list(n.inputs))
-        kw = "".join(f", {k}={v!r}" for k, v in torch_kwargs(n.op, n.attrs).items())
+        kw = "".join(f", {k}={v!r}" for k, v in torch_kwargs(n.op, n.attrs, _tensor_code).items())
         args = ", ".join([*pos, *(f"{k}={v}" for k, v in named.items())])
         lines.append(f"{n.name} = {fn}({args}{kw})")
     ct = case.cotangent

@@ -112,7 +112,8 @@ def run_torch(case: GraphCase, dtype: str | None = None) -> GraphResult:
             env[n.name] = oracle.call(n.op, *args, **n.attrs)
         else:
             pos, named = torch_arguments(n.op, args)
-            env[n.name] = oracle.resolve(TENSOR_OPS[n.op].torch)(*pos, **named, **torch_kwargs(n.op, n.attrs))
+            kw = torch_kwargs(n.op, n.attrs, lambda v, dtype: torch.tensor(v, dtype=getattr(torch, dtype)))
+            env[n.name] = oracle.resolve(TENSOR_OPS[n.op].torch)(*pos, **named, **kw)
     out = env[case.output]
     so = case.second_order is not None
     xs = [leaves[k] for k in names]

@@ -29,8 +29,9 @@ name (``conformance list`` shows the names), and are judged one at a time on the
 
 ``forward(*inputs, **attrs) -> (out, cache)`` takes the op's inputs as float64 arrays in torch's order
 (``conv2d``: x, weight, bias; a normalization: x, weight, bias) and its attributes as keywords with
-torch's names (pairs as tuples: ``stride=(2, 1)``); ``backward(dout, cache)`` returns one gradient
-per input, in the same order. ``affine`` and the rest may be left out for layer ops alone.
+torch's names (pairs as tuples: ``stride=(2, 1)``; indices and masks as int64 and bool arrays:
+``index``, ``input`` of embedding, ``condition``, ``mask``); ``backward(dout, cache)`` returns one
+gradient per input, in the same order. ``affine`` and the rest may be left out for layer ops alone.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from conformance.case.graph import GraphCase, GraphResult
+from conformance.case.tensor_ops import TENSOR_OPS
 from conformance.impls import Capabilities
 from conformance.impls.adapters._common import node_attrs
 from conformance.impls.adapters.network_class import NetworkClass, checked_tensor
@@ -63,7 +65,10 @@ class LayerFunctions(NetworkClass):
         (node,) = case.nodes
         forward, backward = self.ops[node.op]
         arrays = {k: np.array(t.values, dtype=np.float64).reshape(t.shape) for k, t in case.leaves.items()}
-        out, cache = forward(*(arrays[i] for i in node.inputs), **node_attrs(node))
+        attrs = node_attrs(node)
+        for name, dtype in TENSOR_OPS[node.op].tensor_attrs:  # indices and masks as numpy arrays
+            attrs[name] = np.asarray(node.attrs[name], dtype=dtype)
+        out, cache = forward(*(arrays[i] for i in node.inputs), **attrs)
         ct = case.cotangent
         grads = backward(np.array(ct.values, dtype=np.float64).reshape(ct.shape), cache)
         grads = list(grads) if isinstance(grads, (tuple, list)) else [grads]

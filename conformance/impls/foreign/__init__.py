@@ -206,6 +206,20 @@ FOREIGN: dict[str, Foreign] = {f.name: f for f in (
     _entry("layers_layernorm_2d", "layers", "kill", "layer norm backward counts D = x.shape[1]", "op:layer_norm"),
     _entry("layers_norm_weight_bias_swapped", "layers", "kill", "layer norm backward swaps dgamma and dbeta",
            "op:layer_norm"),
+    _entry("layers_prod_divide", "layers", "kill", "prod backward out / x: NaN at a zero", "op:prod"),
+    _entry("layers_cumprod_divide", "layers", "kill", "cumprod backward through out / x: NaN at a zero",
+           "op:cumprod"),
+    _entry("layers_cumsum_forward_order", "layers", "kill", "cumsum backward a forward running sum of dout",
+           "op:cumsum"),
+    _entry("layers_embedding_duplicates", "layers", "kill", "embedding backward dW[idx] += d: a repeat once",
+           "op:embedding"),
+    _entry("layers_index_select_duplicates", "layers", "kill", "index_select backward fancy +=: a repeat once",
+           "op:index_select"),
+    _entry("layers_gather_duplicates", "layers", "kill", "gather backward fancy +=: a repeat once", "op:gather"),
+    _entry("layers_scatter_add_duplicates", "layers", "kill", "scatter_add forward fancy +=: a repeat once",
+           "op:scatter_add entry:value"),
+    _entry("layers_masked_fill_grad_through_mask", "layers", "kill", "masked_fill backward ignores the mask",
+           "op:masked_fill"),
 )}
 
 __all__ = ["EXPECTS", "FOREIGN", "STYLES", "Foreign"]

@@ -1,10 +1,12 @@
 """Numpy layer functions written like a course assignment (correct): CS231n's layers.py style.
 
-The suite verifies layer ops (convolution, pooling, normalization) through a layer-function adapter:
+The suite verifies layer ops (convolution, pooling, normalization; cumulative sums and products, prod;
+indexing: index_select, gather, embedding, scatter_add; where, masked_fill) through a layer-function adapter:
 ``forward(*inputs, **attrs) -> (out, cache)`` and ``backward(dout, cache) -> grads``. This is a correct
 set written independently of the reference implementation — naive loops over output positions,
-textbook backward formulas (batch norm's compact dx) — and the base the buggy ``layers_*.py`` files
-override one op at a time.
+textbook backward formulas (batch norm's compact dx; products of the other factors, never a division by
+x; ``np.add.at`` for repeated indices) — and the base the buggy ``layers_*.py`` files override one op at
+a time.
 """
 
 import numpy as np
@@ -206,6 +208,156 @@ def group_norm_backward(dout, cache):
     return dx, (dout * xhat).sum(axis=axes), dout.sum(axis=axes)
 
 
+def _axis(dim, ndim):
+    """A torch dim (possibly negative) as a numpy axis; a 0-d tensor takes dim 0 or -1."""
+    return int(dim) % ndim if ndim else 0
+
+
+def cumsum_forward(x, dim):
+    axis = _axis(dim, x.ndim)
+    out = np.cumsum(x.reshape(x.shape or (1,)), axis=axis).reshape(x.shape)
+    return out, axis
+
+
+def cumsum_backward(dout, cache):
+    axis = cache
+    d = dout.reshape(dout.shape or (1,))
+    # x[k] reaches out[i] for every i >= k: a cumulative sum from the end
+    dx = np.flip(np.cumsum(np.flip(d, axis), axis=axis), axis)
+    return (dx.reshape(dout.shape),)
+
+
+def cumprod_forward(x, dim):
+    axis = _axis(dim, x.ndim)
+    out = np.cumprod(x.reshape(x.shape or (1,)), axis=axis).reshape(x.shape)
+    return out, (x, axis)
+
+
+def cumprod_backward(dout, cache):
+    x, axis = cache
+    xm = np.moveaxis(x.reshape(x.shape or (1,)), axis, -1)
+    dm = np.moveaxis(dout.reshape(dout.shape or (1,)), axis, -1)
+    n = xm.shape[-1]
+    # d out[i] / d x[k] = prod(x[:k]) * prod(x[k+1:i+1]) for i >= k: never divide by x[k], which may be 0.
+    # s[k] = sum_{i >= k} dout[i] * prod(x[k+1:i+1]) by Horner's rule from the end: s[k] = dout[k] + x[k+1] * s[k+1]
+    s = np.zeros_like(dm)
+    acc = np.zeros(dm.shape[:-1])
+    for k in range(n - 1, -1, -1):
+        acc = dm[..., k] + (xm[..., k + 1] * acc if k + 1 < n else 0.0)
+        s[..., k] = acc
+    before = np.cumprod(np.concatenate([np.ones((*xm.shape[:-1], 1)), xm[..., :-1]], axis=-1), axis=-1)
+    dx = np.moveaxis(before * s, -1, axis)
+    return (dx.reshape(x.shape),)
+
+
+def prod_forward(x, dim, keepdim=False):
+    axis = _axis(dim, x.ndim)
+    if x.ndim == 0:
+        return x.copy(), (x, axis, True)
+    return np.prod(x, axis=axis, keepdims=bool(keepdim)), (x, axis, bool(keepdim))
+
+
+def prod_backward(dout, cache):
+    x, axis, keepdim = cache
+    if x.ndim == 0:
+        return (dout.copy(),)
+    if not keepdim:
+        dout = np.expand_dims(dout, axis)
+    # d prod / d x[k] = product of all the others = prod(x[:k]) * prod(x[k+1:]), no division by x[k]
+    xm = np.moveaxis(x, axis, -1)
+    one = np.ones((*xm.shape[:-1], 1))
+    before = np.cumprod(np.concatenate([one, xm[..., :-1]], axis=-1), axis=-1)
+    after = np.flip(np.cumprod(np.flip(np.concatenate([xm[..., 1:], one], axis=-1), -1), axis=-1), -1)
+    return (dout * np.moveaxis(before * after, -1, axis),)
+
+
+def index_select_forward(x, dim, index):
+    if x.ndim == 0:  # a scalar: the index can only be [0]
+        return x.copy(), None
+    axis = _axis(dim, x.ndim)
+    index = np.asarray(index).reshape(-1)
+    return np.take(x, index, axis=axis), (x.shape, axis, index)
+
+
+def index_select_backward(dout, cache):
+    if cache is None:
+        return (dout.copy(),)
+    x_shape, axis, index = cache
+    dx = np.zeros(x_shape)
+    # np.add.at, not dx[index] += ...: a repeated index must collect every copy's gradient
+    np.add.at(np.moveaxis(dx, axis, 0), index, np.moveaxis(dout, axis, 0))
+    return (dx,)
+
+
+def _scatter_index(index, axis):
+    """The full numpy index for gather / scatter: position p of ``index`` addresses p with p[axis] = index[p]."""
+    where = list(np.indices(index.shape, sparse=True))
+    where[axis] = index
+    return tuple(where)
+
+
+def gather_forward(x, dim, index):
+    index = np.asarray(index)
+    axis = _axis(dim, x.ndim)
+    where = _scatter_index(index.reshape(index.shape or (1,)), axis)
+    out = x.reshape(x.shape or (1,))[where].reshape(index.shape)
+    return out, (x.shape, where)
+
+
+def gather_backward(dout, cache):
+    x_shape, where = cache
+    dx = np.zeros(x_shape or (1,))
+    np.add.at(dx, where, dout.reshape(dout.shape or (1,)))  # an element gathered several times: every copy adds
+    return (dx.reshape(x_shape),)
+
+
+def embedding_forward(weight, input):
+    input = np.asarray(input)
+    return weight[input], (weight.shape, input)
+
+
+def embedding_backward(dout, cache):
+    (V, D), input = cache
+    dW = np.zeros((V, D))
+    np.add.at(dW, input.reshape(-1), dout.reshape(-1, D))  # a row used several times gets every use's gradient
+    return (dW,)
+
+
+def scatter_add_forward(x, src, dim, index):
+    index = np.asarray(index)
+    axis = _axis(dim, x.ndim)
+    where = _scatter_index(index.reshape(index.shape or (1,)), axis)
+    out = x.copy().reshape(x.shape or (1,))
+    np.add.at(out, where, src.reshape(index.shape or (1,)))  # several src entries may land on one place
+    return out.reshape(x.shape), (where, src.shape)
+
+
+def scatter_add_backward(dout, cache):
+    where, src_shape = cache
+    dsrc = dout.reshape(dout.shape or (1,))[where].reshape(src_shape)
+    return dout.copy(), dsrc
+
+
+def where_forward(x, y, condition):
+    condition = np.asarray(condition, dtype=bool)
+    return np.where(condition, x, y), condition
+
+
+def where_backward(dout, cache):
+    condition = cache
+    return np.where(condition, dout, 0.0), np.where(condition, 0.0, dout)
+
+
+def masked_fill_forward(x, mask, value):
+    mask = np.asarray(mask, dtype=bool)
+    return np.where(mask, float(value), x), mask
+
+
+def masked_fill_backward(dout, cache):
+    mask = cache
+    return (np.where(mask, 0.0, dout),)  # the filled positions no longer depend on x
+
+
 LAYERS = {
     "conv2d": (conv2d_forward, conv2d_backward),
     "conv1d": (conv1d_forward, conv1d_backward),
@@ -214,4 +366,13 @@ LAYERS = {
     "batch_norm": (batch_norm_forward, batch_norm_backward),
     "layer_norm": (layer_norm_forward, layer_norm_backward),
     "group_norm": (group_norm_forward, group_norm_backward),
+    "cumsum": (cumsum_forward, cumsum_backward),
+    "cumprod": (cumprod_forward, cumprod_backward),
+    "prod": (prod_forward, prod_backward),
+    "index_select": (index_select_forward, index_select_backward),
+    "gather": (gather_forward, gather_backward),
+    "embedding": (embedding_forward, embedding_backward),
+    "scatter_add": (scatter_add_forward, scatter_add_backward),
+    "where": (where_forward, where_backward),
+    "masked_fill": (masked_fill_forward, masked_fill_backward),
 }

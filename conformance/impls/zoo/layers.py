@@ -1,5 +1,5 @@
-"""Layers: convolution, pooling and normalization backward passes as people get them wrong (issue reports from
-public trackers and course-assignment solutions; docs/mutants.md).
+"""Layers: convolution, pooling, normalization, indexing and cumulative backward passes as people
+get them wrong (issue reports from public trackers and course-assignment solutions; docs/mutants.md).
 
 Each bug changes the gradient and leaves the forward value exactly right, as the originals did: a
 hand-written backward beside a correct forward. refimpl has no backward of its own for a layer
@@ -17,10 +17,10 @@ from typing import Any
 
 from conformance.case.tensor_ops import TENSOR_OPS
 from conformance.impls.zoo.base import Mutant, entries
-from refimpl import conv, norm
+from refimpl import conv, indexing, norm
 from refimpl.engine import Value
 from refimpl.tensor import Tensor as RTensor
-from refimpl.tensor import constant
+from refimpl.tensor import constant, index_array, norm_dim, reduction_groups
 
 
 def _frozen(v: Value) -> Value:
@@ -135,6 +135,45 @@ def _normalization(groups_of: Any, stats: bool = True, count: Any = None, swap: 
     return fn
 
 
+def _embedding_last_duplicate(weight: RTensor, input: Any) -> RTensor:
+    """Embedding whose backward is numpy's ``dW[idx] += d``: a repeated index's row gets the gradient
+    of its last occurrence only (pytorch#1528)."""
+    right = indexing.embedding(weight, input)
+    _, flat = index_array(input)
+    last = {row: k for k, row in enumerate(flat)}
+    D = weight.shape[1]
+    out = [e if last[flat[j // D]] == j // D else _frozen(e) for j, e in enumerate(right.elements)]  # BUG
+    return RTensor(out, right.shape, right.system)
+
+
+def _masked_fill_through_mask(x: RTensor, mask: Any, value: float) -> RTensor:
+    """masked_fill whose backward forgets the mask: a filled position passes its gradient to x."""
+    right = indexing.masked_fill(x, mask, value)
+    out = [e if e is v else e + (v - _frozen(v))  # BUG: the fill's gradient is 0, not dout
+           for e, v in zip(right.elements, x.elements)]
+    return RTensor(out, right.shape, right.system)
+
+
+def _cumsum_forward_order(x: RTensor, dim: int) -> RTensor:
+    """cumsum whose backward is a forward running sum of dout: dx_j = Σ_{k ≤ j} g_k where it is
+    Σ_{k ≥ j} g_k — right at the last element of a lane only when the lane has one."""
+    right = indexing.cumsum(x, dim)
+    out = [_frozen(e) for e in right.elements]
+    _, lanes = reduction_groups(x.shape, (norm_dim(dim, x.ndim),))
+    for lane in lanes:
+        for k, i in enumerate(lane):  # BUG: output k depends on the inputs from k on
+            out[i] = out[i] + sum((x.elements[j] - _frozen(x.elements[j]) for j in lane[k:]),
+                                  constant(x.system.zero, x.system))
+    return RTensor(out, right.shape, right.system)
+
+
+def _prod_zero_gradient(x: RTensor, dim: int, keepdim: bool = False) -> RTensor:
+    """prod whose backward is ``where(x == 0, 0, out / x)``: a zero's own gradient, the product of
+    the others, is lost (the patch for the NaN of ``out / x``)."""
+    held = RTensor([_frozen(v) if v.data == 0 else v for v in x.elements], x.shape, x.system)  # BUG
+    return indexing.prod(held, dim, keepdim)
+
+
 def _layer(name: str, fn: Any) -> Any:
     return entries(TENSOR_OPS, **{name: replace(TENSOR_OPS[name], refimpl=fn)})
 
@@ -164,4 +203,16 @@ MUTANTS = [
     Mutant("norm-weight-bias-swapped", "layers", "group norm's backward returns dweight and dbias swapped",
            "the two gradients of the affine step exchanged (oneflow#6149)",
            _layer("group_norm", _normalization(norm.group_norm_groups, swap=True))),
+    Mutant("embedding-last-duplicate", "layers", "embedding's backward dW[idx] += d: a repeat counted once",
+           "numpy's fancy += keeps one write per index (pytorch#1528)",
+           _layer("embedding", _embedding_last_duplicate)),
+    Mutant("masked-fill-through-mask", "layers", "masked_fill's backward passes dout at the filled positions",
+           "the mask applied in forward, forgotten in backward (numpy-ml#94, as dropout)",
+           _layer("masked_fill", _masked_fill_through_mask)),
+    Mutant("cumsum-forward-order", "layers", "cumsum's backward is a forward running sum of dout",
+           "the reversal forgotten; right on lanes of one element",
+           _layer("cumsum", _cumsum_forward_order)),
+    Mutant("prod-zero-gradient", "layers", "prod's backward where(x == 0, 0, out/x): a zero's gradient lost",
+           "the usual patch for out/x's NaN at 0; right without zeros (tensorflow#119430, pytensor#1911)",
+           _layer("prod", _prod_zero_gradient)),
 ]
