@@ -8,10 +8,11 @@ which the verdicts read to find kinks. The runners, the strategies, the verdicts
 scripts all read from here, so adding an op is this one place. Elementwise ops come from
 ``refimpl.ops.OPS`` (their kinks are ``OpSpec.kinks``).
 
-A *layer* op (``family="layers"``: convolution, pooling) takes inputs whose shapes depend on each
-other and on its attributes; it declares a ``geometry`` instead (:mod:`conformance.case.geometry`:
-the shapes of all its inputs and its attributes, drawn hostile), is judged in its own suite, and
-is never drawn into the random tensor graphs, whose shapes it would not fit.
+A *layer* op (convolution, pooling, normalization, indexing, cumulative ops: the families of
+:data:`LAYER_FAMILIES`) takes inputs whose shapes depend on each other and on its attributes (or
+values that must be hostile: repeated indices, zeros in a product); it declares a ``geometry``
+instead (:mod:`conformance.case.geometry`: the shapes of all its inputs and its attributes, drawn
+hostile), is judged in its own suite, and is never drawn into the random tensor graphs.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class TensorOp:
     # with different gradients torch's even split is a convention (a kink). "" — none: the op is
     # differentiable wherever its inputs are (sums, softmax, matmul, reshapes).
     ties: str = ""
-    family: str = "tensor"  # the verdict table's family: "tensor", or "layers" (drawn by geometry)
+    family: str = "tensor"  # the verdict table's family: "tensor", or a layer family (LAYER_FAMILIES)
     geometry: Callable[[], st.SearchStrategy[geometry.Geometry]] | None = None
     # torch's keyword for each input, "" for a positional one, where torch's order is not the case's
     # (F.layer_norm's normalized_shape comes between the input and the weight; F.embedding takes the
@@ -148,20 +149,20 @@ declare(TensorOp("matmul", 2, "torch.matmul", lambda a, b: matmul(a, b), lambda 
 _NO_TENSOR_GRAPHS = (lambda s: False, lambda s: st.just({}))  # a layer op is drawn by its geometry only
 
 declare(TensorOp("conv2d", 3, "torch.nn.functional.conv2d", conv.conv2d, *_NO_TENSOR_GRAPHS,
-                 note="stride, padding, dilation, groups; bias", family="layers",
+                 note="stride, padding, dilation, groups; bias", family="convolution",
                  geometry=geometry.conv2d_geometry))
 declare(TensorOp("conv1d", 3, "torch.nn.functional.conv1d", conv.conv1d, *_NO_TENSOR_GRAPHS,
-                 note="stride, padding, dilation, groups; bias", family="layers",
+                 note="stride, padding, dilation, groups; bias", family="convolution",
                  geometry=geometry.conv1d_geometry))
 declare(TensorOp("max_pool2d", 1, "torch.nn.functional.max_pool2d", conv.max_pool2d, *_NO_TENSOR_GRAPHS,
                  note="a tie goes to the window's first maximum, as torch", ties="max-in-windows",
-                 family="layers", geometry=geometry.max_pool2d_geometry))
+                 family="convolution", geometry=geometry.max_pool2d_geometry))
 declare(TensorOp("avg_pool2d", 1, "torch.nn.functional.avg_pool2d", conv.avg_pool2d, *_NO_TENSOR_GRAPHS,
-                 note="ceil_mode, count_include_pad: torch's divisor", family="layers",
+                 note="ceil_mode, count_include_pad: torch's divisor", family="convolution",
                  geometry=geometry.avg_pool2d_geometry))
 
 
-_NORM = dict(family="layers", keywords=("", "weight", "bias"))
+_NORM = dict(family="normalization", keywords=("", "weight", "bias"))
 
 declare(TensorOp("batch_norm", 3, "torch.nn.functional.batch_norm", norm.batch_norm, *_NO_TENSOR_GRAPHS,
                  note="training mode: the batch's statistics, biased variance", geometry=geometry.batch_norm_geometry,
@@ -174,34 +175,40 @@ declare(TensorOp("group_norm", 3, "torch.nn.functional.group_norm", norm.group_n
 
 _INDEX = (("index", "int64"),)
 declare(TensorOp("index_select", 1, "torch.index_select", indexing.index_select, *_NO_TENSOR_GRAPHS,
-                 note="repeated indices: a slice selected twice gets both gradients", family="layers",
+                 note="repeated indices: a slice selected twice gets both gradients", family="indexing",
                  geometry=geometry.index_select_geometry, tensor_attrs=_INDEX))
 declare(TensorOp("gather", 1, "torch.gather", indexing.gather, *_NO_TENSOR_GRAPHS,
-                 note="repeated indices along dim", family="layers", geometry=geometry.gather_geometry,
+                 note="repeated indices along dim", family="indexing", geometry=geometry.gather_geometry,
                  tensor_attrs=_INDEX))
 declare(TensorOp("embedding", 1, "torch.nn.functional.embedding", indexing.embedding, *_NO_TENSOR_GRAPHS,
-                 note="rows of weight (V, D) at input, repeated", family="layers", geometry=geometry.embedding_geometry,
-                 keywords=("weight",), tensor_attrs=(("input", "int64"),)))
+                 note="rows of weight (V, D) at input, repeated", family="indexing",
+                 geometry=geometry.embedding_geometry, keywords=("weight",), tensor_attrs=(("input", "int64"),)))
 declare(TensorOp("scatter_add", 2, "torch.scatter_add", indexing.scatter_add, *_NO_TENSOR_GRAPHS,
-                 note="several src elements to one place", family="layers", geometry=geometry.scatter_add_geometry,
+                 note="several src elements to one place", family="indexing", geometry=geometry.scatter_add_geometry,
                  keywords=("", "src"), tensor_attrs=_INDEX))
 declare(TensorOp("where", 2, "torch.where", indexing.where, *_NO_TENSOR_GRAPHS,
-                 note="condition an attribute: no kink", family="layers", geometry=geometry.where_geometry,
+                 note="condition an attribute: no kink", family="indexing", geometry=geometry.where_geometry,
                  keywords=("input", "other"), tensor_attrs=(("condition", "bool"),)))
 declare(TensorOp("masked_fill", 1, "torch.masked_fill", indexing.masked_fill, *_NO_TENSOR_GRAPHS,
-                 note="a filled position's gradient is 0", family="layers", geometry=geometry.masked_fill_geometry,
+                 note="a filled position's gradient is 0", family="indexing", geometry=geometry.masked_fill_geometry,
                  tensor_attrs=(("mask", "bool"),)))
 declare(TensorOp("cumsum", 1, "torch.cumsum", indexing.cumsum, *_NO_TENSOR_GRAPHS,
-                 note="the gradient is the reversed running sum", family="layers", geometry=geometry.running_geometry))
+                 note="the gradient is the reversed running sum", family="cumulative",
+                 geometry=geometry.running_geometry))
 declare(TensorOp("cumprod", 1, "torch.cumprod", indexing.cumprod, *_NO_TENSOR_GRAPHS,
-                 note="zeros in a lane, one or several", family="layers", geometry=geometry.running_geometry))
+                 note="zeros in a lane, one or several", family="cumulative", geometry=geometry.running_geometry))
 declare(TensorOp("prod", 1, "torch.prod", indexing.prod, *_NO_TENSOR_GRAPHS,
-                 note="zeros in a slice, one or several", family="layers", geometry=geometry.prod_geometry))
+                 note="zeros in a slice, one or several", family="cumulative", geometry=geometry.prod_geometry))
 
 
-def layer_ops(among: Any = None) -> list[str]:
-    """The layer ops, in declaration order (only those in ``among``, if given)."""
-    return [n for n, op in TENSOR_OPS.items() if op.layer and (among is None or n in among)]
+def layer_ops(among: Any = None, family: str | None = None) -> list[str]:
+    """The layer ops, in declaration order (only those in ``among``, of ``family``, if given)."""
+    return [n for n, op in TENSOR_OPS.items()
+            if op.layer and (among is None or n in among) and (family is None or op.family == family)]
+
+
+#: the families of layer ops (each a row of the verdict table and a calibration group), in order
+LAYER_FAMILIES = tuple(dict.fromkeys(TENSOR_OPS[n].family for n in layer_ops()))
 
 
 def torch_kwargs(name: str, attrs: dict[str, Any],

@@ -30,7 +30,7 @@ from typing import Any
 from unittest import mock
 
 from conformance.case.graph import dumps
-from conformance.case.tensor_ops import TENSOR_OPS, layer_ops
+from conformance.case.tensor_ops import LAYER_FAMILIES, TENSOR_OPS, layer_ops
 from conformance.driver import run_suite, worker_pool
 from conformance.impls import RefImpl
 from conformance.impls.loading import resolve
@@ -40,7 +40,7 @@ from conformance.oracle.run import run_refimpl
 from conformance.verdict.outcomes import NONCONFORMING, Verdict
 from refimpl import OPS, engine
 
-FAMILIES = [*sorted({s.family for s in OPS.values()}), "mixed", "tensor", "layers"]  # tensor: tensor_graph_cases
+FAMILIES = [*sorted({s.family for s in OPS.values()}), "mixed", "tensor", *LAYER_FAMILIES]  # tensor: tensor graphs
 MAX_KEPT = 20
 #: implementations that are refimpl run another way: they load without plugins, in a forked worker
 VARIANTS = ("refimpl", "refimpl-reordered", "refimpl-float32", "torch")
@@ -188,8 +188,8 @@ def family_ops(fam: str, supported: frozenset[str]) -> list[str] | None:
     """The ops a family's cases may use for an implementation supporting ``supported``: ``None``
     means every op (refimpl's default draws); ``[]`` means the family is not supported at all."""
     every = set(OPS) | set(TENSOR_OPS)
-    if fam == "layers":
-        return sorted(layer_ops(supported))
+    if fam in LAYER_FAMILIES:
+        return sorted(layer_ops(supported, fam))
     if fam == "tensor":
         return (None if every <= supported else sorted(supported & every)) if supported & set(TENSOR_OPS) else []
     ops = [s.name for s in OPS.values() if fam == "mixed" or s.family == fam]

@@ -26,7 +26,7 @@ from conformance.case.strategies import (
     layer_op_cases,
     tensor_graph_cases,
 )
-from conformance.case.tensor_ops import TENSOR_OPS, layer_ops
+from conformance.case.tensor_ops import LAYER_FAMILIES, TENSOR_OPS, layer_ops
 from conformance.impls.explain import name_cause
 from conformance.kinds.kind import Kind, Suite, tensor_bits
 from conformance.oracle import repro
@@ -141,10 +141,12 @@ def judge(case: cases.GraphCase, result: cases.GraphResult, torch_result: cases.
 
 def family_suite(family: str, dtype: str, ops: list[str] | None, n: int) -> Suite:
     """``n`` cases of one op family for calibration: graphs of up to 10 nodes over ``ops`` (None:
-    every op), tensor graphs for the family ``tensor``, one layer op on its geometry for ``layers``."""
-    strategy = (tensor_graph_cases(ops=ops, dtype=dtype) if family == "tensor"
-                else st.one_of(*(layer_op_cases(n, dtype) for n in layer_ops(ops))) if family == "layers"
-                else graph_cases(ops=ops, dtype=dtype, max_nodes=10))
+    every op), tensor graphs for the family ``tensor``, one layer op on its geometry for a layer family."""
+    if family in LAYER_FAMILIES:
+        strategy = st.one_of(*(layer_op_cases(n, dtype) for n in layer_ops(ops, family)))
+    else:
+        strategy = (tensor_graph_cases(ops=ops, dtype=dtype) if family == "tensor"
+                    else graph_cases(ops=ops, dtype=dtype, max_nodes=10))
     return Suite(f"{family} {dtype}", family, strategy, n)
 
 
