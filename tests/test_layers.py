@@ -7,11 +7,13 @@ gradient is caught by the leaf's gradient sum, ``gradsum``)."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
 from conformance import kinds
 from conformance.case.strategies import layer_fixed_cases
+from conformance.case.tensor_ops import layer_ops
 from conformance.driver import draw, judge_case, run_suite
 from conformance.impls import RefImpl, TorchImpl
 from conformance.impls.zoo import MUTANTS, MutantImpl
@@ -35,6 +37,12 @@ def drawn():
         i, suite = _suite(name, 160)
         out[name] = draw(suite, i)
     return out
+
+
+def test_every_layer_op_is_documented_for_other_languages():
+    doc = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
+    table = doc[doc.index("## Layer ops"):]
+    assert all(f"`{name}`" in table for name in layer_ops())
 
 
 def test_the_layer_ops_have_their_own_suites_and_family():

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from conformance.case.graph import GraphCase, Tensor, case_to_json, result_to_json
 from conformance.case.graph import GraphResult as Result
-from conformance.case.strategies import graph_cases, tensor_graph_cases
+from conformance.case.strategies import graph_cases, layer_op_cases, tensor_graph_cases
+from conformance.case.tensor_ops import TENSOR_OPS, layer_ops
 from conformance.driver import draw
 from conformance.kinds.kind import Suite
 from conformance.oracle.run import refimpl_raw, run_torch, truth_gradient
@@ -55,7 +56,10 @@ def entry(case: GraphCase) -> dict[str, Any]:
 def export_corpus(out: str, n: int, seed: int = 0) -> int:
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
         raise FileExistsError(f"{out!r} exists and is not an empty directory; choose a new one")
-    cases = draw(Suite("export", "graphs", st.one_of(graph_cases(max_nodes=8), tensor_graph_cases()), n), seed)
+    # one case in three a layer op alone — but for one that chooses among ties (a max pool): at a tie the
+    # finite-difference truth averages the one-sided slopes and is no truth (docs/conventions.md)
+    layers = st.one_of(*(layer_op_cases(name) for name in layer_ops() if not TENSOR_OPS[name].ties))
+    cases = draw(Suite("export", "graphs", st.one_of(graph_cases(max_nodes=8), tensor_graph_cases(), layers), n), seed)
     parent = os.path.dirname(os.path.abspath(out))
     tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
