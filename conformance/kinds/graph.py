@@ -108,8 +108,13 @@ def late_suites(caps: Any, examples: int) -> list[Suite]:
         out.append(Suite("second order tensors", "second order",
                          tensor_graph_cases(ops=caps.ops, max_nodes=4, second_order=True), examples))
     per_op = max(3, examples // 4)
+    layers = layer_ops(caps.ops)
     out += [Suite(f"op {name}", TENSOR_OPS[name].family, layer_op_cases(name), per_op, layer_fixed_cases(name))
-            for name in layer_ops(caps.ops)]
+            for name in layers]
+    if layers and "float32" in caps.dtypes:  # every layer op in binary32, one suite (its fixed cases too)
+        fixed = tuple(c for name in layers for c in layer_fixed_cases(name, "float32"))
+        out.append(Suite("float32 layers", "float32", st.one_of(*(layer_op_cases(n, "float32") for n in layers)),
+                         examples, fixed))
     return out
 
 
