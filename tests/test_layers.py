@@ -21,7 +21,8 @@ from refimpl import conv, norm
 from refimpl.tensor import index_array, reduction_groups
 
 LAYER_OPS = ("conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "layer_norm", "group_norm", "index_select",
-             "gather", "embedding", "scatter_add", "where", "masked_fill", "cumsum", "cumprod", "prod")
+             "gather", "embedding", "scatter_add", "where", "masked_fill", "cumsum", "cumprod", "prod",
+             "scaled_dot_product_attention")
 SEEDS = range(3)
 
 
@@ -50,7 +51,7 @@ def test_the_layer_ops_have_their_own_suites_and_family():
     assert [n for n in names if n.removeprefix("op ") in LAYER_OPS] == [f"op {n}" for n in LAYER_OPS]
     families = {s.name.removeprefix("op "): s.family for s in kinds.suites(RefImpl().capabilities, 12)}
     assert [families[n] for n in LAYER_OPS] == ["convolution"] * 4 + ["normalization"] * 3 + ["indexing"] * 6 + [
-        "cumulative"] * 3
+        "cumulative"] * 3 + ["attention"]
 
 
 @pytest.mark.parametrize("name", LAYER_OPS)
@@ -123,6 +124,13 @@ def test_indices_repeat_and_products_meet_zeros_by_construction(drawn):
     assert sum(m > 0 for m in masks) >= 30
 
 
+def test_attention_lengths_and_widths_differ_by_construction(drawn):
+    shapes = [[c.leaves[k].shape for k in ("x0", "x1", "x2")] for c in drawn["scaled_dot_product_attention"]]
+    assert sum(q[-2] != k[-2] for q, k, _ in shapes) >= 15 and sum(q[-2] > k[-2] for q, k, _ in shapes) >= 6
+    assert sum(k[-1] != v[-1] for _, k, v in shapes) >= 15
+    assert sum(c.nodes[0].attrs["is_causal"] for c in drawn["scaled_dot_product_attention"]) >= 10
+
+
 def index_array_bools(nested) -> list[bool]:
     return [v for row in nested for v in index_array_bools(row)] if isinstance(nested, list) else [nested]
 
@@ -146,13 +154,16 @@ def _rt(t):
     ("masked-fill-through-mask", "masked_fill", "fail"),
     ("cumsum-forward-order", "cumsum", "fail"),
     ("prod-zero-gradient", "prod", "fail"),
+    ("attention-dv-untransposed", "scaled_dot_product_attention", "fail"),
+    ("attention-backward-unscaled", "scaled_dot_product_attention", "fail"),
 ])
 def test_each_layer_mutant_is_caught_at_every_seed(mutant, op, expect):
     impl = MutantImpl(MUTANTS[mutant])
     i, suite = _suite(op, 40)  # the ci profile's 10 cases
     for seed in SEEDS:
         r = run_suite(impl, suite, seed + i, shrink=False)
-        worst = "fail" if r.verdicts.get("fail") else "convention" if r.verdicts.get("convention") else "pass"
+        worst = "fail" if r.verdicts.get("fail") or r.verdicts.get("error") else \
+            "convention" if r.verdicts.get("convention") else "pass"
         assert worst == expect, (mutant, seed, dict(r.verdicts))
 
 

@@ -1,5 +1,5 @@
 """Hostile geometry for layer ops: the shapes and attributes of a convolution, a pooling, a
-normalization, an indexing or a cumulative op, drawn where their backward passes go wrong.
+normalization, an indexing or a cumulative op, or attention, drawn where their backward passes go wrong.
 
 The bugs live in geometry that harmless tests never use: windows that overlap (stride < kernel: a
 window's gradient written with ``=`` loses the others'), sizes that the stride does not divide
@@ -264,6 +264,22 @@ def prod_geometry(draw: st.DrawFn) -> Geometry:
     return [shape], {"dim": _dim(draw, shape), "keepdim": draw(st.booleans())}, draw(st.integers(0, 3)) > 0
 
 
+@st.composite
+def attention_geometry(draw: st.DrawFn) -> Geometry:
+    """q (…, L, E), k (…, S, E), v (…, S, Ev) with batch dims (B,) or (B, H): the query and key lengths
+    differ three times in four, E and Ev too (a transposed product or a length taken for the other
+    shows there); a causal mask half the time; the default scale, a smaller one, or one that makes
+    the softmax peaked."""
+    batch = tuple(draw(st.integers(1, 2)) for _ in range(draw(st.integers(1, 2))))
+    length, width = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    keys = length + draw(st.integers(1, 2)) if draw(st.integers(0, 3)) else length
+    vwidth = width + draw(st.integers(1, 2)) if draw(st.integers(0, 3)) else width
+    if draw(st.booleans()):
+        length, keys = keys, length  # more queries than keys as often as fewer
+    attrs = {"is_causal": draw(st.booleans()), "scale": draw(st.sampled_from((None, 0.5, 8.0)))}
+    return [(*batch, length, width), (*batch, keys, width), (*batch, keys, vwidth)], attrs, False
+
+
 #: per layer op, geometries judged first at every seed (``Suite.fixed``): the hostile corner each
 #: bug needs, so that a bug no random draw happened to reach is still caught — a max shared by
 #: overlapping windows and a tie inside one; a last window over the padded edge under ceil_mode;
@@ -293,6 +309,8 @@ FIXED: dict[str, list[tuple[list[Shape], dict[str, Any], list[float] | None]]] =
     "masked_fill": [([(2, 3)], {"mask": [[True, False, False], [False, True, True]], "value": -1e9}, None)],
     "cumsum": [([(2, 4)], {"dim": -1}, None)],
     "cumprod": [([(2, 4)], {"dim": 1}, [0.5, 0.0, -1.5, 2.0, 0.0, 1.5, 0.0, -0.5])],  # one zero; two zeros
+    "scaled_dot_product_attention": [([(1, 2, 2), (1, 3, 2), (1, 3, 3)], {"is_causal": False, "scale": None}, None),
+                                     ([(1, 3, 2), (1, 2, 2), (1, 2, 1)], {"is_causal": True, "scale": None}, None)],
     "prod": [([(2, 4)], {"dim": 1, "keepdim": False}, [0.5, 0.0, -1.5, 2.0, 0.0, 1.5, 0.0, -0.5]),
              ([(3, 2)], {"dim": 0, "keepdim": True}, [1.5, 0.0, -0.5, 2.0, 2.0, -1.0])],
 }

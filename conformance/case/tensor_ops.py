@@ -8,7 +8,7 @@ which the verdicts read to find kinks. The runners, the strategies, the verdicts
 scripts all read from here, so adding an op is this one place. Elementwise ops come from
 ``refimpl.ops.OPS`` (their kinks are ``OpSpec.kinks``).
 
-A *layer* op (convolution, pooling, normalization, indexing, cumulative ops: the families of
+A *layer* op (convolution, pooling, normalization, indexing, cumulative ops, attention: the families of
 :data:`LAYER_FAMILIES`) takes inputs whose shapes depend on each other and on its attributes (or
 values that must be hostile: repeated indices, zeros in a product); it declares a ``geometry``
 instead (:mod:`conformance.case.geometry`: the shapes of all its inputs and its attributes, drawn
@@ -24,7 +24,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from conformance.case import geometry
-from refimpl import conv, indexing, norm
+from refimpl import attention, conv, indexing, norm
 from refimpl.tensor import Tensor, matmul, norm_dims, reduction_groups
 
 Shape = tuple[int, ...]
@@ -199,6 +199,11 @@ declare(TensorOp("cumprod", 1, "torch.cumprod", indexing.cumprod, *_NO_TENSOR_GR
                  note="zeros in a lane, one or several", family="cumulative", geometry=geometry.running_geometry))
 declare(TensorOp("prod", 1, "torch.prod", indexing.prod, *_NO_TENSOR_GRAPHS,
                  note="zeros in a slice, one or several", family="cumulative", geometry=geometry.prod_geometry))
+
+declare(TensorOp("scaled_dot_product_attention", 3, "torch.nn.functional.scaled_dot_product_attention",
+                 attention.scaled_dot_product_attention, *_NO_TENSOR_GRAPHS,
+                 note="query and key lengths that differ, a causal mask (top-left), the scale", family="attention",
+                 geometry=geometry.attention_geometry))
 
 
 def layer_ops(among: Any = None, family: str | None = None) -> list[str]:

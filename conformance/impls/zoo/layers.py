@@ -12,12 +12,13 @@ bug's terms.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
 from conformance.case.tensor_ops import TENSOR_OPS
 from conformance.impls.zoo.base import Mutant, entries
-from refimpl import conv, indexing, norm
+from refimpl import attention, conv, indexing, norm
 from refimpl.engine import Value
 from refimpl.tensor import Tensor as RTensor
 from refimpl.tensor import constant, index_array, norm_dim, reduction_groups
@@ -174,6 +175,40 @@ def _prod_zero_gradient(x: RTensor, dim: int, keepdim: bool = False) -> RTensor:
     return indexing.prod(held, dim, keepdim)
 
 
+def _attention_dv_untransposed(q: RTensor, k: RTensor, v: RTensor, is_causal: bool = False,
+                                scale: float | None = None) -> RTensor:
+    """Attention whose backward computes dV = P·dO where it is Pᵀ·dO: a shape error when the query
+    and key lengths differ, silently wrong when they are equal (flash-attention#2552)."""
+    L, S = q.shape[-2], k.shape[-2]
+    if L != S:
+        raise ValueError(f"operands could not be broadcast together with shapes ({L},{L}) ({S},{v.shape[-1]})")
+    right = attention.scaled_dot_product_attention(q, k, v.map(_frozen), is_causal, scale)  # dq, dk right
+    eye = RTensor.from_flat([1.0 if i == j else 0.0 for i in range(S) for j in range(S)], (S, S),
+                            system=v.system, requires_grad=False)
+    p = attention.scaled_dot_product_attention(q.map(_frozen), k.map(_frozen), eye.expand(*v.shape[:-1], S),
+                                               is_causal, scale).elements  # P itself: P·I
+    delta = [x - _frozen(x) for x in v.elements]  # value 0, slope 1
+    Ev = v.shape[-1]
+    out = []
+    for flat, o in enumerate(right.elements):
+        b, rest = divmod(flat, L * Ev)
+        i, j = divmod(rest, Ev)
+        # BUG: ∂out[i, j]/∂v[k, j] = P[k, i] (P untransposed)
+        out.append(o + sum((p[b * L * S + kk * S + i] * delta[b * S * Ev + kk * Ev + j] for kk in range(S)),
+                           constant(v.system.zero, v.system)))
+    return RTensor(out, right.shape, right.system)
+
+
+def _attention_backward_unscaled(q: RTensor, k: RTensor, v: RTensor, is_causal: bool = False,
+                                 scale: float | None = None) -> RTensor:
+    """Attention whose backward leaves the scale out of dQ and dK (the forward has it): right at
+    scale 1 only."""
+    ns = q.system
+    c = ns.div(ns.one, ns.convert(scale if scale is not None else 1.0 / math.sqrt(q.shape[-1])))
+    unscaled = [RTensor([_frozen(x) + (x - _frozen(x)) * c for x in t.elements], t.shape, ns) for t in (q, k)]
+    return attention.scaled_dot_product_attention(*unscaled, v, is_causal, scale)  # BUG: dq, dk × 1/scale
+
+
 def _layer(name: str, fn: Any) -> Any:
     return entries(TENSOR_OPS, **{name: replace(TENSOR_OPS[name], refimpl=fn)})
 
@@ -215,4 +250,10 @@ MUTANTS = [
     Mutant("prod-zero-gradient", "layers", "prod's backward where(x == 0, 0, out/x): a zero's gradient lost",
            "the usual patch for out/x's NaN at 0; right without zeros (tensorflow#119430, pytensor#1911)",
            _layer("prod", _prod_zero_gradient)),
+    Mutant("attention-dv-untransposed", "layers", "attention's backward dV = P·dO, not Pᵀ·dO",
+           "a shape error when query and key lengths differ, silent when equal (flash-attention#2552)",
+           _layer("scaled_dot_product_attention", _attention_dv_untransposed)),
+    Mutant("attention-backward-unscaled", "layers", "attention's dQ and dK without the softmax scale",
+           "the forward scales the scores, the backward forgets it; right at scale 1",
+           _layer("scaled_dot_product_attention", _attention_backward_unscaled)),
 ]
