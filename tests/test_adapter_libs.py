@@ -36,15 +36,22 @@ LIBS = {
     "jax": ("jax", "conformance.impls.adapters.jax", "JaxImpl"),
     "tinygrad": ("tinygrad", "conformance.impls.adapters.tinygrad", "TinygradImpl"),
 }
-# the layer ops (convolution, pooling) are not mapped in the library adapters yet: unsupported there
-ALL = frozenset(OPS) | (frozenset(TENSOR_OPS) - frozenset(layer_ops()))
+#: the layer ops the library adapters map (docs/findings.md, "Layer ops"); one declared since is
+#: unsupported in every adapter until it is mapped
+LAYERS = frozenset({"conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "layer_norm", "group_norm",
+                    "index_select", "gather", "embedding", "scatter_add", "where", "masked_fill", "cumsum",
+                    "cumprod", "prod"})
+ALL = frozenset(OPS) | (frozenset(TENSOR_OPS) - frozenset(layer_ops())) | LAYERS
 #: what each library has no primitive for (docs/findings.md says why)
 UNSUPPORTED = {
-    "autograd": {"relu", "leaky_relu", "elu", "softplus", "silu", "gelu", "softmax", "log_softmax"},
-    "mygrad": {"erf", "softplus", "silu", "gelu", "logsumexp"},
+    "autograd": {"relu", "leaky_relu", "elu", "softplus", "silu", "gelu", "softmax", "log_softmax",
+                 "scatter_add", "cumprod"},
+    "mygrad": {"erf", "softplus", "silu", "gelu", "logsumexp", "scatter_add"},
     "jax": {"softplus"},
     "tinygrad": {"expm1", "log1p", "softplus"},
 }
+#: autograd's ops that need scipy (its ``scipy`` extra): autograd.scipy.special and .signal
+NEED_SCIPY = {"sigmoid", "erf", "logsumexp", "conv2d", "conv1d"}
 SECOND_ORDER = {"autograd": True, "mygrad": False, "jax": True, "tinygrad": True}
 
 _loaded: dict[str, object] = {}
@@ -92,7 +99,7 @@ def test_declared_capabilities(impl):
 
     assert impl.version.split(" ")[0] == version(lib)
     no_scipy = lib == "autograd" and importlib.util.find_spec("scipy") is None  # autograd's special functions
-    assert impl.capabilities.ops == ALL - UNSUPPORTED[lib] - ({"sigmoid", "erf", "logsumexp"} if no_scipy else set())
+    assert impl.capabilities.ops == ALL - UNSUPPORTED[lib] - (NEED_SCIPY if no_scipy else set())
     assert impl.capabilities.dtypes == ("float64", "float32")
     assert impl.capabilities.second_order is SECOND_ORDER[lib]
     assert not impl.capabilities.networks
@@ -170,6 +177,21 @@ SOFTMAX_SUBNORMAL = GraphCase(  # exp(-728.6) is subnormal: XLA on the CPU flush
     {"x0": Tensor((2,), (-728.6851205308157, -0.08029611731365449))},
     (Node("n0", "softmax", ("x0",), {"dim": 0}),), "n0", Tensor((2,), (0.8835112035723214, 0.9054651195029101)))
 
+def layer(op, leaves, ct, dtype="float64", **attrs):
+    """One layer op over leaves x0, x1, … given as (shape, values), the cotangent as (shape, values)."""
+    ls = {f"x{i}": Tensor(tuple(shape), tuple(values)) for i, (shape, values) in enumerate(leaves)}
+    return GraphCase(ls, (Node("n0", op, tuple(ls), attrs),), "n0", Tensor(tuple(ct[0]), tuple(ct[1])), dtype)
+
+
+_POOL = dict(kernel_size=[1, 2], stride=[1, 1], padding=[0, 0], ceil_mode=False)
+#: a window of two equal maxima: torch gives the first the whole gradient
+POOL_TIE = layer("max_pool2d", [((1, 1, 1, 2), (1.0, 1.0))], ((1, 1, 1, 1), (1.0,)), dilation=[1, 1], **_POOL)
+#: a max pool with dilation (no tie)
+POOL_DILATED = layer("max_pool2d", [((1, 1, 1, 3), (1.0, 2.0, 3.0))], ((1, 1, 1, 1), (1.0,)), dilation=[1, 2],
+                     **_POOL)
+#: one factor, binary32: the derivative is the cotangent itself; (g·x)/x rounds
+ONE_FACTOR = dict(leaves=[((1,), (0.6888437271118164,))], dtype="float32")
+
 #: (library, finding, case, verdict, what the library gives: {entry: value} or an error substring)
 FINDINGS = [
     # jax
@@ -180,6 +202,10 @@ FINDINGS = [
     ("jax", "subnormals flushed to zero", SOFTMAX_SUBNORMAL, "robustness", {"value[0]": 0.0}),
     ("jax", "elu'(0) = alpha, as torch", one("elu", 0.0, alpha=0.5), "pass", {"x0": 0.5}),
     ("jax", "maximum tie split 1/2", one("maximum", 1.0, 1.0), "pass", {"x0": 0.5, "x1": 0.5}),
+    ("jax", "max pool with dilation: no VJP", POOL_DILATED, "error",
+     "VJP not implemented for select_and_gather (MaxPool) with window dilation"),
+    ("jax", "max pool tie: the first maximum, as torch", POOL_TIE, "pass",
+     {"grad[x0][0]": 1.0, "grad[x0][1]": 0.0}),
     # autograd
     ("autograd", "clamp at its bound: 0", one("clamp", 2.0, min=1.0, max=2.0), "convention", {"x0": 0.0}),
     ("autograd", "abs'' is a rounding residue, not 0",
@@ -189,6 +215,17 @@ FINDINGS = [
      graph({"x0": -2.8788283600093716}, [("tanh", ["x0"], {}), ("cos", ["n0"], {})], ct=-0.694808815185223,
            v={"x0": -2.2250738585072014e-308}), "robustness", {"hvp[x0]": 3.2194363175292e-310}),
     ("autograd", "maximum tie split 1/2", one("maximum", 1.0, 1.0), "pass", {"x0": 0.5, "x1": 0.5}),
+    ("autograd", "max pool tie split 1/2 (np.max)", POOL_TIE, "convention", {"grad[x0][0]": 0.5, "grad[x0][1]": 0.5}),
+    ("autograd", "prod' is g*prod/x: NaN at a zero",
+     layer("prod", [((3,), (1.5, 0.0, 2.0))], ((), (1.0,)), dim=0, keepdim=False), "nonfinite-mismatch",
+     "grad[x0][1]: implementation nan, torch 3.0"),
+    ("autograd", "prod' of one factor is (g*x)/x", layer("prod", ct=((), (-1.7666327953338623,)), dim=0,
+                                                           keepdim=False, **ONE_FACTOR),
+     "fail", {"grad[x0][0]": -1.7666329145431519}),
+    ("autograd", "convolve's VJP recurses forever",  # its 'full' convolution of two arrays of one size
+     layer("conv2d", [((1, 1, 2, 2), (0.5, -1.0, 2.0, 0.25)), ((1, 1, 1, 2), (1.5, -0.5)), ((1,), (0.1,))],
+           ((1, 1, 2, 1), (1.0, -2.0)), stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1),
+     "error", "RecursionError: maximum recursion depth exceeded"),
     # mygrad
     ("mygrad", "maximum tie: 0 to both", one("maximum", 1.0, 1.0), "convention", {"x0": 0.0, "x1": 0.0}),
     ("mygrad", "minimum tie: 0 to both", one("minimum", 1.0, 1.0), "convention", {"x0": 0.0, "x1": 0.0}),
@@ -205,6 +242,15 @@ FINDINGS = [
     ("mygrad", "elu' is 0 below x = -37", one("elu", -719.5778211270286, alpha=1.2884446640952116),
      "known-cause",
      {"x0": 0.0}),
+    ("mygrad", "max pool tie: the first maximum, as torch", POOL_TIE, "pass",
+     {"grad[x0][0]": 1.0, "grad[x0][1]": 0.0}),
+    ("mygrad", "conv_nd: a dilated kernel that just fits raises",  # it asks k*d inputs, not d*(k-1)+1
+     layer("conv1d", [((1, 1, 5), (0.5, -1.0, 2.0, 0.25, 1.5)), ((1, 1, 3), (1.5, -0.5, 0.75)), ((1,), (0.1,))],
+           ((1, 1, 1), (1.0,)), stride=1, padding=0, dilation=2, groups=1),
+     "error", "ValueError: The dilated window"),
+    ("mygrad", "cumprod' of one factor is (g*x)/x", layer("cumprod", ct=((1,), (-1.7666327953338623,)), dim=0,
+                                                            **ONE_FACTOR),
+     "fail", {"grad[x0][0]": -1.7666329145431519}),
     # tinygrad
     ("tinygrad", "erf is a 1e-7 approximation", one("erf", 0.9934599382095648), "fail",
      {"value": 0.8399680634278742}),
@@ -222,6 +268,7 @@ FINDINGS = [
     # 0 is outside elu's one-sided derivatives [0.5, 1]: no valid choice (it was convention)
     ("tinygrad", "elu'(0) = 0", one("elu", 0.0, alpha=0.5), "fail", {"x0": 0.0}),
     ("tinygrad", "maximum tie split 1/2", one("maximum", 1.0, 1.0), "pass", {"x0": 0.5, "x1": 0.5}),
+    ("tinygrad", "max pool tie split 1/2", POOL_TIE, "convention", {"grad[x0][0]": 0.5, "grad[x0][1]": 0.5}),
 ]
 
 
@@ -317,6 +364,58 @@ def test_verify_suites_complete_within_the_documented_verdicts(impl):
             assert r.failure.verdict in DOCUMENTED[impl.name], r.failure.reason
     assert set(seen) <= DOCUMENTED[impl.name], seen
     assert seen["pass"] >= sum(seen.values()) // 2, seen
+
+
+#: per library, the layer ops whose suites (``op NAME``) run here, and how many drawn cases each adds
+#: to its fixed hostile ones (geometry.FIXED) — jax compiles every new shape and tinygrad (DEV=PYTHON)
+#: emulates every kernel, so they run a few suites' fixed cases only (the CI budget)
+LAYER_SUITES = {
+    "autograd": (LAYERS, 2),
+    "mygrad": (LAYERS, 2),
+    "jax": (frozenset({"conv1d", "max_pool2d", "avg_pool2d", "gather", "cumprod"}), 0),
+    "tinygrad": (frozenset({"avg_pool2d", "gather", "prod"}), 0),
+}
+#: beyond pass and unchecked, the verdicts of a library's layer suites (docs/findings.md, "Layer ops")
+LAYER_VERDICTS = {
+    ("autograd", "max_pool2d"): {"convention"},  # ties split evenly
+    ("autograd", "prod"): {"nonfinite-mismatch", "fail"},  # g*prod/x: NaN at a zero; rounding
+    ("autograd", "conv2d"): {"error"},  # convolve's VJP recursing
+    ("mygrad", "conv2d"): {"error"},  # conv_nd refusing a dilated kernel that just fits
+    ("mygrad", "conv1d"): {"error"},
+    ("mygrad", "cumprod"): {"fail"},  # (g*cumprod)/x rounds
+    ("jax", "max_pool2d"): {"error"},  # no VJP with dilation
+    ("tinygrad", "max_pool2d"): {"convention"},  # ties split evenly
+}
+
+
+def test_layer_suites_within_the_documented_verdicts(impl):
+    ops, examples = LAYER_SUITES[impl.name]
+    planned = {s.name: s for s in ver.suites(impl, examples)}
+    assert {n[3:] for n in planned if n[3:] in layer_ops()} == LAYERS - UNSUPPORTED[impl.name]
+    for op in sorted(ops & impl.capabilities.ops):
+        suite = dataclasses.replace(planned[f"op {op}"], examples=examples)
+        r = ver.run_suite(impl, suite, seed=1, shrink=False)
+        assert sum(r.verdicts.values()) == suite.size > 0, (op, r.verdicts)
+        allowed = {"pass", "unchecked"} | LAYER_VERDICTS.get((impl.name, op), set())
+        assert set(r.verdicts) <= allowed, (op, r.verdicts)
+
+
+def test_autograd_kron_vjp_is_wrong_beyond_two_dims():
+    """Why the autograd adapter dilates a kernel by stacking zeros, not with ``np.kron``: the VJP of
+    ``kron`` swaps the wrong axes of a 4-D array (it is right for 2-D ones)."""
+    adapter("autograd")
+    import autograd
+    import autograd.numpy as anp
+    import numpy
+
+    w, one_hot = numpy.arange(1.0, 7.0).reshape(1, 1, 2, 3), numpy.zeros((1, 1, 2, 1))
+    one_hot[0, 0, 0, 0] = 1.0  # kron(w, one_hot)[..., 2i, j] = w[..., i, j]: the rows of w spread out
+    ct = numpy.arange(12.0).reshape(1, 1, 4, 3)
+    right = ct[:, :, ::2, :]
+    got = autograd.grad(lambda w: anp.sum(anp.kron(w, one_hot) * ct))(w)
+    assert not numpy.array_equal(got, right) and got.tolist() == [[[[0.0, 2.0, 4.0], [6.0, 8.0, 10.0]]]]
+    flat = autograd.grad(lambda w: anp.sum(anp.kron(w, one_hot[0, 0]) * ct[0, 0]))(w[0, 0])
+    assert numpy.array_equal(flat, right[0, 0])
 
 
 def test_tinygrad_keeps_its_recursion_limit_to_itself():

@@ -22,7 +22,7 @@ from refimpl.tensor import index_array, reduction_groups
 
 LAYER_OPS = ("conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "layer_norm", "group_norm", "index_select",
              "gather", "embedding", "scatter_add", "where", "masked_fill", "cumsum", "cumprod", "prod",
-             "scaled_dot_product_attention")
+             "scaled_dot_product_attention", "lstm", "gru")
 SEEDS = range(3)
 
 
@@ -51,7 +51,7 @@ def test_the_layer_ops_have_their_own_suites_and_family():
     assert [n for n in names if n.removeprefix("op ") in LAYER_OPS] == [f"op {n}" for n in LAYER_OPS]
     families = {s.name.removeprefix("op "): s.family for s in kinds.suites(RefImpl().capabilities, 12)}
     assert [families[n] for n in LAYER_OPS] == ["convolution"] * 4 + ["normalization"] * 3 + ["indexing"] * 6 + [
-        "cumulative"] * 3 + ["attention"]
+        "cumulative"] * 3 + ["attention"] + ["recurrent"] * 2
 
 
 @pytest.mark.parametrize("name", LAYER_OPS)
@@ -131,6 +131,13 @@ def test_attention_lengths_and_widths_differ_by_construction(drawn):
     assert sum(c.nodes[0].attrs["is_causal"] for c in drawn["scaled_dot_product_attention"]) >= 10
 
 
+def test_recurrent_cells_run_several_steps_and_sometimes_one_hidden_unit(drawn):
+    for op in ("lstm", "gru"):
+        shapes = [(c.leaves["x0"].shape, c.leaves["x1"].shape) for c in drawn[op]]
+        assert sum(x[0] > 1 for x, _ in shapes) >= 25 and sum(h[-1] == 1 for _, h in shapes) >= 5, op
+        assert any(c.leaves["x1"].shape[-1] == 1 for c in layer_fixed_cases(op))  # H = 1, at every seed
+
+
 def index_array_bools(nested) -> list[bool]:
     return [v for row in nested for v in index_array_bools(row)] if isinstance(nested, list) else [nested]
 
@@ -156,6 +163,8 @@ def _rt(t):
     ("prod-zero-gradient", "prod", "fail"),
     ("attention-dv-untransposed", "scaled_dot_product_attention", "fail"),
     ("attention-backward-unscaled", "scaled_dot_product_attention", "fail"),
+    ("lstm-no-carry", "lstm", "fail"),
+    ("gru-no-carry", "gru", "fail"),
 ])
 def test_each_layer_mutant_is_caught_at_every_seed(mutant, op, expect):
     impl = MutantImpl(MUTANTS[mutant])

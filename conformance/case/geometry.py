@@ -1,5 +1,6 @@
 """Hostile geometry for layer ops: the shapes and attributes of a convolution, a pooling, a
-normalization, an indexing or a cumulative op, or attention, drawn where their backward passes go wrong.
+normalization, an indexing or a cumulative op, attention, a recurrent cell over T steps, drawn where
+their backward passes go wrong.
 
 The bugs live in geometry that harmless tests never use: windows that overlap (stride < kernel: a
 window's gradient written with ``=`` loses the others'), sizes that the stride does not divide
@@ -280,6 +281,26 @@ def attention_geometry(draw: st.DrawFn) -> Geometry:
     return [(*batch, length, width), (*batch, keys, width), (*batch, keys, vwidth)], attrs, False
 
 
+def _recurrent(draw: st.DrawFn, gates: int, cell_state: bool) -> Geometry:
+    """x (T, B, I), h0 (and c0) (B, H), w_ih (G·H, I), w_hh (G·H, H), b_ih, b_hh (G·H,): T > 1 three
+    times in four (a gradient not carried across steps shows only there), H = 1 now and then."""
+    steps = draw(st.integers(2, 4)) if draw(st.integers(0, 3)) else 1
+    batch, inputs, hidden = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    state = [(batch, hidden)] * (2 if cell_state else 1)
+    g = gates * hidden
+    return [(steps, batch, inputs), *state, (g, inputs), (g, hidden), (g,), (g,)], {}, False
+
+
+@st.composite
+def lstm_geometry(draw: st.DrawFn) -> Geometry:
+    return _recurrent(draw, 4, True)
+
+
+@st.composite
+def gru_geometry(draw: st.DrawFn) -> Geometry:
+    return _recurrent(draw, 3, False)
+
+
 #: per layer op, geometries judged first at every seed (``Suite.fixed``): the hostile corner each
 #: bug needs, so that a bug no random draw happened to reach is still caught — a max shared by
 #: overlapping windows and a tie inside one; a last window over the padded edge under ceil_mode;
@@ -311,6 +332,10 @@ FIXED: dict[str, list[tuple[list[Shape], dict[str, Any], list[float] | None]]] =
     "cumprod": [([(2, 4)], {"dim": 1}, [0.5, 0.0, -1.5, 2.0, 0.0, 1.5, 0.0, -0.5])],  # one zero; two zeros
     "scaled_dot_product_attention": [([(1, 2, 2), (1, 3, 2), (1, 3, 3)], {"is_causal": False, "scale": None}, None),
                                      ([(1, 3, 2), (1, 2, 2), (1, 2, 1)], {"is_causal": True, "scale": None}, None)],
+    "lstm": [([(3, 1, 2), (1, 2), (1, 2), (8, 2), (8, 2), (8,), (8,)], {}, None),
+             ([(2, 2, 1), (2, 1), (2, 1), (4, 1), (4, 1), (4,), (4,)], {}, None)],  # hidden size 1
+    "gru": [([(3, 1, 2), (1, 2), (6, 2), (6, 2), (6,), (6,)], {}, None),
+            ([(2, 2, 1), (2, 1), (3, 1), (3, 1), (3,), (3,)], {}, None)],
     "prod": [([(2, 4)], {"dim": 1, "keepdim": False}, [0.5, 0.0, -1.5, 2.0, 0.0, 1.5, 0.0, -0.5]),
              ([(3, 2)], {"dim": 0, "keepdim": True}, [1.5, 0.0, -0.5, 2.0, 2.0, -1.0])],
 }

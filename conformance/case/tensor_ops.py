@@ -8,8 +8,9 @@ which the verdicts read to find kinks. The runners, the strategies, the verdicts
 scripts all read from here, so adding an op is this one place. Elementwise ops come from
 ``refimpl.ops.OPS`` (their kinks are ``OpSpec.kinks``).
 
-A *layer* op (convolution, pooling, normalization, indexing, cumulative ops, attention: the families of
-:data:`LAYER_FAMILIES`) takes inputs whose shapes depend on each other and on its attributes (or
+A *layer* op (convolution, pooling, normalization, indexing, cumulative ops, attention, recurrent
+cells: the families of :data:`LAYER_FAMILIES`) takes inputs whose shapes depend on each other and on
+its attributes (or
 values that must be hostile: repeated indices, zeros in a product); it declares a ``geometry``
 instead (:mod:`conformance.case.geometry`: the shapes of all its inputs and its attributes, drawn
 hostile), is judged in its own suite, and is never drawn into the random tensor graphs.
@@ -24,7 +25,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from conformance.case import geometry
-from refimpl import attention, conv, indexing, norm
+from refimpl import attention, conv, indexing, norm, recurrent
 from refimpl.tensor import Tensor, matmul, norm_dims, reduction_groups
 
 Shape = tuple[int, ...]
@@ -34,7 +35,7 @@ Shape = tuple[int, ...]
 class TensorOp:
     name: str
     arity: int
-    torch: str
+    torch: str  # a torch callable, or conformance.oracle.composed's loop around torch's pieces
     refimpl: Callable[..., Tensor]
     accepts: Callable[[Shape], bool]  # the first input's shape
     attrs: Callable[[Shape], st.SearchStrategy[dict[str, Any]]]
@@ -204,6 +205,13 @@ declare(TensorOp("scaled_dot_product_attention", 3, "torch.nn.functional.scaled_
                  attention.scaled_dot_product_attention, *_NO_TENSOR_GRAPHS,
                  note="query and key lengths that differ, a causal mask (top-left), the scale", family="attention",
                  geometry=geometry.attention_geometry))
+
+declare(TensorOp("lstm", 7, "conformance.oracle.composed.lstm", recurrent.lstm, *_NO_TENSOR_GRAPHS,
+                 note="x (T, B, I), h0, c0, w_ih, w_hh, b_ih, b_hh: every step's h, torch's gate order",
+                 family="recurrent", geometry=geometry.lstm_geometry))
+declare(TensorOp("gru", 6, "conformance.oracle.composed.gru", recurrent.gru, *_NO_TENSOR_GRAPHS,
+                 note="x (T, B, I), h0, w_ih, w_hh, b_ih, b_hh: every step's h, torch's gate order",
+                 family="recurrent", geometry=geometry.gru_geometry))
 
 
 def layer_ops(among: Any = None, family: str | None = None) -> list[str]:

@@ -280,7 +280,7 @@ def summary(control: Outcome, outcomes: list[Outcome]) -> str:
 #: a cell of the foreign matrix: what verify would say of the engine at that seed
 CELL = {"survived": "CONFORMS", "killed": "DOES NOT CONFORM", "convention": "convention"}
 EXPECTED_CELL = {"conforms": "CONFORMS", "kill": "DOES NOT CONFORM", "convention": "convention"}
-FOREIGN_WIDTH = 36  # the longest engine name, layers_masked_fill_grad_through_mask
+FOREIGN_WIDTH = max(len(name) for name in FOREIGN)  # the longest engine name
 
 
 @dataclass

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+
 from conformance.case.graph import GraphCase
 from conformance.case.tensor_ops import TENSOR_OPS, torch_arguments, torch_kwargs
+from conformance.oracle.names import resolve
 from refimpl import OPS
 
 
@@ -18,16 +21,22 @@ def _tensor_code(values: object, dtype: str) -> _Code:
     return _Code(f"torch.tensor({values!r}, dtype=torch.{dtype})")
 
 
+COMPOSED = "conformance.oracle.composed."
+
+
 def torch_script(case: GraphCase) -> str:
     dt = f"torch.{case.dtype}"
     lines = ["import torch", "import torch.nn.functional", ""]
+    for name in dict.fromkeys(TENSOR_OPS[n.op].torch for n in case.nodes if n.op in TENSOR_OPS):
+        if name.startswith(COMPOSED):  # torch has no one function for it: the loop, copied in
+            lines += ["from typing import Any", "", "", *inspect.getsource(resolve(name)).splitlines(), "", ""]
     names = list(case.leaves)
     for k in names:
         t = case.leaves[k]
         lines.append(f"{k} = torch.tensor({list(t.values)!r}, dtype={dt}).reshape({tuple(t.shape)!r})"
                      ".requires_grad_()")
     for n in case.nodes:
-        fn = OPS[n.op].torch if n.op in OPS else TENSOR_OPS[n.op].torch
+        fn = (OPS[n.op].torch if n.op in OPS else TENSOR_OPS[n.op].torch).removeprefix(COMPOSED)
         pos, named = (list(n.inputs), {}) if n.op in OPS else torch_arguments(n.op, list(n.inputs))
         kw = "".join(f", {k}={v!r}" for k, v in torch_kwargs(n.op, n.attrs, _tensor_code).items())
         args = ", ".join([*pos, *(f"{k}={v}" for k, v in named.items())])

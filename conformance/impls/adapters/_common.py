@@ -43,9 +43,13 @@ def require(module: str, extra: str) -> ModuleType:
 
 
 def node_attrs(node: Node) -> dict[str, Any]:
-    """The node's attributes with the op table's defaults filled in; lists become tuples."""
+    """The node's attributes with the op table's defaults filled in; lists become tuples, but for the
+    attributes torch takes as tensors (``TensorOp.tensor_attrs``: an index, a mask), which become
+    numpy arrays of that dtype (int64, bool) — so each op table gets arrays, whatever the nesting."""
     attrs = OPS[node.op].attributes(node.attrs) if node.op in OPS else dict(node.attrs)
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in attrs.items()}
+    arrays = dict(TENSOR_OPS[node.op].tensor_attrs) if node.op in TENSOR_OPS else {}
+    return {k: np.asarray(v, dtype=arrays[k]) if k in arrays else tuple(v) if isinstance(v, list) else v
+            for k, v in attrs.items()}
 
 
 def forward(case: GraphCase, table: OpTable, leaves: dict[str, Any]) -> Any:
@@ -54,6 +58,55 @@ def forward(case: GraphCase, table: OpTable, leaves: dict[str, Any]) -> Any:
     for n in case.nodes:
         env[n.name] = table[n.op](*(env[i] for i in n.inputs), **node_attrs(n))
     return env[case.output]
+
+
+# --- layer ops: torch's geometry, for libraries whose own functions lack part of it -------------------
+
+def pair(v: Any) -> tuple[int, int]:
+    """An int or a 1- or 2-sequence as (height, width), as torch reads ``kernel_size=3``."""
+    t = (v, v) if isinstance(v, int) else tuple(int(a) for a in v)
+    return (t[0], t[0]) if len(t) == 1 else (t[0], t[1])
+
+
+def window_pads(size: int, kernel: int, stride: int, padding: int, dilation: int = 1,
+                ceil_mode: bool = False) -> tuple[int, int, int]:
+    """Along one axis of torch's convolution or pooling: (before, after, out) — the padding that makes
+    torch's windows exactly the windows that fit in the padded axis, and their number. ``before`` is
+    ``padding``; ``after`` is less than it where torch's floor leaves the last rows unused (negative:
+    input rows dropped), more than it where ``ceil_mode`` adds a last window over the edge (torch drops
+    that window when it would start in the right padding)."""
+    span = dilation * (kernel - 1) + 1
+    num = size + 2 * padding - span
+    out = (-(-num // stride) if ceil_mode else num // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return padding, (out - 1) * stride + span - size - padding, out
+
+
+def window_views(x: Any, kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...],
+                 out: tuple[int, ...]) -> list[Any]:
+    """The windows of the trailing axes of an (already padded) ``x`` as strided slices, one per tap of
+    the kernel in row-major tap order: ``views[t][..., i, j]`` is tap ``t`` of output ``(i, j)``'s window
+    (a pooling is their maximum or sum; works on anything numpy-sliceable)."""
+    lead = (slice(None),) * (len(x.shape) - len(kernel))
+    return [x[lead + tuple(slice(u * d, u * d + (o - 1) * s + 1, s) for u, d, o, s in zip(tap, dilation, out, stride))]
+            for tap in np.ndindex(*kernel)]
+
+
+def avg_pool_divisor(shape: tuple[int, int], kernel_size: Any, stride: Any, padding: Any, ceil_mode: bool,
+                     count_include_pad: bool, dtype: Any) -> np.ndarray:
+    """torch's divisor of each output of ``avg_pool2d`` on an (H, W) plane: with ``count_include_pad``
+    the window's size up to the padded edge (a ``ceil_mode`` window hanging past it counts only up to
+    there), else the number of input elements it covers."""
+    k, p = pair(kernel_size), pair(padding)
+    s = pair(stride) if stride else k
+    axes = []
+    for size, kk, ss, pp in zip(shape, k, s, p):
+        out = window_pads(size, kk, ss, pp, 1, ceil_mode)[2]
+        starts = np.arange(out) * ss - pp
+        hi, lo = np.minimum(starts + kk, size + pp if count_include_pad else size), starts
+        axes.append(hi - (lo if count_include_pad else np.maximum(lo, 0)))
+    return np.multiply.outer(axes[0], axes[1]).astype(dtype)
 
 
 def capabilities(table: OpTable, dtypes: Iterable[str], second_order: bool) -> Capabilities:

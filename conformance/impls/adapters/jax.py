@@ -14,8 +14,20 @@ import os
 from importlib.metadata import version
 from typing import Any
 
+import numpy as np
+
 from conformance.case.graph import GraphCase
-from conformance.impls.adapters._common import ArrayAdapter, OpTable, Raw, capabilities, forward, require
+from conformance.impls.adapters._common import (
+    ArrayAdapter,
+    OpTable,
+    Raw,
+    avg_pool_divisor,
+    capabilities,
+    forward,
+    pair,
+    require,
+    window_pads,
+)
 
 
 def _table(jax: Any) -> OpTable:
@@ -59,6 +71,85 @@ def _table(jax: Any) -> OpTable:
         "transpose": lambda x, dim0, dim1: jnp.swapaxes(x, dim0, dim1),
         "reshape": lambda x, shape: jnp.reshape(x, shape),
         "matmul": lambda a, b: jnp.matmul(a, b),
+        **_layers(jax),
+    }
+
+
+def _layers(jax: Any) -> OpTable:
+    """The layer ops: ``lax.conv_general_dilated`` (groups as ``feature_group_count``), ``lax.reduce_window``
+    for pooling (torch's ceil_mode as more padding on the right, −inf for a max pool; an average pool's
+    sum over torch's divisor), the normalizations written with ``jnp.mean``/``jnp.var`` and
+    ``lax.rsqrt`` as flax writes them, ``jnp.take``/``take_along_axis``, ``.at[].add``, ``jnp.where``,
+    ``jnp.cumsum``/``cumprod``/``prod``."""
+    jnp, lax = jax.numpy, jax.lax
+
+    def conv(x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any, groups: int) -> Any:
+        n = x.ndim - 2
+        each = (lambda v: (v,) * n if isinstance(v, int) else tuple(v))
+        spec = {1: ("NCH", "OIH", "NCH"), 2: ("NCHW", "OIHW", "NCHW")}[n]
+        y = lax.conv_general_dilated(x, w, each(stride), [(p, p) for p in each(padding)], rhs_dilation=each(dilation),
+                                     dimension_numbers=spec, feature_group_count=groups)
+        return y + b.reshape((1, -1) + (1,) * n)
+
+    def pool(x: Any, init: float, op: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
+             ceil_mode: bool) -> Any:
+        k, d = pair(kernel_size), pair(dilation)
+        s = pair(stride) if stride else k
+        pads = [window_pads(*a, ceil_mode)[:2] for a in zip(x.shape[2:], k, s, pair(padding), d)]
+        return lax.reduce_window(x, init, op, (1, 1, *k), (1, 1, *s),
+                                 ((0, 0), (0, 0), *[(lo, max(hi, 0)) for lo, hi in pads]), window_dilation=(1, 1, *d))
+
+    def avg_pool2d(x: Any, kernel_size: Any, stride: Any, padding: Any, ceil_mode: bool,
+                   count_include_pad: bool) -> Any:
+        total = pool(x, 0.0, lax.add, kernel_size, stride, padding, 1, ceil_mode)
+        return total / avg_pool_divisor(x.shape[2:], kernel_size, stride, padding, ceil_mode, count_include_pad,
+                                        x.dtype)
+
+    def normalize(x: Any, axes: tuple[int, ...], eps: float) -> Any:
+        mean = jnp.mean(x, axes, keepdims=True)
+        return (x - mean) * lax.rsqrt(jnp.var(x, axes, keepdims=True) + eps)  # biased variance
+
+    def per_channel(x: Any, v: Any) -> Any:
+        return v.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+    def batch_norm(x: Any, weight: Any, bias: Any, eps: float) -> Any:
+        y = normalize(x, (0, *range(2, x.ndim)), eps)
+        return y * per_channel(x, weight) + per_channel(x, bias)
+
+    def layer_norm(x: Any, weight: Any, bias: Any, normalized_shape: Any, eps: float) -> Any:
+        return normalize(x, tuple(range(-len(normalized_shape), 0)), eps) * weight + bias
+
+    def group_norm(x: Any, weight: Any, bias: Any, num_groups: int, eps: float) -> Any:
+        y = normalize(x.reshape(x.shape[0], num_groups, -1), (2,), eps).reshape(x.shape)
+        return y * per_channel(x, weight) + per_channel(x, bias)
+
+    def gather(x: Any, dim: int, index: Any) -> Any:  # torch's index may be smaller than x beside dim
+        part = tuple(slice(None) if k == dim % x.ndim else slice(0, n) for k, n in enumerate(index.shape))
+        return jnp.take_along_axis(x[part], index, axis=dim)
+
+    def scatter_add(x: Any, src: Any, dim: int, index: Any) -> Any:
+        where = list(np.indices(index.shape, sparse=True))
+        where[dim] = index
+        return x.at[tuple(where)].add(src)
+
+    return {
+        "conv2d": conv,
+        "conv1d": conv,
+        "max_pool2d": lambda x, kernel_size, stride, padding, dilation, ceil_mode: pool(
+            x, -jnp.inf, lax.max, kernel_size, stride, padding, dilation, ceil_mode),
+        "avg_pool2d": avg_pool2d,
+        "batch_norm": batch_norm,
+        "layer_norm": layer_norm,
+        "group_norm": group_norm,
+        "index_select": lambda x, dim, index: jnp.take(x, index, axis=dim),
+        "gather": gather,
+        "embedding": lambda weight, input: jnp.take(weight, input, axis=0),
+        "scatter_add": scatter_add,
+        "where": lambda x, y, condition: jnp.where(condition, x, y),
+        "masked_fill": lambda x, mask, value: jnp.where(mask, value, x),
+        "cumsum": lambda x, dim: jnp.cumsum(x, axis=dim),
+        "cumprod": lambda x, dim: jnp.cumprod(x, axis=dim),
+        "prod": lambda x, dim, keepdim: jnp.prod(x, axis=dim, keepdims=keepdim),
     }
 
 

@@ -83,6 +83,55 @@ def _table() -> OpTable:
         "transpose": lambda x, dim0, dim1: x.transpose(dim0, dim1),
         "reshape": lambda x, shape: x.reshape(shape),
         "matmul": lambda a, b: a.matmul(b),
+        **_layers(),
+    }
+
+
+def _layers() -> OpTable:
+    """The layer ops: ``Tensor.conv2d`` (any number of spatial dims: conv1d too), ``max_pool2d`` and
+    ``avg_pool2d`` (torch's ceil_mode and count_include_pad), ``tinygrad.nn.BatchNorm`` (no running
+    statistics: the batch's), ``nn.LayerNorm``, ``nn.GroupNorm`` and ``nn.Embedding`` with the case's
+    weight and bias, indexing with a tensor, ``gather``, ``scatter_reduce(reduce="sum")``, ``where``,
+    ``masked_fill``, ``cumsum``, ``cumprod``, ``prod``. Index and mask arrays become tinygrad tensors on
+    the input's device."""
+    from tinygrad import Tensor, nn
+
+    def on(x: Any, a: Any) -> Any:
+        return Tensor(a, device=x.device)
+
+    def module(m: Any, weight: Any, bias: Any) -> Any:
+        m.weight, m.bias = weight, bias
+        return m
+
+    def embedding(weight: Any, input: Any) -> Any:
+        m = nn.Embedding(*weight.shape)
+        m.weight = weight
+        return m(on(weight, input))
+
+    return {
+        "conv2d": lambda x, w, b, stride, padding, dilation, groups: x.conv2d(
+            w, b, groups=groups, stride=stride, dilation=dilation, padding=padding),
+        "conv1d": lambda x, w, b, stride, padding, dilation, groups: x.conv2d(
+            w, b, groups=groups, stride=stride, dilation=dilation, padding=padding),
+        "max_pool2d": lambda x, kernel_size, stride, padding, dilation, ceil_mode: x.max_pool2d(
+            kernel_size, stride or None, dilation, padding, ceil_mode),
+        "avg_pool2d": lambda x, kernel_size, stride, padding, ceil_mode, count_include_pad: x.avg_pool2d(
+            kernel_size, stride or None, 1, padding, ceil_mode, count_include_pad),
+        "batch_norm": lambda x, weight, bias, eps: module(
+            nn.BatchNorm(x.shape[1], eps=eps, track_running_stats=False), weight, bias)(x),
+        "layer_norm": lambda x, weight, bias, normalized_shape, eps: module(
+            nn.LayerNorm(normalized_shape, eps=eps), weight, bias)(x),
+        "group_norm": lambda x, weight, bias, num_groups, eps: module(
+            nn.GroupNorm(num_groups, x.shape[1], eps=eps), weight, bias)(x),
+        "index_select": lambda x, dim, index: x[(slice(None),) * (dim % x.ndim) + (on(x, index),)],
+        "gather": lambda x, dim, index: x.gather(dim, on(x, index)),
+        "embedding": embedding,
+        "scatter_add": lambda x, src, dim, index: x.scatter_reduce(dim, on(x, index), src, reduce="sum"),
+        "where": lambda x, y, condition: on(x, condition).where(x, y),
+        "masked_fill": lambda x, mask, value: x.masked_fill(on(x, mask), value),
+        "cumsum": lambda x, dim: x.cumsum(dim),
+        "cumprod": lambda x, dim: x.cumprod(dim),
+        "prod": lambda x, dim, keepdim: x.prod(dim, keepdim=keepdim),
     }
 
 

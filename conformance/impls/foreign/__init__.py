@@ -220,6 +220,20 @@ FOREIGN: dict[str, Foreign] = {f.name: f for f in (
            "op:scatter_add entry:value"),
     _entry("layers_masked_fill_grad_through_mask", "layers", "kill", "masked_fill backward ignores the mask",
            "op:masked_fill"),
+    _entry("layers_attention_dv_untransposed", "layers", "kill", "attention backward dV = P·dO, not Pᵀ·dO",
+           "op:scaled_dot_product_attention"),
+    _entry("layers_attention_softmax_no_rowsum", "layers", "kill", "attention's softmax backward dS = P ⊙ dP",
+           "op:scaled_dot_product_attention"),
+    _entry("layers_attention_causal_mask_backward", "layers", "kill", "attention backward recomputes P unmasked",
+           "op:scaled_dot_product_attention"),
+    _entry("layers_attention_scale_in_dv", "layers", "kill", "attention backward scales dV too",
+           "op:scaled_dot_product_attention"),
+    _entry("layers_lstm_no_carry", "layers", "kill", "LSTM backprop through time without the carry", "op:lstm"),
+    _entry("layers_lstm_squeeze_hidden_1", "layers", "kill", "LSTM backward .squeeze(): breaks at hidden size 1",
+           "op:lstm"),
+    _entry("layers_gru_no_carry", "layers", "kill", "GRU backprop through time without the carry", "op:gru"),
+    _entry("layers_gru_update_gate_swapped", "layers", "kill", "GRU backward with h' = z·n + (1 − z)·h",
+           "op:gru"),
 )}
 
 __all__ = ["EXPECTS", "FOREIGN", "STYLES", "Foreign"]

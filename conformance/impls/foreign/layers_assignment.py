@@ -1,12 +1,14 @@
 """Numpy layer functions written like a course assignment (correct): CS231n's layers.py style.
 
 The suite verifies layer ops (convolution, pooling, normalization; cumulative sums and products, prod;
-indexing: index_select, gather, embedding, scatter_add; where, masked_fill) through a layer-function adapter:
-``forward(*inputs, **attrs) -> (out, cache)`` and ``backward(dout, cache) -> grads``. This is a correct
-set written independently of the reference implementation — naive loops over output positions,
-textbook backward formulas (batch norm's compact dx; products of the other factors, never a division by
-x; ``np.add.at`` for repeated indices) — and the base the buggy ``layers_*.py`` files override one op at
-a time.
+indexing: index_select, gather, embedding, scatter_add; where, masked_fill; scaled dot-product attention;
+recurrent: a one-layer LSTM and GRU over a sequence) through a layer-function adapter:
+``forward(*inputs, **attrs) -> (out, cache)`` and ``backward(dout, cache) -> grads``. This is a correct set
+written independently of the reference implementation — naive loops over output positions, textbook backward
+formulas (batch norm's compact dx; products of the other factors, never a division by x; ``np.add.at`` for
+repeated indices; the softmax backward ``P * (dP - rowsum(dP * P))``; backpropagation through time that carries
+dh and dc from step t + 1 into step t, rnn_layers.py's lstm_backward pattern) — and the base the buggy
+``layers_*.py`` files override one op at a time.
 """
 
 import numpy as np
@@ -358,6 +360,128 @@ def masked_fill_backward(dout, cache):
     return (np.where(mask, 0.0, dout),)  # the filled positions no longer depend on x
 
 
+def _attention_probs(q, k, scale, is_causal):
+    """softmax(scale * q @ k^T) over the keys, the max subtracted; causal: query i sees keys 0..i (top-left)."""
+    L, S = q.shape[-2], k.shape[-2]
+    scores = scale * (q @ np.swapaxes(k, -1, -2))  # (..., L, S)
+    if is_causal:
+        scores = np.where(np.tril(np.ones((L, S), dtype=bool)), scores, -np.inf)
+    scores = scores - scores.max(axis=-1, keepdims=True)  # key 0 is never masked: the max is finite
+    p = np.exp(scores)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def scaled_dot_product_attention_forward(q, k, v, is_causal=False, scale=None):
+    # q (..., L, E), k (..., S, E), v (..., S, Ev) -> out (..., L, Ev)
+    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else float(scale)
+    p = _attention_probs(q, k, scale, bool(is_causal))
+    return p @ v, (q, k, v, p, scale)
+
+
+def scaled_dot_product_attention_backward(dout, cache):
+    q, k, v, p, scale = cache
+    dv = np.swapaxes(p, -1, -2) @ dout  # (..., S, Ev)
+    dp = dout @ np.swapaxes(v, -1, -2)  # (..., L, S)
+    # softmax backward, row by row; a masked position has p = 0 and gets no gradient
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+    dq = scale * (ds @ k)
+    dk = scale * (np.swapaxes(ds, -1, -2) @ q)
+    return dq, dk, dv
+
+
+def _sigmoid(x):
+    """1 / (1 + exp(-x)) without overflow: exp of a non-positive number only."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    # x (T, B, I), h0 and c0 (B, H), w_ih (4H, I), w_hh (4H, H): every step's h, (T, B, H)
+    T, H = x.shape[0], h0.shape[-1]
+    h, c = h0, c0
+    out = np.zeros((T, *h0.shape))
+    steps = []
+    for t in range(T):
+        pre = x[t] @ w_ih.T + b_ih + h @ w_hh.T + b_hh  # (B, 4H), torch's gate order i, f, g, o
+        i, f = _sigmoid(pre[:, :H]), _sigmoid(pre[:, H:2 * H])
+        g, o = np.tanh(pre[:, 2 * H:3 * H]), _sigmoid(pre[:, 3 * H:])
+        next_c = f * c + i * g
+        tanh_c = np.tanh(next_c)
+        steps.append((x[t], h, c, i, f, g, o, tanh_c))
+        h, c = o * tanh_c, next_c
+        out[t] = h
+    return out, (steps, w_ih, w_hh)
+
+
+def lstm_backward(dout, cache):
+    steps, w_ih, w_hh = cache
+    T = len(steps)
+    dx = np.zeros((T, *steps[0][0].shape))
+    dw_ih, dw_hh = np.zeros_like(w_ih), np.zeros_like(w_hh)
+    db = np.zeros(w_ih.shape[0])
+    dh_next = np.zeros(dout.shape[1:])  # the gradient reaching h_t (and c_t) from step t + 1
+    dc_next = np.zeros(dout.shape[1:])
+    for t in reversed(range(T)):
+        x_t, h_prev, c_prev, i, f, g, o, tanh_c = steps[t]
+        dh = dout[t] + dh_next  # h_t feeds the output and the next step
+        dc = dc_next + dh * o * (1 - tanh_c ** 2)
+        do = dh * tanh_c
+        di, df, dg = dc * g, dc * c_prev, dc * i
+        dpre = np.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g ** 2), do * o * (1 - o)], axis=1)
+        dx[t] = dpre @ w_ih
+        dw_ih += dpre.T @ x_t
+        dw_hh += dpre.T @ h_prev
+        db += dpre.sum(axis=0)
+        dh_next = dpre @ w_hh
+        dc_next = dc * f
+    return dx, dh_next, dc_next, dw_ih, dw_hh, db, db.copy()  # b_ih and b_hh enter the same sum
+
+
+def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh):
+    # x (T, B, I), h0 (B, H), w_ih (3H, I), w_hh (3H, H), torch's gate order r, z, n: every step's h, (T, B, H)
+    T, H = x.shape[0], h0.shape[-1]
+    h = h0
+    out = np.zeros((T, *h0.shape))
+    steps = []
+    for t in range(T):
+        gi = x[t] @ w_ih.T + b_ih  # (B, 3H)
+        gh = h @ w_hh.T + b_hh
+        r = _sigmoid(gi[:, :H] + gh[:, :H])
+        z = _sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
+        hn = gh[:, 2 * H:]  # the reset gate scales W_hn h + b_hn, bias included
+        n = np.tanh(gi[:, 2 * H:] + r * hn)
+        steps.append((x[t], h, r, z, n, hn))
+        h = (1 - z) * n + z * h
+        out[t] = h
+    return out, (steps, w_ih, w_hh)
+
+
+def gru_backward(dout, cache):
+    steps, w_ih, w_hh = cache
+    T = len(steps)
+    dx = np.zeros((T, *steps[0][0].shape))
+    dw_ih, dw_hh = np.zeros_like(w_ih), np.zeros_like(w_hh)
+    db_ih, db_hh = np.zeros(w_ih.shape[0]), np.zeros(w_hh.shape[0])
+    dh_next = np.zeros(dout.shape[1:])  # the gradient reaching h_t from step t + 1
+    for t in reversed(range(T)):
+        x_t, h_prev, r, z, n, hn = steps[t]
+        dh = dout[t] + dh_next
+        dn = dh * (1 - z)
+        dz = dh * (h_prev - n)
+        dan = dn * (1 - n ** 2)  # the pre-activation of n
+        dar = dan * hn * r * (1 - r)
+        daz = dz * z * (1 - z)
+        dgi = np.concatenate([dar, daz, dan], axis=1)
+        dgh = np.concatenate([dar, daz, dan * r], axis=1)
+        dx[t] = dgi @ w_ih
+        dw_ih += dgi.T @ x_t
+        dw_hh += dgh.T @ h_prev
+        db_ih += dgi.sum(axis=0)
+        db_hh += dgh.sum(axis=0)
+        dh_next = dh * z + dgh @ w_hh  # directly through z * h, and through the three gates
+    return dx, dh_next, dw_ih, dw_hh, db_ih, db_hh
+
+
 LAYERS = {
     "conv2d": (conv2d_forward, conv2d_backward),
     "conv1d": (conv1d_forward, conv1d_backward),
@@ -375,4 +499,7 @@ LAYERS = {
     "scatter_add": (scatter_add_forward, scatter_add_backward),
     "where": (where_forward, where_backward),
     "masked_fill": (masked_fill_forward, masked_fill_backward),
+    "scaled_dot_product_attention": (scaled_dot_product_attention_forward, scaled_dot_product_attention_backward),
+    "lstm": (lstm_forward, lstm_backward),
+    "gru": (gru_forward, gru_backward),
 }

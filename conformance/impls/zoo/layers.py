@@ -18,7 +18,7 @@ from typing import Any
 
 from conformance.case.tensor_ops import TENSOR_OPS
 from conformance.impls.zoo.base import Mutant, entries
-from refimpl import attention, conv, indexing, norm
+from refimpl import attention, conv, indexing, norm, recurrent
 from refimpl.engine import Value
 from refimpl.tensor import Tensor as RTensor
 from refimpl.tensor import constant, index_array, norm_dim, reduction_groups
@@ -209,6 +209,25 @@ def _attention_backward_unscaled(q: RTensor, k: RTensor, v: RTensor, is_causal: 
     return attention.scaled_dot_product_attention(*unscaled, v, is_causal, scale)  # BUG: dq, dk × 1/scale
 
 
+def _lstm_no_carry(x: RTensor, h0: RTensor, c0: RTensor, *weights: RTensor) -> RTensor:
+    """An LSTM whose backward through time stops at each step: every step sees the previous state
+    as a constant (truncated BPTT of length 1 where the full gradient is claimed). Right at T = 1."""
+    h, c, out = h0, c0, []
+    for t in range(x.shape[0]):
+        h, c = recurrent.lstm_step(x[t], h.map(_frozen) if t else h, c.map(_frozen) if t else c, *weights)  # BUG
+        out.append(h)
+    return recurrent.stack(out)
+
+
+def _gru_no_carry(x: RTensor, h0: RTensor, *weights: RTensor) -> RTensor:
+    """A GRU whose backward through time stops at each step (see :func:`_lstm_no_carry`)."""
+    h, out = h0, []
+    for t in range(x.shape[0]):
+        h = recurrent.gru_step(x[t], h.map(_frozen) if t else h, *weights)  # BUG: the carry dropped
+        out.append(h)
+    return recurrent.stack(out)
+
+
 def _layer(name: str, fn: Any) -> Any:
     return entries(TENSOR_OPS, **{name: replace(TENSOR_OPS[name], refimpl=fn)})
 
@@ -256,4 +275,9 @@ MUTANTS = [
     Mutant("attention-backward-unscaled", "layers", "attention's dQ and dK without the softmax scale",
            "the forward scales the scores, the backward forgets it; right at scale 1",
            _layer("scaled_dot_product_attention", _attention_backward_unscaled)),
+    Mutant("lstm-no-carry", "layers", "an LSTM's gradient not carried across time steps",
+           "each step's state taken as a constant: right at T = 1, where tests often stop",
+           _layer("lstm", _lstm_no_carry)),
+    Mutant("gru-no-carry", "layers", "a GRU's gradient not carried across time steps",
+           "each step's state taken as a constant: right at T = 1", _layer("gru", _gru_no_carry)),
 ]
