@@ -23,7 +23,7 @@ from refimpl.tensor import index_array, reduction_groups
 LAYER_OPS = ("conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "layer_norm", "group_norm", "index_select",
              "gather", "embedding", "scatter_add", "where", "masked_fill", "cumsum", "cumprod", "prod",
              "scaled_dot_product_attention", "lstm", "gru")
-SEEDS = range(3)
+SEEDS = range(2)  # seeds 0-9: tools/layer_kill_matrix.py (docs/mutants.md)
 
 
 def _suite(name: str, examples: int = 12):
@@ -170,7 +170,7 @@ def test_each_layer_mutant_is_caught_at_every_seed(mutant, op, expect):
     impl = MutantImpl(MUTANTS[mutant])
     i, suite = _suite(op, 40)  # the ci profile's 10 cases
     for seed in SEEDS:
-        r = run_suite(impl, suite, seed + i, shrink=False)
+        r = run_suite(impl, suite, seed + i, shrink=False, first_failure_only=True)  # as verify
         worst = "fail" if r.verdicts.get("fail") or r.verdicts.get("error") else \
             "convention" if r.verdicts.get("convention") else "pass"
         assert worst == expect, (mutant, seed, dict(r.verdicts))
