@@ -17,6 +17,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -416,6 +417,29 @@ def test_autograd_kron_vjp_is_wrong_beyond_two_dims():
     assert not numpy.array_equal(got, right) and got.tolist() == [[[[0.0, 2.0, 4.0], [6.0, 8.0, 10.0]]]]
     flat = autograd.grad(lambda w: anp.sum(anp.kron(w, one_hot[0, 0]) * ct[0, 0]))(w[0, 0])
     assert numpy.array_equal(flat, right[0, 0])
+
+
+#: run in a fresh interpreter: the float64 conv2d whose input gradient XLA's CPU compiler aborts on
+JAX_ABORT_SCRIPT = """
+from conformance.case.graph import GraphCase, Node, Tensor
+from conformance.impls.adapters.jax import JaxImpl
+leaves = {"x0": Tensor((1, 1, 4, 4), (0.5,) * 16), "x1": Tensor((1, 1, 3, 2), (0.25,) * 6), "x2": Tensor((1,), (0.0,))}
+node = Node("n0", "conv2d", tuple(leaves), {"stride": [2, 2], "padding": [1, 1], "dilation": [2, 1], "groups": 1})
+print(JaxImpl().run_graph(GraphCase(leaves, (node,), "n0", Tensor((1, 1, 1, 3), (1.0, 1.0, 1.0)))))
+"""
+
+
+def test_jax_conv_gradient_aborts_the_process():
+    """docs/findings.md: the input gradient of a float64 conv2d with stride 2, padding 1 and dilation
+    (2, 1) makes XLA's CPU compiler fail a CHECK and abort the process (SIGABRT) — not an exception:
+    under verify's worker (``--isolate``) the case is an error; in process it ends the run."""
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed: pip install 'backprop-conformance[jax]'")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.run([sys.executable, "-c", JAX_ABORT_SCRIPT], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == -signal.SIGABRT, (proc.returncode, proc.stdout, proc.stderr[-2000:])
+    assert "Window dimensions do not match RHS shape" in proc.stderr
 
 
 def test_tinygrad_keeps_its_recursion_limit_to_itself():

@@ -49,6 +49,9 @@ class Mutant:
     patch: Patch = nullcontext
     trainer: type[RefTrainer] = RefTrainer
     expect: str = "kill"
+    # the ops whose cases the bug can change — a patch of those ops' declarations only; empty: any case.
+    # A case without them is computed bit for bit as refimpl computes it, so its verdict is refimpl's.
+    ops: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         assert self.category in CATEGORIES, self.category
