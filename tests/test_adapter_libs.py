@@ -4,8 +4,9 @@ divergence docs/findings.md records for them, each as a minimal case with its ve
 A library that is not installed is skipped (``pip install 'backprop-conformance[jax]'`` etc.).
 Each library: its declared capabilities; hand-built cases (fan-out x·x, a tensor graph, float32,
 second order) that pass against torch; the documented findings; a planted wrong gradient that is
-caught; and a few suites of ``conformance.commands.verify`` at a fixed seed, whose verdicts must stay within
-the classes documented for the library.
+caught; a few suites of ``conformance.commands.verify`` at a fixed seed, whose verdicts must stay within
+the classes documented for the library; and its layer ops' suites (``op NAME``), each within the verdicts
+documented for that library and op.
 """
 
 from __future__ import annotations
@@ -419,20 +420,20 @@ def test_autograd_kron_vjp_is_wrong_beyond_two_dims():
     assert numpy.array_equal(flat, right[0, 0])
 
 
-#: run in a fresh interpreter: the float64 conv2d whose input gradient XLA's CPU compiler aborts on
+#: run in a fresh interpreter: a conv2d whose input gradient XLA's CPU compiler aborts on
 JAX_ABORT_SCRIPT = """
 from conformance.case.graph import GraphCase, Node, Tensor
 from conformance.impls.adapters.jax import JaxImpl
 leaves = {"x0": Tensor((1, 1, 4, 4), (0.5,) * 16), "x1": Tensor((1, 1, 3, 2), (0.25,) * 6), "x2": Tensor((1,), (0.0,))}
-node = Node("n0", "conv2d", tuple(leaves), {"stride": [2, 2], "padding": [1, 1], "dilation": [2, 1], "groups": 1})
-print(JaxImpl().run_graph(GraphCase(leaves, (node,), "n0", Tensor((1, 1, 1, 3), (1.0, 1.0, 1.0)))))
+node = Node("n0", "conv2d", tuple(leaves), {"stride": [1, 2], "padding": [0, 1], "dilation": [1, 1], "groups": 1})
+print(JaxImpl().run_graph(GraphCase(leaves, (node,), "n0", Tensor((1, 1, 2, 3), (1.0,) * 6))))
 """
 
 
 def test_jax_conv_gradient_aborts_the_process():
-    """docs/findings.md: the input gradient of a float64 conv2d with stride 2, padding 1 and dilation
-    (2, 1) makes XLA's CPU compiler fail a CHECK and abort the process (SIGABRT) — not an exception:
-    under verify's worker (``--isolate``) the case is an error; in process it ends the run."""
+    """docs/findings.md: the input gradient of conv2d x (1, 1, 4, 4), w (1, 1, 3, 2), stride (1, 2),
+    padding (0, 1) makes XLA's CPU compiler fail a CHECK and abort the process (SIGABRT) — not an
+    exception: under verify's worker (``--isolate``) the case is an error; in process it ends the run."""
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed: pip install 'backprop-conformance[jax]'")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
