@@ -15,20 +15,21 @@ nested lists, as a case carries them.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import Any
 
 from .engine import Value
-from .tensor import Tensor, constant, index_array, norm_dim, reduction_groups, sum_of
-
-
-def _strides(shape: Sequence[int]) -> list[int]:
-    out, step = [], 1
-    for n in reversed(shape):
-        out.append(step)
-        step *= n
-    return out[::-1]
+from .tensor import (
+    Tensor,
+    constant,
+    index_array,
+    nest_flat,
+    norm_dim,
+    reduction_groups,
+    row_major_positions,
+    row_major_strides,
+    sum_of,
+)
 
 
 def _mask(values: Any, shape: Sequence[int], what: str) -> list[bool]:
@@ -57,8 +58,8 @@ def index_select(x: Tensor, dim: int, index: Any) -> Tensor:
         raise ValueError(f"index_select: index must be 1-D, got shape {shape}")
     d = norm_dim(dim, x.ndim)
     out_shape = (*x.shape[:d], len(flat), *x.shape[d + 1:])
-    expanded = [flat[pos[d]] for pos in itertools.product(*(range(n) for n in out_shape))]
-    return x.gather(d, _nested(expanded, out_shape))
+    expanded = [flat[pos[d]] for pos in row_major_positions(out_shape)]
+    return x.gather(d, nest_flat(expanded, out_shape))
 
 
 def gather(x: Tensor, dim: int, index: Any) -> Tensor:
@@ -83,9 +84,9 @@ def scatter_add(x: Tensor, src: Tensor, dim: int, index: Any) -> Tensor:
     d = norm_dim(dim, x.ndim)
     if len(shape) != x.ndim or tuple(shape) != tuple(src.shape):
         raise ValueError(f"scatter_add: index shape {shape} must be src's {src.shape}, with x's dims {x.shape}")
-    strides = _strides(x.shape)
+    strides = row_major_strides(x.shape)
     terms: list[list[Value]] = [[v] for v in x.elements]
-    for k, (pos, target) in enumerate(zip(itertools.product(*(range(n) for n in shape)), flat)):
+    for k, (pos, target) in enumerate(zip(row_major_positions(shape), flat)):
         if not 0 <= target < x.shape[d]:
             raise IndexError(f"scatter_add: index {target} is out of bounds for dim {d} of size {x.shape[d]}")
         place = [*pos]
@@ -145,9 +146,3 @@ def prod(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
     shape = kept if keepdim else tuple(n for k, n in enumerate(x.shape) if k != d)
     return Tensor(out, shape, x.system)
 
-
-def _nested(flat: list[Any], shape: Sequence[int]) -> Any:
-    if not shape:
-        return flat[0]
-    step = len(flat) // shape[0] if shape[0] else 0
-    return [_nested(flat[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]

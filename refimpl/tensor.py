@@ -61,7 +61,7 @@ def _numel(shape: Shape) -> int:
     return math.prod(shape)
 
 
-def _strides(shape: Shape) -> tuple[int, ...]:
+def row_major_strides(shape: Shape) -> tuple[int, ...]:
     """Row-major strides: the flat distance between neighbours along each dim."""
     strides, step = [], 1
     for n in reversed(shape):
@@ -70,7 +70,7 @@ def _strides(shape: Shape) -> tuple[int, ...]:
     return tuple(reversed(strides))
 
 
-def _positions(shape: Shape) -> Iterable[tuple[int, ...]]:
+def row_major_positions(shape: Shape) -> Iterable[tuple[int, ...]]:
     """Every multi-index of ``shape`` in row-major order."""
     return itertools.product(*(range(n) for n in shape))
 
@@ -116,8 +116,8 @@ def broadcast_map(src: Shape, out: Shape) -> list[int]:
     if broadcast_shapes(src, out) != out:
         raise ValueError(f"shape {src} cannot be broadcast to {out}")
     pad = len(out) - len(src)
-    strides = (0,) * pad + tuple(0 if n == 1 else s for n, s in zip(src, _strides(src)))
-    return [sum(i * s for i, s in zip(idx, strides)) for idx in _positions(out)]
+    strides = (0,) * pad + tuple(0 if n == 1 else s for n, s in zip(src, row_major_strides(src)))
+    return [sum(i * s for i, s in zip(idx, strides)) for idx in row_major_positions(out)]
 
 
 def reduction_groups(shape: Shape, dims: tuple[int, ...]) -> tuple[Shape, list[list[int]]]:
@@ -127,9 +127,9 @@ def reduction_groups(shape: Shape, dims: tuple[int, ...]) -> tuple[Shape, list[l
     row-major order.
     """
     kept = tuple(1 if d in dims else n for d, n in enumerate(shape))
-    kept_strides = _strides(kept)
+    kept_strides = row_major_strides(kept)
     groups: list[list[int]] = [[] for _ in range(_numel(kept))]
-    for flat, idx in enumerate(_positions(shape)):
+    for flat, idx in enumerate(row_major_positions(shape)):
         out = sum(i * s for d, (i, s) in enumerate(zip(idx, kept_strides)) if d not in dims)
         groups[out].append(flat)
     return kept, groups
@@ -150,11 +150,11 @@ def _flatten(nested: Any) -> tuple[Shape, list[Any]]:
     return (len(nested), *inner), [x for p in parts for x in p[1]]
 
 
-def _nest(flat: list[Any], shape: Shape) -> Any:
+def nest_flat(flat: list[Any], shape: Shape) -> Any:
     if not shape:
         return flat[0]
     step = _numel(shape[1:])
-    return [_nest(flat[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
+    return [nest_flat(flat[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
 def index_array(index: Any) -> tuple[Shape, list[int]]:
@@ -215,7 +215,7 @@ class Tensor:
 
     def tolist(self) -> Any:
         """Nested lists of plain numbers (a bare number for a 0-d tensor), like torch's."""
-        return _nest(self.flat(), self.shape)
+        return nest_flat(self.flat(), self.shape)
 
     def item(self) -> Any:
         if len(self.elements) != 1:
@@ -350,10 +350,10 @@ class Tensor:
         dims = tuple(norm_dim(d, self.ndim) for d in dims)
         if sorted(dims) != list(range(self.ndim)):
             raise ValueError(f"permute: {dims} is not a permutation of the {self.ndim} dims")
-        strides = _strides(self.shape)
+        strides = row_major_strides(self.shape)
         shape = tuple(self.shape[d] for d in dims)
         src = [strides[d] for d in dims]
-        return self._rearranged((sum(i * s for i, s in zip(idx, src)) for idx in _positions(shape)),
+        return self._rearranged((sum(i * s for i, s in zip(idx, src)) for idx in row_major_positions(shape)),
                                 shape)
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
@@ -414,7 +414,7 @@ class Tensor:
                 picks.append([k % n])
             else:
                 raise TypeError(f"unsupported index {k!r}: use ints and slices (or gather)")
-        strides = _strides(self.shape)
+        strides = row_major_strides(self.shape)
         order = (sum(i * s for i, s in zip(idx, strides)) for idx in itertools.product(*picks))
         return self._rearranged(order, shape)
 
@@ -431,9 +431,9 @@ class Tensor:
         if any(ishape[k] > self.shape[k] for k in range(self.ndim) if k != d):
             raise ValueError(f"gather: index shape {ishape} exceeds {self.shape} outside dim {d}")
         size = self.shape[d] if self.shape else 1
-        strides = _strides(self.shape)
+        strides = row_major_strides(self.shape)
         order = []
-        for idx, target in zip(_positions(ishape), flat):
+        for idx, target in zip(row_major_positions(ishape), flat):
             if not 0 <= target < size:
                 raise IndexError(f"gather: index {target} is out of bounds for dim {d} of size {size}")
             src = list(idx)
