@@ -145,4 +145,3 @@ def prod(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
         out.append(acc)
     shape = kept if keepdim else tuple(n for k, n in enumerate(x.shape) if k != d)
     return Tensor(out, shape, x.system)
-
