@@ -43,7 +43,6 @@ from typing import Any
 import numpy as np
 
 from conformance.case.graph import GraphCase, GraphResult
-from conformance.case.tensor_ops import TENSOR_OPS
 from conformance.impls import Capabilities
 from conformance.impls.adapters._common import node_attrs
 from conformance.impls.adapters.network_class import NetworkClass, checked_tensor
@@ -65,10 +64,7 @@ class LayerFunctions(NetworkClass):
         (node,) = case.nodes
         forward, backward = self.ops[node.op]
         arrays = {k: np.array(t.values, dtype=np.float64).reshape(t.shape) for k, t in case.leaves.items()}
-        attrs = node_attrs(node)
-        for name, dtype in TENSOR_OPS[node.op].tensor_attrs:  # indices and masks as numpy arrays
-            attrs[name] = np.asarray(node.attrs[name], dtype=dtype)
-        out, cache = forward(*(arrays[i] for i in node.inputs), **attrs)
+        out, cache = forward(*(arrays[i] for i in node.inputs), **node_attrs(node))  # indices, masks: arrays
         ct = case.cotangent
         grads = backward(np.array(ct.values, dtype=np.float64).reshape(ct.shape), cache)
         grads = list(grads) if isinstance(grads, (tuple, list)) else [grads]
