@@ -118,7 +118,7 @@ class Primitive:
     """A function the op table's formulas call on their number system (``m.exp(x)``).
 
     ``f64`` is its binary64 value with IEEE specials (what :class:`FloatNS` computes, and what
-    :class:`Float32NS` rounds). ``derivative`` is its derivative evaluated in binary64, as a
+    :class:`RoundedNS` rounds). ``derivative`` is its derivative evaluated in binary64, as a
     function of the input and the value already computed (exp′ = exp): ``(x, value) -> f′(x)`` for
     a unary function, ``(a, b, value) -> (∂/∂a, ∂/∂b)`` for pow. Error-bound arithmetic
     (:class:`conformance.tolerance.bounds.BoundNS`) multiplies an input's error by its absolute value.
@@ -147,7 +147,7 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("pow", _f64_pow, lambda a, b, v: (b * _f64_pow(a, b - 1), v * _f64_log(a)), arity=2, rational=True),
 )}
 """The number-system functions, by name. A new one is declared here; :class:`FloatNS`,
-:class:`Float32NS`, :class:`FractionNS` (when it is not ``rational``), :class:`MPNS` (when mpmath
+:class:`RoundedNS`, :class:`FractionNS` (when it is not ``rational``), :class:`MPNS` (when mpmath
 has a function of that name) and the error-bound system take it from this table;
 ``tests/test_number_systems.py`` checks that every number system implements every one, and that each
 derivative is, bit for bit, the one the op of the same name states in :mod:`refimpl.ops`."""
@@ -163,7 +163,7 @@ class FloatNS:
     """IEEE binary64 arithmetic on Python floats; its functions are :data:`PRIMITIVES`' ``f64``."""
 
     name = "float64"
-    rounds = False  # True where every op's result must be rounded (float32 emulation)
+    rounds = False  # True where every op's result must be rounded (a narrower format's emulation)
     one = 1.0
     zero = 0.0
     pi = math.pi
@@ -196,30 +196,78 @@ def round_to_float32(x: float) -> float:
     return struct.unpack("f", struct.pack("f", x))[0]
 
 
-class Float32NS(FloatNS):
-    """binary32 emulation: every op's result is the binary64 result rounded once to binary32.
+@dataclass(frozen=True)
+class Format:
+    """A binary floating-point format: ``precision`` significand bits (the hidden one counted) and
+    normal exponents ``emin`` … ``emax`` (a normal number is 1.f × 2^e). From these follow its unit
+    roundoff, its smallest subnormal, its largest finite number and its rounding — everything an
+    emulation and an error bound need, declared once per format."""
+
+    name: str
+    precision: int
+    emin: int
+    emax: int
+
+    @property
+    def unit_roundoff(self) -> float:
+        """u = 2^-p: a correctly rounded result in the normal range is within u·|x| of the exact."""
+        return 2.0 ** -self.precision
+
+    @property
+    def smallest_subnormal(self) -> float:
+        return 2.0 ** (self.emin - self.precision + 1)
+
+    @property
+    def smallest_normal(self) -> float:
+        return 2.0 ** self.emin
+
+    @property
+    def largest(self) -> float:
+        return (2.0 - 2.0 ** (1 - self.precision)) * 2.0 ** self.emax
+
+    def round(self, x: float) -> float:
+        """The binary64 value ``x`` rounded once to this format (to nearest, ties to even), with its
+        subnormals and its overflow to ±inf — straight from binary64: rounding through binary32
+        first would round twice (wrong at ties for bfloat16)."""
+        if x != x or x in (INF, -INF) or x == 0.0:
+            return x
+        _, e = math.frexp(x)  # |x| in [2^(e-1), 2^e)
+        quantum = math.ldexp(1.0, max(e - 1, self.emin) - self.precision + 1)
+        r = round(x / quantum) * quantum  # x / quantum is exact: a power-of-two scaling
+        return math.copysign(INF, x) if abs(r) > self.largest else math.copysign(r, x)
+
+
+FORMATS: dict[str, Format] = {f.name: f for f in (
+    Format("float64", 53, -1022, 1023),   # IEEE binary64
+    Format("float32", 24, -126, 127),     # IEEE binary32
+    Format("float16", 11, -14, 15),       # IEEE binary16: 65504 at most, normal from 6.1e-5
+    Format("bfloat16", 8, -126, 127),     # brain float: binary32's range, 8 bits of significand
+)}
+"""The formats a case may be in, by torch's dtype name."""
+
+
+class RoundedNS(FloatNS):
+    """Emulation of a narrower format: every op's result is the binary64 result rounded once to it.
 
     Each op's formula is evaluated in binary64 and rounded when the op is done, so this models the
-    best float32 implementation there is (correctly rounded basic ops, transcendental functions
-    within one float32 ulp). Accumulation ``+=`` in backward rounds after every ``*`` and ``+``.
+    best implementation in that format there is (correctly rounded basic ops, transcendental
+    functions within one ulp). Accumulation ``+=`` in backward rounds after every ``*`` and ``+``.
     """
 
-    name = "float32"
     rounds = True
 
-    @staticmethod
-    def convert(x: Any) -> float:
-        return round_to_float32(float(x))
+    def __init__(self, fmt: Format) -> None:
+        self.format = fmt
+        self.name = fmt.name
+        # binary32 through struct (C speed, bit-identical to Format.round: tests/test_number_systems.py)
+        self.convert = round_to_float32 if fmt.name == "float32" else fmt.round  # type: ignore[method-assign]
+        self.round = self.convert  # type: ignore[method-assign]
 
-    round = convert  # type: ignore[assignment]
+    def add(self, a: float, b: float) -> float:  # type: ignore[override]
+        return self.convert(a + b)
 
-    @staticmethod
-    def add(a: float, b: float) -> float:  # type: ignore[override]
-        return round_to_float32(a + b)
-
-    @staticmethod
-    def mul(a: float, b: float) -> float:  # type: ignore[override]
-        return round_to_float32(a * b)
+    def mul(self, a: float, b: float) -> float:  # type: ignore[override]
+        return self.convert(a * b)
 
 
 class MPNS:
@@ -338,7 +386,9 @@ for _p in PRIMITIVES.values():
         setattr(FractionNS, _p.name, staticmethod(_not_rational(_p.name)))
 
 FLOAT64 = FloatNS()
-FLOAT32 = Float32NS()
+FLOAT32 = RoundedNS(FORMATS["float32"])
+FLOAT16 = RoundedNS(FORMATS["float16"])
+BFLOAT16 = RoundedNS(FORMATS["bfloat16"])
 FRACTION = FractionNS()
 
 
@@ -348,10 +398,12 @@ def mpmath_system(dps: int = 50) -> MPNS:
 
 
 def system(name: str) -> Any:
-    """Look a number system up by name: ``float64``, ``float32``, ``fraction`` or ``mpmath<dps>``."""
-    fixed = {"float64": FLOAT64, "float32": FLOAT32, "fraction": FRACTION}
+    """Look a number system up by name: ``float64``, ``float32``, ``float16``, ``bfloat16``,
+    ``fraction`` or ``mpmath<dps>``."""
+    fixed = {"float64": FLOAT64, "float32": FLOAT32, "float16": FLOAT16, "bfloat16": BFLOAT16,
+             "fraction": FRACTION}
     if name in fixed:
         return fixed[name]
     if name.startswith("mpmath") and name[6:].isdigit():
         return MPNS(int(name[6:]))
-    raise ValueError(f"unknown number system {name!r}: use float64, float32, fraction or mpmath<dps>")
+    raise ValueError(f"unknown number system {name!r}: use {', '.join(fixed)} or mpmath<dps>")

@@ -24,8 +24,11 @@ from conformance.tolerance.bounds import BOUND32, BOUND64, Bounded, BoundNS
 from conformance.tolerance.netbounds import NET_BOUND
 from refimpl.engine import GraphNS
 from refimpl.numbers import (
+    BFLOAT16,
+    FLOAT16,
     FLOAT32,
     FLOAT64,
+    FORMATS,
     FRACTION,
     INTERFACE,
     PRIMITIVES,
@@ -95,7 +98,8 @@ def test_the_sources_of_refimpl_use_only_the_interface():
 
 def _systems() -> dict[str, Any]:
     return {
-        "float64": FLOAT64, "float32": FLOAT32, "mpmath30": mpmath_system(30), "fraction": FRACTION,
+        "float64": FLOAT64, "float32": FLOAT32, "float16": FLOAT16, "bfloat16": BFLOAT16,
+        "mpmath30": mpmath_system(30), "fraction": FRACTION,
         "bound64": BOUND64, "bound32": BOUND32, "net-bound64": NET_BOUND["float64"],
         "net-bound32": NET_BOUND["float32"], "float64-ftz": FLUSH["float64"], "float32-ftz": FLUSH["float32"],
         "float64+graph": GraphNS(FLOAT64), "float32+graph": GraphNS(FLOAT32),
@@ -200,3 +204,91 @@ def test_bound_functions_are_lifted_from_the_table():
         if p.arity == 1:
             fn = getattr(BoundNS, name)
             assert (fn.f, fn.df) == (p.f64, p.derivative), name
+
+
+def _bfloat16_reference(x: float) -> float:
+    """bfloat16 by its bits: the binary32 patterns whose low 16 bits are 0 — the one at or below |x|
+    found by truncating the binary32 pattern below |x|, its neighbour above, the nearer taken by
+    exact (Fraction) comparison, the even pattern at a tie; past the largest, 2^128 stands for inf."""
+    import struct
+
+    a = abs(x)
+    if a >= 2.0**128:
+        return math.copysign(math.inf, x)
+    try:
+        below = struct.unpack("<I", struct.pack("<f", a))[0]
+    except OverflowError:  # between binary32's largest and 2^128
+        below = 0x7F7FFFFF
+    if struct.unpack("<f", struct.pack("<I", below))[0] > a:
+        below -= 1  # struct rounded up: step back to the binary32 below |x|
+    lo_bits = below & ~0xFFFF
+    lo = Fraction(struct.unpack("<f", struct.pack("<I", lo_bits))[0])
+    hi_bits = lo_bits + 0x10000
+    hi = Fraction(2**128) if hi_bits == 0x7F800000 else Fraction(struct.unpack("<f", struct.pack("<I", hi_bits))[0])
+    d_lo, d_hi = Fraction(a) - lo, hi - Fraction(a)
+    r = lo if d_lo < d_hi or (d_lo == d_hi and not lo_bits & 0x10000) else hi
+    return math.copysign(math.inf if r == 2**128 else float(r), x)
+
+
+def _reference(name: str, x: float) -> float:
+    """Each format's rounding by another route than ``Format.round``'s scaling: CPython's own
+    correctly rounded packing for binary32 and binary16 (``struct`` 'f' and 'e'; 'e' raises where it
+    overflows), the bit pattern for bfloat16."""
+    import struct
+
+    if name == "bfloat16":
+        return _bfloat16_reference(x)
+    if name == "float64":
+        return x
+    code = {"float32": "f", "float16": "e"}[name]
+    try:
+        return struct.unpack(code, struct.pack(code, x))[0]
+    except OverflowError:
+        return math.copysign(math.inf, x)
+
+
+def _hard_values() -> list[float]:
+    """Values where rounding goes wrong: exact halfway points (ties) and the points just beside
+    them, the edges of the subnormal range, the largest finite number and the overflow threshold
+    of each format, and a spread of magnitudes from 2^-150 to 2^130."""
+    import random
+
+    rng = random.Random(17)
+    out = [0.0, -0.0, 1.0, -1.0, 65504.0, 65519.99, 65520.0, 65536.0, 3.3895313892515355e38, 3.4e38]
+    for f in FORMATS.values():
+        for k in range(-2, 3):
+            out += [f.smallest_subnormal * (0.5 + k / 8), f.smallest_normal * (1 + k * 2.0**-f.precision)]
+        for e in range(-30, 20, 3):
+            for m in range(0, 2**6, 5):
+                tie = (1 + m * 2.0 ** (1 - f.precision) + 2.0**-f.precision) * 2.0**e
+                out += [tie, math.nextafter(tie, 0.0), math.nextafter(tie, math.inf), -tie]
+    out += [rng.choice((-1, 1)) * 2 ** rng.uniform(-150, 130) for _ in range(3000)]
+    return out
+
+
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_each_format_rounds_to_nearest_even_with_its_subnormals_and_overflow(name):
+    f = FORMATS[name]
+    wrong = [(x, f.round(x), _reference(name, x)) for x in _hard_values()
+             if (f.round(x), math.copysign(1, f.round(x))) != (_reference(name, x), math.copysign(1, x))]
+    assert not wrong, f"{name}: {len(wrong)} values rounded wrongly, e.g. (x, ours, exact) {wrong[:3]}"
+
+
+def test_the_formats_constants_are_the_ieee_and_bfloat16_figures():
+    assert [FORMATS[n].largest for n in ("float16", "bfloat16", "float32")] == [65504.0, 3.3895313892515355e38,
+                                                                                  3.4028234663852886e38]
+    assert FORMATS["float16"].smallest_subnormal == 2.0**-24 and FORMATS["bfloat16"].smallest_subnormal == 2.0**-133
+    assert [FORMATS[n].unit_roundoff for n in ("float64", "float32", "float16", "bfloat16")] == \
+        [2.0**-53, 2.0**-24, 2.0**-11, 2.0**-8]
+
+
+@pytest.mark.parametrize("ns", [FLOAT16, BFLOAT16], ids=lambda ns: ns.name)
+def test_a_narrow_format_rounds_every_result_once(ns):
+    """1 + 2^-12 is not a float16 number (nor a bfloat16 one); exp(12) overflows float16 (162754.8 >
+    65504) but not bfloat16; a product of two numbers of the format is rounded back into it."""
+    a = ns.convert(1 + 2.0**-12)
+    assert a == 1.0
+    assert ns.add(1.0, 2.0**-12) == 1.0
+    assert ns.round(ns.exp(12.0)) == (math.inf if ns.name == "float16" else ns.format.round(math.exp(12.0)))
+    third = ns.convert(1 / 3)
+    assert ns.mul(third, third) == ns.format.round(third * third) != third * third
