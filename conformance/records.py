@@ -17,7 +17,7 @@ directory, fsynced and renamed over (``os.replace``), so a reader sees the old o
 never half of one; a run directory is created exclusively, so an earlier report is never touched.
 
 Errors are measured against the truth where the verdict computed it, otherwise against torch; the
-ulps are those of the reference value in the case's dtype (binary32 spacing for float32).
+ulps are those of the reference value in the case's dtype (binary32 spacing for float32, and so on).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance import kinds
+from conformance.case import dtypes
 from conformance.verdict.graph import CaseVerdict, Entry
 from conformance.verdict.outcomes import NONCONFORMING, ORDER, Verdict
 
@@ -189,13 +190,8 @@ def read_journals(run_dir: Path) -> Iterator[dict[str, Any]]:
 # --- rows ---------------------------------------------------------------------------------------------
 
 def ulp(x: float, dtype: str) -> float:
-    """The spacing of the dtype's numbers at ``x`` (the exponent range extended past float32's)."""
-    x = abs(x)
-    if dtype != "float32":
-        return math.ulp(x)
-    if x < 2.0**-126:
-        return 2.0**-149
-    return 2.0 ** (math.frexp(x)[1] - 24)
+    """The spacing of the dtype's numbers at ``x`` (:meth:`conformance.case.dtypes.DType.ulp`)."""
+    return dtypes.dtype(dtype).ulp(x)
 
 
 def errors(e: Entry, dtype: str) -> tuple[float, float, float]:

@@ -81,12 +81,18 @@ def test_error_results_round_trip():
     assert result_from_json(result_to_json(r)) == r
 
 
-def test_float32_cases_must_hold_binary32_numbers():
-    doc = case_to_json(GraphCase({"x": Tensor.scalar(0.5)}, (Node("n0", "pow_scalar", ("x",), {"exponent": 0.1}),),
-                                 "n0", Tensor.scalar(1.0), dtype="float32"))
-    with pytest.raises(ValueError, match=r"attribute exponent=0.1 of node n0 is not a binary32 number"):
+@pytest.mark.parametrize("dtype, between", [("float32", 1 + 2.0**-30), ("float16", 1 + 2.0**-12),
+                                            ("bfloat16", 1 + 2.0**-9)])
+def test_narrow_cases_must_hold_numbers_of_their_format(dtype, between):
+    """A number between two of the format's (1 and its successor) is refused, where it is an
+    attribute and where it is a leaf; the same case of numbers of the format loads."""
+    doc = case_to_json(GraphCase({"x": Tensor.scalar(0.5)}, (Node("n0", "pow_scalar", ("x",), {"exponent": between}),),
+                                 "n0", Tensor.scalar(1.0), dtype=dtype))
+    with pytest.raises(ValueError, match=rf"attribute exponent={between} of node n0 is not a {dtype} number"):
         case_from_json(doc)
     doc["nodes"][0]["attrs"]["exponent"] = 0.5
-    doc["leaves"]["x"]["values"] = [0.1]
-    with pytest.raises(ValueError, match="leaf x holds a value that is not a binary32 number"):
+    doc["leaves"]["x"]["values"] = [between]
+    with pytest.raises(ValueError, match=f"leaf x holds a value that is not a {dtype} number"):
         case_from_json(doc)
+    doc["leaves"]["x"]["values"] = [1.0]
+    assert case_from_json(doc).dtype == dtype

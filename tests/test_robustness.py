@@ -17,6 +17,7 @@ from conformance.kinds import graph as graph_kind
 from conformance.oracle.run import run_torch
 from conformance.verdict.outcomes import COLUMNS, NONCONFORMING, ORDER, Verdict
 from conformance.verdict.robustness import WORKING_RANGE, extreme, outside
+from refimpl.numbers import FORMATS
 
 ROOT = Path(__file__).resolve().parent.parent
 CLONE = Path(__file__).parent / "fixtures" / "micrograd_clone.py"
@@ -55,7 +56,8 @@ def test_the_verdict_is_declared_once_and_not_charged():
 
 
 def test_the_working_range():
-    assert WORKING_RANGE == {"float64": (1e-100, 1e100), "float32": (1e-12, 1e12)}
+    assert WORKING_RANGE == {"float64": (1e-100, 1e100), "float32": (1e-12, 1e12), "float16": (1e-2, 1e2),
+                             "bfloat16": (1e-12, 1e12)}
     for x in (0.0, -0.0, 1e-100, -1e100, 1.5, 1e-12):
         assert outside(x, "float64") is None, x
     for x in (1e-101, -1e101, 5e-324, float("inf"), float("nan")):
@@ -65,6 +67,13 @@ def test_the_working_range():
     for dtype, (low, high), (tiny, huge) in (("float64", WORKING_RANGE["float64"], (2.2250738585072014e-308, 1.8e308)),
                                               ("float32", WORKING_RANGE["float32"], (1.1754944e-38, 3.4e38))):
         assert low ** 3 >= tiny and high ** 3 <= huge, dtype
+    # the half-precision dtypes compute in float32 (the cube in float32's range) and store in their
+    # own format (the square, a stored 1/b², a normal number of it)
+    for dtype in ("float16", "bfloat16"):
+        (low, high), f = WORKING_RANGE[dtype], FORMATS[dtype]
+        assert low ** 3 >= FORMATS["float32"].smallest_normal and high ** 3 <= FORMATS["float32"].largest, dtype
+        assert low ** 2 >= f.smallest_normal and high ** 2 <= f.largest, dtype
+    assert outside(0.5, "float16") is None and outside(200.0, "float16") and outside(5e-3, "float16")
 
 
 def test_extreme_names_what_puts_a_case_outside():

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import math
-import struct
 from dataclasses import dataclass, field
 from typing import Any
+
+from conformance.case import dtypes
 
 FORMAT = "backprop-conformance/graph-case"
 RESULT_FORMAT = "backprop-conformance/graph-result"
@@ -116,25 +117,22 @@ def case_from_json(d: dict[str, Any]) -> GraphCase:
         second_order=None if so is None else {k: tensor_from_json(t) for k, t in so.items()},
         id=d.get("id", ""),
     )
-    if case.dtype == "float32":
-        _check_binary32(case)
+    _check_representable(case, dtypes.dtype(case.dtype))
     return case
 
 
-def _check_binary32(case: GraphCase) -> None:
-    """A float32 case must say exactly what the implementation receives: binary32 numbers only."""
-    def bad(x: Any) -> bool:
-        return isinstance(x, float) and math.isfinite(x) and struct.unpack("f", struct.pack("f", x))[0] != x
-
+def _check_representable(case: GraphCase, dt: dtypes.DType) -> None:
+    """A case in a narrow dtype must say exactly what the implementation receives: numbers of the
+    format only (a float16 case holds float16 numbers)."""
     tensors = {**{f"leaf {k}": t for k, t in case.leaves.items()}, "cotangent": case.cotangent,
                **{f"second_order {k}": t for k, t in (case.second_order or {}).items()}}
     for where, t in tensors.items():
-        if any(bad(v) for v in t.values):
-            raise ValueError(f"float32 case: {where} holds a value that is not a binary32 number")
+        if not all(dt.holds(v) for v in t.values):
+            raise ValueError(f"{dt.name} case: {where} holds a value that is not a {dt.name} number")
     for n in case.nodes:
         for k, v in n.attrs.items():
-            if bad(v):
-                raise ValueError(f"float32 case: attribute {k}={v!r} of node {n.name} is not a binary32 number")
+            if not dt.holds(v):
+                raise ValueError(f"{dt.name} case: attribute {k}={v!r} of node {n.name} is not a {dt.name} number")
 
 
 def result_to_json(r: GraphResult) -> dict[str, Any]:

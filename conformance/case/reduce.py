@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
+from conformance.case import dtypes
 from conformance.case.graph import GraphCase, Node, Tensor
 from conformance.case.network import (
     CLASS_LOSSES,
@@ -35,7 +36,6 @@ from conformance.case.network import (
 )
 from conformance.case.network import with_id as network_id
 from conformance.case.strategies import with_id as graph_id
-from refimpl.numbers import round_to_float32
 
 #: how many sub-expressions (or cuts) of one size class a round tries on a big graph: every one on a
 #: graph of up to this many nodes, else a geometric ladder of sizes (a 2,000-node chain is not
@@ -91,11 +91,11 @@ def _ladder(items: list[Any]) -> list[Any]:
 
 
 def _simpler(x: float, digits: int, dtype: str) -> float:
-    """``x`` to ``digits`` significant digits (float32 cases stay float32 values)."""
+    """``x`` to ``digits`` significant digits (a narrow dtype's cases stay numbers of its format)."""
     if not math.isfinite(x) or x == 0:
         return x
     y = float(f"{x:.{digits}g}")
-    return round_to_float32(y) if dtype == "float32" else y
+    return dtypes.dtype(dtype).cast(y)
 
 
 def graph_candidates(case: GraphCase, values: Callable[[GraphCase], dict[str, Tensor]]) -> Iterator[GraphCase]:
@@ -153,7 +153,7 @@ LOSS_ATTRS_OFF: dict[str, Any] = {"weight": None, "pos_weight": None, "label_smo
 
 
 def _cast(case: NetworkCase) -> Callable[[float], float]:
-    return round_to_float32 if case.dtype == "float32" else float
+    return dtypes.dtype(case.dtype).cast
 
 
 def _fresh(case: NetworkCase, salt: str, shape: tuple[int, ...], lo: float, hi: float) -> Tensor:

@@ -27,15 +27,16 @@ from typing import Any
 from hypothesis import strategies as st
 
 from conformance.case import geometry
+from conformance.case.dtypes import DTYPES
+from conformance.case.dtypes import dtype as dtype_of
 from conformance.case.graph import GraphCase, Node, Tensor, case_to_json
 from conformance.case.tensor_ops import TENSOR_OPS
-from refimpl import FLOAT32, FLOAT64, OPS, Value, apply
-from refimpl.numbers import round_to_float32
+from refimpl import OPS, Value, apply
 from refimpl.ops import REALS, Interval, OpSpec
 from refimpl.tensor import Tensor as RTensor
 from refimpl.tensor import broadcast_shapes, elementwise
 
-SYSTEMS = {"float64": FLOAT64, "float32": FLOAT32}
+SYSTEMS = {name: d.system for name, d in DTYPES.items()}  # refimpl in each dtype (conformance/case/dtypes.py)
 LIMIT = 1e4  # inputs beyond this magnitude are not reused (exp of them is not a gradient test)
 
 ATTRS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
@@ -61,7 +62,6 @@ def _pick(draw: st.DrawFn, items: list[Any]) -> Any:
 
 _SIGN = st.sampled_from([1.0, -1.0])
 _KIND = st.integers(0, 10)  # 0–7 plain, 8 special point, 9 large magnitude, 10 tiny magnitude
-_TINY = {"float64": -300.0, "float32": -40.0}  # log10 of the smallest tiny leaf
 
 
 @functools.cache
@@ -108,7 +108,7 @@ def _node_slots(draw: st.DrawFn, max_nodes: int) -> Iterable[int]:
 def leaf_value(draw: st.DrawFn, interval: Interval, special: Iterable[float] = (),
                dtype: str = "float64") -> float:
     """A leaf inside ``interval``; rarely a kink point, a large or a tiny magnitude (tiny for the
-    dtype: down to 1e-300 in float64, 1e-40 — a subnormal — in float32, where 1e-300 is 0)."""
+    dtype: down to 1e-300 in float64, 1e-40 — a subnormal — in float32, where 1e-300 is 0: ``DType.tiny``)."""
     kind = draw(_KIND)
     points = [p for p in special if p in interval]
     if kind == 8 and points:
@@ -118,7 +118,7 @@ def leaf_value(draw: st.DrawFn, interval: Interval, special: Iterable[float] = (
         if x in interval:
             return x
     if kind == 10:  # tiny, not zero: where log1p, expm1 and friends differ from the naive formula
-        x = SYSTEMS[dtype].convert(10.0 ** draw(st.floats(_TINY[dtype], -4.0)) * draw(_SIGN))
+        x = SYSTEMS[dtype].convert(10.0 ** draw(st.floats(dtype_of(dtype).tiny, -4.0)) * draw(_SIGN))
         if x in interval:
             return x
     return draw(in_domain(interval))
@@ -258,18 +258,19 @@ def deep_chains(draw: st.DrawFn, min_depth: int = 200, max_depth: int = 3000,
 
 
 def representable(case: GraphCase) -> GraphCase:
-    """Round every number of a float32 case — inputs, attributes, cotangent — to binary32: what an
-    implementation receives is then exactly the case, and the truth is computed from the same.
-    (The strategies already evaluate float32 cases in refimpl's float32 emulation, so the domain
-    checks made while drawing saw these very values.)"""
-    if case.dtype != "float32":
+    """Round every number of a case in a narrow dtype — inputs, attributes, cotangent — to its
+    format: what an implementation receives is then exactly the case, and the truth is computed from
+    the same. (The strategies already evaluate such cases in refimpl's emulation of the dtype, so
+    the domain checks made while drawing saw these very values.)"""
+    if case.dtype == "float64":
         return case
+    cast = dtype_of(case.dtype).cast
 
     def r(t: Tensor) -> Tensor:
-        return Tensor(t.shape, tuple(round_to_float32(v) for v in t.values))
+        return Tensor(t.shape, tuple(cast(v) for v in t.values))
 
     def attrs(a: dict[str, Any]) -> dict[str, Any]:
-        return {k: round_to_float32(v) if isinstance(v, float) else v for k, v in a.items()}
+        return {k: cast(v) if isinstance(v, float) else v for k, v in a.items()}
 
     nodes = tuple(Node(n.name, n.op, n.inputs, attrs(n.attrs)) for n in case.nodes)
     return GraphCase({k: r(t) for k, t in case.leaves.items()}, nodes, case.output, r(case.cotangent),
@@ -410,7 +411,7 @@ def layer_op_cases(draw: st.DrawFn, name: str, dtype: str = "float64") -> GraphC
     op = TENSOR_OPS[name]
     assert op.geometry is not None, f"{name} is not a layer op"
     shapes, attrs, ties = draw(op.geometry())
-    cast = round_to_float32 if dtype == "float32" else float
+    cast = dtype_of(dtype).cast
     leaves = {}
     for i, shape in enumerate(shapes):
         rng = random.Random(draw(st.integers(0, 2**32 - 1)))
@@ -424,7 +425,7 @@ def layer_op_cases(draw: st.DrawFn, name: str, dtype: str = "float64") -> GraphC
 def layer_fixed_cases(name: str, dtype: str = "float64") -> tuple[GraphCase, ...]:
     """The layer op's fixed hostile cases (:data:`conformance.case.geometry.FIXED`), the same at every
     seed: values given, or uniform in [-1, 1] from seed 0; the cotangent from seed 1."""
-    cast = round_to_float32 if dtype == "float32" else float
+    cast = dtype_of(dtype).cast
     out = []
     for shapes, attrs, first in geometry.FIXED.get(name, []):
         rng = random.Random(0)
@@ -438,7 +439,7 @@ def layer_fixed_cases(name: str, dtype: str = "float64") -> tuple[GraphCase, ...
 def _one_node_case(name: str, leaves: dict[str, Tensor], attrs: dict[str, Any], ct_rng: random.Random,
                    dtype: str) -> GraphCase:
     """The case of one node ``name`` over ``leaves``, its cotangent in ±[0.5, 2] entry by entry from ``ct_rng``."""
-    cast = round_to_float32 if dtype == "float32" else float
+    cast = dtype_of(dtype).cast
     node = Node("n0", name, tuple(leaves), attrs)
     env = {k: RTensor.from_flat(list(t.values), t.shape, system=SYSTEMS[dtype], requires_grad=False)
            for k, t in leaves.items()}

@@ -69,6 +69,8 @@ PLUGGED: dict[str, tuple[str, str]] = {
 
 
 def _parser() -> argparse.ArgumentParser:
+    from conformance.case.dtypes import DTYPES  # in the function, as cli's other imports of the project
+
     p = _Parser(prog="conformance", description="Check an implementation of backprop against torch.")
     sub = p.add_subparsers(dest="command", required=True)
     v = sub.add_parser("verify", help="run the suite on an implementation (the main job)")
@@ -98,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="one or more: refimpl, refimpl-reordered, refimpl-float32, or any implementation "
                         "--impl of verify finds (default: refimpl)")
     c.add_argument("--n", type=int, default=100_000, help="cases per implementation (default 100000)")
-    c.add_argument("--dtype", nargs="+", default=["float64", "float32"], choices=["float64", "float32"])
+    c.add_argument("--dtype", nargs="+", default=["float64", "float32"], choices=list(DTYPES),
+                   help="default: float64 float32 (the half-precision dtypes on request)")
     c.add_argument("--workers", type=int, default=2)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--family", nargs="+", default=None, help="only these op families (default: all)")

@@ -1,6 +1,6 @@
 """Implementations under test, found by name.
 
-Built in: ``refimpl`` (float64, and float32 through refimpl's float32 emulation) and ``torch``
+Built in: ``refimpl`` (float64, and float32, float16, bfloat16 through refimpl's emulations) and ``torch``
 (the self-check: torch against itself must always pass). Third-party packages register more
 through the entry-point group ``backprop_conformance.implementations``; the harness issue adds
 ``module:attribute`` paths, micrograd clones and subprocesses.
@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from typing import Protocol
 
 import refimpl
+from conformance.case.dtypes import DTYPES
 from conformance.case.grain import Grain, loss_options
 from conformance.case.graph import GraphCase, GraphResult
 from conformance.case.network import ACTIVATIONS, LOSS_ATTRS, OPTIMIZER_HYPER, NetworkCase, NetworkResult
@@ -85,7 +86,7 @@ class Implementation(Protocol):
 
 class RefImpl:
     name = "refimpl"
-    capabilities = Capabilities(frozenset(OPS) | frozenset(TENSOR_OPS), ("float64", "float32"), second_order=True)
+    capabilities = Capabilities(frozenset(OPS) | frozenset(TENSOR_OPS), tuple(DTYPES), second_order=True)
     capabilities = replace(capabilities, **NETWORKS)  # and training runs (netrun.py)
 
     @property
@@ -101,7 +102,7 @@ class RefImpl:
 
 class TorchImpl:
     name = "torch"
-    capabilities = Capabilities(frozenset(OPS) | frozenset(TENSOR_OPS), ("float64", "float32"), second_order=True)
+    capabilities = Capabilities(frozenset(OPS) | frozenset(TENSOR_OPS), tuple(DTYPES), second_order=True)
     capabilities = replace(capabilities, **NETWORKS)  # and training runs (netrun.py)
 
     @property

@@ -59,6 +59,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from unittest import mock
 
+from conformance.case.dtypes import DTYPES, DType
 from conformance.case.graph import GraphCase
 from conformance.impls.zoo.base import replace_op
 from conformance.oracle.run import REFIMPL_SYSTEMS, evaluate, leaf_tensors, run_refimpl
@@ -76,11 +77,7 @@ from conformance.verdict.graph import (
 from conformance.verdict.outcomes import NONCONFORMING, Verdict
 from conformance.verdict.outcomes import worst as worst_of
 from refimpl import OPS
-from refimpl.numbers import PRIMITIVES, FloatNS, round_to_float32
-
-TINY64 = 2.2250738585072014e-308  # the smallest normal binary64
-TINY32 = 1.1754943508222875e-38  # the smallest normal binary32
-SMALLEST_NORMAL = {"float64": TINY64, "float32": TINY32}
+from refimpl.numbers import PRIMITIVES, FloatNS
 
 
 def _flush(x: float, tiny: float) -> float:
@@ -94,26 +91,19 @@ def _flushing(f: Callable[..., float], tiny: float, rnd: Callable[[float], float
     return staticmethod(lambda *args: _flush(rnd(f(*args)), tiny))
 
 
-class FlushNS(FloatNS):
-    """binary64 with every subnormal input and result flushed to a signed zero (FTZ + DAZ)."""
-
-    name = "float64-ftz"
-    rounds = True  # the engine then routes every result through round/add/mul
-
-
-class Flush32NS(FloatNS):
-    """refimpl's binary32 emulation with subnormals flushed (FTZ + DAZ)."""
-
-    name = "float32-ftz"
-    rounds = True
+def _flushing_system(d: DType) -> Any:
+    """refimpl in dtype ``d`` with every subnormal input and result flushed to a signed zero (FTZ +
+    DAZ): each function is binary64's, rounded to the format when the op is done, then flushed."""
+    tiny = d.format.smallest_normal
+    cls = type(f"Flush_{d.name}", (FloatNS,), {"name": f"{d.name}-ftz", "rounds": True})
+    for f in ("convert", "round", "add", "mul", "div", *PRIMITIVES):
+        setattr(cls, f, _flushing(getattr(FloatNS, f), tiny, d.cast))
+    return cls()
 
 
-for _f in ("convert", "round", "add", "mul", "div", *PRIMITIVES):
-    setattr(FlushNS, _f, _flushing(getattr(FloatNS, _f), TINY64))
-    # refimpl.FLOAT32's functions are binary64's, rounded when the op is done: round each here, then flush
-    setattr(Flush32NS, _f, _flushing(getattr(FloatNS, _f), TINY32, round_to_float32))
-
-FLUSH = {"float64": FlushNS(), "float32": Flush32NS()}
+#: per dtype, refimpl flushing subnormals, and the smallest normal number below which it flushes
+FLUSH = {name: _flushing_system(d) for name, d in DTYPES.items()}
+SMALLEST_NORMAL = {name: d.format.smallest_normal for name, d in DTYPES.items()}
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,8 @@ def unsupported(caps: Any) -> dict[str, str]:
 
 def suites(caps: Any, examples: int) -> list[Suite]:
     """What an implementation with capabilities ``caps`` runs, ``examples`` cases per suite (network
-    and per-op suites take their share of it): every kind's suites, then every kind's late ones."""
-    return ([s for k in KINDS for s in k.suites(caps, examples)]
-            + [s for k in KINDS for s in k.late_suites(caps, examples)])
+    and per-op suites take their share of it): every kind's suites, then every kind's later ones,
+    generation by generation (:attr:`Kind.later`)."""
+    generations = [k.suites for k in KINDS], *([k.later[g] for k in KINDS if g < len(k.later)]
+                                                for g in range(max(len(k.later) for k in KINDS)))
+    return [s for generation in generations for make in generation for s in make(caps, examples)]

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from conformance.case import graph as cases
 from conformance.case import mechanics
+from conformance.case.dtypes import HALF
 from conformance.case.reduce import graph_candidates
 from conformance.case.special import special_cases
 from conformance.case.strategies import (
@@ -48,8 +49,8 @@ def describe(case: cases.GraphCase) -> dict[str, Any]:
 def family(case: cases.GraphCase) -> str:
     if case.second_order is not None:
         return "second order"
-    if case.dtype == "float32":
-        return "float32"
+    if case.dtype != "float64":
+        return case.dtype
     ops = case.ops
     if any(op not in OPS for op in ops):
         return "tensor"
@@ -111,10 +112,34 @@ def late_suites(caps: Any, examples: int) -> list[Suite]:
     layers = layer_ops(caps.ops)
     out += [Suite(f"op {name}", TENSOR_OPS[name].family, layer_op_cases(name), per_op, layer_fixed_cases(name))
             for name in layers]
-    if layers and "float32" in caps.dtypes:  # every layer op in binary32, one suite (its fixed cases too)
-        fixed = tuple(c for name in layers for c in layer_fixed_cases(name, "float32"))
-        out.append(Suite("float32 layers", "float32", st.one_of(*(layer_op_cases(n, "float32") for n in layers)),
-                         examples, fixed))
+    if layers and "float32" in caps.dtypes:
+        out.append(_layers_in("float32", layers, examples))
+    return out
+
+
+def half_suites(caps: Any, examples: int) -> list[Suite]:
+    """float16 and bfloat16: the three kinds of graph the float32 suites draw, in each (a generation
+    of their own: they came after the gradients-only networks)."""
+    tensors, layers = _tensor_graphs(caps), layer_ops(caps.ops)
+    return [s for dtype in HALF if dtype in caps.dtypes for s in _suites_in(dtype, caps, examples, tensors, layers)]
+
+
+def _layers_in(dtype: str, layers: list[str], examples: int) -> Suite:
+    """Every layer op in ``dtype``, one suite (their fixed cases too)."""
+    fixed = tuple(c for name in layers for c in layer_fixed_cases(name, dtype))
+    return Suite(f"{dtype} layers", dtype, st.one_of(*(layer_op_cases(n, dtype) for n in layers)), examples, fixed)
+
+
+def _suites_in(dtype: str, caps: Any, examples: int, tensors: bool, layers: list[str]) -> list[Suite]:
+    """A narrow dtype's suites: scalar graphs, tensor graphs and layer ops in it, as far as the
+    capabilities go. (float32's three came one by one, at the places that keep the seeds of the
+    suites before them; the half-precision dtypes came together, after every other suite.)"""
+    out = [Suite(f"{dtype} graphs", dtype, graph_cases(ops=caps.ops, dtype=dtype, max_nodes=12), examples)
+           ] if any(n in OPS for n in caps.ops) else []
+    if tensors:
+        out.append(Suite(f"{dtype} tensor graphs", dtype, tensor_graph_cases(ops=caps.ops, dtype=dtype), examples))
+    if layers:
+        out.append(_layers_in(dtype, layers, examples))
     return out
 
 
@@ -163,7 +188,7 @@ GRAPH = Kind(
     size=lambda case: f"{len(case.nodes)} nodes", describe=describe, family=family,
     run_torch=run_torch, judge=judge, smaller=lambda case: graph_candidates(case, node_values),
     torch_script=repro.torch_script,
-    result_key=result_key, suites=suites, late_suites=late_suites, unsupported=unsupported, declared=declared,
+    result_key=result_key, suites=suites, later=(late_suites, half_suites), unsupported=unsupported, declared=declared,
     admits=lambda caps, case: set(case.ops) <= caps.ops and case.dtype in caps.dtypes,
     picture="conformance.report.graphdraw:draw_graph_case",
 )

@@ -104,9 +104,10 @@ class Kind:
     result_key: Callable[[Any], Hashable]  # a result by its bits: equal keys, equal verdicts
     suites: Callable[[Any, int], list[Suite]]  # (capabilities, cases per suite) -> its suites, in order
     picture: str  # "module:function" drawing a failing case in the report (the report imports it)
-    #: suites added after others existed: they run after every kind's ``suites``, so that adding one
-    #: changes no earlier suite's index, hence its seed, hence its cases
-    late_suites: Callable[[Any, int], list[Suite]] = lambda caps, examples: []
+    #: suites added after others existed, by generation: generation g of every kind runs after
+    #: generation g − 1 of every kind (``suites`` is generation 0), so that adding suites — as a new
+    #: generation — changes no earlier suite's index, hence its seed, hence its cases
+    later: tuple[Callable[[Any, int], list[Suite]], ...] = ()
     #: what of this kind an implementation with these capabilities does not support, each with the
     #: family it is counted under (the verdict table's "unsupp." column, the records' unsupported_ops)
     unsupported: Callable[[Any], dict[str, str]] = lambda caps: {}

@@ -126,7 +126,7 @@ NETWORK = Kind(
     result_to_json=netcases.result_to_json, result_from_json=netcases.result_from_json,
     size=lambda case: case.summary(), describe=describe, family=lambda case: "networks",
     run_torch=run_torch_network, judge=judge, smaller=network_candidates, torch_script=torch_script,
-    result_key=result_key, suites=suites, late_suites=late_suites, unsupported=unsupported, declared=declared,
+    result_key=result_key, suites=suites, later=(late_suites,), unsupported=unsupported, declared=declared,
     admits=lambda caps, case: outside(caps, case) is None,
     picture="conformance.report.netdraw:draw_network_case",
 )

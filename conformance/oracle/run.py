@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from conformance.case import dtypes
+from conformance.case.dtypes import DTYPES
 from conformance.case.graph import GraphCase, GraphResult, Tensor
 from conformance.case.tensor_ops import TENSOR_OPS, torch_arguments, torch_kwargs
 from conformance.oracle import names as oracle
-from refimpl import FLOAT32, FLOAT64, OPS, Value, grad, mpmath_system
+from refimpl import OPS, Value, grad, mpmath_system
 from refimpl.gradcheck import richardson
 from refimpl.tensor import Tensor as RTensor
 from refimpl.tensor import elementwise
 from refimpl.tensor import grad as tensor_grad
 
-REFIMPL_SYSTEMS = {"float64": FLOAT64, "float32": FLOAT32}
+REFIMPL_SYSTEMS = {name: d.system for name, d in DTYPES.items()}  # refimpl in each dtype
 
 
 def evaluate(case: GraphCase, leaves: dict[str, RTensor]) -> dict[str, RTensor]:
@@ -102,7 +104,7 @@ def run_torch(case: GraphCase, dtype: str | None = None) -> GraphResult:
     imported here, not with the module: a worker serving another implementation never needs it."""
     import torch
 
-    dt = {"float64": torch.float64, "float32": torch.float32}[dtype or case.dtype]
+    dt = getattr(torch, dtypes.dtype(dtype or case.dtype).name)
     names = list(case.leaves)
     leaves = {k: torch.tensor(t.values, dtype=dt).reshape(t.shape).requires_grad_() for k, t in case.leaves.items()}
     env: dict[str, Any] = dict(leaves)

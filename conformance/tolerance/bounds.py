@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from conformance.case.dtypes import DTYPES, dtype
 from refimpl.numbers import PRIMITIVES, FloatNS, round_to_float32
 
 U64 = 2.0**-53
@@ -232,16 +233,27 @@ BOUND32 = BoundNS(U32, "bound32", ETA32, round_to=round_to_float32)
 BOUND32_ON_BINARY64 = BoundNS(U32, "bound32/binary64", ETA32)
 
 
-def bound_system(dtype: str) -> BoundNS:
-    """The error-bound system for a dtype under test: ``float64`` or ``float32``."""
-    try:
-        return {"float64": BOUND64, "float32": BOUND32}[dtype]
-    except KeyError:
-        raise ValueError(f"no tolerance model for dtype {dtype!r}; use float64 or float32") from None
+def _narrow(name: str, on_binary64: bool) -> BoundNS:
+    """The bounds of a narrow dtype from its format (unit roundoff, smallest subnormal): its values
+    rounded to the format, or (``on_binary64``) binary64 values with the format's bounds."""
+    f = dtype(name).format
+    label = f"bound-{name}" + ("/binary64" if on_binary64 else "")
+    return BoundNS(f.unit_roundoff, label, f.smallest_subnormal, round_to=None if on_binary64 else dtype(name).cast)
 
 
-def kink_bound_system(dtype: str) -> BoundNS:
+#: per dtype, the error-bound system of a case in it, and the one its kinks' valid choices take
+BOUNDS: dict[str, BoundNS] = {"float64": BOUND64, "float32": BOUND32,
+                              **{n: _narrow(n, False) for n in DTYPES if n not in ("float64", "float32")}}
+KINK_BOUNDS: dict[str, BoundNS] = {"float64": BOUND64, "float32": BOUND32_ON_BINARY64,
+                                   **{n: _narrow(n, True) for n in DTYPES if n not in ("float64", "float32")}}
+
+
+def bound_system(name: str) -> BoundNS:
+    """The error-bound system for a dtype under test (:data:`conformance.case.dtypes.DTYPES`)."""
+    return BOUNDS[dtype(name).name]
+
+
+def kink_bound_system(name: str) -> BoundNS:
     """The error-bound system the valid choices at kinks are computed in: binary64 values (the kinks
-    are where the binary64 forward sits exactly on one), with the bounds of ``dtype``."""
-    bound_system(dtype)  # the same error for an unknown dtype
-    return BOUND64 if dtype == "float64" else BOUND32_ON_BINARY64
+    are where the binary64 forward sits exactly on one), with the bounds of the dtype."""
+    return KINK_BOUNDS[dtype(name).name]

@@ -15,8 +15,10 @@ raise a value to the second or third power on the way (−a/b² for div′, ``b*
 x·x·x), and these overflow, underflow to subnormals or raise ``OverflowError`` /
 ``ZeroDivisionError`` in Python only past the cube root of the dtype's normal range. float64:
 normal magnitudes in [2.2e-308, 1.8e308], cube roots 2.8e-103 and 5.6e102 → [1e-100, 1e100].
-float32: [1.2e-38, 3.4e38], cube roots 2.3e-13 and 7.0e12 → [1e-12, 1e12]. Exactly 0 is in the
-range (ordinary, and the special points use it).
+float32: [1.2e-38, 3.4e38], cube roots 2.3e-13 and 7.0e12 → [1e-12, 1e12]. float16 and bfloat16
+compute in float32 and store in themselves: the square root of what they store, within float32's
+(:mod:`conformance.case.dtypes`, where each dtype's range is declared). Exactly 0 is in the range
+(ordinary, and the special points use it).
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
+from conformance.case.dtypes import DTYPES
 from conformance.case.graph import GraphCase, GraphResult
 from conformance.oracle.run import REFIMPL_SYSTEMS, evaluate, leaf_tensors
 from conformance.verdict.outcomes import NONCONFORMING, Verdict
 
 #: per dtype: (low, high) — a number is in the working range when it is 0, or finite with
 #: low ≤ |x| ≤ high (the module's docstring says why these)
-WORKING_RANGE: dict[str, tuple[float, float]] = {"float64": (1e-100, 1e100), "float32": (1e-12, 1e12)}
+WORKING_RANGE: dict[str, tuple[float, float]] = {name: d.working_range for name, d in DTYPES.items()}
 
 #: the charged verdicts an extreme case turns into ``robustness`` (a timeout stays charged)
 EXCUSABLE = frozenset({Verdict.FAIL, Verdict.NONFINITE_MISMATCH, Verdict.ERROR})

@@ -49,6 +49,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from conformance.case.dtypes import DTYPES
 from conformance.case.graph import RESULT_FORMAT, VERSION, GraphCase, GraphResult, Tensor, case_to_json
 from conformance.case.network import NetworkCase, NetworkResult
 from conformance.case.network import case_to_json as network_case_to_json
@@ -416,8 +417,9 @@ class CommandAdapter:
         if not isinstance(ops, list) or not all(isinstance(o, str) for o in ops):
             raise StartError(f"{what}: capabilities.ops must be a list of op names")
         dtypes = caps.get("dtypes", ["float64"])
-        if not isinstance(dtypes, list) or not dtypes or not all(d in ("float64", "float32") for d in dtypes):
-            raise StartError(f"{what}: capabilities.dtypes must be a non-empty list of 'float64', 'float32'")
+        if not isinstance(dtypes, list) or not dtypes or not all(d in DTYPES for d in dtypes):
+            raise StartError(f"{what}: capabilities.dtypes must be a non-empty list of "
+                             f"{', '.join(repr(d) for d in DTYPES)}")
         second = caps.get("second_order", False)
         if not isinstance(second, bool):
             raise StartError(f"{what}: capabilities.second_order must be true or false")

@@ -1,0 +1,79 @@
+"""The dtypes a case may be in, each declared once: its format, refimpl's emulation of it, how a
+case's numbers are cast into it, how small a tiny leaf is drawn, and its working range.
+
+The strategies, the runners (refimpl in the dtype's emulation, torch in ``getattr(torch, name)``),
+the error bounds (:func:`conformance.tolerance.bounds.bound_system`, from the format's unit
+roundoff and smallest subnormal), the verdict's working range, the records' ulps and the suites
+(one set of suites per narrow dtype an implementation declares) all read this table.
+
+The *working range* (:mod:`conformance.verdict.robustness`) is where every correct formula stays
+within its tolerance. The formulas people write raise a value to the second or third power on the
+way (−a/b² for div′), computed in the *compute* format: float64 and float32 compute in themselves;
+float16 and bfloat16 kernels compute in float32 (torch's ``opmath`` type, jax's and every mixed-
+precision kernel's upcast) and store the result. So the range is the cube root of the compute
+format's normal range, intersected with the square root of the storage format's (a stored
+derivative 1/b² must not overflow): float64 [1e-100, 1e100], float32 [1e-12, 1e12]; float16 —
+normal magnitudes [6.1e-5, 65504], square roots 7.8e-3 and 256 → [1e-2, 1e2]; bfloat16 has
+float32's exponent range → float32's [1e-12, 1e12].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from refimpl.numbers import BFLOAT16, FLOAT16, FLOAT32, FLOAT64, FORMATS, Format
+
+
+@dataclass(frozen=True)
+class DType:
+    name: str  # torch's name: getattr(torch, name) is the dtype
+    system: Any  # refimpl's number system: binary64, or the emulation of the format
+    working_range: tuple[float, float]  # (low, high): see the module docstring
+    tiny: float  # log10 of the smallest tiny leaf a strategy draws (a subnormal of the format)
+
+    @property
+    def format(self) -> Format:
+        return FORMATS[self.name]
+
+    @property
+    def cast(self) -> Callable[[float], float]:
+        """A binary64 number as the dtype holds it (rounded once; ``float`` for float64)."""
+        return float if self.name == "float64" else self.system.convert
+
+    def holds(self, x: Any) -> bool:
+        """Whether ``x`` (a float of a case) is a number of the format: casting leaves it as it is."""
+        return not isinstance(x, float) or x != x or self.cast(x) == x
+
+    def ulp(self, x: float) -> float:
+        """The spacing of the format's numbers at ``x`` (its exponent range extended upward: past the
+        largest number, the spacing an exponent more would have; inf and NaN for themselves)."""
+        f, a = self.format, abs(x)
+        if not math.isfinite(a):
+            return a
+        if a < f.smallest_normal:
+            return f.smallest_subnormal
+        return 2.0 ** (math.frexp(a)[1] - f.precision)
+
+
+DTYPES: dict[str, DType] = {d.name: d for d in (
+    DType("float64", FLOAT64, (1e-100, 1e100), -300.0),
+    DType("float32", FLOAT32, (1e-12, 1e12), -40.0),
+    DType("float16", FLOAT16, (1e-2, 1e2), -7.0),
+    DType("bfloat16", BFLOAT16, (1e-12, 1e12), -40.0),
+)}
+
+#: the dtypes narrower than binary64, in the order their suites run
+NARROW = tuple(n for n in DTYPES if n != "float64")
+#: the narrow dtypes whose suites came after every other suite existed (their own late suites)
+HALF = ("float16", "bfloat16")
+
+
+def dtype(name: str) -> DType:
+    """The dtype ``name``, or a one-line error naming the ones there are."""
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise ValueError(f"unknown dtype {name!r}: one of {', '.join(DTYPES)}") from None
