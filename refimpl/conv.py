@@ -1,7 +1,8 @@
 """Convolution and pooling on refimpl tensors, as ``torch.nn.functional`` computes them.
 
 Each output element is written as the scalar expression it is — a dot product of a window with
-the kernel, the first maximum of a window, the sum of a window over its divisor — so its gradient
+the kernel, a transposed convolution's sum of the input elements times the taps that land on it,
+the first maximum of a window, the sum of a window over its divisor — so its gradient
 is the engine's chain rule through those scalars, and no layer here has a backward of its own:
 the bugs people make in a hand-written conv or pool backward (a window's gradient written with
 ``=`` where windows overlap, the weight gradient of one group only, another divisor than the
@@ -9,7 +10,8 @@ forward's under ``ceil_mode``) cannot be made here.
 
 Geometry follows torch 2.13 (``aten/src/ATen/native/Pool.h``, ``ConvUtils.h``): an output size is
 ``⌊(size + 2·padding − dilation·(kernel − 1) − 1) / stride⌋ + 1`` (``⌈…⌉`` with ``ceil_mode``, less
-one when the last window would start in the right padding); padding is zeros for a convolution,
+one when the last window would start in the right padding), a transposed convolution's
+``(size − 1)·stride − 2·padding + dilation·(kernel − 1) + output_padding + 1``; padding is zeros for a convolution,
 −∞ for max pooling (never chosen), and for average pooling counted in the divisor only with
 ``count_include_pad`` and only up to the padded edge. Conventions at ties (docs/conventions.md):
 max pooling sends a window's gradient to the **first** maximum in row-major order within the
@@ -91,6 +93,78 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
                     terms.append(bias.elements[o])
                 out.append(sum_of(terms, x.system))  # zero padding: its taps add nothing
     return Tensor(out, (N, O, oh, ow), x.system)
+
+
+def transposed_size(size: int, kernel: int, stride: int, padding: int, output_padding: int = 0,
+                    dilation: int = 1) -> int:
+    """A transposed convolution's output size: ``(size − 1)·stride − 2·padding + dilation·(kernel − 1)
+    + output_padding + 1`` (torch's rule: ``output_padding`` below the stride or the dilation)."""
+    if not (output_padding < stride or output_padding < dilation):
+        raise ValueError(f"output padding {output_padding} must be smaller than either stride {stride} "
+                         f"or dilation {dilation}")
+    n = (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+    if n < 1:
+        raise ValueError(f"output size {n} < 1: input {size}, kernel {kernel}, stride {stride}, "
+                         f"padding {padding}, dilation {dilation}")
+    return n
+
+
+def transposed_taps(shape: Sequence[int], kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
+                    out: Pair) -> list[list[tuple[int, int]]]:
+    """For an (H, W) input plane scattered into an ``out`` plane: per output position (row-major) the
+    (input flat index, kernel tap flat index) pairs that land on it — input (i, j) through tap (u, v)
+    lands on (i·stride − padding + u·dilation, …), the windows of :func:`windows` read backwards;
+    what lands outside ``out`` is cut off."""
+    H, W = shape
+    lands: list[list[tuple[int, int]]] = [[] for _ in range(out[0] * out[1])]
+    for i in range(H):
+        for j in range(W):
+            for u in range(kernel[0]):
+                for v in range(kernel[1]):
+                    h = i * stride[0] - padding[0] + u * dilation[0]
+                    w = j * stride[1] - padding[1] + v * dilation[1]
+                    if 0 <= h < out[0] and 0 <= w < out[1]:
+                        lands[h * out[1] + w].append((i * W + j, u * kernel[1] + v))
+    return lands
+
+
+def scatter_conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair, padding: Pair, dilation: Pair,
+                 groups: int, out: Pair) -> Tensor:
+    """A transposed convolution into an ``out`` plane of a given size: x (N, C, H, W), weight
+    (C, O/groups, kH, kW). Output channel ``o`` belongs to group ``o // (O/groups)``; each of its
+    positions is the sum of the group's input elements times the taps that land there
+    (:func:`transposed_taps`), plus the bias."""
+    N, C, H, W = x.shape
+    Cw, Og, kh, kw = weight.shape
+    if C != Cw or C % groups:
+        raise ValueError(f"conv_transpose2d: {C} input channels, weight {weight.shape}, groups {groups} do not fit")
+    lands = transposed_taps((H, W), (kh, kw), stride, padding, dilation, out)
+    X, K = x.elements, weight.elements
+    Cg, O = C // groups, Og * groups
+    result = []
+    for n in range(N):
+        for o in range(O):
+            first, local = (o // Og) * Cg, o % Og  # the group's first input channel; o within the group
+            for landed in lands:
+                terms = [X[(n * C + first + c) * H * W + i] * K[((first + c) * Og + local) * kh * kw + k]
+                         for c in range(Cg) for i, k in landed]
+                if bias is not None:
+                    terms.append(bias.elements[o])
+                result.append(sum_of(terms, x.system))  # nothing lands there: 0 (or the bias)
+    return Tensor(result, (N, O, *out), x.system)
+
+
+def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0,
+                     output_padding: Any = 0, groups: int = 1, dilation: Any = 1) -> Tensor:
+    """``F.conv_transpose2d``: x (N, C, H, W), weight (C, O/groups, kH, kW), bias (O,) or None — the
+    adjoint of :func:`conv2d` in x, into an output of :func:`transposed_size`. ``output_padding`` adds
+    rows and columns at the bottom and right; what lands there is kept (with ``padding`` ≥ 1 it is
+    what the conv2d would have cut off), and where nothing lands the output is the bias."""
+    s, p, op, d = pair(stride), pair(padding), pair(output_padding), pair(dilation)
+    kh, kw = weight.shape[2:]
+    out = (transposed_size(x.shape[2], kh, s[0], p[0], op[0], d[0]),
+           transposed_size(x.shape[3], kw, s[1], p[1], op[1], d[1]))
+    return scatter_conv(x, weight, bias, s, p, d, groups, out)
 
 
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0,

@@ -1,11 +1,12 @@
 """Indexing, masking and cumulative ops on refimpl tensors, as torch computes them: index_select,
-gather, embedding, scatter_add, where, masked_fill, cumsum, cumprod and prod.
+gather, embedding, scatter_add, where, masked_fill, dropout with a given mask, cumsum, cumprod and prod.
 
 Each output element is the scalar expression it is: a selected input element *is* that element's
 Value (so an element selected twice is a Value used twice, and the engine's ``+=`` gives it both
 gradients — the duplicate a numpy ``dW[idx] += d`` counts once, pytorch#1528); a scattered sum is
 the sum of its terms; a filled position is a constant; a running sum or product is the previous one
-plus or times the next element. A product's gradient is then the product of the *other* factors,
+plus or times the next element; a dropped-out element is the element times 0 (its gradient 0), a kept
+one the element times 1, over 1 − p. A product's gradient is then the product of the *other* factors,
 computed by the chain rule — never the product divided by the input, which is NaN or wrong where an
 input is 0 (tensorflow#119430, burn#5141, tinygrad#17404). No op here has a backward of its own.
 
@@ -32,7 +33,7 @@ from .tensor import (
 )
 
 
-def _mask(values: Any, shape: Sequence[int], what: str) -> list[bool]:
+def flat_mask(values: Any, shape: Sequence[int], what: str) -> list[bool]:
     """A nested list of booleans of exactly ``shape``, flat in row-major order."""
     flat: list[bool] = []
 
@@ -99,15 +100,27 @@ def where(x: Tensor, y: Tensor, condition: Any) -> Tensor:
     """``torch.where(condition, x, y)`` for ``x``, ``y`` and ``condition`` of one shape."""
     if x.shape != y.shape:
         raise ValueError(f"where: x {x.shape} and y {y.shape} differ")
-    keep = _mask(condition, x.shape, "condition")
+    keep = flat_mask(condition, x.shape, "condition")
     return Tensor([a if c else b for a, b, c in zip(x.elements, y.elements, keep)], x.shape, x.system)
 
 
 def masked_fill(x: Tensor, mask: Any, value: float) -> Tensor:
     """``x.masked_fill(mask, value)``: ``value`` (a constant, −∞ allowed) where ``mask`` holds."""
-    fill = _mask(mask, x.shape, "mask")
+    fill = flat_mask(mask, x.shape, "mask")
     ns = x.system
     return Tensor([constant(ns.convert(value), ns) if m else v for v, m in zip(x.elements, fill)], x.shape, ns)
+
+
+def dropout(x: Tensor, mask: Any, p: float) -> Tensor:
+    """Dropout with a given ``mask`` (True: kept): ``x·mask / (1 − p)``, in torch's order — the
+    product with the mask, then the quotient by 1 − p (computed in binary64, then in the system, as
+    torch takes a Python float). torch's ``F.dropout`` draws its own mask; the oracle is that
+    expression in torch ops (``conformance.oracle.composed.dropout``)."""
+    keep = flat_mask(mask, x.shape, "mask")
+    ns = x.system
+    one, zero = constant(ns.one, ns), constant(ns.zero, ns)
+    scale = constant(ns.convert(1.0 - p), ns)
+    return Tensor([v * (one if k else zero) / scale for v, k in zip(x.elements, keep)], x.shape, ns)
 
 
 def _running(x: Tensor, dim: int, step: Any) -> Tensor:

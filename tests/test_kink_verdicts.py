@@ -14,7 +14,7 @@ import math
 import pytest
 
 from conformance.case.graph import GraphCase, Node, Tensor
-from conformance.case.strategies import with_id
+from conformance.case.strategies import layer_fixed_cases, with_id
 from conformance.driver import judge_case as check
 from conformance.impls import RefImpl
 from conformance.impls.zoo import MUTANTS, MutantImpl
@@ -316,3 +316,41 @@ def test_a_valid_kink_choice_met_twice_by_an_hvp_is_a_convention_and_a_wrong_hvp
             return r
 
     assert check(WrongHVP(), case).verdict == "fail"
+
+
+# --- a root of an exact 0: torch masks the slope to 0, NaN is as valid (TensorOp.singular) ------------
+
+class AtRoots(RefImpl):
+    """refimpl's result with grad[x0] at the given flat indices replaced by one number."""
+
+    def __init__(self, at: list[int], answer: float):
+        self.at, self.answer = at, answer
+
+    def run_graph(self, case):
+        r = super().run_graph(case)
+        g = list(r.grads["x0"].values)
+        for i in self.at:
+            g[i] = self.answer
+        r.grads["x0"] = Tensor(r.grads["x0"].shape, tuple(g))
+        return r
+
+
+#: per op, its fixed case whose slice of flat indices ``at`` takes the root of 0 (conformance/case/geometry.py)
+ROOTS_OF_ZERO = {"std": [2, 3, 8, 9], "vector_norm": [0, 1, 4, 5]}
+
+
+@pytest.mark.parametrize("op", sorted(ROOTS_OF_ZERO))
+@pytest.mark.parametrize("answer, expected", [(math.nan, "convention"), (0.0, "pass"), (0.5, "fail"),
+                                              (math.inf, "nonfinite-mismatch")])
+def test_at_a_root_of_zero_nan_is_a_convention_and_nothing_else(op, answer, expected):
+    """std of a constant slice and the norm of a slice of zeros: torch 2.13 (and refimpl) give 0; NaN —
+    the unmasked formula, pytorch#2421 before its fix, jax#21723 — is the other valid answer."""
+    at = ROOTS_OF_ZERO[op]
+    v = check(AtRoots(at, answer), layer_fixed_cases(op)[0])
+    verdicts = {e.name: e.verdict for e in v.entries}
+    assert {verdicts[f"grad[x0][{i}]"] for i in at} == {expected}, v.reason
+
+
+def test_nan_off_a_root_of_zero_fails():
+    v = check(AtRoots([0], math.nan), layer_fixed_cases("std")[0])  # x[0, 0, 0]: a slice whose values differ
+    assert v.verdict == "nonfinite-mismatch", v.reason

@@ -1,8 +1,9 @@
-"""Layer ops — conv2d, conv1d, max_pool2d, avg_pool2d (refimpl/conv.py), batch_norm, layer_norm,
-group_norm (refimpl/norm.py), drawn by conformance/case/geometry.py:
-refimpl agrees with torch on hostile geometry, the geometry is hostile by construction, and the
-layer mutants are caught (a tie split another way is a convention; every tie given the whole
-gradient is caught by the leaf's gradient sum, ``gradsum``)."""
+"""Layer ops — conv2d, conv1d, conv_transpose2d, max_pool2d, avg_pool2d (refimpl/conv.py), batch_norm,
+layer_norm, group_norm (refimpl/norm.py), var, std, vector_norm (refimpl/statistics.py), cat, stack,
+slice, pad (refimpl/shaping.py), dropout and the indexing ops (refimpl/indexing.py), attention,
+recurrent cells, drawn by conformance/case/geometry.py: refimpl agrees with torch on hostile geometry,
+the geometry is hostile by construction, and the layer mutants are caught (a tie split another way is
+a convention; every tie given the whole gradient is caught by the leaf's gradient sum, ``gradsum``)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from conformance.case.tensor_ops import layer_ops
 from conformance.driver import draw, judge_case, run_suite
 from conformance.impls import RefImpl, TorchImpl
 from conformance.impls.zoo import MUTANTS, MutantImpl
-from refimpl import conv, norm
+from refimpl import conv, norm, statistics
 from refimpl.tensor import index_array, reduction_groups
 
 LAYER_OPS = ("conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "layer_norm", "group_norm", "index_select",
              "gather", "embedding", "scatter_add", "where", "masked_fill", "cumsum", "cumprod", "prod",
-             "scaled_dot_product_attention", "lstm", "gru")
+             "scaled_dot_product_attention", "lstm", "gru", "conv_transpose2d", "var", "std", "vector_norm", "cat",
+             "stack", "slice", "pad", "dropout")
 SEEDS = range(2)  # seeds 0-9: tools/layer_kill_matrix.py (docs/mutants.md)
 
 
@@ -51,7 +53,8 @@ def test_the_layer_ops_have_their_own_suites_and_family():
     assert [n for n in names if n.removeprefix("op ") in LAYER_OPS] == [f"op {n}" for n in LAYER_OPS]
     families = {s.name.removeprefix("op "): s.family for s in kinds.suites(RefImpl().capabilities, 12)}
     assert [families[n] for n in LAYER_OPS] == ["convolution"] * 4 + ["normalization"] * 3 + ["indexing"] * 6 + [
-        "cumulative"] * 3 + ["attention"] + ["recurrent"] * 2
+        "cumulative"] * 3 + ["attention"] + ["recurrent"] * 2 + ["convolution"] + ["statistics"] * 3 + [
+        "shaping"] * 4 + ["dropout"]
 
 
 @pytest.mark.parametrize("name", LAYER_OPS)
@@ -138,6 +141,63 @@ def test_recurrent_cells_run_several_steps_and_sometimes_one_hidden_unit(drawn):
         assert any(c.leaves["x1"].shape[-1] == 1 for c in layer_fixed_cases(op))  # H = 1, at every seed
 
 
+def test_transposed_convolutions_are_hostile_by_construction(drawn):
+    convs = [c.nodes[0].attrs for c in drawn["conv_transpose2d"]]
+    assert sum(a["groups"] > 1 for a in convs) >= 12
+    assert sum(a["stride"] != a["dilation"] for a in convs) >= 25
+    assert sum(max(a["output_padding"]) > 0 for a in convs) >= 20
+    # output_padding where padding puts input in the extra rows: a backward that drops them is off there
+    assert sum(any(o > 0 and p > 0 for o, p in zip(a["output_padding"], a["padding"])) for a in convs) >= 10
+    (fixed,) = layer_fixed_cases("conv_transpose2d")
+    a = fixed.nodes[0].attrs
+    assert a["groups"] > 1 and all(o > 0 and p > 0 for o, p in zip(a["output_padding"], a["padding"]))
+    assert all(s != d for s, d in zip(a["stride"], a["dilation"]))
+
+
+def _radicands_at_zero(case) -> int:
+    """How many outputs of a std or norm case take the root of an exact 0."""
+    x, attrs = _rt(case.leaves["x0"]), case.nodes[0].attrs
+    radicands = statistics.var(x, **attrs) if case.nodes[0].op == "std" else statistics.squared_norms(x, **attrs)
+    return sum(statistics.at_zero(radicands))
+
+
+def test_statistics_meet_constant_and_zero_slices_by_construction(drawn):
+    for op in ("std", "vector_norm"):
+        assert all(_radicands_at_zero(c) for c in layer_fixed_cases(op)[:1]), op  # at every seed
+        assert sum(_radicands_at_zero(c) > 0 for c in drawn[op]) >= (5 if op == "std" else 2), op
+        assert sum(len(c.leaves["x0"].shape) == 3 for c in drawn[op]) >= 20
+        assert sum(isinstance(c.nodes[0].attrs["dim"], list) for c in drawn[op]) >= 10
+    assert {c.nodes[0].attrs["correction"] for c in drawn["var"]} == {0, 1}
+
+
+def test_refimpl_gives_torchs_zero_at_a_root_of_zero():
+    """std of a constant slice, the norm of a slice of zeros: torch 2.13 masks the gradient to 0, and so
+    does refimpl (NaN is the other valid answer: tests/test_kink_verdicts.py)."""
+    for op, at in (("std", [2, 3, 8, 9]), ("vector_norm", [0, 1, 4, 5])):
+        case = layer_fixed_cases(op)[0]
+        for impl in (RefImpl(), TorchImpl()):
+            grads = impl.run_graph(case).grads["x0"].values
+            assert [grads[i] for i in at] == [0.0] * 4, (op, impl.name)
+
+
+def test_shaping_and_dropout_are_hostile_by_construction(drawn):
+    cats = [[c.leaves[k].shape for k in c.leaves] for c in drawn["cat"]]
+    dims = [c.nodes[0].attrs["dim"] for c in drawn["cat"]]
+    sizes = [[s[d] for s in shapes] for shapes, d in zip(cats, dims)]
+    assert sum(len(n) == 3 and n[0] != n[1] for n in sizes) >= 25 and all(n[0] != n[1] for n in sizes)
+    assert sum(1 in n for n in sizes) >= 15
+    pads = [(c.nodes[0].attrs, c.leaves["x0"].shape) for c in drawn["pad"]]
+    assert {a["mode"] for a, _ in pads} == {"constant", "reflect", "replicate", "circular"}
+    assert {len(s) for _, s in pads} == {3, 4}
+    widest = {"reflect": lambda n: n - 1, "circular": lambda n: n}
+    assert sum(any(w == widest[a["mode"]](n) for w, n in zip(a["pad"], [m for m in reversed(s) for _ in (0, 1)]))
+               for a, s in pads if a["mode"] in widest) >= 8  # as wide as torch takes
+    assert all(a["pad"][k] != a["pad"][k + 1] for a, _ in pads for k in range(0, len(a["pad"]), 2))
+    drops = [c.nodes[0].attrs for c in drawn["dropout"]]
+    assert all(0 < sum(index_array_bools(a["mask"])) < len(index_array_bools(a["mask"])) for a in drops)
+    assert {a["p"] for a in drops} >= {0.1, 0.5} and sum(a["p"] != 0.5 for a in drops) >= 20
+
+
 def index_array_bools(nested) -> list[bool]:
     return [v for row in nested for v in index_array_bools(row)] if isinstance(nested, list) else [nested]
 
@@ -165,6 +225,14 @@ def _rt(t):
     ("attention-backward-unscaled", "scaled_dot_product_attention", "fail"),
     ("lstm-no-carry", "lstm", "fail"),
     ("gru-no-carry", "gru", "fail"),
+    ("conv-transpose-stride-dilation-swapped", "conv_transpose2d", "fail"),
+    ("conv-transpose-output-padding-dropped", "conv_transpose2d", "fail"),
+    ("std-mean-constant", "std", "fail"),
+    ("var-backward-wrong-correction", "var", "fail"),
+    ("pad-edge-overwrite", "pad", "fail"),
+    ("cat-split-first-size", "cat", "fail"),
+    ("dropout-backward-no-mask", "dropout", "fail"),
+    ("dropout-scaled-by-inverse-p", "dropout", "fail"),
 ])
 def test_each_layer_mutant_is_caught_at_every_seed(mutant, op, expect):
     impl = MutantImpl(MUTANTS[mutant])

@@ -1,5 +1,5 @@
-"""Tensor ops declare where they choose among tied elements as data (``TensorOp.ties``); the verdicts'
-kink finder reads that field and names no op."""
+"""Tensor ops declare where they choose among tied elements (``TensorOp.ties``) and where they take a
+root of 0 (``TensorOp.singular``) as data; the verdicts' kink finder reads those fields and names no op."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ import inspect
 
 import pytest
 
-from conformance.case.tensor_ops import TENSOR_OPS, TIE_RULES, declare, tied_candidates
+from conformance.case.tensor_ops import (
+    SINGULAR_RULES,
+    TENSOR_OPS,
+    TIE_RULES,
+    declare,
+    singular_outputs,
+    tied_candidates,
+)
 from conformance.verdict import graph as verdict
 from conformance.verdict import kinks
 from refimpl import Value
@@ -42,3 +49,20 @@ def test_the_kink_finder_names_no_op():
         source = inspect.getsource(finder)
         for name in TENSOR_OPS:
             assert f'"{name}"' not in source
+
+
+def test_every_tensor_op_declares_a_known_singular_rule_or_none():
+    assert {op.name: op.singular for op in TENSOR_OPS.values() if op.singular} == {
+        "std": "zero-variance", "vector_norm": "zero-slices"}
+    assert all(op.singular in SINGULAR_RULES for op in TENSOR_OPS.values() if op.singular)
+    with pytest.raises(ValueError, match="unknown singular rule"):
+        declare(dataclasses.replace(TENSOR_OPS["std"], name="mad", singular="somewhere"))
+    assert "mad" not in TENSOR_OPS
+
+
+def test_roots_of_zero_are_found_in_every_reduced_slice():
+    x = Tensor([Value(v) for v in (2.0, 2.0, 0.0, 0.0, 1.0, -1.0)], (3, 2))
+    assert singular_outputs("std", [x], {"dim": 1, "correction": 1, "keepdim": False}) == [True, True, False]
+    assert singular_outputs("vector_norm", [x], {"dim": 1, "keepdim": True}) == [False, True, False]
+    assert singular_outputs("vector_norm", [x], {"dim": 0, "keepdim": False}) == [False, False]
+    assert singular_outputs("var", [x], {"dim": 1, "correction": 1, "keepdim": False}) == []  # smooth at 0

@@ -49,7 +49,7 @@ def main() -> int:
         want = "convention" if m.expect == "convention" else "killed"
         ok = all(c == want for c in cells)
         bad += not ok
-        print(f"{m.name:<30} {name:<36} {cells.count(want)}/{len(cells)} {want:<10} {'yes' if ok else 'NO'}")
+        print(f"{m.name:<40} {name:<36} {cells.count(want)}/{len(cells)} {want:<10} {'yes' if ok else 'NO'}")
     print(f"as expected at every seed: {'all' if not bad else f'{bad} rows not'}; "
           f"{time.perf_counter() - t0:.0f}s")
     return 1 if bad else 0

@@ -1,6 +1,6 @@
 """Hostile geometry for layer ops: the shapes and attributes of a convolution, a pooling, a
-normalization, an indexing or a cumulative op, attention, a recurrent cell over T steps, drawn where
-their backward passes go wrong.
+normalization, a statistic, a shaping op, dropout, an indexing or a cumulative op, attention, a
+recurrent cell over T steps, drawn where their backward passes go wrong.
 
 The bugs live in geometry that harmless tests never use: windows that overlap (stride < kernel: a
 window's gradient written with ``=`` loses the others'), sizes that the stride does not divide
@@ -11,7 +11,11 @@ forward's), and ties (a max pool over small integers: every window has one); for
 inputs of three and four dims whose sizes differ (a backward that assumes (N, D) input), groups of
 two elements, and groups whose values are all equal (variance 0: only eps is left under the root);
 for indexing, an index that repeats by construction (numpy's ``dW[idx] += d`` counts a repeat
-once); for a product, zeros — one or several in a lane (a backward that divides by the input). Each draw is a small
+once); for a product, zeros — one or several in a lane (a backward that divides by the input); for a
+transposed convolution, ``output_padding`` up to torch's limit with padding (the extra rows get
+input); for var and std, constant slices (std's root at 0) and for the norm slices of zeros; for cat,
+three inputs whose sizes differ; for pad, widths as wide as torch takes, different per side (an edge
+copied many times); for dropout, masks with kept and dropped elements and p ≠ 0.5. Each draw is a small
 local choice that shrinks towards the plain case — one sample, one channel, kernel 1, stride 1, no
 padding — and every combination drawn is valid for torch (an output of at least one element,
 padding at most half the kernel for pooling, no window wholly in the padding).
@@ -69,6 +73,35 @@ def conv1d_geometry(draw: st.DrawFn) -> Geometry:
     length = _size(draw, dilation * (kernel - 1) + 1, padding) + draw(st.integers(0, 3))
     shapes = [(n, groups * per_in, length), (groups * per_out, per_in, kernel), (groups * per_out,)]
     return shapes, {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}, False
+
+
+def _transposed_axis(draw: st.DrawFn) -> tuple[int, int, int, int, int, int]:
+    """(kernel, stride, padding, output_padding, dilation, size) along one axis of a transposed
+    convolution: ``output_padding`` up to torch's limit (below the stride or the dilation — positive
+    in about half the draws, where a backward that drops the extra rows goes wrong once ``padding`` ≥ 1
+    puts something there), stride and dilation drawn apart, the input size raised until the output
+    has a row."""
+    kernel, stride, dilation = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    output_padding = draw(st.integers(0, max(stride, dilation) - 1))
+    padding = draw(st.integers(0, 2))
+    size = draw(st.integers(1, 3))
+    while (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1 < 1:
+        size += 1
+    return kernel, stride, padding, output_padding, dilation, size
+
+
+@st.composite
+def conv_transpose2d_geometry(draw: st.DrawFn) -> Geometry:
+    """x (N, C, H, W), weight (C, O/groups, kH, kW), bias (O,): groups, stride ≠ dilation, output_padding."""
+    groups = draw(st.integers(1, 3))
+    per_in, per_out = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    n = draw(st.integers(1, 2))
+    rows, cols = _transposed_axis(draw), _transposed_axis(draw)
+    c = groups * per_in
+    shapes = [(n, c, rows[5], cols[5]), (c, per_out, rows[0], cols[0]), (groups * per_out,)]
+    attrs = {"stride": [rows[1], cols[1]], "padding": [rows[2], cols[2]], "output_padding": [rows[3], cols[3]],
+             "groups": groups, "dilation": [rows[4], cols[4]]}
+    return shapes, attrs, False
 
 
 def _pool_axis(draw: st.DrawFn, dilated: bool, ceil_mode: bool) -> tuple[int, int, int, int, int]:
@@ -156,6 +189,36 @@ def group_norm_geometry(draw: st.DrawFn) -> Geometry:
     if c // groups * math.prod(shape[2:]) < 2:  # torch: more than one value per group
         shape = (*shape, 2)
     return [shape, (c,), (c,)], {"num_groups": groups, "eps": draw(st.sampled_from(EPS))}, draw(st.integers(0, 3)) == 0
+
+
+def _reduced(draw: st.DrawFn) -> tuple[Shape, dict[str, Any]]:
+    """A 3-D input (2-D one time in three), reduced over one dim (negative half the time) or several,
+    at least two elements per slice, and ``keepdim``."""
+    shape = [draw(st.integers(1, 3)) for _ in range(draw(st.sampled_from((3, 3, 2))))]
+    if draw(st.booleans()):
+        dim: Any = _dim(draw, tuple(shape))
+        dims = [dim % len(shape)]
+    else:
+        dims = sorted(draw(st.lists(st.integers(0, len(shape) - 1), min_size=2, max_size=len(shape), unique=True)))
+        dim = dims
+    if math.prod(shape[d] for d in dims) < 2:  # a slice of one element: no spread (torch: NaN with correction 1)
+        shape[dims[0]] = 2
+    return tuple(shape), {"dim": dim, "keepdim": draw(st.booleans())}
+
+
+@st.composite
+def spread_geometry(draw: st.DrawFn) -> Geometry:
+    """var and std: a :func:`_reduced` input, ``correction`` 1 (torch's default) or 0, and small
+    integers half the time — slices whose values are all equal (variance 0: std's root at 0)."""
+    shape, attrs = _reduced(draw)
+    return [shape], {**attrs, "correction": draw(st.sampled_from((1, 0)))}, draw(st.booleans())
+
+
+@st.composite
+def norm_geometry(draw: st.DrawFn) -> Geometry:
+    """The 2-norm: a :func:`_reduced` input, small integers half the time — now and then a slice of zeros."""
+    shape, attrs = _reduced(draw)
+    return [shape], attrs, draw(st.booleans())
 
 
 def _tensor_shape(draw: st.DrawFn) -> Shape:
@@ -266,6 +329,87 @@ def prod_geometry(draw: st.DrawFn) -> Geometry:
 
 
 @st.composite
+def cat_geometry(draw: st.DrawFn) -> Geometry:
+    """Three inputs (two one time in four), equal but along ``dim``, where the first two differ — one of
+    the sizes often 1 — so that a backward splitting at the first input's size for every input goes
+    wrong at the third."""
+    shape = _tensor_shape(draw)
+    d = _dim(draw, shape)
+    first = draw(st.integers(1, 3))
+    second = first + draw(st.integers(1, 2))
+    if draw(st.booleans()):
+        first, second = second, first
+    sizes = [first, second] + ([draw(st.integers(1, 3))] if draw(st.integers(0, 3)) else [])
+    axis = d % len(shape)
+    return [(*shape[:axis], n, *shape[axis + 1:]) for n in sizes], {"dim": d}, False
+
+
+@st.composite
+def stack_geometry(draw: st.DrawFn) -> Geometry:
+    """Two or three inputs of one shape, stacked along any of the new tensor's dims (negative too)."""
+    shape = _tensor_shape(draw)
+    count = draw(st.integers(2, 3))
+    return [shape] * count, {"dim": draw(st.integers(-len(shape) - 1, len(shape)))}, False
+
+
+@st.composite
+def slice_geometry(draw: st.DrawFn) -> Geometry:
+    """``x[..., start:stop:step, ...]``: a step of 1 to 3, a start and a stop that may be left out,
+    negative, or past the end (Python clamps them) — never an empty result."""
+    shape = tuple(draw(st.integers(1, 5)) for _ in range(draw(st.sampled_from((2, 1, 3)))))
+    d = _dim(draw, shape)
+    n = shape[d]
+    start = draw(st.one_of(st.none(), st.integers(-n, n - 1)))
+    stop = draw(st.one_of(st.none(), st.integers(-n, n + 2)))
+    step = draw(st.integers(1, 3))
+    if not range(*slice(start, stop, step).indices(n)):
+        start, stop = None, None
+    return [shape], {"dim": d, "start": start, "stop": stop, "step": step}, False
+
+
+#: the widest pad the suite draws per mode on a dim of size n: torch's limit (reflect n − 1, circular n),
+#: and n + 1 where torch has none (a replicated edge element copied more times than the input is long)
+_PAD_WIDEST = {"replicate": lambda n: n + 1, "reflect": lambda n: n - 1, "circular": lambda n: n,
+               "constant": lambda n: n + 1}
+
+
+@st.composite
+def pad_geometry(draw: st.DrawFn) -> Geometry:
+    """``F.pad`` of a 3-D input on its last dim or two, or of a 4-D one on its last two (torch's rule
+    for the modes other than constant), each side its own width — the widest torch takes half the time,
+    the two sides of a dim different — in replicate, reflect, circular or constant mode (with a value).
+    The padded dims hold two to four elements, so that reflect pads at all."""
+    mode = draw(st.sampled_from(tuple(_PAD_WIDEST)))
+    ndim = draw(st.sampled_from((4, 3)))
+    padded = 2 if ndim == 4 else draw(st.integers(1, 2))
+    shape = tuple(draw(st.integers(1, 2)) for _ in range(ndim - padded)) + \
+        tuple(draw(st.integers(2, 4)) for _ in range(padded))
+    pad: list[int] = []
+    for n in reversed(shape[-padded:]):  # torch lists the last dim first
+        widest = _PAD_WIDEST[mode](n)
+        before = widest if draw(st.booleans()) else draw(st.integers(0, widest))
+        after = draw(st.integers(0, widest))
+        pad += [before, after if after != before else (before + 1) % (widest + 1)]
+    attrs: dict[str, Any] = {"pad": pad, "mode": mode}
+    if mode == "constant":
+        attrs["value"] = draw(st.sampled_from((1.5, 0.0, -2.0)))
+    return [shape], attrs, False
+
+
+@st.composite
+def dropout_geometry(draw: st.DrawFn) -> Geometry:
+    """A mask with kept and dropped elements (one of each, by construction) and p from 0.1, 0.25,
+    0.5 (where 1/p = 1/(1 − p)) and 0.8."""
+    shape = _tensor_shape(draw)
+    if math.prod(shape) < 2:
+        shape = (*shape[:-1], 2)
+    flat = [draw(st.booleans()) for _ in range(math.prod(shape))]
+    kept = draw(st.integers(0, len(flat) - 1))
+    flat[kept], flat[(kept + 1) % len(flat)] = True, False
+    return [shape], {"mask": _nest(flat, shape), "p": draw(st.sampled_from((0.1, 0.25, 0.5, 0.8)))}, False
+
+
+@st.composite
 def attention_geometry(draw: st.DrawFn) -> Geometry:
     """q (…, L, E), k (…, S, E), v (…, S, Ev) with batch dims (B,) or (B, H): the query and key lengths
     differ three times in four, E and Ev too (a transposed product or a length taken for the other
@@ -301,6 +445,9 @@ def gru_geometry(draw: st.DrawFn) -> Geometry:
     return _recurrent(draw, 3, False)
 
 
+#: x (2, 3, 2) whose slice x[:, 1, :] is constant and whose other slices have a mean far from 0
+_SPREAD = [0.5, 1.75, 1.25, 1.25, 2.0, -0.5, 1.5, 0.25, 1.25, 1.25, 0.75, 2.5]
+
 #: per layer op, geometries judged first at every seed (``Suite.fixed``): the hostile corner each
 #: bug needs, so that a bug no random draw happened to reach is still caught — a max shared by
 #: overlapping windows and a tie inside one; a last window over the padded edge under ceil_mode;
@@ -317,6 +464,10 @@ FIXED: dict[str, list[tuple[list[Shape], dict[str, Any], list[float] | None]]] =
     "conv2d": [([(1, 4, 5, 6), (4, 2, 2, 3), (4,)], {"stride": [2, 1], "padding": [1, 0], "dilation": [1, 2],
                                                      "groups": 2}, None)],
     "conv1d": [([(1, 4, 7), (4, 2, 3), (4,)], {"stride": 2, "padding": 1, "dilation": 2, "groups": 2}, None)],
+    # output_padding with padding (something lands in the extra rows), stride ≠ dilation on both axes, groups
+    "conv_transpose2d": [([(1, 4, 3, 3), (4, 2, 3, 2), (4,)], {"stride": [2, 1], "padding": [1, 1],
+                                                                "output_padding": [1, 1], "groups": 2,
+                                                                "dilation": [1, 2]}, None)],
     "batch_norm": [([(3, 2, 2), (2,), (2,)], {"eps": 1e-5},  # channel 0 constant: variance 0
                     [0.5, 0.5, 0.25, -1.0, 0.5, 0.5, 0.75, 0.0, 0.5, 0.5, -0.5, 1.0])],
     "layer_norm": [([(2, 3, 4), (4,), (4,)], {"normalized_shape": [4], "eps": 1e-5}, None),
@@ -338,4 +489,23 @@ FIXED: dict[str, list[tuple[list[Shape], dict[str, Any], list[float] | None]]] =
             ([(2, 2, 1), (2, 1), (3, 1), (3, 1), (3,), (3,)], {}, None)],
     "prod": [([(2, 4)], {"dim": 1, "keepdim": False}, [0.5, 0.0, -1.5, 2.0, 0.0, 1.5, 0.0, -0.5]),
              ([(3, 2)], {"dim": 0, "keepdim": True}, [1.5, 0.0, -0.5, 2.0, 2.0, -1.0])],
+    # slices of nonzero mean (a one-pass variance with the mean held constant is off there), one constant
+    # slice (x[:, 1, :]: variance 0, std's root at 0), both corrections
+    "var": [([(2, 3, 2)], {"dim": [0, 2], "keepdim": False, "correction": 1}, _SPREAD),
+            ([(3, 4)], {"dim": -1, "keepdim": True, "correction": 0}, None)],
+    "std": [([(2, 3, 2)], {"dim": [0, 2], "keepdim": False, "correction": 1}, _SPREAD),
+            ([(3, 4)], {"dim": -1, "keepdim": True, "correction": 0}, None)],
+    "vector_norm": [([(3, 2)], {"dim": 1, "keepdim": False}, [0.0, 0.0, 0.5, -1.5, 0.0, 0.0]),  # rows of zeros
+                    ([(2, 2, 3)], {"dim": [1, 2], "keepdim": True}, [0.0] * 6 + [0.25, -1.0, 2.0, 0.5, 0.0, -0.75])],
+    # three inputs, the first two of different sizes along dim (one of them 1)
+    "cat": [([(2, 1, 3), (2, 3, 3), (2, 2, 3)], {"dim": 1}, None)],
+    "stack": [([(2, 3), (2, 3), (2, 3)], {"dim": -1}, None)],
+    "slice": [([(2, 5)], {"dim": -1, "start": -4, "stop": None, "step": 2}, None)],
+    # each mode as wide as torch takes, the sides different; an edge element copied several times
+    "pad": [([(1, 2, 2, 3)], {"pad": [3, 1, 0, 2], "mode": "replicate"}, None),
+            ([(2, 3, 4)], {"pad": [3, 1, 2, 0], "mode": "reflect"}, None),
+            ([(2, 2, 3)], {"pad": [3, 1], "mode": "circular"}, None),
+            ([(1, 1, 2, 3)], {"pad": [1, 2, 2, 0], "mode": "constant", "value": 1.5}, None)],
+    # 1/p ≠ 1/(1 − p), kept and dropped elements
+    "dropout": [([(2, 3)], {"mask": [[True, False, True], [False, True, True]], "p": 0.1}, None)],
 }

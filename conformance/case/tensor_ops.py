@@ -8,10 +8,15 @@ which the verdicts read to find kinks. The runners, the strategies, the verdicts
 scripts all read from here, so adding an op is this one place. Elementwise ops come from
 ``refimpl.ops.OPS`` (their kinks are ``OpSpec.kinks``).
 
-A *layer* op (convolution, pooling, normalization, indexing, cumulative ops, attention, recurrent
-cells: the families of :data:`LAYER_FAMILIES`) takes inputs whose shapes depend on each other and on
-its attributes (or
-values that must be hostile: repeated indices, zeros in a product); it declares a ``geometry``
+Where an op is not differentiable because it takes a root of an exact 0 — std of a constant slice,
+the norm of a slice of zeros — torch masks the gradient to 0 and the unmasked formula gives NaN:
+``singular`` names the rule of :data:`SINGULAR_RULES` that finds those outputs, and the verdicts
+accept either answer there.
+
+A *layer* op (convolution, pooling, normalization, statistics, shaping, dropout, indexing, cumulative
+ops, attention, recurrent cells: the families of :data:`LAYER_FAMILIES`) takes inputs whose shapes
+depend on each other and on its attributes (or values that must be hostile: repeated indices, zeros
+in a product, constant slices); it declares a ``geometry``
 instead (:mod:`conformance.case.geometry`: the shapes of all its inputs and its attributes, drawn
 hostile), is judged in its own suite, and is never drawn into the random tensor graphs.
 """
@@ -25,7 +30,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from conformance.case import geometry
-from refimpl import attention, conv, indexing, norm, recurrent
+from refimpl import attention, conv, indexing, norm, recurrent, shaping, statistics
 from refimpl.tensor import Tensor, matmul, norm_dims, reduction_groups
 
 Shape = tuple[int, ...]
@@ -54,6 +59,9 @@ class TensorOp:
     torch_fixed: tuple[tuple[str, Any], ...] = ()
     # the attributes torch takes as tensors, with their dtype: ("index", "int64"), ("mask", "bool")
     tensor_attrs: tuple[tuple[str, str], ...] = ()
+    # Where the op takes a root of an exact 0, a rule of SINGULAR_RULES: there torch masks the
+    # gradient to 0 and NaN (the unmasked formula) is as valid (a kink). "" — none.
+    singular: str = ""
 
     @property
     def layer(self) -> bool:
@@ -105,6 +113,26 @@ TIE_RULES: dict[str, Callable[..., Iterator[list[Any]]]] = {
 }
 
 
+#: per rule, for each output element of the op applied to the inputs with the attributes: whether it is
+#: a root of an exact 0 (its slope 0 or NaN, both valid). Each output element is the node the choice is
+#: made at: one op over one parent, the radicand (refimpl.statistics.root).
+SINGULAR_RULES: dict[str, Callable[..., list[bool]]] = {
+    # std: the slices whose variance is exactly 0 (their values all equal)
+    "zero-variance": lambda x, attrs: statistics.at_zero(statistics.var(x, **attrs)),
+    # the 2-norm: the slices of zeros
+    "zero-slices": lambda x, attrs: statistics.at_zero(statistics.squared_norms(x, **attrs)),
+}
+
+
+def singular_outputs(name: str, inputs: list[Tensor], attrs: dict[str, Any]) -> list[bool]:
+    """Per output element of tensor op ``name`` applied to ``inputs`` with ``attrs``: whether its
+    ``singular`` rule puts it at a root of an exact 0. Nothing for an op without one."""
+    op = TENSOR_OPS.get(name)
+    if op is None or not op.singular:
+        return []
+    return SINGULAR_RULES[op.singular](*inputs, attrs)
+
+
 def tied_candidates(name: str, inputs: list[Tensor], attrs: dict[str, Any]) -> Iterator[list[Any]]:
     """The groups of input elements (refimpl Values) among which tensor op ``name``, applied to
     ``inputs`` with ``attrs``, splits a gradient by its ``ties`` rule — a group of two or more is a
@@ -121,6 +149,8 @@ TENSOR_OPS: dict[str, TensorOp] = {}
 def declare(op: TensorOp) -> None:
     if op.ties and op.ties not in TIE_RULES:
         raise ValueError(f"{op.name}: unknown ties rule {op.ties!r}; one of {sorted(TIE_RULES)}")
+    if op.singular and op.singular not in SINGULAR_RULES:
+        raise ValueError(f"{op.name}: unknown singular rule {op.singular!r}; one of {sorted(SINGULAR_RULES)}")
     TENSOR_OPS[op.name] = op
 
 
@@ -212,6 +242,36 @@ declare(TensorOp("lstm", 7, "conformance.oracle.composed.lstm", recurrent.lstm, 
 declare(TensorOp("gru", 6, "conformance.oracle.composed.gru", recurrent.gru, *_NO_TENSOR_GRAPHS,
                  note="x (T, B, I), h0, w_ih, w_hh, b_ih, b_hh: every step's h, torch's gate order",
                  family="recurrent", geometry=geometry.gru_geometry))
+
+# declared after the others, so that every suite already in the list keeps its place, and with it its seed
+declare(TensorOp("conv_transpose2d", 3, "torch.nn.functional.conv_transpose2d", conv.conv_transpose2d,
+                 *_NO_TENSOR_GRAPHS, note="weight (C, O/groups, kH, kW); stride, padding, output_padding, "
+                 "groups, dilation; bias", family="convolution", geometry=geometry.conv_transpose2d_geometry))
+declare(TensorOp("var", 1, "torch.var", statistics.var, *_NO_TENSOR_GRAPHS,
+                 note="correction 1 or 0, over one dim or several", family="statistics",
+                 geometry=geometry.spread_geometry))
+declare(TensorOp("std", 1, "torch.std", statistics.std, *_NO_TENSOR_GRAPHS,
+                 note="a constant slice: gradient 0 (torch masks), NaN as valid", family="statistics",
+                 geometry=geometry.spread_geometry, singular="zero-variance"))
+declare(TensorOp("vector_norm", 1, "torch.linalg.vector_norm", statistics.vector_norm, *_NO_TENSOR_GRAPHS,
+                 note="ord 2; a slice of zeros: gradient 0 (torch masks), NaN as valid", family="statistics",
+                 geometry=geometry.norm_geometry, singular="zero-slices", torch_fixed=(("ord", 2),)))
+
+declare(TensorOp("cat", 2, "conformance.oracle.composed.cat", shaping.cat, *_NO_TENSOR_GRAPHS,
+                 note="two or three inputs, sizes along dim that differ", family="shaping",
+                 geometry=geometry.cat_geometry))
+declare(TensorOp("stack", 2, "conformance.oracle.composed.stack", shaping.stack, *_NO_TENSOR_GRAPHS,
+                 note="two or three inputs along a new dim", family="shaping", geometry=geometry.stack_geometry))
+declare(TensorOp("slice", 1, "conformance.oracle.composed.slice_along", shaping.slice_along, *_NO_TENSOR_GRAPHS,
+                 note="start, stop (None, negative, past the end), step", family="shaping",
+                 geometry=geometry.slice_geometry))
+declare(TensorOp("pad", 1, "torch.nn.functional.pad", shaping.pad, *_NO_TENSOR_GRAPHS,
+                 note="constant (a value), reflect, replicate, circular: an edge element's gradient a sum",
+                 family="shaping", geometry=geometry.pad_geometry))
+
+declare(TensorOp("dropout", 1, "conformance.oracle.composed.dropout", indexing.dropout, *_NO_TENSOR_GRAPHS,
+                 note="a given mask: x·mask/(1 − p)", family="dropout", geometry=geometry.dropout_geometry,
+                 tensor_attrs=(("mask", "bool"),)))
 
 
 def layer_ops(among: Any = None, family: str | None = None) -> list[str]:

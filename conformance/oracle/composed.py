@@ -1,10 +1,12 @@
 """torch computations that torch has no single function for, written with torch's own pieces — the
 oracle of a layer op declared with ``torch="conformance.oracle.composed.NAME"``.
 
-Each is the plain loop a torch user writes around torch's cell functions (``torch.lstm_cell``,
-``torch.gru_cell``: torch's forward and its own backward formulas for each step), so what is
-compared is torch's arithmetic, not ours. The repro script of a case copies the function's source
-in (:mod:`conformance.oracle.repro`): it stays standalone.
+Each is the plain code a torch user writes: the loop around torch's cell functions
+(``torch.lstm_cell``, ``torch.gru_cell``: torch's forward and its own backward formulas for each
+step), a list of the case's inputs for ``torch.cat`` and ``torch.stack``, Python's slice syntax, the
+dropout expression with a given mask — so what is compared is torch's arithmetic, not ours. The repro
+script of a case copies the function's source in (:mod:`conformance.oracle.repro`): it stays
+standalone, so each imports torch itself.
 """
 
 from __future__ import annotations
@@ -32,3 +34,31 @@ def gru(x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any) -> Any:
         h = torch.gru_cell(x[t], h, w_ih, w_hh, b_ih, b_hh)
         out.append(h)
     return torch.stack(out)
+
+
+def cat(*tensors: Any, dim: int) -> Any:
+    """``torch.cat`` of the case's inputs: torch takes them as one sequence, a case as leaves."""
+    import torch
+
+    return torch.cat(tensors, dim=dim)
+
+
+def stack(*tensors: Any, dim: int) -> Any:
+    """``torch.stack`` of the case's inputs (a sequence for torch, leaves for a case)."""
+    import torch
+
+    return torch.stack(tensors, dim=dim)
+
+
+def slice_along(x: Any, dim: int, start: Any = None, stop: Any = None, step: int = 1) -> Any:
+    """``x[..., start:stop:step, ...]`` at ``dim``: torch's indexing (its backward, ``SliceBackward``)
+    — torch has no function taking a slice as arguments."""
+    return x[(slice(None),) * (dim % x.dim()) + (slice(start, stop, step),)]
+
+
+def dropout(x: Any, mask: Any, p: float) -> Any:
+    """Dropout with a given mask: ``x * mask / (1 - p)`` in torch ops. torch has no dropout that
+    takes a mask (``F.dropout`` draws its own), so this is the expression written with torch's
+    operators. torch's own kernel scales the mask first (``aten/src/ATen/native/Dropout.cpp``:
+    ``input * (bernoulli(1 - p) / (1 - p))``): the same numbers up to one rounding."""
+    return x * mask / (1 - p)

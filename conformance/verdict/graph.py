@@ -8,8 +8,9 @@ Each entry — the output value, each leaf's gradient, each HVP component — ha
 * ``pass``            — the implementation is within ``2·tol`` of torch;
 * otherwise, for an entry that a choice at a kink changes, the valid set decides
   (:mod:`conformance.verdict.kinks`: the values of every valid choice at every kink, widened by
-  their tolerance): ``convention`` inside it, ``fail`` (``nonfinite-mismatch`` for NaN/inf)
-  outside — the finite difference there averages the one-sided slopes and is no truth;
+  their tolerance; NaN too where the kink is a root of 0, whose slope torch masks): ``convention``
+  inside it, ``fail`` (``nonfinite-mismatch`` for NaN/inf) outside — the finite difference there
+  averages the one-sided slopes and is no truth;
 * for any other entry the truth arbitrates (a finite difference of the forward at 50 digits for
   gradients, the 50-digit forward for values, refimpl at 50 digits for HVPs):
   ``torch-deviates`` if the implementation is within ``tol`` of the truth and torch is not,
@@ -31,7 +32,7 @@ from typing import Any
 
 from conformance.case.entrykey import EntryKey
 from conformance.case.graph import GraphCase, GraphResult
-from conformance.case.tensor_ops import TENSOR_OPS, tied_candidates
+from conformance.case.tensor_ops import TENSOR_OPS, singular_outputs, tied_candidates
 from conformance.oracle.opcheck import kink_points
 from conformance.oracle.run import evaluate, leaf_tensors, refimpl_raw, truth_gradient
 from conformance.tolerance.bounds import SAFETY, TINY, bound_system
@@ -129,10 +130,12 @@ def leaves_behind(case: GraphCase, nodes: list[Any]) -> frozenset[str]:
 
 def on_kink(n: Any, args: list[Any], leaves: list[Value]) -> bool:
     """Whether node ``n``, given its evaluated inputs ``args``, sits on a kink: an input on one of
-    its elementwise op's declared kink points, or a tie (maximum/minimum, or a tensor op's ``ties``
-    rule) between candidates whose gradients with respect to ``leaves`` differ."""
+    its elementwise op's declared kink points, a tie (maximum/minimum, or a tensor op's ``ties``
+    rule) between candidates whose gradients with respect to ``leaves`` differ, or an output its
+    tensor op's ``singular`` rule puts at a root of 0."""
     if n.op in TENSOR_OPS:  # a tie by the op's declared rule (amax: within any one slice it reduces)
-        return any(_split_matters(tied, leaves) for tied in tied_candidates(n.op, args, n.attrs))
+        return any(_split_matters(tied, leaves) for tied in tied_candidates(n.op, args, n.attrs)) or \
+            any(singular_outputs(n.op, args, n.attrs))
     spec = OPS.get(n.op)
     if spec is None or not spec.kinks:
         return False

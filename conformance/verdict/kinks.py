@@ -1,11 +1,14 @@
 """The valid answers at kinks: what an implementation may give where torch documents a choice.
 
 Where a node sits exactly on a kink — relu, abs, leaky_relu, elu at 0, softplus at threshold/β,
-clamp at a bound, a tie of maximum/minimum, a tie within a slice of amax — its local derivative is
+clamp at a bound, a tie of maximum/minimum, a tie within a slice of amax, a root of an exact 0 (std
+of a constant slice, the norm of a slice of zeros: ``TensorOp.singular``) — its local derivative is
 a choice, and torch's is one of several. A choice is *valid* when it lies between the op's
 one-sided derivatives (the op's own branches just left and just right of the point:
 :func:`refimpl.ops.one_sided`) or is torch's own (clamp at min == max passes the gradient, though
-the function is flat on both sides); a tie may split the gradient any way that sums to it.
+the function is flat on both sides); a tie may split the gradient any way that sums to it; a root
+of 0 may pass 0 (torch masks its slope, 1/(2·0), there) or NaN (the unmasked formula: 1/(2·0)
+times the radicand's slope, 0).
 
 An entry's valid set is every value the backward pass gives over every valid choice at every kink
 at once. Each entry is a multilinear function of the choices: a path from a leaf to the output
@@ -37,7 +40,7 @@ from typing import Any
 
 from conformance.case.entrykey import EntryKey
 from conformance.case.graph import GraphCase
-from conformance.case.tensor_ops import TENSOR_OPS, tied_candidates
+from conformance.case.tensor_ops import TENSOR_OPS, singular_outputs, tied_candidates
 from conformance.oracle.opcheck import kink_points
 from conformance.oracle.run import differentiate, evaluate, leaf_tensors
 from conformance.tolerance.bounds import SAFETY, TINY, kink_bound_system
@@ -51,6 +54,14 @@ MAX_RUNS = 64  # backward passes per case spent on combinations of choices
 #: the local derivative of an amax output that sends the whole gradient to one tied candidate
 CHOSEN = OpSpec("chosen", 1, lambda m, x: x, lambda m, x, out: (m.one,), "", (REALS,),
                 note="a tie of amax resolved to one candidate (conformance/verdict/kinks.py)")
+
+
+#: the local derivatives of a root of an exact 0 with respect to its radicand: torch's mask, and the
+#: unmasked formula's NaN (TensorOp.singular)
+MASKED = OpSpec("masked", 1, lambda m, x: x, lambda m, x, out: (m.zero,), "", (REALS,),
+                note="a root of 0 with its slope masked to 0, torch's choice (conformance/verdict/kinks.py)")
+UNMASKED = OpSpec("unmasked", 1, lambda m, x: x, lambda m, x, out: (m.convert(math.nan),), "", (REALS,),
+                  note="a root of 0 with the slope 1/(2·0)·0 = NaN, the other valid choice")
 
 
 @dataclass(frozen=True)
@@ -161,9 +172,10 @@ def find_kinks(case: GraphCase, env: dict[str, Any], second_order: bool = False)
     local derivative: a node of an elementwise op with an input on one of the op's kink points (its
     one-sided derivatives, and torch's where that lies outside them), a tie of maximum/minimum
     between two different nodes (all to a, all to b), an amax output with tied candidates (all to
-    one of them). Options that give the same local derivative are one (with ``second_order`` the
-    one-sided derivatives are kept apart: elu′ with α = 1 is continuous at 0, elu″ is not; and
-    torch's choice between them is kept too: a second-order entry is not monotone in the choice)."""
+    one of them), an output its op's ``singular`` rule puts at a root of 0 (0 or NaN). Options that
+    give the same local derivative are one (with ``second_order`` the one-sided derivatives are kept
+    apart: elu′ with α = 1 is continuous at 0, elu″ is not; and torch's choice between them is kept
+    too: a second-order entry is not monotone in the choice)."""
     found = []
     for n in case.nodes:
         args = [env[i] for i in n.inputs]
@@ -173,6 +185,9 @@ def find_kinks(case: GraphCase, env: dict[str, Any], second_order: bool = False)
                 distinct = list({id(v): v for v in tied}.values())
                 if len(distinct) > 1 and o.parents and not any(o is v for v in distinct):
                     found.append(_Kink(o, [(CHOSEN, (v,)) for v in distinct]))
+            for o, at in zip(outs, singular_outputs(n.op, args, n.attrs)):
+                if at and len(o.parents) == 1:  # the root's own node, over its radicand
+                    found.append(_Kink(o, [(MASKED, o.parents), (UNMASKED, o.parents)]))
             continue
         spec = OPS.get(n.op)
         if spec is None or not spec.kinks:

@@ -190,7 +190,7 @@ FOREIGN: dict[str, Foreign] = {f.name: f for f in (
            "entry:grad from-step:2"),
     # numpy layer functions as a course assignment writes them (forward → (out, cache), backward(dout,
     # cache)): correct, then one classic bug each
-    _entry("layers_assignment", "layers", "conforms", "conv, pooling, normalization: loops and textbook backward"),
+    _entry("layers_assignment", "layers", "conforms", "every layer op: loops and textbook backward"),
     _entry("layers_maxpool_overwrite", "layers", "kill", "max pool backward dx[argmax] = dout, not +=",
            "op:max_pool2d"),
     _entry("layers_maxpool_every_tie", "layers", "kill", "max pool backward masks x == max: every tie gets it all",
@@ -234,6 +234,14 @@ FOREIGN: dict[str, Foreign] = {f.name: f for f in (
     _entry("layers_gru_no_carry", "layers", "kill", "GRU backprop through time without the carry", "op:gru"),
     _entry("layers_gru_update_gate_swapped", "layers", "kill", "GRU backward with h' = z·n + (1 − z)·h",
            "op:gru"),
+    _entry("layers_dropout_no_mask", "layers", "kill", "dropout backward dout / (1 − p): the mask forgotten",
+           "op:dropout"),
+    _entry("layers_pad_replicate_overwrite", "layers", "kill", "pad backward dx[src] = dout: an edge copied once",
+           "op:pad"),
+    _entry("layers_std_mean_constant", "layers", "kill", "std backward from E[x²] − E[x]², the mean constant",
+           "op:std"),
+    _entry("layers_conv_transpose_output_padding", "layers", "kill",
+           "conv_transpose2d backward crops dout to the size without output_padding", "op:conv_transpose2d"),
 )}
 
 __all__ = ["EXPECTS", "FOREIGN", "STYLES", "Foreign"]

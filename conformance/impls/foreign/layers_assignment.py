@@ -1,14 +1,16 @@
 """Numpy layer functions written like a course assignment (correct): CS231n's layers.py style.
 
-The suite verifies layer ops (convolution, pooling, normalization; cumulative sums and products, prod;
-indexing: index_select, gather, embedding, scatter_add; where, masked_fill; scaled dot-product attention;
-recurrent: a one-layer LSTM and GRU over a sequence) through a layer-function adapter:
+The suite verifies layer ops (convolution, transposed convolution, pooling, normalization; var, std and the
+2-norm; cat, stack, slicing, padding; dropout with a given mask; cumulative sums and products, prod; indexing:
+index_select, gather, embedding, scatter_add; where, masked_fill; scaled dot-product attention; recurrent: a
+one-layer LSTM and GRU over a sequence) through a layer-function adapter:
 ``forward(*inputs, **attrs) -> (out, cache)`` and ``backward(dout, cache) -> grads``. This is a correct set
 written independently of the reference implementation — naive loops over output positions, textbook backward
 formulas (batch norm's compact dx; products of the other factors, never a division by x; ``np.add.at`` for
-repeated indices; the softmax backward ``P * (dP - rowsum(dP * P))``; backpropagation through time that carries
-dh and dc from step t + 1 into step t, rnn_layers.py's lstm_backward pattern) — and the base the buggy
-``layers_*.py`` files override one op at a time.
+repeated indices and for padding's edges; std's and the norm's gradient 0 where they are 0, as torch's; the
+softmax backward ``P * (dP - rowsum(dP * P))``; backpropagation through time that carries dh and dc from step
+t + 1 into step t, rnn_layers.py's lstm_backward pattern) — and the base the buggy ``layers_*.py`` files
+override one op at a time.
 """
 
 import numpy as np
@@ -482,6 +484,176 @@ def gru_backward(dout, cache):
     return dx, dh_next, dw_ih, dw_hh, db_ih, db_hh
 
 
+def conv_transpose2d_forward(x, w, b, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), groups=1,
+                             dilation=(1, 1)):
+    # x (N, C, H, W), w (C, O/groups, kH, kW): every input position scatters x[n, c, i, j] * w[c] into the
+    # output at (i*stride + u*dilation - padding, ...); computed in a buffer without the padding cut off
+    N, C, H, W = x.shape
+    _, Og, kH, kW = w.shape
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = stride, padding, output_padding, dilation
+    Cg = C // groups
+    Ho = (H - 1) * sh - 2 * ph + dh * (kH - 1) + oph + 1
+    Wo = (W - 1) * sw - 2 * pw + dw * (kW - 1) + opw + 1
+    # room for every tap, and for output_padding rows beyond them
+    buf = np.zeros((N, groups * Og, max((H - 1) * sh + dh * (kH - 1) + 1, ph + Ho),
+                    max((W - 1) * sw + dw * (kW - 1) + 1, pw + Wo)))
+    for g in range(groups):
+        cin, cout = slice(g * Cg, (g + 1) * Cg), slice(g * Og, (g + 1) * Og)
+        for i in range(H):
+            for j in range(W):
+                hs = slice(i * sh, i * sh + dh * (kH - 1) + 1, dh)
+                ws = slice(j * sw, j * sw + dw * (kW - 1) + 1, dw)
+                buf[:, cout, hs, ws] += np.tensordot(x[:, cin, i, j], w[cin], axes=([1], [0]))  # (N, Og, kH, kW)
+    out = buf[:, :, ph:ph + Ho, pw:pw + Wo] + b[None, :, None, None]
+    return out, (x, w, stride, padding, dilation, groups, buf.shape)
+
+
+def conv_transpose2d_backward(dout, cache):
+    x, w, (sh, sw), (ph, pw), (dh, dw), groups, buf_shape = cache
+    _, C, H, W = x.shape
+    _, Og, kH, kW = w.shape
+    Cg = C // groups
+    _, _, Ho, Wo = dout.shape
+    dbuf = np.zeros(buf_shape)  # what was cut off (the padding) gets no gradient
+    dbuf[:, :, ph:ph + Ho, pw:pw + Wo] = dout
+    dx, dw_ = np.zeros_like(x), np.zeros_like(w)
+    for g in range(groups):
+        cin, cout = slice(g * Cg, (g + 1) * Cg), slice(g * Og, (g + 1) * Og)
+        for i in range(H):
+            for j in range(W):
+                hs = slice(i * sh, i * sh + dh * (kH - 1) + 1, dh)
+                ws = slice(j * sw, j * sw + dw * (kW - 1) + 1, dw)
+                d = dbuf[:, cout, hs, ws]  # (N, Og, kH, kW)
+                dx[:, cin, i, j] = np.tensordot(d, w[cin], axes=([1, 2, 3], [1, 2, 3]))
+                dw_[cin] += np.tensordot(x[:, cin, i, j], d, axes=([0], [0]))
+    return dx, dw_, dout.sum(axis=(0, 2, 3))
+
+
+def _axes(dim, ndim):
+    """A torch dim or tuple of dims as sorted numpy axes."""
+    return tuple(sorted(int(d) % ndim for d in (dim if isinstance(dim, tuple) else (dim,))))
+
+
+def var_forward(x, dim, correction=1, keepdim=False):
+    axes = _axes(dim, x.ndim)
+    n = int(np.prod([x.shape[a] for a in axes]))
+    mu = x.mean(axis=axes, keepdims=True)
+    v = ((x - mu) ** 2).sum(axis=axes, keepdims=True) / (n - correction)
+    return (v if keepdim else np.squeeze(v, axis=axes)), (x, mu, v, axes, n, correction, keepdim)
+
+
+def var_backward(dout, cache):
+    x, mu, _, axes, n, correction, keepdim = cache
+    if not keepdim:
+        dout = np.expand_dims(dout, axes)
+    # the mean's own term is sum(x - mu) * ... = 0: only the direct one is left
+    return (dout * 2 * (x - mu) / (n - correction),)
+
+
+def std_forward(x, dim, correction=1, keepdim=False):
+    v, cache = var_forward(x, dim, correction, True)
+    s = np.sqrt(v)  # (keepdims)
+    return (s if keepdim else np.squeeze(s, axis=cache[3])), (cache, s, keepdim)
+
+
+def std_backward(dout, cache):
+    (x, mu, _, axes, n, correction, _), s, keepdim = cache
+    if not keepdim:
+        dout = np.expand_dims(dout, axes)
+    # d std = d var / (2 std); where std is 0 (a constant slice) torch masks the gradient to 0
+    safe = np.where(s == 0, 1.0, s)
+    return (np.where(s == 0, 0.0, dout * (x - mu) / ((n - correction) * safe)),)
+
+
+def vector_norm_forward(x, dim, keepdim=False):
+    axes = _axes(dim, x.ndim)
+    r = np.sqrt((x * x).sum(axis=axes, keepdims=True))
+    return (r if keepdim else np.squeeze(r, axis=axes)), (x, r, axes, keepdim)
+
+
+def vector_norm_backward(dout, cache):
+    x, r, axes, keepdim = cache
+    if not keepdim:
+        dout = np.expand_dims(dout, axes)
+    # x / |x|, and 0 at a slice of zeros (torch's convention)
+    return (np.where(r == 0, 0.0, dout * x / np.where(r == 0, 1.0, r)),)
+
+
+def cat_forward(*xs, dim=0):
+    axis = _axis(dim, xs[0].ndim)
+    return np.concatenate(xs, axis=axis), (axis, [x.shape[axis] for x in xs])
+
+
+def cat_backward(dout, cache):
+    axis, sizes = cache
+    return tuple(np.split(dout, np.cumsum(sizes)[:-1], axis=axis))  # each input's own stretch
+
+
+def stack_forward(*xs, dim=0):
+    axis = int(dim) % (xs[0].ndim + 1)
+    return np.stack(xs, axis=axis), (axis, len(xs))
+
+
+def stack_backward(dout, cache):
+    axis, n = cache
+    return tuple(np.take(dout, k, axis=axis) for k in range(n))
+
+
+def slice_forward(x, dim, start=None, stop=None, step=1):
+    index = [slice(None)] * x.ndim
+    index[_axis(dim, x.ndim)] = slice(start, stop, step)
+    return x[tuple(index)], (x.shape, tuple(index))
+
+
+def slice_backward(dout, cache):
+    shape, index = cache
+    dx = np.zeros(shape)
+    dx[index] = dout
+    return (dx,)
+
+
+_NUMPY_PAD = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def _pad_widths(ndim, pad):
+    """torch's flat pad (last dim first, before and after) as numpy's per-axis widths."""
+    widths = [(0, 0)] * ndim
+    for k in range(len(pad) // 2):
+        widths[ndim - 1 - k] = (int(pad[2 * k]), int(pad[2 * k + 1]))
+    return widths
+
+
+def pad_forward(x, pad, mode="constant", value=None):
+    widths = _pad_widths(x.ndim, pad)
+    # where each output element comes from: pad an array of flat indices the same way (-1: the constant)
+    index = np.arange(x.size).reshape(x.shape)
+    if mode == "constant":
+        out = np.pad(x, widths, mode="constant", constant_values=0.0 if value is None else value)
+        src = np.pad(index, widths, mode="constant", constant_values=-1)
+    else:
+        out = np.pad(x, widths, mode=_NUMPY_PAD[mode])
+        src = np.pad(index, widths, mode=_NUMPY_PAD[mode])
+    return out, (x.shape, src)
+
+
+def pad_backward(dout, cache):
+    shape, src = cache
+    dx = np.zeros(int(np.prod(shape)))
+    copied = src.ravel() >= 0
+    np.add.at(dx, src.ravel()[copied], dout.ravel()[copied])  # an edge element copied k times: k gradients
+    return (dx.reshape(shape),)
+
+
+def dropout_forward(x, mask, p):
+    mask = np.asarray(mask, dtype=bool)
+    return x * mask / (1 - p), (mask, p)
+
+
+def dropout_backward(dout, cache):
+    mask, p = cache
+    return (dout * mask / (1 - p),)
+
+
 LAYERS = {
     "conv2d": (conv2d_forward, conv2d_backward),
     "conv1d": (conv1d_forward, conv1d_backward),
@@ -502,4 +674,13 @@ LAYERS = {
     "scaled_dot_product_attention": (scaled_dot_product_attention_forward, scaled_dot_product_attention_backward),
     "lstm": (lstm_forward, lstm_backward),
     "gru": (gru_forward, gru_backward),
+    "conv_transpose2d": (conv_transpose2d_forward, conv_transpose2d_backward),
+    "var": (var_forward, var_backward),
+    "std": (std_forward, std_backward),
+    "vector_norm": (vector_norm_forward, vector_norm_backward),
+    "cat": (cat_forward, cat_backward),
+    "stack": (stack_forward, stack_backward),
+    "slice": (slice_forward, slice_backward),
+    "pad": (pad_forward, pad_backward),
+    "dropout": (dropout_forward, dropout_backward),
 }

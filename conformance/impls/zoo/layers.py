@@ -1,5 +1,6 @@
-"""Layers: convolution, pooling, normalization, indexing and cumulative backward passes as people
-get them wrong (issue reports from public trackers and course-assignment solutions; docs/mutants.md).
+"""Layers: convolution, pooling, normalization, statistics, shaping, dropout, indexing and cumulative
+backward passes as people get them wrong (issue reports from public trackers and course-assignment
+solutions; docs/mutants.md).
 
 Each bug changes the gradient and leaves the forward value exactly right, as the originals did: a
 hand-written backward beside a correct forward. refimpl has no backward of its own for a layer
@@ -18,10 +19,10 @@ from typing import Any
 
 from conformance.case.tensor_ops import TENSOR_OPS
 from conformance.impls.zoo.base import Mutant, entries
-from refimpl import attention, conv, indexing, norm, recurrent
+from refimpl import attention, conv, indexing, norm, recurrent, shaping, statistics
 from refimpl.engine import Value
 from refimpl.tensor import Tensor as RTensor
-from refimpl.tensor import constant, index_array, norm_dim, reduction_groups
+from refimpl.tensor import constant, index_array, norm_dim, norm_dims, reduction_groups
 
 
 def _frozen(v: Value) -> Value:
@@ -228,6 +229,118 @@ def _gru_no_carry(x: RTensor, h0: RTensor, *weights: RTensor) -> RTensor:
     return recurrent.stack(out)
 
 
+def _conv_transpose_stride_dilation_swapped(x: RTensor, weight: RTensor, bias: RTensor | None = None,
+                                            stride: Any = 1, padding: Any = 0, output_padding: Any = 0,
+                                            groups: int = 1, dilation: Any = 1) -> RTensor:
+    """A transposed convolution whose input gradient is ``conv2d(dout, w, stride=dilation,
+    dilation=stride)`` — the two swapped (candle#2337): a shape error where that conv2d's output is
+    not x's size (stride 2, dilation 1 is enough), silently wrong where it is; right where stride ==
+    dilation. The weight and bias gradients are right."""
+    s, p, d = conv.pair(stride), conv.pair(padding), conv.pair(dilation)
+    right = conv.conv_transpose2d(x.map(_frozen), weight, bias, stride, padding, output_padding, groups, dilation)
+    out_hw = right.shape[2:]
+    kernel = weight.shape[2:]
+    got = tuple(conv.out_size(out_hw[a], kernel[a], d[a], p[a], s[a]) for a in (0, 1))
+    if got != x.shape[2:]:
+        raise ValueError(f"shape mismatch in backward: the input gradient is {got}, the input {x.shape[2:]}")
+    frozen_w = weight.map(_frozen)
+    bug = conv.scatter_conv(x, frozen_w, None, d, p, s, groups, out_hw)  # BUG: stride and dilation swapped
+    held = conv.scatter_conv(x.map(_frozen), frozen_w, None, d, p, s, groups, out_hw)  # its value: a − a = 0
+    return RTensor([r + (a - b) for r, a, b in zip(right.elements, bug.elements, held.elements)],
+                   right.shape, right.system)
+
+
+def _conv_transpose_output_padding_dropped(x: RTensor, weight: RTensor, bias: RTensor | None = None,
+                                           stride: Any = 1, padding: Any = 0, output_padding: Any = 0,
+                                           groups: int = 1, dilation: Any = 1) -> RTensor:
+    """A transposed convolution whose input gradient is ``conv2d`` of dout without its last
+    ``output_padding`` rows and columns (the size the output would have without them): what x sent
+    there, with ``padding`` ≥ 1, gets no gradient. Right without output_padding or padding."""
+    right = conv.conv_transpose2d(x.map(_frozen), weight, bias, stride, padding, output_padding, groups, dilation)
+    N, O, oh, ow = right.shape
+    op = conv.pair(output_padding)
+    cut = (oh - op[0], ow - op[1])
+    args = (conv.pair(stride), conv.pair(padding), conv.pair(dilation), groups, cut)
+    frozen_w = weight.map(_frozen)
+    kept = conv.scatter_conv(x, frozen_w, None, *args).elements  # BUG: the extra rows' gradient dropped
+    held = conv.scatter_conv(x.map(_frozen), frozen_w, None, *args).elements
+    out = list(right.elements)
+    for plane in range(N * O):
+        for h in range(cut[0]):
+            for w in range(cut[1]):
+                k, j = (plane * cut[0] + h) * cut[1] + w, (plane * oh + h) * ow + w
+                out[j] = out[j] + (kept[k] - held[k])
+    return RTensor(out, right.shape, right.system)
+
+
+def _spread_slopes(slope: Any, root: bool) -> Any:
+    """var (``root=False``) or std whose forward is refimpl's and whose backward gives each element of
+    a slice the slope ``slope(x, mean, n, correction)`` for the variance (std: over 2·std, its root's
+    slope) — the bug's. A slice of std 0 keeps refimpl's (masked) slope."""
+
+    def fn(x: RTensor, dim: Any = None, correction: int = 1, keepdim: bool = False) -> RTensor:
+        ns = x.system
+        right = (statistics.std if root else statistics.var)(x.map(_frozen), dim, correction, keepdim)
+        _, groups = reduction_groups(x.shape, norm_dims(dim, x.ndim))
+        out = []
+        for o, g in zip(right.elements, groups):
+            vals = [x.elements[i] for i in g]
+            mean = ns.div(sum((v.data for v in vals), ns.zero), ns.convert(len(vals)))
+            if root and o.data == 0:
+                out.append(o)
+                continue
+            scale = ns.div(ns.one, ns.mul(ns.convert(2.0), o.data)) if root else ns.one
+            out.append(o + sum(((v - _frozen(v)) * ns.mul(slope(v.data, mean, len(vals), correction), scale)
+                                for v in vals), constant(ns.zero, ns)))
+        return RTensor(out, right.shape, right.system)
+
+    return fn
+
+
+def _pad_overwrite(x: RTensor, pad: Any, mode: str = "constant", value: float | None = None) -> RTensor:
+    """Padding whose backward writes ``dx[src] = dout[dst]`` place by place: an element copied to
+    several places (replicate, reflect and circular edges) keeps the gradient of the last one only."""
+    right = shaping.pad(x, pad, mode, value)
+    last = {id(e): j for j, e in enumerate(right.elements)}
+    out = [e if last[id(e)] == j else _frozen(e) for j, e in enumerate(right.elements)]  # BUG: = for +=
+    return RTensor(out, right.shape, right.system)
+
+
+def _cat_first_size_offsets(*xs: RTensor, dim: int = 0) -> RTensor:
+    """cat whose backward splits dout at multiples of the first input's size along dim (input i from
+    i·size₀, its own size long): right for inputs of one size and for the first two, wrong from the
+    third on — and numpy's broadcast error where a slice runs past the end."""
+    right = shaping.cat(*(x.map(_frozen) for x in xs), dim=dim)
+    d = norm_dim(dim, xs[0].ndim)
+    sizes = [x.shape[d] for x in xs]
+    total, inner = sum(sizes), math.prod(xs[0].shape[d + 1:])
+    out = list(right.elements)
+    for i, (x, n) in enumerate(zip(xs, sizes)):
+        start = i * sizes[0]  # BUG: the offsets of equal sizes
+        if start + n > total:
+            raise ValueError(f"could not broadcast input array from shape ({total - start},) into shape ({n},)")
+        for o in range(math.prod(xs[0].shape[:d])):
+            for j in range(n * inner):
+                v = x.elements[o * n * inner + j]
+                dst = o * total * inner + start * inner + j
+                out[dst] = out[dst] + (v - _frozen(v))
+    return RTensor(out, right.shape, right.system)
+
+
+def _dropout_slopes(kept: Any, dropped: Any) -> Any:
+    """Dropout whose forward is refimpl's and whose backward gives a kept element the slope
+    ``kept(p)``, a dropped one ``dropped(p)`` — the bug's."""
+
+    def fn(x: RTensor, mask: Any, p: float) -> RTensor:
+        ns = x.system
+        right = indexing.dropout(x.map(_frozen), mask, p)
+        keep = indexing.flat_mask(mask, x.shape, "mask")
+        return RTensor([o + (v - _frozen(v)) * ns.convert(kept(p) if k else dropped(p))
+                        for o, v, k in zip(right.elements, x.elements, keep)], right.shape, right.system)
+
+    return fn
+
+
 def _layer(name: str, fn: Any) -> dict[str, Any]:
     """A mutant's patch of one layer op's refimpl function, and that op as the only one it can change."""
     return dict(patch=entries(TENSOR_OPS, **{name: replace(TENSOR_OPS[name], refimpl=fn)}), ops=frozenset({name}))
@@ -281,4 +394,32 @@ MUTANTS = [
            **_layer("lstm", _lstm_no_carry)),
     Mutant("gru-no-carry", "layers", "a GRU's gradient not carried across time steps",
            "each step's state taken as a constant: right at T = 1", **_layer("gru", _gru_no_carry)),
+    Mutant("conv-transpose-stride-dilation-swapped", "layers",
+           "a transposed convolution's input gradient with stride and dilation swapped",
+           "the backward is a conv2d whose stride is the forward's dilation: a shape error or silently "
+           "wrong where they differ (candle#2337)",
+           **_layer("conv_transpose2d", _conv_transpose_stride_dilation_swapped)),
+    Mutant("conv-transpose-output-padding-dropped", "layers",
+           "a transposed convolution's input gradient without the output_padding rows",
+           "dout cropped to the size without output_padding: right unless padding puts input there",
+           **_layer("conv_transpose2d", _conv_transpose_output_padding_dropped)),
+    Mutant("std-mean-constant", "layers", "std's backward from E[x²] − E[x]² with the mean held constant",
+           "dstd = x/((N − c)·std), the term −mean/((N − c)·std) lost: right for slices of mean 0 "
+           "(in the two-pass form the mean's term is 0 anyway)",
+           **_layer("std", _spread_slopes(lambda x, mean, n, c: 2.0 * x / (n - c), root=True))),
+    Mutant("var-backward-wrong-correction", "layers", "var's backward divides by N − (1 − correction)",
+           "the forward's N − 1 and the backward's N (or the reverse) from two copies of the formula",
+           **_layer("var", _spread_slopes(lambda x, mean, n, c: 2.0 * (x - mean) / (n - (1 - c)), root=False))),
+    Mutant("pad-edge-overwrite", "layers", "padding's backward dx[src] = dout[dst]: an edge copied k times once",
+           "replicate, reflect and circular copy an edge element several times; = for += keeps one",
+           **_layer("pad", _pad_overwrite)),
+    Mutant("cat-split-first-size", "layers", "cat's backward splits dout at multiples of the first input's size",
+           "right for equal sizes and for two inputs; wrong (or a broadcast error) from the third on",
+           **_layer("cat", _cat_first_size_offsets)),
+    Mutant("dropout-backward-no-mask", "layers", "dropout's backward dout/(1 − p) everywhere, the mask forgotten",
+           "the mask applied in forward only (numpy-ml#94)",
+           **_layer("dropout", _dropout_slopes(lambda p: 1.0 / (1.0 - p), lambda p: 1.0 / (1.0 - p)))),
+    Mutant("dropout-scaled-by-inverse-p", "layers", "dropout's backward scales kept elements by 1/p, not 1/(1 − p)",
+           "p read as the keep probability in backward; right at p = 0.5",
+           **_layer("dropout", _dropout_slopes(lambda p: 1.0 / p, lambda p: 0.0))),
 ]
