@@ -25,7 +25,7 @@ LAYER_OPS = ("conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "laye
              "gather", "embedding", "scatter_add", "where", "masked_fill", "cumsum", "cumprod", "prod",
              "scaled_dot_product_attention", "lstm", "gru", "conv_transpose2d", "var", "std", "vector_norm", "cat",
              "stack", "slice", "pad", "dropout")
-SEEDS = range(2)  # seeds 0-9: tools/layer_kill_matrix.py (docs/mutants.md)
+SEEDS = range(2)  # seeds 0-9: tools/kill_matrix.py (docs/mutants.md)
 
 
 def _suite(name: str, examples: int = 12):

@@ -14,7 +14,7 @@ from conformance.commands.verify import suites
 from conformance.driver import PROFILES as PROFILE_EXAMPLES
 from conformance.driver import judge_case as check_case
 from conformance.impls import RefImpl
-from conformance.impls.zoo import MUTANTS, MutantImpl, snapshot
+from conformance.impls.zoo import CATEGORIES, MUTANTS, MutantImpl, snapshot
 from conformance.impls.zoo.base import Mutant
 from conformance.impls.zoo.engine import installed
 
@@ -37,7 +37,8 @@ def zoo():
 def test_the_zoo_is_large_and_covers_every_category():
     assert len(MUTANTS) >= 32
     categories = {m.category for m in MUTANTS.values()}
-    assert categories == {"derivative", "graph", "tensor", "layers", "optimizer", "numerics"}
+    assert categories == set(CATEGORIES) == {"derivative", "graph", "tensor", "layers", "optimizer", "numerics",
+                                             "precision"}
 
 
 def test_the_control_is_not_killed(zoo):
@@ -65,7 +66,7 @@ def test_a_kill_is_what_verify_says_of_that_case(zoo):
     for o in outcomes.values():
         if o.status == "killed":
             firsts.setdefault(o.category, o)
-    assert set(firsts) == {"derivative", "graph", "tensor", "layers", "optimizer", "numerics"}
+    assert set(firsts) == set(CATEGORIES)
     for o in firsts.values():
         v = check_case(MutantImpl(MUTANTS[o.name]), o.verdict.case)
         assert (v.verdict, v.reason) == (o.verdict.verdict, o.verdict.reason), o.name

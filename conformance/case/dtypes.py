@@ -8,13 +8,15 @@ roundoff and smallest subnormal), the verdict's working range, the records' ulps
 
 The *working range* (:mod:`conformance.verdict.robustness`) is where every correct formula stays
 within its tolerance. The formulas people write raise a value to the second or third power on the
-way (−a/b² for div′), computed in the *compute* format: float64 and float32 compute in themselves;
-float16 and bfloat16 kernels compute in float32 (torch's ``opmath`` type, jax's and every mixed-
-precision kernel's upcast) and store the result. So the range is the cube root of the compute
-format's normal range, intersected with the square root of the storage format's (a stored
-derivative 1/b² must not overflow): float64 [1e-100, 1e100], float32 [1e-12, 1e12]; float16 —
-normal magnitudes [6.1e-5, 65504], square roots 7.8e-3 and 256 → [1e-2, 1e2]; bfloat16 has
-float32's exponent range → float32's [1e-12, 1e12].
+way (−a/b² for div′), computed in the *compute* format: float64 and float32 compute in themselves,
+so their range is the cube root of their normal range: float64 [1e-100, 1e100], float32 [1e-12,
+1e12]. float16 and bfloat16 kernels compute in float32 (torch's ``opmath`` type, jax's and every
+mixed-precision kernel's upcast) and store the result: their range is float32's, within the
+*normal* range of the storage format (below it a stored number keeps fewer digits, and a tolerance
+can only be absolute), rounded inward to powers of ten: float16 — normal magnitudes [6.1e-5,
+65504] → [1e-4, 1e4]; bfloat16 has float32's exponent range → float32's [1e-12, 1e12]. (Where a
+correct implementation stores a square on the way — torch's div′ stores b·b — and loses digits,
+the truth decides: its result is the less accurate one.)
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class DType:
 DTYPES: dict[str, DType] = {d.name: d for d in (
     DType("float64", FLOAT64, (1e-100, 1e100), -300.0),
     DType("float32", FLOAT32, (1e-12, 1e12), -40.0),
-    DType("float16", FLOAT16, (1e-2, 1e2), -7.0),
+    DType("float16", FLOAT16, (1e-4, 1e4), -7.0),
     DType("bfloat16", BFLOAT16, (1e-12, 1e12), -40.0),
 )}
 

@@ -16,8 +16,8 @@ x·x·x), and these overflow, underflow to subnormals or raise ``OverflowError``
 ``ZeroDivisionError`` in Python only past the cube root of the dtype's normal range. float64:
 normal magnitudes in [2.2e-308, 1.8e308], cube roots 2.8e-103 and 5.6e102 → [1e-100, 1e100].
 float32: [1.2e-38, 3.4e38], cube roots 2.3e-13 and 7.0e12 → [1e-12, 1e12]. float16 and bfloat16
-compute in float32 and store in themselves: the square root of what they store, within float32's
-(:mod:`conformance.case.dtypes`, where each dtype's range is declared). Exactly 0 is in the range
+compute in float32 and store in themselves: float32's range, within the normal range of what they
+store (:mod:`conformance.case.dtypes`, where each dtype's range is declared). Exactly 0 is in the range
 (ordinary, and the special points use it).
 """
 

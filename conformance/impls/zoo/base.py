@@ -30,7 +30,7 @@ from refimpl.tensor import Tensor
 tensor = importlib.import_module("refimpl.tensor")  # the module: refimpl.tensor is also a function
 
 Patch = Callable[[], AbstractContextManager[Any]]
-CATEGORIES = ("derivative", "graph", "tensor", "layers", "optimizer", "numerics")
+CATEGORIES = ("derivative", "graph", "tensor", "layers", "optimizer", "numerics", "precision")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,49 @@
+"""Fixed cases hostile to a narrow format, judged first in its tensor-graph suite at every seed.
+
+Half precision breaks code that is right in float32 in three places, each built here from the
+format's own figures rather than drawn and hoped for:
+
+* **ties it creates** — a maximum and the format's next number below it: distinct, one ulp apart,
+  so a backward that treats near-equal entries as tied (an ``isclose`` mask) splits a gradient that
+  belongs wholly to the maximum (tinygrad#12296: ties everywhere in float16);
+* **overflow past the largest number** — logits a little above log(largest) (11.1 in float16, 88.7
+  in bfloat16): exp of them overflows unless the max is shifted out first;
+* **long sums** — 64 terms, where accumulating in the format itself loses digits that a float32
+  accumulator keeps.
+
+Every number is a number of the format, and inside its working range
+(:mod:`conformance.case.dtypes`), so a failure here is charged.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+from conformance.case.dtypes import dtype as dtype_of
+from conformance.case.graph import GraphCase, Node, Tensor
+from conformance.case.strategies import with_id
+
+
+def _case(op: str, x: Tensor, attrs: dict[str, object], ct: tuple[float, ...], out_shape: tuple[int, ...],
+          dtype: str) -> GraphCase:
+    return with_id(GraphCase({"x": x}, (Node("n0", op, ("x",), attrs),), "n0", Tensor(out_shape, ct), dtype))
+
+
+def fixed_cases(dtype: str) -> tuple[GraphCase, ...]:
+    """The hostile cases of ``dtype`` (see the module docstring), ops ``amax``, ``logsumexp``,
+    ``softmax`` and ``sum``."""
+    d = dtype_of(dtype)
+    f, cast = d.format, d.cast
+    below = 1.5 - 2.0 ** (1 - f.precision)  # the format's number just below 1.5
+    near = Tensor((2, 4), (1.5, below, 0.25, -1.0, -0.5, 0.75, 0.75 - 2.0 ** (-f.precision), 0.125))
+    big = math.log(f.largest)
+    logits = Tensor((2, 3), tuple(cast(big + s) for s in (0.5, 0.25, -0.5, 0.75, -0.25, 0.0)))
+    rng = random.Random(0)
+    terms = Tensor((64,), tuple(cast(rng.uniform(0.5, 1.5)) for _ in range(64)))
+    return (
+        _case("amax", near, {"dim": 1, "keepdim": False}, (1.5, -0.75), (2,), dtype),
+        _case("logsumexp", logits, {"dim": -1, "keepdim": False}, (1.25, -0.5), (2,), dtype),
+        _case("softmax", logits, {"dim": -1}, (1.0, -0.5, 0.75, 0.5, 1.25, -1.0), (2, 3), dtype),
+        _case("sum", terms, {"dim": 0, "keepdim": False}, (0.75,), (), dtype),
+    )
