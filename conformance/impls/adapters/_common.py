@@ -122,6 +122,13 @@ def to_tensor(x: Any) -> Tensor:
     return Tensor(tuple(int(s) for s in a.shape), tuple(float(v) for v in a.reshape(-1).tolist()))
 
 
+def holder(dtype: str) -> str:
+    """The numpy dtype a case's numbers reach the library in: the case's own, but float32 for bfloat16,
+    which numpy lacks (``ml_dtypes`` adds it, with jax only); float32 holds every bfloat16 number, so
+    the adapter's cast to the library's bfloat16 is exact."""
+    return "float32" if dtype == "bfloat16" else dtype
+
+
 def zeros_like_leaf(case: GraphCase, name: str) -> np.ndarray:
     """The gradient of a leaf the output does not depend on, for libraries that give None."""
     return np.zeros(case.leaves[name].shape, dtype=case.dtype)
@@ -148,7 +155,7 @@ class ArrayAdapter:
     Subclasses set ``name``, ``version``, ``capabilities`` and ``table`` in their constructor (which
     imports the library) and implement ``evaluate(case) -> (value, grads, hvp)`` with arrays of the
     library; ``leaf_arrays`` gives them the leaves, cotangent and second-order vectors as numpy
-    arrays of the case's dtype.
+    arrays of the case's dtype (of float32 for bfloat16: the adapter casts them to the library's).
     """
 
     name: str
@@ -190,9 +197,10 @@ class ArrayAdapter:
 
     @staticmethod
     def leaf_arrays(case: GraphCase) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray] | None]:
-        """Leaves, cotangent and second-order vectors as numpy arrays of the case's dtype."""
+        """Leaves, cotangent and second-order vectors as numpy arrays of the case's dtype (bfloat16's
+        numbers in float32: :func:`holder`)."""
         def arr(t: Tensor) -> np.ndarray:
-            return np.array(t.values, dtype=case.dtype).reshape(t.shape)
+            return np.array(t.values, dtype=holder(case.dtype)).reshape(t.shape)
 
         so = None if case.second_order is None else {k: arr(t) for k, t in case.second_order.items()}
         return {k: arr(t) for k, t in case.leaves.items()}, arr(case.cotangent), so

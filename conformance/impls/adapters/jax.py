@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from conformance.case.dtypes import DTYPES
 from conformance.case.graph import GraphCase
 from conformance.impls.adapters._common import (
     ArrayAdapter,
@@ -79,8 +80,8 @@ def _layers(jax: Any) -> OpTable:
     """The layer ops: ``lax.conv_general_dilated`` (groups as ``feature_group_count``), ``lax.reduce_window``
     for pooling (torch's ceil_mode as more padding on the right, −inf for a max pool; an average pool's
     sum over torch's divisor), the normalizations written with ``jnp.mean``/``jnp.var`` and
-    ``lax.rsqrt`` as flax writes them, ``jnp.take``/``take_along_axis``, ``.at[].add``, ``jnp.where``,
-    ``jnp.cumsum``/``cumprod``/``prod``."""
+    ``lax.rsqrt`` as flax writes them (a half-precision input in float32, as flax promotes it),
+    ``jnp.take``/``take_along_axis``, ``.at[].add``, ``jnp.where``, ``jnp.cumsum``/``cumprod``/``prod``."""
     jnp, lax = jax.numpy, jax.lax
 
     def conv(x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any, groups: int) -> Any:
@@ -106,6 +107,9 @@ def _layers(jax: Any) -> OpTable:
                                         x.dtype)
 
     def normalize(x: Any, axes: tuple[int, ...], eps: float) -> Any:
+        """In at least float32, as flax's ``_compute_stats`` promotes a half-precision input (float32
+        and float64 in themselves); the caller casts the scaled and shifted result back once."""
+        x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
         mean = jnp.mean(x, axes, keepdims=True)
         return (x - mean) * lax.rsqrt(jnp.var(x, axes, keepdims=True) + eps)  # biased variance
 
@@ -114,14 +118,14 @@ def _layers(jax: Any) -> OpTable:
 
     def batch_norm(x: Any, weight: Any, bias: Any, eps: float) -> Any:
         y = normalize(x, (0, *range(2, x.ndim)), eps)
-        return y * per_channel(x, weight) + per_channel(x, bias)
+        return (y * per_channel(x, weight) + per_channel(x, bias)).astype(x.dtype)
 
     def layer_norm(x: Any, weight: Any, bias: Any, normalized_shape: Any, eps: float) -> Any:
-        return normalize(x, tuple(range(-len(normalized_shape), 0)), eps) * weight + bias
+        return (normalize(x, tuple(range(-len(normalized_shape), 0)), eps) * weight + bias).astype(x.dtype)
 
     def group_norm(x: Any, weight: Any, bias: Any, num_groups: int, eps: float) -> Any:
         y = normalize(x.reshape(x.shape[0], num_groups, -1), (2,), eps).reshape(x.shape)
-        return y * per_channel(x, weight) + per_channel(x, bias)
+        return (y * per_channel(x, weight) + per_channel(x, bias)).astype(x.dtype)
 
     def gather(x: Any, dim: int, index: Any) -> Any:  # torch's index may be smaller than x beside dim
         part = tuple(slice(None) if k == dim % x.ndim else slice(0, n) for k, n in enumerate(index.shape))
@@ -154,7 +158,8 @@ def _layers(jax: Any) -> OpTable:
 
 
 class JaxImpl(ArrayAdapter):
-    """jax on the CPU with ``jax_enable_x64`` (else float64 arrays silently become float32)."""
+    """jax on the CPU with ``jax_enable_x64`` (else float64 arrays silently become float32), in every
+    dtype of the case format (``jnp.float16``, ``jnp.bfloat16``: the dtypes' names are jax's)."""
 
     def __init__(self) -> None:
         os.environ.setdefault("JAX_PLATFORMS", "cpu")  # no probing for accelerators
@@ -163,22 +168,27 @@ class JaxImpl(ArrayAdapter):
         self.jax = jax
         self.name, self.version = "jax", version("jax")
         self.table = _table(jax)
-        self.capabilities = capabilities(self.table, ("float64", "float32"), second_order=True)
+        self.capabilities = capabilities(self.table, tuple(DTYPES), second_order=True)
 
     def evaluate(self, case: GraphCase) -> Raw:
         jax, jnp = self.jax, self.jax.numpy
-        leaves, ct, so = self.leaf_arrays(case)
-        cpu = jax.devices("cpu")[0]
-        xs = {k: jax.device_put(v, cpu) for k, v in leaves.items()}
+        leaves, ct_, so_ = self.leaf_arrays(case)
+        cpu, dt = jax.devices("cpu")[0], jnp.dtype(case.dtype)
+
+        def put(v: np.ndarray) -> Any:  # in the case's dtype (bfloat16 arrives in float32: exact)
+            return jax.device_put(v.astype(dt), cpu)
+
+        xs, ct = {k: put(v) for k, v in leaves.items()}, put(ct_)
+        so = None if so_ is None else {k: put(v) for k, v in so_.items()}
 
         def f(xs: dict[str, Any]) -> Any:
             return forward(case, self.table, xs)
 
         def grads(xs: dict[str, Any]) -> dict[str, Any]:
-            return jax.vjp(f, xs)[1](jnp.asarray(ct))[0]
+            return jax.vjp(f, xs)[1](ct)[0]
 
         value, pull = jax.vjp(f, xs)
-        g = pull(jnp.asarray(ct))[0]
+        g = pull(ct)[0]
         if so is None:
             return value, g, None
 

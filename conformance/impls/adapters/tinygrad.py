@@ -7,7 +7,8 @@ business: the derivative judged is the one tinygrad computes for its own API. ti
 ``expm1`` or ``log1p``, and its ``softplus(beta)`` has no ``threshold`` (a different function
 from torch's above threshold/beta): those three are unsupported.
 
-Tensors are created as float64 (or float32) explicitly: tinygrad's default float is float32.
+Tensors are created in the case's dtype explicitly (``dtypes.float64``, ``float32``, ``float16``,
+``bfloat16``: the dtypes' names are tinygrad's): tinygrad's default float is float32.
 Gradients come from ``out.gradient(*leaves, gradient=cotangent)``, which builds them as tinygrad
 tensors themselves, so the HVP is ``gradient`` of ⟨those, v⟩.
 
@@ -38,10 +39,10 @@ import sys
 from importlib.metadata import version
 from typing import Any
 
+from conformance.case.dtypes import DTYPES
 from conformance.case.graph import GraphCase, GraphResult
 from conformance.impls.adapters._common import ArrayAdapter, OpTable, Raw, capabilities, depth, forward, require
 
-DTYPES = ("float64", "float32")
 MAX_DEPTH = 64
 
 
@@ -141,7 +142,7 @@ def default_device() -> str:
 
 
 class TinygradImpl(ArrayAdapter):
-    """tinygrad on one device: float64 and float32, second order."""
+    """tinygrad on one device: every dtype of the case format, second order."""
 
     def __init__(self, device: str | None = None, max_depth: int | None = None) -> None:
         self.device = device or default_device()
@@ -165,7 +166,7 @@ class TinygradImpl(ArrayAdapter):
         self.name, self.version = "tinygrad", f"{version('tinygrad')} (DEV={self.device})"
         self.max_depth = max_depth or int(os.environ.get("CONFORMANCE_TINYGRAD_MAX_DEPTH", MAX_DEPTH))
         self.table = _table()
-        self.capabilities = capabilities(self.table, DTYPES, second_order=True)
+        self.capabilities = capabilities(self.table, tuple(DTYPES), second_order=True)
 
     def run_graph(self, case: GraphCase) -> GraphResult:
         outside = sys.getrecursionlimit()
@@ -183,14 +184,15 @@ class TinygradImpl(ArrayAdapter):
                     f"{self.max_depth} (tinygrad's codegen time grows about quadratically with depth)")
         return super().unusable(case)
 
-    def _tensor(self, a: Any) -> Any:
-        return self.Tensor(a, dtype=getattr(self.dtypes, str(a.dtype)), device=self.device)
+    def _tensor(self, a: Any, dtype: str) -> Any:
+        """A tensor of ``dtype`` (bfloat16 arrives in float32, which tinygrad casts on the device: exact)."""
+        return self.Tensor(a, dtype=getattr(self.dtypes, dtype), device=self.device)
 
-    def _leaf(self, a: Any) -> Any:
+    def _leaf(self, a: Any, dtype: str) -> Any:
         """A leaf in its own buffer, as a parameter is. A 0-d array would become a constant, and
         tinygrad merges equal constants: ``Tensor(1.5)`` twice is one node, so ``gradient`` would
         give each of two equal scalar leaves the sum of both gradients (docs/findings.md)."""
-        return self._tensor(a.reshape(1)).reshape(a.shape) if a.ndim == 0 else self._tensor(a)
+        return self._tensor(a.reshape(1), dtype).reshape(a.shape) if a.ndim == 0 else self._tensor(a, dtype)
 
     def _placed(self, t: Any) -> Any:
         """``t`` on the adapter's device. A result that is a constant (the zero gradient of an unused
@@ -200,14 +202,14 @@ class TinygradImpl(ArrayAdapter):
 
     def evaluate(self, case: GraphCase) -> Raw:
         arrays, ct, so = self.leaf_arrays(case)
-        xs = {k: self._leaf(v) for k, v in arrays.items()}
+        xs = {k: self._leaf(v, case.dtype) for k, v in arrays.items()}
         out = forward(case, self.table, xs)
         names = list(xs)
-        gs = out.gradient(*xs.values(), gradient=self._tensor(ct))
+        gs = out.gradient(*xs.values(), gradient=self._tensor(ct, case.dtype))
         grads = dict(zip(names, gs))
         hs: list[Any] = []
         if so is not None:
-            dot = sum((g * self._tensor(so[k])).sum() for k, g in grads.items())
+            dot = sum((g * self._tensor(so[k], case.dtype)).sum() for k, g in grads.items())
             hs = list(dot.gradient(*xs.values()))
         out, gs, hs = self._placed(out), [self._placed(g) for g in gs], [self._placed(h) for h in hs]
         grads = dict(zip(names, gs))
