@@ -10,7 +10,7 @@ opinion. On top of it: :mod:`refimpl.tensor` (n-d tensors of Values), :mod:`refi
 
 from . import losses, nn, optim, textbook
 from .engine import Value, apply, backprop, grad, topological_order, zero_grad
-from .numbers import BFLOAT16, FLOAT16, FLOAT32, FLOAT64, FORMATS, FRACTION, mpmath_system, system
+from .numbers import BFLOAT16, FLOAT16, FLOAT32, FLOAT64, FORMATS, FRACTION, mixed_system, mpmath_system, system
 from .ops import OPS, OpSpec
 from .tensor import Tensor, tensor
 
@@ -18,5 +18,5 @@ __version__ = "0.1.0"
 
 __all__ = ["BFLOAT16", "FLOAT16", "FLOAT32", "FLOAT64", "FORMATS", "FRACTION", "OPS", "OpSpec", "Tensor", "Value",
            "__version__", "apply",
-           "backprop", "grad", "losses", "mpmath_system", "nn", "optim", "system", "tensor", "textbook",
+           "backprop", "grad", "losses", "mixed_system", "mpmath_system", "nn", "optim", "system", "tensor", "textbook",
            "topological_order", "zero_grad"]

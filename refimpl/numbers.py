@@ -270,6 +270,41 @@ class RoundedNS(FloatNS):
         return self.convert(a * b)
 
 
+class MixedNS(RoundedNS):
+    """Mixed precision: numbers stored in one format, reductions accumulated in a wider one.
+
+    Every op's result is rounded to the *storage* format, as in :class:`RoundedNS`, except a
+    reduction's (a sum's, a dot product's): its partial sums are rounded to the *accumulation* format
+    and only the total to storage — what autocast and most kernels do with bfloat16 or float16 data
+    (torch's CPU reductions accumulate half precision in float32). A dot product's products are
+    formed in the accumulation format too (exact there for half-precision factors). The ``+=`` of
+    backward is the engine's, one storage-rounded addition per contribution: that is how torch adds
+    two half-precision gradients that reach one tensor.
+
+    refimpl's reductions (:func:`refimpl.tensor.sum_of`, :func:`~refimpl.tensor.dot_of`) hand their
+    terms to :meth:`reduce`, which gives the total's value; the graph (and so every gradient) is the
+    same as in any other system.
+    """
+
+    def __init__(self, storage: Format, accumulate: Format) -> None:
+        if accumulate.precision < storage.precision or accumulate.emax < storage.emax:
+            raise ValueError(f"accumulating {storage.name} in {accumulate.name} would be narrower than storing it")
+        super().__init__(storage)
+        self.accumulator = RoundedNS(accumulate)
+        self.name = f"{storage.name}+{accumulate.name}"
+
+    def reduce(self, total: float, terms: list[float], factors: list[tuple[float, float]] | None = None) -> float:
+        """The total of ``terms`` (or of the products of ``factors``) accumulated left to right in the
+        accumulation format, then rounded once to storage (``total``, the storage-rounded sum, is
+        replaced)."""
+        acc = self.accumulator.convert
+        parts = terms if factors is None else [acc(x * y) for x, y in factors]
+        s = parts[0]
+        for t in parts[1:]:
+            s = acc(s + t)
+        return self.convert(s)
+
+
 class MPNS:
     """Arbitrary precision through mpmath at ``dps`` significant decimal digits."""
 
@@ -397,9 +432,20 @@ def mpmath_system(dps: int = 50) -> MPNS:
     return MPNS(dps)
 
 
+def mixed_system(storage: str, accumulate: str) -> MixedNS:
+    """Numbers stored in format ``storage``, reductions accumulated in ``accumulate`` (names of
+    :data:`FORMATS`): ``mixed_system("bfloat16", "float32")``."""
+    return MixedNS(FORMATS[storage], FORMATS[accumulate])
+
+
 def system(name: str) -> Any:
     """Look a number system up by name: ``float64``, ``float32``, ``float16``, ``bfloat16``,
-    ``fraction`` or ``mpmath<dps>``."""
+    ``fraction`` or ``mpmath<dps>``; ``STORAGE+ACCUMULATE`` (``bfloat16+float32``) for mixed
+    precision."""
+    if "+" in name:
+        storage, _, accumulate = name.partition("+")
+        if storage in FORMATS and accumulate in FORMATS:
+            return mixed_system(storage, accumulate)
     fixed = {"float64": FLOAT64, "float32": FLOAT32, "float16": FLOAT16, "bfloat16": BFLOAT16,
              "fraction": FRACTION}
     if name in fixed:

@@ -506,7 +506,7 @@ def sum_of(values: list[Value], system: Any) -> Value:
     total = values[0]
     for v in values[1:]:
         total = total + v
-    return _in_any_order(total, values)
+    return reduced(total, values)
 
 
 def dot_of(xs: list[Value], ys: list[Value], system: Any) -> Value:
@@ -517,16 +517,20 @@ def dot_of(xs: list[Value], ys: list[Value], system: Any) -> Value:
     total = terms[0]
     for t in terms[1:]:
         total = total + t
-    return _in_any_order(total, terms)
+    return reduced(total, terms, list(zip(xs, ys)))
 
 
-def _in_any_order(total: Value, terms: list[Value]) -> Value:
-    """A reduction's rounding depends on its order, which torch leaves to its kernels. A number
-    system that bounds rounding errors (the suite's tolerances) widens the bound of ``total`` to one
-    that holds in every order; any other system has no ``any_order`` and is left alone."""
-    widen = getattr(total.ns, "any_order", None)
-    if widen is not None and len(terms) > 1:
-        total.data = widen(total.data, [t.data for t in terms])
+def reduced(total: Value, terms: list[Value], factors: list[tuple[Value, Value]] | None = None) -> Value:
+    """``total``, the sum of ``terms`` (the products of ``factors``, for a dot product), as the number
+    system reduces it. How a reduction rounds is the system's business: a mixed-precision system
+    (:class:`refimpl.numbers.MixedNS`) accumulates in a wider format than it stores, and the suite's
+    error bounds widen the total's bound to one that holds in every order (torch's kernels choose
+    their own). A system with a ``reduce`` gives the total's value; the graph, and so every gradient,
+    is the chain of additions either way."""
+    reduce = getattr(total.ns, "reduce", None)
+    if reduce is not None and len(terms) > 1:
+        pairs = None if factors is None else [(x.data, y.data) for x, y in factors]
+        total.data = reduce(total.data, [t.data for t in terms], pairs)
     return total
 
 

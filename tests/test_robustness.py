@@ -1,6 +1,7 @@
 """Correctness apart from numerical robustness (conformance/verdict/robustness.py): a charged verdict on a
 case outside the working range is ``robustness``, reported and not charged unless ``--strict``."""
 
+import json
 import os
 import subprocess
 import sys
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.case.graph import GraphCase, Node, Tensor
+from conformance.case.graph import GraphCase, Node, Tensor, case_from_json
 from conformance.commands import cli
 from conformance.driver import judge_case
 from conformance.impls import RefImpl
@@ -16,7 +17,7 @@ from conformance.impls.adapters.micrograd import load_micrograd
 from conformance.kinds import graph as graph_kind
 from conformance.oracle.run import run_torch
 from conformance.verdict.outcomes import COLUMNS, NONCONFORMING, ORDER, Verdict
-from conformance.verdict.robustness import WORKING_RANGE, extreme, outside
+from conformance.verdict.robustness import OVERFLOW, WORKING_RANGE, extreme, outside
 from refimpl.numbers import FORMATS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,3 +157,35 @@ def test_pytest_conformance_strict(tmp_path):
                             timeout=300)
     assert strict.returncode == 1, strict.stdout[-3000:] + strict.stderr[-2000:]
     assert "2 robustness finding(s)" in strict.stdout and "OverflowError" in strict.stdout
+
+
+#: float16 cases whose true gradient overflows the format (found by the half-precision calibration):
+#: refimpl's emulation (every intermediate rounded to float16) meets inf − inf and gives NaN where torch's
+#: float32 kernels reach inf (the first), or the other way round (the second)
+OVERFLOWING = [
+    '{"format":"backprop-conformance/graph-case","version":1,"id":"g-c90d59cf06f0","dtype":"float16","leaves":{"x0":{"shape":[],"values":[-3.83984375]},"x1":{"shape":[],"values":[2.693359375]}},"nodes":[{"name":"n0","op":"mul","inputs":["x0","x0"],"attrs":{}},{"name":"n1","op":"mul","inputs":["n0","n0"],"attrs":{}},{"name":"n2","op":"pow_scalar","inputs":["n1"],"attrs":{"exponent":0.0}},{"name":"n3","op":"neg","inputs":["n2"],"attrs":{}},{"name":"n4","op":"mul","inputs":["n1","n2"],"attrs":{}},{"name":"n5","op":"square","inputs":["n4"],"attrs":{}},{"name":"n6","op":"sub","inputs":["n3","n4"],"attrs":{}},{"name":"n7","op":"sub","inputs":["n6","n4"],"attrs":{}},{"name":"n8","op":"abs","inputs":["n3"],"attrs":{}},{"name":"n9","op":"div","inputs":["x1","n4"],"attrs":{}},{"name":"n10","op":"add","inputs":["n8","n9"],"attrs":{}},{"name":"n11","op":"add","inputs":["n7","n10"],"attrs":{}},{"name":"n12","op":"add","inputs":["n5","n11"],"attrs":{}}],"output":"n12","cotangent":{"shape":[],"values":[-2.0]},"second_order":null}',
+    '{"format":"backprop-conformance/graph-case","version":1,"id":"g-a12b1143a353","dtype":"float16","leaves":{"x0":{"shape":[],"values":[1.1026859283447266e-05]},"x1":{"shape":[],"values":[605.5]},"x2":{"shape":[],"values":[725.5]}},"nodes":[{"name":"n0","op":"pow","inputs":["x0","x0"],"attrs":{}},{"name":"n1","op":"mul","inputs":["x1","x0"],"attrs":{}},{"name":"n2","op":"pow","inputs":["n1","x2"],"attrs":{}},{"name":"n3","op":"div","inputs":["n2","n1"],"attrs":{}},{"name":"n4","op":"div","inputs":["n3","n1"],"attrs":{}},{"name":"n5","op":"sub","inputs":["n4","n3"],"attrs":{}},{"name":"n6","op":"square","inputs":["n3"],"attrs":{}},{"name":"n7","op":"sub","inputs":["n6","n5"],"attrs":{}},{"name":"n8","op":"add","inputs":["n7","n0"],"attrs":{}},{"name":"n9","op":"div","inputs":["n0","n1"],"attrs":{}},{"name":"n10","op":"add","inputs":["n8","n9"],"attrs":{}}],"output":"n10","cotangent":{"shape":[],"values":[-1.9482421875]},"second_order":null}',
+]
+
+
+class _FiniteWhereTheTruthOverflows(RefImpl):
+    """refimpl, but a finite gradient (5.0) wherever its own is not finite."""
+
+    def run_graph(self, case):  # type: ignore[no-untyped-def]
+        r = super().run_graph(case)
+        r.grads = {k: Tensor(t.shape, tuple(v if v == v and abs(v) != float("inf") else 5.0 for v in t.values))
+                   for k, t in r.grads.items()}
+        return r
+
+
+@pytest.mark.parametrize("doc", OVERFLOWING)
+def test_a_true_answer_beyond_the_format_is_named_overflow(doc):
+    """±inf against NaN where the truth overflows float16 is how each computation met the overflow:
+    robustness, with the cause ``overflow`` (so calibration counts it explained); a finite number
+    there is not the format's overflow, and is not given that name."""
+    case = case_from_json(json.loads(doc))
+    v = judge_case(RefImpl(), case)
+    assert (v.verdict, v.cause) == (Verdict.ROBUSTNESS, OVERFLOW), v.reason
+    assert "overflows float16 (largest 65504)" in v.reason
+    w = judge_case(_FiniteWhereTheTruthOverflows(), case)
+    assert w.cause is None and "overflows" not in w.reason, w.reason

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from refimpl.numbers import BFLOAT16, FLOAT16, FLOAT32, FLOAT64, FORMATS, Format
+from refimpl.numbers import BFLOAT16, FLOAT16, FLOAT32, FLOAT64, FORMATS, Format, MixedNS
 
 
 @dataclass(frozen=True)
@@ -79,3 +79,30 @@ def dtype(name: str) -> DType:
         return DTYPES[name]
     except KeyError:
         raise ValueError(f"unknown dtype {name!r}: one of {', '.join(DTYPES)}") from None
+
+
+def accumulation(storage: str, accumulate: str | None) -> str | None:
+    """``accumulate`` checked as the accumulation dtype of a mixed-precision case in ``storage``: a
+    dtype of the table at least as precise and as wide as storage, and not storage itself (that is
+    no declaration: ``None``). A one-line ``ValueError`` otherwise."""
+    if accumulate is None:
+        return None
+    s, a = dtype(storage).format, dtype(accumulate).format
+    if a == s or a.precision < s.precision or a.emax < s.emax:
+        raise ValueError(f"accumulate {accumulate!r} must be a wider dtype than the storage dtype {storage!r}")
+    return accumulate
+
+
+_MIXED: dict[tuple[str, str], MixedNS] = {}
+
+
+def emulation(name: str, accumulate: str | None = None) -> Any:
+    """refimpl's number system for a case in ``name`` whose reductions accumulate in ``accumulate``
+    (mixed precision: :class:`refimpl.numbers.MixedNS`), or in the dtype itself (``None``)."""
+    if accumulation(name, accumulate) is None:
+        return dtype(name).system
+    key = (name, accumulate)
+    if key not in _MIXED:
+        _MIXED[key] = MixedNS(dtype(name).format, dtype(accumulate).format)
+    return _MIXED[key]
+

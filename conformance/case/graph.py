@@ -2,7 +2,10 @@
 
 A graph case is a DAG over the op table: named leaves (shape + row-major values), nodes (op,
 inputs, attributes) in topological order, the output node, a cotangent for the output, the dtype
-under test, and optionally a second-order request (the gradient of ⟨grad, v⟩ for a vector v).
+under test, and optionally a second-order request (the gradient of ⟨grad, v⟩ for a vector v) and
+a mixed-precision declaration (``accumulate``: the wider dtype the implementation accumulates its
+reductions in — sums, means, dot products — while it stores every number in ``dtype``; absent
+from the JSON when there is none, so a case without it keeps its document and its id).
 
 JSON round-trips exactly: finite floats are written with ``repr`` (shortest round-tripping form)
 and the non-finite ones as the strings ``"inf"``, ``"-inf"``, ``"nan"``. ``conformance/schema/``
@@ -50,6 +53,7 @@ class GraphCase:
     dtype: str = "float64"
     second_order: dict[str, Tensor] | None = None  # v per leaf: request ∂⟨grad, v⟩/∂leaves
     id: str = ""
+    accumulate: str | None = None  # mixed precision: reductions accumulated in this wider dtype
 
     @property
     def ops(self) -> tuple[str, ...]:
@@ -90,8 +94,9 @@ def tensor_from_json(d: dict[str, Any]) -> Tensor:
 
 
 def case_to_json(case: GraphCase) -> dict[str, Any]:
+    mixed = {} if case.accumulate is None else {"accumulate": case.accumulate}  # absent: no declaration
     return {
-        "format": FORMAT, "version": VERSION, "id": case.id, "dtype": case.dtype,
+        "format": FORMAT, "version": VERSION, "id": case.id, "dtype": case.dtype, **mixed,
         "leaves": {k: tensor_to_json(t) for k, t in case.leaves.items()},
         "nodes": [{"name": n.name, "op": n.op, "inputs": list(n.inputs),
                    "attrs": dict(n.attrs)}
@@ -115,7 +120,7 @@ def case_from_json(d: dict[str, Any]) -> GraphCase:
                     for n in d["nodes"]),
         output=d["output"], cotangent=tensor_from_json(d["cotangent"]), dtype=d.get("dtype", "float64"),
         second_order=None if so is None else {k: tensor_from_json(t) for k, t in so.items()},
-        id=d.get("id", ""),
+        id=d.get("id", ""), accumulate=dtypes.accumulation(d.get("dtype", "float64"), d.get("accumulate")),
     )
     _check_representable(case, dtypes.dtype(case.dtype))
     return case

@@ -9,7 +9,12 @@ format's own figures rather than drawn and hoped for:
 * **overflow past the largest number** — logits a little above log(largest) (11.1 in float16, 88.7
   in bfloat16): exp of them overflows unless the max is shifted out first;
 * **long sums** — 64 terms, where accumulating in the format itself loses digits that a float32
-  accumulator keeps.
+  accumulator keeps; and sums that *stagnate* in the format: 1 followed by 63 terms of ¾ of the
+  format's unit roundoff, each of which a partial sum held in the format rounds away (the total is
+  1 + 23.6 ulps; accumulated in the format it stays 1) — as a ``sum`` and as a ``matmul`` row times
+  a column of ones. A correct implementation that rounds every partial sum passes them (its bound
+  allows n − 1 roundings); one that declares float32 accumulation
+  (:attr:`conformance.impls.Capabilities.accumulate`) and does not keep it fails them.
 
 Every number is a number of the format, and inside its working range
 (:mod:`conformance.case.dtypes`), so a failure here is charged.
@@ -26,13 +31,14 @@ from conformance.case.strategies import with_id
 
 
 def _case(op: str, x: Tensor, attrs: dict[str, object], ct: tuple[float, ...], out_shape: tuple[int, ...],
-          dtype: str) -> GraphCase:
-    return with_id(GraphCase({"x": x}, (Node("n0", op, ("x",), attrs),), "n0", Tensor(out_shape, ct), dtype))
+          dtype: str, **more: Tensor) -> GraphCase:
+    leaves = {"x": x, **more}
+    return with_id(GraphCase(leaves, (Node("n0", op, tuple(leaves), attrs),), "n0", Tensor(out_shape, ct), dtype))
 
 
 def fixed_cases(dtype: str) -> tuple[GraphCase, ...]:
     """The hostile cases of ``dtype`` (see the module docstring), ops ``amax``, ``logsumexp``,
-    ``softmax`` and ``sum``."""
+    ``softmax``, ``sum`` and ``matmul``."""
     d = dtype_of(dtype)
     f, cast = d.format, d.cast
     below = 1.5 - 2.0 ** (1 - f.precision)  # the format's number just below 1.5
@@ -41,9 +47,13 @@ def fixed_cases(dtype: str) -> tuple[GraphCase, ...]:
     logits = Tensor((2, 3), tuple(cast(big + s) for s in (0.5, 0.25, -0.5, 0.75, -0.25, 0.0)))
     rng = random.Random(0)
     terms = Tensor((64,), tuple(cast(rng.uniform(0.5, 1.5)) for _ in range(64)))
+    stagnant = Tensor((64,), (1.0,) + (cast(0.75 * f.unit_roundoff),) * 63)
     return (
         _case("amax", near, {"dim": 1, "keepdim": False}, (1.5, -0.75), (2,), dtype),
         _case("logsumexp", logits, {"dim": -1, "keepdim": False}, (1.25, -0.5), (2,), dtype),
         _case("softmax", logits, {"dim": -1}, (1.0, -0.5, 0.75, 0.5, 1.25, -1.0), (2, 3), dtype),
         _case("sum", terms, {"dim": 0, "keepdim": False}, (0.75,), (), dtype),
+        _case("sum", stagnant, {"dim": 0, "keepdim": False}, (1.25,), (), dtype),
+        _case("matmul", Tensor((1, 64), stagnant.values), {}, (-0.5,), (1, 1), dtype,
+              y=Tensor((64, 1), (1.0,) * 64)),
     )

@@ -22,6 +22,7 @@ import json
 import math
 import random
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import strategies as st
@@ -273,9 +274,9 @@ def representable(case: GraphCase) -> GraphCase:
         return {k: cast(v) if isinstance(v, float) else v for k, v in a.items()}
 
     nodes = tuple(Node(n.name, n.op, n.inputs, attrs(n.attrs)) for n in case.nodes)
-    return GraphCase({k: r(t) for k, t in case.leaves.items()}, nodes, case.output, r(case.cotangent),
-                     case.dtype, None if case.second_order is None else
-                     {k: r(t) for k, t in case.second_order.items()}, case.id)
+    return replace(case, leaves={k: r(t) for k, t in case.leaves.items()}, nodes=nodes, cotangent=r(case.cotangent),
+                   second_order=None if case.second_order is None else
+                   {k: r(t) for k, t in case.second_order.items()})
 
 
 def with_id(case: GraphCase) -> GraphCase:
@@ -284,8 +285,7 @@ def with_id(case: GraphCase) -> GraphCase:
     doc = case_to_json(case)
     doc.pop("id")
     digest = hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
-    return GraphCase(case.leaves, case.nodes, case.output, case.cotangent, case.dtype,
-                     case.second_order, id=f"g-{digest}")
+    return replace(case, id=f"g-{digest}")
 
 
 def _all_admissible(spec: OpSpec, arg: int, t: RTensor) -> bool:

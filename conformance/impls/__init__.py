@@ -9,12 +9,12 @@ through the entry-point group ``backprop_conformance.implementations``; the harn
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from typing import Protocol
 
 import refimpl
-from conformance.case.dtypes import DTYPES
+from conformance.case.dtypes import DTYPES, HALF, accumulation
 from conformance.case.grain import Grain, loss_options
 from conformance.case.graph import GraphCase, GraphResult
 from conformance.case.network import ACTIVATIONS, LOSS_ATTRS, OPTIMIZER_HYPER, NetworkCase, NetworkResult
@@ -36,7 +36,13 @@ class Capabilities:
     plain SGD); ``losses`` — names or ``{name: reductions and attributes it takes}``
     (``{"mse": ["mean"]}``); ``activations`` of the hidden layers and ``output_activations`` of
     the last (default: the same); ``bias`` — which of with (True) and without (False) its layers
-    can be; ``layers`` and ``batch_sizes`` — the ranges it takes (inclusive)."""
+    can be; ``layers`` and ``batch_sizes`` — the ranges it takes (inclusive).
+
+    Mixed precision: ``accumulate`` maps a dtype it stores numbers in to the wider dtype it
+    accumulates its reductions in (``{"bfloat16": "float32"}``: sums, means and dot products
+    accumulated in float32, each total rounded once to bfloat16). Its cases in that dtype carry the
+    declaration (``GraphCase.accumulate``), and their tolerances are those of the claim — tighter
+    than those of a computation that rounds every partial sum to the storage format."""
 
     ops: frozenset[str]
     dtypes: tuple[str, ...] = ("float64",)
@@ -49,10 +55,15 @@ class Capabilities:
     bias: frozenset[bool] = frozenset({True, False})
     layers: tuple[int, int] = (1, 4)
     batch_sizes: tuple[int, int] = (1, 16)
+    accumulate: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         # normalised once, so that every reader sees grains and sets (frozen: set through object)
         set_ = object.__setattr__
+        for storage, acc in dict(self.accumulate).items():
+            accumulation(storage, acc)  # a wider dtype of the table, or a one-line ValueError
+        # only the dtypes it has (``replace(caps, dtypes=...)`` narrows the declaration with them)
+        set_(self, "accumulate", {k: v for k, v in dict(self.accumulate).items() if k in self.dtypes})
         set_(self, "losses", Grain.of(self.losses, loss_options(LOSS_ATTRS)))
         set_(self, "optimizers", Grain.of(self.optimizers, OPTIMIZER_HYPER))
         set_(self, "activations", frozenset(self.activations))
@@ -84,9 +95,15 @@ class Implementation(Protocol):
     def run_graph(self, case: GraphCase) -> GraphResult: ...
 
 
+#: float16 and bfloat16 stored, their reductions accumulated in float32: what torch's CPU kernels do
+#: (a sum of 4096 float16 ones is 4096) and what refimpl emulates (refimpl.numbers.MixedNS)
+HALF_IN_FLOAT32 = {name: "float32" for name in HALF}
+
+
 class RefImpl:
     name = "refimpl"
-    capabilities = Capabilities(frozenset(OPS) | frozenset(TENSOR_OPS), tuple(DTYPES), second_order=True)
+    capabilities = Capabilities(frozenset(OPS) | frozenset(TENSOR_OPS), tuple(DTYPES), second_order=True,
+                                accumulate=HALF_IN_FLOAT32)
     capabilities = replace(capabilities, **NETWORKS)  # and training runs (netrun.py)
 
     @property
@@ -102,7 +119,8 @@ class RefImpl:
 
 class TorchImpl:
     name = "torch"
-    capabilities = Capabilities(frozenset(OPS) | frozenset(TENSOR_OPS), tuple(DTYPES), second_order=True)
+    capabilities = Capabilities(frozenset(OPS) | frozenset(TENSOR_OPS), tuple(DTYPES), second_order=True,
+                                accumulate=HALF_IN_FLOAT32)
     capabilities = replace(capabilities, **NETWORKS)  # and training runs (netrun.py)
 
     @property

@@ -62,7 +62,7 @@ from unittest import mock
 from conformance.case.dtypes import DTYPES, DType
 from conformance.case.graph import GraphCase
 from conformance.impls.zoo.base import replace_op
-from conformance.oracle.run import REFIMPL_SYSTEMS, evaluate, leaf_tensors, run_refimpl
+from conformance.oracle.run import evaluate, leaf_tensors, refimpl_system, run_refimpl
 from conformance.tolerance.bounds import SAFETY, TINY, BoundNS, lift
 from conformance.verdict.graph import (
     CaseVerdict,
@@ -181,7 +181,7 @@ class Cause:
             kinked_before = kinked_at_start(case)
         if self.flush:  # a constant is flushed where it is used, as an input is (DAZ)
             case = _flushed_attributes(case)
-        ns = FLUSH[case.dtype] if self.flush else REFIMPL_SYSTEMS[case.dtype]
+        ns = FLUSH[case.dtype] if self.flush else refimpl_system(case)
         floor = SMALLEST_NORMAL[case.dtype] if self.flush else 0.0
         with ExitStack() as stack:
             for patch in self.patches:
@@ -194,7 +194,7 @@ class Cause:
 
 def kinked_at_start(case: GraphCase) -> frozenset[str]:
     """The leaves behind a kink of the unchanged case (in binary64, and in its dtype's refimpl)."""
-    return kinked_leaves(case) | kinked_leaves(case, REFIMPL_SYSTEMS[case.dtype])
+    return kinked_leaves(case) | kinked_leaves(case, refimpl_system(case))
 
 
 def _flushed_attributes(case: GraphCase) -> GraphCase:

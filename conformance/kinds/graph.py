@@ -9,7 +9,8 @@ verdict (:mod:`conformance.verdict.graph`), the torch script (:mod:`conformance.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import strategies as st
@@ -26,6 +27,7 @@ from conformance.case.strategies import (
     layer_fixed_cases,
     layer_op_cases,
     tensor_graph_cases,
+    with_id,
 )
 from conformance.case.tensor_ops import LAYER_FAMILIES, TENSOR_OPS, layer_ops
 from conformance.impls.explain import name_cause
@@ -171,15 +173,48 @@ def judge(case: cases.GraphCase, result: cases.GraphResult, torch_result: cases.
     return judge_robustness(v, torch_result)
 
 
-def family_suite(family: str, dtype: str, ops: list[str] | None, n: int) -> Suite:
+def family_suite(family: str, dtype: str, ops: list[str] | None, n: int, accumulate: Mapping[str, str] = {}) -> Suite:
     """``n`` cases of one op family for calibration: graphs of up to 10 nodes over ``ops`` (None:
-    every op), tensor graphs for the family ``tensor``, one layer op on its geometry for a layer family."""
+    every op), tensor graphs for the family ``tensor``, one layer op on its geometry for a layer family
+    — with the implementation's mixed-precision declaration (``accumulate``: :func:`declare`)."""
     if family in LAYER_FAMILIES:
         strategy = st.one_of(*(layer_op_cases(n, dtype) for n in layer_ops(ops, family)))
     else:
         strategy = (tensor_graph_cases(ops=ops, dtype=dtype) if family == "tensor"
                     else graph_cases(ops=ops, dtype=dtype, max_nodes=10))
-    return Suite(f"{family} {dtype}", family, strategy, n)
+    return declare(Suite(f"{family} {dtype}", family, strategy, n), accumulate)
+
+
+def declare(suite: Suite, accumulate: Mapping[str, str]) -> Suite:
+    """``suite`` with a mixed-precision declaration (``capabilities.accumulate``: storage dtype →
+    accumulation dtype) written into every case of a dtype it names: the tolerances are those of the
+    claim. The draws are the same (a map), so no seed moves."""
+    if not accumulate:
+        return suite
+
+    def mark(case: cases.GraphCase) -> cases.GraphCase:
+        acc = accumulate.get(case.dtype)
+        return case if acc is None else with_id(replace(case, accumulate=acc))
+
+    return replace(suite, strategy=suite.strategy.map(mark), fixed=tuple(mark(c) for c in suite.fixed))
+
+
+def declaring(suites_of: Callable[[Any, int], list[Suite]]) -> Callable[[Any, int], list[Suite]]:
+    """``suites_of`` with the implementation's mixed-precision declaration (:func:`declare`)."""
+
+    def suites_declaring(caps: Any, examples: int) -> list[Suite]:
+        return [declare(s, getattr(caps, "accumulate", {})) for s in suites_of(caps, examples)]
+
+    suites_declaring.__name__ = suites_of.__name__
+    suites_declaring.__doc__ = suites_of.__doc__
+    return suites_declaring
+
+
+def admits(caps: Any, case: cases.GraphCase) -> bool:
+    """Whether the capabilities take ``case``: its ops, its dtype, and a mixed-precision declaration
+    only if it is the implementation's own (without one, the looser tolerances hold for anyone)."""
+    return (set(case.ops) <= caps.ops and case.dtype in caps.dtypes
+            and case.accumulate in (None, getattr(caps, "accumulate", {}).get(case.dtype)))
 
 
 GRAPH = Kind(
@@ -190,7 +225,7 @@ GRAPH = Kind(
     size=lambda case: f"{len(case.nodes)} nodes", describe=describe, family=family,
     run_torch=run_torch, judge=judge, smaller=lambda case: graph_candidates(case, node_values),
     torch_script=repro.torch_script,
-    result_key=result_key, suites=suites, later=(late_suites, half_suites), unsupported=unsupported, declared=declared,
-    admits=lambda caps, case: set(case.ops) <= caps.ops and case.dtype in caps.dtypes,
+    result_key=result_key, suites=declaring(suites), later=(declaring(late_suites), declaring(half_suites)),
+    unsupported=unsupported, declared=declared, admits=admits,
     picture="conformance.report.graphdraw:draw_graph_case",
 )

@@ -22,6 +22,12 @@ from refimpl.tensor import grad as tensor_grad
 REFIMPL_SYSTEMS = {name: d.system for name, d in DTYPES.items()}  # refimpl in each dtype
 
 
+def refimpl_system(case: GraphCase) -> Any:
+    """refimpl's number system for ``case``: its dtype's emulation, accumulating its reductions in the
+    case's ``accumulate`` dtype if it declares mixed precision."""
+    return dtypes.emulation(case.dtype, case.accumulate)
+
+
 def evaluate(case: GraphCase, leaves: dict[str, RTensor]) -> dict[str, RTensor]:
     """Every node of the case computed by refimpl, given the leaf tensors (of any number system)."""
     env = dict(leaves)
@@ -37,7 +43,7 @@ def evaluate(case: GraphCase, leaves: dict[str, RTensor]) -> dict[str, RTensor]:
 def node_values(case: GraphCase) -> dict[str, Tensor]:
     """Every node's forward value in refimpl, in the case's dtype (what cutting a node into a leaf
     needs: conformance/case/reduce.py)."""
-    env = evaluate(case, leaf_tensors(case, REFIMPL_SYSTEMS[case.dtype], requires_grad=False))
+    env = evaluate(case, leaf_tensors(case, refimpl_system(case), requires_grad=False))
     return {n.name: Tensor(tuple(env[n.name].shape), tuple(float(_data(v)) for v in env[n.name].elements))
             for n in case.nodes}
 
@@ -49,7 +55,7 @@ def leaf_tensors(case: GraphCase, system: Any, requires_grad: bool = True) -> di
 
 def run_refimpl(case: GraphCase, system: Any = None) -> GraphResult:
     """The case through refimpl: value, gradient of ⟨cotangent, output⟩, and the HVP if asked."""
-    value, grads, hvp = refimpl_raw(case, system or REFIMPL_SYSTEMS[case.dtype])
+    value, grads, hvp = refimpl_raw(case, system or refimpl_system(case))
     out_shape = case.cotangent.shape
     shapes = {k: t.shape for k, t in case.leaves.items()}
     return GraphResult(value=Tensor(out_shape, tuple(float(v) for v in value)),

@@ -25,6 +25,7 @@ so it is tight where the problem is easy and wide where every implementation str
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from conformance.case.dtypes import DTYPES, dtype
@@ -153,20 +154,30 @@ def lift(f: Any, df: Any, ulps: float | None = None) -> Any:
     return lifted
 
 
+@dataclass(frozen=True)
+class Accumulation:
+    """The format a mixed-precision implementation accumulates its reductions in: its unit roundoff
+    and smallest subnormal."""
+
+    u: float
+    eta: float
+
+
 class BoundNS:
     """refimpl number system for error bounds in a float format with unit roundoff ``u``."""
 
     def __init__(self, u: float = U64, name: str = "bound64", eta: float = ETA64,
-                 round_to: Any = None) -> None:
+                 round_to: Any = None, accumulate: Accumulation | None = None) -> None:
         self.u = u
         self.eta = eta
         self.name = name
+        self.accumulate = accumulate  # reductions in a wider format (mixed precision), or None
         # For a narrower format the values themselves are rounded to it after every op (as in
         # refimpl's float32 emulation), so that branch decisions — relu, clamp, softplus's
         # threshold — follow the format's values, not the exact ones; the rounding error itself
         # is already in each op's u·|result| term.
         self.rounds = round_to is not None
-        self._round_to = round_to
+        self.round_to = round_to
         self.num = type(f"Bounded_{name}", (Bounded,), {"u": u, "eta": eta, "__slots__": ()})
         self.one = self.num(1.0)
         self.zero = self.num(0.0)
@@ -177,12 +188,12 @@ class BoundNS:
         if isinstance(x, Bounded):
             return x
         v = float(x)
-        return self.num(v if self._round_to is None else self._round_to(v), 0.0)
+        return self.num(v if self.round_to is None else self.round_to(v), 0.0)
 
     def round(self, x: Any) -> Any:
-        if self._round_to is None or not isinstance(x, Bounded):
+        if self.round_to is None or not isinstance(x, Bounded):
             return x
-        return self.num(self._round_to(x.v), x.e)
+        return self.num(self.round_to(x.v), x.e)
 
     @staticmethod
     def val(x: Any) -> float:
@@ -207,17 +218,38 @@ class BoundNS:
         db = abs(pb) if be else 0.0
         return self.num(v, _mul0(da, a.e) + _mul0(db, be) + LIBM_ULPS * (self.u * abs(v) + self.eta))
 
-    def any_order(self, total: Bounded, terms: list[Bounded]) -> Bounded:
-        """``total`` = Σ terms in refimpl's order, with a bound that holds in *any* order (torch's
-        kernels choose their own): each of the n − 1 additions rounds a partial sum, and no partial
-        sum exceeds Σ|termᵢ| (Higham's γₙ₋₁·Σ|xᵢ|, to first order). Refimpl's running bound is kept
-        where it is larger."""
+    def reduce(self, total: Bounded, terms: list[Bounded],
+               factors: list[tuple[Bounded, Bounded]] | None = None) -> Bounded:
+        """``total`` = Σ terms (refimpl's order, or the products of ``factors``, a dot product) with a
+        bound that holds in *any* order (torch's kernels choose their own): each of the n − 1
+        additions rounds a partial sum, and no partial sum exceeds Σ|termᵢ| (Higham's γₙ₋₁·Σ|xᵢ|, to
+        first order). In the storage format, refimpl's running bound is kept where it is larger.
+
+        With an accumulation format (mixed precision, ``accumulate``): the products and the partial
+        sums are rounded to it, with its unit roundoff, and the total once to storage — so a claim of
+        float32 accumulation bounds a half-precision sum by (n − 1)·u₃₂·Σ|xᵢ| + u₁₆·|Σ| rather than
+        (n − 1)·u₁₆·Σ|xᵢ|."""
         if not isinstance(total, Bounded):
             return total
-        n, spread = len(terms), sum(abs(t.v) for t in terms if isinstance(t, Bounded))
-        carried = sum(t.e for t in terms if isinstance(t, Bounded))
-        e = carried + (n - 1) * (self.u * spread + self.eta)
-        return self.num(total.v, max(total.e, e))
+        acc = self.accumulate
+        if acc is None:
+            n, spread = len(terms), sum(abs(t.v) for t in terms if isinstance(t, Bounded))
+            carried = sum(t.e for t in terms if isinstance(t, Bounded))
+            e = carried + (n - 1) * (self.u * spread + self.eta)
+            return self.num(total.v, max(total.e, e))
+        if factors is not None:  # each product formed in the accumulation format
+            parts = []
+            for x, y in factors:
+                x, y = self.convert(x), self.convert(y)
+                v = x.v * y.v
+                parts.append((v, _mul0(abs(x.v), y.e) + _mul0(abs(y.v), x.e) + acc.u * abs(v) + acc.eta))
+        else:
+            parts = [(t.v, t.e) if isinstance(t, Bounded) else (float(t), 0.0) for t in terms]
+        n, spread = len(parts), sum(abs(v) for v, _ in parts)
+        exact = math.fsum(v for v, _ in parts)
+        v = exact if self.round_to is None else self.round_to(exact)
+        e = sum(e for _, e in parts) + (n - 1) * (acc.u * spread + acc.eta) + self.u * abs(v) + self.eta
+        return self.num(v, e)
 
 
 # every unary primitive, lifted from its one declaration (pow, binary, is BoundNS.pow above)
@@ -248,12 +280,29 @@ KINK_BOUNDS: dict[str, BoundNS] = {"float64": BOUND64, "float32": BOUND32_ON_BIN
                                    **{n: _narrow(n, True) for n in DTYPES if n not in ("float64", "float32")}}
 
 
-def bound_system(name: str) -> BoundNS:
-    """The error-bound system for a dtype under test (:data:`conformance.case.dtypes.DTYPES`)."""
-    return BOUNDS[dtype(name).name]
+_MIXED: dict[tuple[str, str, bool], BoundNS] = {}
 
 
-def kink_bound_system(name: str) -> BoundNS:
+def _mixed(name: str, accumulate: str, on_binary64: bool) -> BoundNS:
+    """A dtype's bounds with its reductions accumulated in ``accumulate`` (a case's declaration)."""
+    key = (name, accumulate, on_binary64)
+    if key not in _MIXED:
+        base = (KINK_BOUNDS if on_binary64 else BOUNDS)[name]
+        f = dtype(accumulate).format
+        _MIXED[key] = BoundNS(base.u, f"{base.name}+{accumulate}", base.eta, base.round_to,
+                              Accumulation(f.unit_roundoff, f.smallest_subnormal))
+    return _MIXED[key]
+
+
+def bound_system(name: str, accumulate: str | None = None) -> BoundNS:
+    """The error-bound system for a dtype under test (:data:`conformance.case.dtypes.DTYPES`), its
+    reductions accumulated in ``accumulate`` if the case declares mixed precision."""
+    name = dtype(name).name
+    return BOUNDS[name] if accumulate is None else _mixed(name, accumulate, False)
+
+
+def kink_bound_system(name: str, accumulate: str | None = None) -> BoundNS:
     """The error-bound system the valid choices at kinks are computed in: binary64 values (the kinks
     are where the binary64 forward sits exactly on one), with the bounds of the dtype."""
-    return KINK_BOUNDS[dtype(name).name]
+    name = dtype(name).name
+    return KINK_BOUNDS[name] if accumulate is None else _mixed(name, accumulate, True)

@@ -205,7 +205,7 @@ def result_entries(r: GraphResult) -> dict[str, float]:
 def entry_bounds(case: GraphCase) -> dict[str, Any]:
     """Every entry's running error bound (a :class:`~conformance.tolerance.bounds.Bounded`), named as in
     :func:`result_entries`: refimpl run in the error-bound system of the case's dtype."""
-    value, grads, hvp = refimpl_raw(case, bound_system(case.dtype))
+    value, grads, hvp = refimpl_raw(case, bound_system(case.dtype, case.accumulate))
     out = _flat("value", None, case.cotangent.shape, value)
     for k, g in grads.items():
         out.update(_flat("grad", k, case.leaves[k].shape, g))

@@ -130,7 +130,7 @@ def valid_sets(case: GraphCase) -> dict[str, ValidSet | TooManyKinks]:
     """The entries (by name) whose value depends on a choice at a kink, each with its valid set —
     or, past :data:`MAX_RUNS`, the reason it was not enumerated. Entries no kink touches, or that
     every choice gives the same value, are left out: the truth judges them."""
-    system = kink_bound_system(case.dtype)
+    system = kink_bound_system(case.dtype, case.accumulate)
     leaves = leaf_tensors(case, system)
     env = evaluate(case, leaves)
     out = env[case.output]

@@ -30,7 +30,7 @@ from typing import Any
 
 from conformance.case.dtypes import DTYPES
 from conformance.case.graph import GraphCase, GraphResult
-from conformance.oracle.run import REFIMPL_SYSTEMS, evaluate, leaf_tensors
+from conformance.oracle.run import evaluate, leaf_tensors, refimpl_system
 from conformance.verdict.outcomes import NONCONFORMING, Verdict
 
 #: per dtype: (low, high) — a number is in the working range when it is 0, or finite with
@@ -71,7 +71,7 @@ def _numbers(case: GraphCase, torch_result: GraphResult | None, entries: list[An
             yield from ((f"torch's {name}", x) for x in t.values)
     yield from ((f"the truth of {e.name}", e.truth) for e in entries if e.truth is not None)
     try:
-        env = evaluate(case, leaf_tensors(case, REFIMPL_SYSTEMS[case.dtype], requires_grad=False))
+        env = evaluate(case, leaf_tensors(case, refimpl_system(case), requires_grad=False))
     except (ArithmeticError, ValueError) as exc:
         yield f"refimpl's forward ({type(exc).__name__})", math.nan
         return
@@ -88,14 +88,39 @@ def extreme(case: GraphCase, torch_result: GraphResult | None = None, entries: l
     return None
 
 
+#: the cause named when the true value of every charged entry is beyond the format's largest number
+OVERFLOW = "overflow"
+
+
+def overflowed(v: Any) -> str | None:
+    """Whether the answer itself overflows the dtype: the truth of every charged entry rounds to ±inf
+    in the format (a float16 gradient of 1.96e5 > 65504) and the implementation's entry is not
+    finite either. Then no finite number is right, and ±inf against NaN is only how each computation
+    met the overflow (a kernel that computes in float32 reaches inf, an emulation rounding every
+    intermediate to the format meets inf − inf first) — named :data:`OVERFLOW` by
+    :func:`judge_robustness`, and never charged (the truth is outside the working range)."""
+    charged = [e for e in v.entries if e.verdict in NONCONFORMING]
+    cast = DTYPES[v.case.dtype].cast
+    if not charged or v.verdict == Verdict.ERROR:
+        return None
+    for e in charged:
+        if e.truth is None or not math.isfinite(e.truth) or math.isfinite(cast(e.truth)) or math.isfinite(e.impl):
+            return None
+    e, largest = charged[0], DTYPES[v.case.dtype].format.largest
+    return f"the truth of {e.name}, {e.truth:.3g}, overflows {v.case.dtype} (largest {largest:g})"
+
+
 def judge_robustness(v: Any, torch_result: GraphResult | None) -> Any:
     """A charged verdict (``fail``, ``nonfinite-mismatch``, ``error``) on an extreme case becomes
-    ``robustness``, its charged entries too, the reason kept behind what made the case extreme.
+    ``robustness``, its charged entries too, the reason kept behind what made the case extreme —
+    with the cause :data:`OVERFLOW` when the true answer overflows the format (:func:`overflowed`).
     Any other verdict (``known-cause`` included) is returned as it is."""
     if v.verdict not in EXCUSABLE:
         return v
     why = extreme(v.case, torch_result, v.entries)
     if why is None:
         return v
+    over = overflowed(v)
     entries = [replace(e, verdict=Verdict.ROBUSTNESS) if e.verdict in NONCONFORMING else e for e in v.entries]
-    return replace(v, verdict=Verdict.ROBUSTNESS, entries=entries, reason=f"robustness ({why}): {v.reason}")
+    return replace(v, verdict=Verdict.ROBUSTNESS, entries=entries, reason=f"robustness ({over or why}): {v.reason}",
+                   cause=OVERFLOW if over else v.cause)

@@ -423,12 +423,21 @@ class CommandAdapter:
         second = caps.get("second_order", False)
         if not isinstance(second, bool):
             raise StartError(f"{what}: capabilities.second_order must be true or false")
+        accumulate = caps.get("accumulate", {})
+        if not isinstance(accumulate, dict) or not set(accumulate) <= set(dtypes):
+            raise StartError(f"{what}: capabilities.accumulate must be an object from dtypes it declares to the "
+                             "wider dtypes it accumulates them in")
         nets = caps.get("networks")
         training: dict[str, Any] = {}
         if nets is not None:  # training runs (network cases): what the program's MLPs can use
             training = _network_capabilities(what, nets)
         try:
-            capabilities = Capabilities(frozenset(ops), tuple(dtypes), second_order=second, **training)
+            Capabilities(frozenset(ops), tuple(dtypes), accumulate=accumulate)
+        except ValueError as exc:
+            raise StartError(f"{what}: {exc}") from None
+        try:
+            capabilities = Capabilities(frozenset(ops), tuple(dtypes), second_order=second, accumulate=accumulate,
+                                        **training)
         except ValueError as exc:
             raise StartError(f"{what}: capabilities.networks: {exc}") from None
         return {"name": msg["name"], "version": msg["version"], "capabilities": capabilities,

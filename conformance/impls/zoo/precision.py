@@ -21,6 +21,7 @@ from conformance.case.graph import GraphCase, Tensor
 from conformance.impls.zoo.base import Mutant, tensor
 from conformance.oracle import run as run_module
 from refimpl.engine import Value
+from refimpl.numbers import MixedNS
 
 #: the loss scale of the mixed-precision recipe (torch.amp's GradScaler starts at 2^16; any power of
 #: two shows the bug: the gradients come back that many times too large)
@@ -75,6 +76,27 @@ def _isclose_ties() -> Iterator[None]:
         yield
 
 
+def _in_storage(products_only: bool) -> Any:
+    """refimpl's reductions in a mixed-precision system (float32 accumulation declared) left as the
+    chain of storage-rounded additions: every partial sum of a sum or dot product rounded to float16
+    or bfloat16 — only the dot products' (``products_only``: a GEMM kernel with a storage-typed
+    accumulator while the framework's sums upcast)."""
+
+    @contextmanager
+    def patch() -> Iterator[None]:
+        original = tensor.reduced
+
+        def reduced(total: Value, terms: list[Value], factors: Any = None) -> Value:
+            if isinstance(total.ns, MixedNS) and (factors is not None or not products_only):
+                return total  # the storage format's partial sums, as computed
+            return original(total, terms, factors)
+
+        with mock.patch.object(tensor, "reduced", reduced):
+            yield
+
+    return patch
+
+
 MUTANTS = [
     Mutant("loss-scale-not-undone", "precision", "half-precision gradients left multiplied by the loss scale (1024)",
            "scaler.scale(loss).backward() and the step taken on the raw .grad, without unscale_",
@@ -83,4 +105,12 @@ MUTANTS = [
            "amax/amin's backward splits the gradient among every entry within one ulp of the extreme",
            "an isclose(x, max) mask instead of x == max, to make half precision's ties 'robust'",
            _isclose_ties),
+    Mutant("accumulate-in-half", "precision",
+           "sums and dot products accumulate in float16/bfloat16 where float32 accumulation is declared",
+           "x.sum() on half tensors with the accumulator the tensor's own dtype, under an autocast-style claim",
+           _in_storage(products_only=False)),
+    Mutant("matmul-accumulates-in-half", "precision",
+           "a matmul whose accumulator is the storage dtype (its sums do accumulate in float32)",
+           "a hand-written GEMM kernel with `acc: T = 0` for T = half, as in a template instantiated for every T",
+           _in_storage(products_only=True)),
 ]
