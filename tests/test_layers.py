@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conformance import kinds
+from conformance.case.graph import GraphCase, Node, Tensor
 from conformance.case.strategies import layer_fixed_cases
 from conformance.case.tensor_ops import layer_ops
 from conformance.driver import draw, judge_case, run_suite
@@ -252,3 +253,18 @@ def test_every_tie_given_the_whole_gradient_fails_on_the_leafs_sum():
     (gs,) = [e for e in v.entries if e.name == "gradsum[x0]"]
     assert gs.verdict == "fail" and gs.impl > gs.torch and math.isfinite(gs.impl)
     assert any(e.verdict == "convention" for e in v.entries if e.name.startswith("grad[x0]"))
+
+
+def test_a_nan_leaking_through_where_is_not_charged():
+    """where(c, x, sqrt(x)) at x = 0, c true: torch's gradient is NaN (0·∞ in the branch not taken),
+    the function's is 1 (refimpl's, which selects). The truth arbitrates: torch-deviates for 1, pass
+    for torch's NaN — neither charged (docs/conventions.md)."""
+    taken = {"condition": [True, False, False]}
+    case = GraphCase({"x": Tensor((3,), (0.0, 1.0, 4.0))},
+                     (Node("n0", "sqrt", ("x",)), Node("n1", "where", ("x", "n0"), taken)),
+                     "n1", Tensor((3,), (1.0,) * 3))
+    ref, torch = judge_case(RefImpl(), case), judge_case(TorchImpl(), case)
+    assert ref.verdict == "torch-deviates" and ref.conforms, ref.reason
+    (leak,) = [e for e in ref.entries if e.name == "grad[x][0]"]
+    assert (leak.impl, leak.truth) == (1.0, 1.0) and math.isnan(leak.torch)
+    assert torch.verdict == "pass"
