@@ -27,6 +27,9 @@ COMPOSED = "conformance.oracle.composed."
 def torch_script(case: GraphCase) -> str:
     dt = f"torch.{case.dtype}"
     lines = ["import torch", "import torch.nn.functional", ""]
+    if case.accumulate is not None:  # torch's CPU kernels do so already: nothing to switch on
+        lines[-1:] = [f"# the case declares {case.accumulate} accumulation of {case.dtype} reductions "
+                      f"(sums, means, dot products), as torch's CPU kernels do", ""]
     for name in dict.fromkeys(TENSOR_OPS[n.op].torch for n in case.nodes if n.op in TENSOR_OPS):
         if name.startswith(COMPOSED):  # torch has no one function for it: the loop, copied in
             lines += ["from typing import Any", "", "", *inspect.getsource(resolve(name)).splitlines(), "", ""]

@@ -43,7 +43,7 @@ from conformance.case.graph import GraphCase
 from conformance.case.tensor_ops import TENSOR_OPS, singular_outputs, tied_candidates
 from conformance.oracle.opcheck import kink_points
 from conformance.oracle.run import differentiate, evaluate, leaf_tensors
-from conformance.tolerance.bounds import SAFETY, TINY, kink_bound_system
+from conformance.tolerance.bounds import SAFETY, TINY, bound_system, kink_bound_system
 from refimpl import OPS, Value
 from refimpl.engine import topological_order
 from refimpl.ops import REALS, OpSpec, one_sided
@@ -129,8 +129,28 @@ class _Kink:
 def valid_sets(case: GraphCase) -> dict[str, ValidSet | TooManyKinks]:
     """The entries (by name) whose value depends on a choice at a kink, each with its valid set —
     or, past :data:`MAX_RUNS`, the reason it was not enumerated. Entries no kink touches, or that
-    every choice gives the same value, are left out: the truth judges them."""
-    system = kink_bound_system(case.dtype, case.accumulate)
+    every choice gives the same value, are left out: the truth judges them.
+
+    Kinks are where the binary64 forward sits on one; in a narrower dtype also where the format's
+    own forward does — rounding makes kinks: tanh(x) and x are one bfloat16 number for a small x, so
+    ``minimum(tanh(x), x)`` is a tie an implementation in bfloat16 must resolve, though the exact
+    function has none there (its truth follows one branch). An entry behind both gets the hull of its
+    two valid sets."""
+    found = _valid_sets_in(case, kink_bound_system(case.dtype, case.accumulate))
+    if case.dtype == "float64":
+        return found
+    for name, v in _valid_sets_in(case, bound_system(case.dtype, case.accumulate)).items():
+        w = found.setdefault(name, v)
+        if isinstance(v, ValidSet) and isinstance(w, ValidSet) and w is not v:
+            found[name] = ValidSet(min(v.lo, w.lo), max(v.hi, w.hi), max(v.slack, w.slack), v.nonfinite | w.nonfinite,
+                                   max(v.kinks, w.kinks))
+        elif isinstance(v, TooManyKinks):
+            found[name] = v
+    return found
+
+
+def _valid_sets_in(case: GraphCase, system: Any) -> dict[str, ValidSet | TooManyKinks]:
+    """:func:`valid_sets` with the forward, and so the kinks, in ``system``."""
     leaves = leaf_tensors(case, system)
     env = evaluate(case, leaves)
     out = env[case.output]
