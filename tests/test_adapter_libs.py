@@ -284,6 +284,9 @@ FINDINGS = [
      "error", "RecursionError: maximum recursion depth exceeded"),
     # mygrad
     ("mygrad", "std of a constant slice: NaN (torch masks to 0)", STD_CONSTANT, "convention", NAN_GRAD),
+    # nan_to_num=True, its default, is documented to give 0 there (docs/findings.md: the flag acts otherwise)
+    ("mygrad", "linalg.norm of a slice of zeros: NaN (torch masks to 0)",
+     layer("vector_norm", [((2,), (0.0, 0.0))], ((), (1.0,)), dim=0, keepdim=False), "convention", NAN_GRAD),
     ("mygrad", "linalg.norm refuses two axes",  # ord=None over two axes is numpy's Frobenius norm
      layer("vector_norm", [((1, 2, 2), (3.0, 4.0, 0.0, 0.0))], ((1,), (1.0,)), dim=[1, 2], keepdim=False),
      "error", "NotImplementedError: mygrad.linalg.norm does not support matrix norms"),
@@ -502,6 +505,25 @@ def test_autograd_kron_vjp_is_wrong_beyond_two_dims():
     assert not numpy.array_equal(got, right) and got.tolist() == [[[[0.0, 2.0, 4.0], [6.0, 8.0, 10.0]]]]
     flat = autograd.grad(lambda w: anp.sum(anp.kron(w, one_hot[0, 0]) * ct[0, 0]))(w[0, 0])
     assert numpy.array_equal(flat, right[0, 0])
+
+
+def test_mygrad_norm_nan_to_num_acts_otherwise_than_documented():
+    """docs/findings.md: ``mygrad.linalg.norm``'s ``nan_to_num=True`` (the default) is documented to give 0
+    where the derivative would be NaN, and leaves 0/0 = NaN at a slice of zeros; ``nan_to_num=False`` writes
+    NaN at every zero element, also of a slice whose norm is not 0 (where x/‖x‖ is 0)."""
+    adapter("mygrad")
+    import mygrad as mg
+    import numpy
+
+    def grad(values, nan_to_num):
+        x = mg.tensor(numpy.array(values))
+        with numpy.errstate(all="ignore"):
+            mg.linalg.norm(x, nan_to_num=nan_to_num).backward()
+        return x.grad.tolist()
+
+    assert all(math.isnan(g) for g in grad([0.0, 0.0], True))
+    assert grad([3.0, 0.0], True) == [1.0, 0.0]
+    assert grad([3.0, 0.0], False)[0] == 1.0 and math.isnan(grad([3.0, 0.0], False)[1])
 
 
 #: run in a fresh interpreter: a conv2d whose input gradient XLA's CPU compiler aborts on
