@@ -157,6 +157,7 @@ def _later_layers() -> OpTable:
     weights, the GRU as the loop of ``sigmoid``, ``tanh`` and matmuls (tinygrad has no GRU cell). No
     vector norm: tinygrad has none (``Tensor.normalize`` divides by one it does not expose)."""
     from tinygrad import Tensor, dtypes, nn
+    from tinygrad.dtype import least_upper_dtype
 
     def on(x: Any, a: Any) -> Any:
         return Tensor(a, device=x.device)
@@ -164,11 +165,12 @@ def _later_layers() -> OpTable:
     def attention(q: Any, k: Any, v: Any, is_causal: bool, scale: Any) -> Any:
         if scale is None:
             return q.scaled_dot_product_attention(k, v, is_causal=is_causal)
-        # tinygrad's own steps (tensor.py, scaled_dot_product_attention), the scale the case's
-        qk = q.matmul(k.transpose(-2, -1)) * scale
+        # tinygrad's own steps (tensor.py, scaled_dot_product_attention: the scores in at least float32,
+        # the softmax in the input's dtype), with the case's scale for its 1/sqrt(E)
+        qk = q.matmul(k.transpose(-2, -1), dtype=least_upper_dtype(q.dtype, k.dtype, dtypes.float32)) * scale
         if is_causal:
             qk = qk + qk.const_like(True, dtypes.bool).tril().where(0, -float("inf"))
-        return qk.softmax(-1) @ v
+        return qk.cast(q.dtype).softmax(-1) @ v
 
     def lstm(x: Any, h0: Any, c0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any) -> Any:
         cell = nn.LSTMCell(w_ih.shape[1], h0.shape[1])
