@@ -109,6 +109,69 @@ def avg_pool_divisor(shape: tuple[int, int], kernel_size: Any, stride: Any, padd
     return np.multiply.outer(axes[0], axes[1]).astype(dtype)
 
 
+def pad_widths(ndim: int, pad: Any) -> list[tuple[int, int]]:
+    """torch's flat ``F.pad`` list (the last dim's (before, after) first) as numpy's per-axis pairs."""
+    widths = [(0, 0)] * ndim
+    for k in range(len(pad) // 2):
+        widths[ndim - 1 - k] = (int(pad[2 * k]), int(pad[2 * k + 1]))
+    return widths
+
+
+#: torch's pad modes by numpy's names (``np.pad``, ``jnp.pad``)
+NUMPY_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def slice_at(ndim: int, dim: int, start: Any, stop: Any, step: int) -> tuple[slice, ...]:
+    """The index ``x[..., start:stop:step, ...]`` at ``dim``: Python's slice, as torch's case means it."""
+    return (slice(None),) * (dim % ndim) + (slice(start, stop, step),)
+
+
+def norm_axis(ndim: int, dim: Any) -> Any:
+    """A 2-norm's ``dim`` as numpy's ``linalg.norm`` takes it with ``ord=None`` (the 2-norm of a vector,
+    the Frobenius norm over two axes: the 2-norm of the elements either way): an int, a pair, or None for
+    every axis (numpy's norm takes no more than two axes, and flattens for None)."""
+    if isinstance(dim, int):
+        return dim
+    dims = tuple(sorted(d % ndim for d in dim))
+    return None if dims == tuple(range(ndim)) else dims[0] if len(dims) == 1 else dims
+
+
+def lstm_loop(x: Any, h0: Any, c0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, sigmoid: Any, tanh: Any,
+              stack: Any) -> Any:
+    """Every step's hidden state of torch's one-layer LSTM (gate order input, forget, cell, output), written
+    with a library's ``@``, ``.T``, slicing and arithmetic and its own ``sigmoid``, ``tanh`` and ``stack``:
+    the loop a user of a library without an LSTM writes (refimpl/recurrent.py has the equations)."""
+    H, h, c, out = h0.shape[-1], h0, c0, []
+    for t in range(x.shape[0]):
+        gates = (x[t] @ w_ih.T + b_ih) + (h @ w_hh.T + b_hh)
+        i, f = sigmoid(gates[:, 0:H]), sigmoid(gates[:, H:2 * H])
+        g, o = tanh(gates[:, 2 * H:3 * H]), sigmoid(gates[:, 3 * H:4 * H])
+        c = f * c + i * g
+        h = o * tanh(c)
+        out.append(h)
+    return stack(out)
+
+
+def gru_loop(x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, sigmoid: Any, tanh: Any,
+             stack: Any) -> Any:
+    """Every step's hidden state of torch's one-layer GRU (gate order reset, update, new; the reset gate
+    applied to ``h·w_hnᵀ + b_hn``), as :func:`lstm_loop` writes the LSTM."""
+    H, h, out = h0.shape[-1], h0, []
+    for t in range(x.shape[0]):
+        a, b = x[t] @ w_ih.T + b_ih, h @ w_hh.T + b_hh
+        r, z = sigmoid(a[:, 0:H] + b[:, 0:H]), sigmoid(a[:, H:2 * H] + b[:, H:2 * H])
+        n = tanh(a[:, 2 * H:3 * H] + r * b[:, 2 * H:3 * H])
+        h = (1.0 - z) * n + z * h
+        out.append(h)
+    return stack(out)
+
+
+def dropout(x: Any, mask: Any, p: float) -> Any:
+    """Dropout with the case's mask, ``x * mask / (1 - p)`` in torch's order (the product with the boolean
+    mask, then the quotient by the Python float 1 − p), with the library's operators."""
+    return x * mask / (1 - p)
+
+
 def capabilities(table: OpTable, dtypes: Iterable[str], second_order: bool) -> Capabilities:
     """Capabilities from an op table; every key must be an op of the case format."""
     unknown = set(table) - set(OPS) - set(TENSOR_OPS)

@@ -22,14 +22,21 @@ import numpy
 
 from conformance.case.graph import GraphCase
 from conformance.impls.adapters._common import (
+    NUMPY_PAD_MODES,
     ArrayAdapter,
     OpTable,
     Raw,
     avg_pool_divisor,
     capabilities,
+    dropout,
     forward,
+    gru_loop,
+    lstm_loop,
+    norm_axis,
+    pad_widths,
     pair,
     require,
+    slice_at,
     window_pads,
     window_views,
 )
@@ -66,8 +73,12 @@ def _table(np: Any, special: Any | None, signal: Any | None) -> OpTable:
         "reshape": lambda x, shape: np.reshape(x, shape),
         "matmul": lambda a, b: np.matmul(a, b),
         **_layers(np),
+        **_later_layers(np),
     }
     if special is not None:
+        recur = dict(sigmoid=special.expit, tanh=np.tanh, stack=np.stack)  # the LSTM and GRU loops
+        table["lstm"] = lambda *args: lstm_loop(*args, **recur)
+        table["gru"] = lambda *args: gru_loop(*args, **recur)
         table["sigmoid"] = lambda x: special.expit(x)
         table["erf"] = lambda x: special.erf(x)
         table["logsumexp"] = lambda x, dim, keepdim: special.logsumexp(x, axis=dim, keepdims=keepdim)
@@ -168,6 +179,32 @@ def _layers(np: Any) -> OpTable:
         "masked_fill": lambda x, mask, value: np.where(mask, value, x),
         "cumsum": lambda x, dim: np.cumsum(x, axis=dim),
         "prod": lambda x, dim, keepdim: np.prod(x, axis=dim, keepdims=keepdim),
+    }
+
+
+def _later_layers(np: Any) -> OpTable:
+    """The layer ops declared after the first sixteen: ``np.var``/``np.std`` with ``ddof`` as torch's
+    correction, ``np.linalg.norm`` (``ord=None``: the 2-norm of a vector, Frobenius over two axes; every
+    axis as None, numpy's norm taking at most two), ``np.concatenate``, ``np.stack``, slicing, ``np.pad``
+    (torch's replicate and circular are numpy's edge and wrap), dropout as ``x * mask / (1 − p)``; with
+    scipy, the LSTM and GRU as the loop of ``special.expit``, ``np.tanh`` and matmuls (in ``_table``).
+    Left out: conv_transpose2d and attention, which autograd has no function for."""
+
+    def pad(x: Any, pad: Any, mode: str, value: Any = None) -> Any:
+        widths = pad_widths(x.ndim, pad)
+        if mode == "constant":
+            return np.pad(x, widths, mode="constant", constant_values=0.0 if value is None else value)
+        return np.pad(x, widths, mode=NUMPY_PAD_MODES[mode])
+
+    return {
+        "var": lambda x, dim, keepdim, correction: np.var(x, axis=dim, ddof=correction, keepdims=keepdim),
+        "std": lambda x, dim, keepdim, correction: np.std(x, axis=dim, ddof=correction, keepdims=keepdim),
+        "vector_norm": lambda x, dim, keepdim: np.linalg.norm(x, axis=norm_axis(x.ndim, dim), keepdims=keepdim),
+        "cat": lambda *xs, dim: np.concatenate(xs, axis=dim),
+        "stack": lambda *xs, dim: np.stack(xs, axis=dim),
+        "slice": lambda x, dim, start=None, stop=None, step=1: x[slice_at(x.ndim, dim, start, stop, step)],
+        "pad": pad,
+        "dropout": dropout,
     }
 
 

@@ -19,14 +19,20 @@ import numpy as np
 from conformance.case.dtypes import DTYPES
 from conformance.case.graph import GraphCase
 from conformance.impls.adapters._common import (
+    NUMPY_PAD_MODES,
     ArrayAdapter,
     OpTable,
     Raw,
     avg_pool_divisor,
     capabilities,
+    dropout,
     forward,
+    gru_loop,
+    lstm_loop,
+    pad_widths,
     pair,
     require,
+    slice_at,
     window_pads,
 )
 
@@ -73,6 +79,7 @@ def _table(jax: Any) -> OpTable:
         "reshape": lambda x, shape: jnp.reshape(x, shape),
         "matmul": lambda a, b: jnp.matmul(a, b),
         **_layers(jax),
+        **_later_layers(jax),
     }
 
 
@@ -154,6 +161,57 @@ def _layers(jax: Any) -> OpTable:
         "cumsum": lambda x, dim: jnp.cumsum(x, axis=dim),
         "cumprod": lambda x, dim: jnp.cumprod(x, axis=dim),
         "prod": lambda x, dim, keepdim: jnp.prod(x, axis=dim, keepdims=keepdim),
+    }
+
+
+def _later_layers(jax: Any) -> OpTable:
+    """The layer ops declared after the first sixteen: conv_transpose2d as ``lax.conv_general_dilated``
+    with the input dilated by the stride (``lhs_dilation``: how ``lax.conv_transpose`` and flax's
+    ``ConvTranspose`` compute it) — the kernel flipped and its in/out axes swapped per group, padded by
+    d(k − 1) − p before and that plus output_padding after (negative: cropped) —, ``jnp.var``/``jnp.std``
+    with ``ddof`` as torch's correction, ``jnp.linalg.vector_norm(ord=2)``, ``jnp.concatenate``,
+    ``jnp.stack``, slicing, ``jnp.pad`` (torch's replicate and circular are numpy's edge and wrap),
+    dropout as ``x * mask / (1 − p)``, ``jax.nn.dot_product_attention`` (its layout (B, T, N, H): a case's
+    (B, L, E) gets N = 1, a (B, H, L, E) has its heads moved), and the LSTM and GRU as the loop of
+    ``jax.nn.sigmoid``, ``jnp.tanh`` and matmuls (jax has no recurrent cell; flax's are modules)."""
+    jnp, lax = jax.numpy, jax.lax
+
+    def conv_transpose2d(x: Any, w: Any, b: Any, stride: Any, padding: Any, output_padding: Any, groups: int,
+                         dilation: Any) -> Any:
+        s, p, op, d = pair(stride), pair(padding), pair(output_padding), pair(dilation)
+        c, per_out, kh, kw = w.shape  # (C, O/g, kh, kw) -> (O, C/g, kh, kw), group by group
+        w = w.reshape(groups, c // groups, per_out, kh, kw).swapaxes(1, 2).reshape(-1, c // groups, kh, kw)
+        pads = [(dd * (k - 1) - pp, dd * (k - 1) - pp + oo) for k, pp, oo, dd in zip((kh, kw), p, op, d)]
+        y = lax.conv_general_dilated(x, w[:, :, ::-1, ::-1], (1, 1), pads, lhs_dilation=s, rhs_dilation=d,
+                                     dimension_numbers=("NCHW", "OIHW", "NCHW"), feature_group_count=groups)
+        return y + b.reshape(1, -1, 1, 1)
+
+    def attention(q: Any, k: Any, v: Any, is_causal: bool, scale: Any) -> Any:
+        heads = q.ndim == 4  # (B, H, L, E) -> (B, L, H, E); (B, L, E) -> (B, L, 1, E)
+        lay = (lambda a: a.swapaxes(1, 2)) if heads else (lambda a: a[:, :, None, :])
+        y = jax.nn.dot_product_attention(lay(q), lay(k), lay(v), scale=scale, is_causal=is_causal)
+        return y.swapaxes(1, 2) if heads else y[:, :, 0, :]
+
+    def pad(x: Any, pad: Any, mode: str, value: Any = None) -> Any:
+        widths = pad_widths(x.ndim, pad)
+        if mode == "constant":
+            return jnp.pad(x, widths, mode="constant", constant_values=0.0 if value is None else value)
+        return jnp.pad(x, widths, mode=NUMPY_PAD_MODES[mode])
+
+    recur = dict(sigmoid=jax.nn.sigmoid, tanh=jnp.tanh, stack=jnp.stack)
+    return {
+        "conv_transpose2d": conv_transpose2d,
+        "var": lambda x, dim, keepdim, correction: jnp.var(x, axis=dim, ddof=correction, keepdims=keepdim),
+        "std": lambda x, dim, keepdim, correction: jnp.std(x, axis=dim, ddof=correction, keepdims=keepdim),
+        "vector_norm": lambda x, dim, keepdim: jnp.linalg.vector_norm(x, axis=dim, keepdims=keepdim, ord=2),
+        "cat": lambda *xs, dim: jnp.concatenate(xs, axis=dim),
+        "stack": lambda *xs, dim: jnp.stack(xs, axis=dim),
+        "slice": lambda x, dim, start=None, stop=None, step=1: x[slice_at(x.ndim, dim, start, stop, step)],
+        "pad": pad,
+        "dropout": dropout,
+        "scaled_dot_product_attention": attention,
+        "lstm": lambda *args: lstm_loop(*args, **recur),
+        "gru": lambda *args: gru_loop(*args, **recur),
     }
 
 

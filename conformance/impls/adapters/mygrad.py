@@ -22,9 +22,14 @@ from conformance.impls.adapters._common import (
     Raw,
     avg_pool_divisor,
     capabilities,
+    dropout,
     forward,
+    gru_loop,
+    lstm_loop,
+    norm_axis,
     pair,
     require,
+    slice_at,
     window_pads,
     window_views,
     zeros_like_leaf,
@@ -68,6 +73,7 @@ def _table(mg: Any, act: Any, nnet: Any) -> OpTable:
         "reshape": lambda x, shape: mg.reshape(x, shape),
         "matmul": lambda a, b: mg.matmul(a, b),
         **_layers(mg, nnet),
+        **_later_layers(mg, act),
     }
 
 
@@ -170,6 +176,29 @@ def _layers(mg: Any, nnet: Any) -> OpTable:
         "cumsum": lambda x, dim: mg.cumsum(x, axis=dim),
         "cumprod": lambda x, dim: mg.cumprod(x, axis=dim),
         "prod": lambda x, dim, keepdim: mg.prod(x, axis=dim, keepdims=keepdim),
+    }
+
+
+def _later_layers(mg: Any, act: Any) -> OpTable:
+    """The layer ops declared after the first sixteen: ``mg.var``/``mg.std`` with ``ddof`` as torch's
+    correction, ``mygrad.linalg.norm`` (``ord=None``: the 2-norm of a vector, Frobenius over two axes;
+    every axis as None, numpy's norm taking at most two), ``mg.concatenate``, ``mg.stack``, slicing, dropout
+    as ``x * mask / (1 − p)``, and the LSTM and GRU as the loop of ``sigmoid``, ``mg.tanh`` and matmuls
+    (mygrad has no LSTM; its ``nnet.layers.gru`` is another GRU — the reset gate applied to h before its
+    matmul, one bias per gate — and needs numba). Left out: conv_transpose2d, pad and attention, which
+    mygrad has no function for."""
+    linalg = require("mygrad.linalg", "mygrad")
+    recur = dict(sigmoid=act.sigmoid, tanh=mg.tanh, stack=mg.stack)
+    return {
+        "var": lambda x, dim, keepdim, correction: mg.var(x, axis=dim, ddof=correction, keepdims=keepdim),
+        "std": lambda x, dim, keepdim, correction: mg.std(x, axis=dim, ddof=correction, keepdims=keepdim),
+        "vector_norm": lambda x, dim, keepdim: linalg.norm(x, axis=norm_axis(x.ndim, dim), keepdims=keepdim),
+        "cat": lambda *xs, dim: mg.concatenate(xs, axis=dim),
+        "stack": lambda *xs, dim: mg.stack(xs, axis=dim),
+        "slice": lambda x, dim, start=None, stop=None, step=1: x[slice_at(x.ndim, dim, start, stop, step)],
+        "dropout": dropout,
+        "lstm": lambda *args: lstm_loop(*args, **recur),
+        "gru": lambda *args: gru_loop(*args, **recur),
     }
 
 

@@ -41,7 +41,18 @@ from typing import Any
 
 from conformance.case.dtypes import DTYPES
 from conformance.case.graph import GraphCase, GraphResult
-from conformance.impls.adapters._common import ArrayAdapter, OpTable, Raw, capabilities, depth, forward, require
+from conformance.impls.adapters._common import (
+    ArrayAdapter,
+    OpTable,
+    Raw,
+    capabilities,
+    depth,
+    dropout,
+    forward,
+    gru_loop,
+    require,
+    slice_at,
+)
 
 MAX_DEPTH = 64
 
@@ -85,6 +96,7 @@ def _table() -> OpTable:
         "reshape": lambda x, shape: x.reshape(shape),
         "matmul": lambda a, b: a.matmul(b),
         **_layers(),
+        **_later_layers(),
     }
 
 
@@ -133,6 +145,59 @@ def _layers() -> OpTable:
         "cumsum": lambda x, dim: x.cumsum(dim),
         "cumprod": lambda x, dim: x.cumprod(dim),
         "prod": lambda x, dim, keepdim: x.prod(dim, keepdim=keepdim),
+    }
+
+
+def _later_layers() -> OpTable:
+    """The layer ops declared after the first sixteen: ``Tensor.conv_transpose2d`` (torch's stride,
+    padding, output_padding, dilation, groups), ``var``/``std`` with torch's ``correction``, ``cat``,
+    ``stack``, slicing, ``pad`` (torch's four modes, its flat list), dropout as ``x * mask / (1 − p)``,
+    ``scaled_dot_product_attention`` (it has no ``scale``: for a case that gives one, the same steps
+    with that scale in place of its 1/√E), the LSTM as a loop of ``nn.LSTMCell`` with the case's
+    weights, the GRU as the loop of ``sigmoid``, ``tanh`` and matmuls (tinygrad has no GRU cell). No
+    vector norm: tinygrad has none (``Tensor.normalize`` divides by one it does not expose)."""
+    from tinygrad import Tensor, dtypes, nn
+    from tinygrad.dtype import least_upper_dtype
+
+    def on(x: Any, a: Any) -> Any:
+        return Tensor(a, device=x.device)
+
+    def attention(q: Any, k: Any, v: Any, is_causal: bool, scale: Any) -> Any:
+        if scale is None:
+            return q.scaled_dot_product_attention(k, v, is_causal=is_causal)
+        # tinygrad's own steps (tensor.py, scaled_dot_product_attention: the scores in at least float32,
+        # the softmax in the input's dtype), with the case's scale for its 1/sqrt(E)
+        qk = q.matmul(k.transpose(-2, -1), dtype=least_upper_dtype(q.dtype, k.dtype, dtypes.float32)) * scale
+        if is_causal:
+            qk = qk + qk.const_like(True, dtypes.bool).tril().where(0, -float("inf"))
+        return qk.cast(q.dtype).softmax(-1) @ v
+
+    def lstm(x: Any, h0: Any, c0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any) -> Any:
+        cell = nn.LSTMCell(w_ih.shape[1], h0.shape[1])
+        cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh = w_ih, w_hh, b_ih, b_hh
+        h, c, out = h0, c0, []
+        for t in range(x.shape[0]):
+            h, c = cell(x[t], (h, c))
+            out.append(h)
+        return Tensor.stack(*out)
+
+    def pad(x: Any, pad: Any, mode: str, value: Any = None) -> Any:
+        return x.pad(tuple(pad), mode=mode, value=0.0 if value is None else value)
+
+    return {
+        "conv_transpose2d": lambda x, w, b, stride, padding, output_padding, groups, dilation: x.conv_transpose2d(
+            w, b, groups=groups, stride=stride, dilation=dilation, padding=padding, output_padding=output_padding),
+        "var": lambda x, dim, keepdim, correction: x.var(dim, keepdim=keepdim, correction=correction),
+        "std": lambda x, dim, keepdim, correction: x.std(dim, keepdim=keepdim, correction=correction),
+        "cat": lambda x, *rest, dim: x.cat(*rest, dim=dim),
+        "stack": lambda x, *rest, dim: x.stack(*rest, dim=dim),
+        "slice": lambda x, dim, start=None, stop=None, step=1: x[slice_at(x.ndim, dim, start, stop, step)],
+        "pad": pad,
+        "dropout": lambda x, mask, p: dropout(x, on(x, mask), p),
+        "scaled_dot_product_attention": attention,
+        "lstm": lstm,
+        "gru": lambda *args: gru_loop(*args, sigmoid=Tensor.sigmoid, tanh=Tensor.tanh,
+                                      stack=lambda hs: Tensor.stack(*hs)),
     }
 
 
