@@ -7,7 +7,9 @@ their fixed hostile cases first), drawn at ``--seed`` as verify draws them, ``--
 
 Correct implementations (every flagged case is a false alarm):
 
-* ``refimpl`` — refimpl's emulation of the format: every op's result rounded once to it;
+* ``refimpl`` — refimpl's emulation of the format with float32 accumulation, as refimpl declares
+  it (``capabilities.accumulate``; the cases carry the claim): every op's result rounded once to the
+  format, a sum's or dot product's partial sums to float32 (``refimpl.numbers.MixedNS``);
 * ``float32, rounded`` — torch computing in float32, each result then rounded once to the format:
   the mixed-precision ideal (float32 arithmetic, half-precision storage).
 
