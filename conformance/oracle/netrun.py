@@ -231,13 +231,15 @@ class RefTrainer:
 
     def _watch_max_pool(self, i: int, x: RTensor, attrs: dict[str, Any]) -> None:
         """A window whose maximum and another candidate lie within ``2·tol`` of each other: which one
-        the forward takes (and its gradient goes to) is a branch the rounding decides."""
+        the forward takes (and its gradient goes to) is a branch the rounding decides. Not an exact tie
+        of exact values (a relu's zeros): torch and refimpl both take the first of those."""
         if not self.watch:
             return
         for j, cands in enumerate(max_pool_windows(x, **attrs)):
             best = max(cands, key=lambda v: v.data.v)
             for v in cands:
-                if v is not best and self._at_kink(v.data - best.data, 0.0):
+                exact = v.data.e == 0 and best.data.e == 0
+                if v is not best and not exact and self._at_kink(v.data - best.data, 0.0):
                     self._near(f"layer{i} max_pool2d window [{j}]: {best.data.v!r} and {v.data.v!r} are tied "
                                f"within their error")
                     break
