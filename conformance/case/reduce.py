@@ -237,9 +237,17 @@ def _refit(case: NetworkCase, features: tuple[Feature, ...], salt: str) -> Netwo
     return replace(case, features=tuple(out), layers=(first, *case.layers[1:]))
 
 
+def _crop(t: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """The leading block of ``shape`` of an (N, C, H, W) tensor."""
+    _, c, h, w = t.shape
+    return Tensor(shape, tuple(t.values[((n * c + k) * h + i) * w + j] for n in range(shape[0])
+                               for k in range(shape[1]) for i in range(shape[2]) for j in range(shape[3])))
+
+
 def _feature_candidates(case: NetworkCase) -> Iterator[NetworkCase]:
     """A CNN's smaller versions: the Linear layers alone (fresh inputs), each feature layer left out,
-    each attribute of a feature layer at its plainest (conformance/case/layerkinds.py)."""
+    a smaller input (one channel, one row or column fewer), each attribute of a feature layer at its
+    plainest (conformance/case/layerkinds.py)."""
     if not case.features:
         return
     yield replace(case, features=(), batches=tuple(Batch(_fresh(case, f"x{t}/mlp", (b.x.shape[0], case.sizes[0]),
@@ -248,6 +256,13 @@ def _feature_candidates(case: NetworkCase) -> Iterator[NetworkCase]:
         smaller = _refit(case, case.features[:k] + case.features[k + 1:], f"drop{k}")
         if smaller is not None:
             yield smaller
+    n, c, h, w = case.batches[0].x.shape
+    for shape in ((n, 1, h, w), (n, c, h - 1, w), (n, c, h, w - 1)):
+        if min(shape) >= 1 and shape != (n, c, h, w):
+            cropped = replace(case, batches=tuple(Batch(_crop(b.x, shape), b.y) for b in case.batches))
+            smaller = _refit(cropped, case.features, f"crop{shape}")
+            if smaller is not None:
+                yield smaller
     for k, f in enumerate(case.features):
         for name, plain in LAYER_KINDS[f.kind].plain.items():
             if name in f.attrs and f.attrs[name] != plain:
