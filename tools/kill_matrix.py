@@ -96,7 +96,8 @@ def main() -> int:
         ok = all(c == want for c in cells)
         bad += not ok
         where = names[0] if len(names) == 1 else f"{len(names)} suites: {names[0]} …"
-        print(f"{m.name:<40} {where:<36} {cells.count(want)}/{len(cells)} {want:<10} {'yes' if ok else 'NO'}")
+        missed = "" if ok else f"  (seeds {', '.join(str(s) for s, c in enumerate(cells) if c != want)}: not {want})"
+        print(f"{m.name:<40} {where:<36} {cells.count(want)}/{len(cells)} {want:<10} {'yes' if ok else 'NO'}{missed}")
     print(f"as expected at every seed: {'all' if not bad else f'{bad} rows not'}; "
           f"{time.perf_counter() - t0:.0f}s")
     return 1 if bad else 0

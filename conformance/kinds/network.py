@@ -91,20 +91,21 @@ def cnn_suites(caps: Any, examples: int) -> list[Suite]:
     """Training runs of a small CNN (conv2d → activation → pooling → normalization, one or two blocks,
     flattened into Linear layers) per dtype, then gradients-only ones, for an implementation that
     declares feature layers (``capabilities.layer_kinds``). A generation of their own: every suite
-    before them keeps its place and its seed. A run costs about as much as an MLP's: a third of
-    ``examples`` per dtype, a quarter gradients-only."""
+    before them keeps its place and its seed. A run is small (well under a second in refimpl): half
+    of ``examples`` per dtype and gradients-only, so that a bug behind one kind and one knob (a max
+    pool whose windows overlap, a layer norm over more than the last dim) is reached at every seed."""
     if not getattr(caps, "networks", False) or not getattr(caps, "layer_kinds", None):
         return []
     kinds = sorted(caps.layer_kinds)
     dtypes = [d for d in DTYPES if d in caps.dtypes]
     trained = [o for o in OPTIMIZER_HYPER if o in caps.optimizers and o != NO_OPTIMIZER]
     out = [Suite(f"cnn {d}", "networks", for_capabilities(caps, d, optimizers=trained, layer_kinds=kinds,
-                                                          **CNN_SIZES), max(2, examples // 3))
+                                                          **CNN_SIZES), max(2, examples // 2))
            for d in dtypes if trained]
     if NO_OPTIMIZER in caps.optimizers:
         out.append(Suite("cnn gradients only", "networks",
                          for_capabilities(caps, dtypes[0], optimizers=[NO_OPTIMIZER], layer_kinds=kinds, **CNN_SIZES),
-                         max(3, examples // 4)))
+                         max(3, examples // 2)))
     return out
 
 
