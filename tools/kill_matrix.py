@@ -60,8 +60,9 @@ def cnn_mutant(m: Any, ops: set[str]) -> bool:
 
 
 def cell(m: Any, names: list[str], suites: list[Any], index: dict[str, int], seed: int) -> str:
-    """The mutant's outcome at ``seed``: the first suite that catches it decides (unmutated refimpl
-    must pass every suite that was run)."""
+    """The mutant's outcome at ``seed``: killed if a suite kills it, else convention if one reports
+    it so, else survived (unmutated refimpl must pass every suite that was run)."""
+    seen = "survived"
     for name in names:
         suite, s = suites[index[name]], seed + index[name]
         if (name, s) not in CONTROL:  # unmutated refimpl, once per suite and seed
@@ -69,9 +70,11 @@ def cell(m: Any, names: list[str], suites: list[Any], index: dict[str, int], see
         if CONTROL[name, s] != "survived":
             return "CONTROL FAILS"
         got = outcome(run_suite(MutantImpl(m), suite, s, shrink=False, first_failure_only=True).verdicts)
-        if got != "survived":
+        if got == "killed":
             return got
-    return "survived"
+        if got == "convention":  # (a later suite may still kill it)
+            seen = got
+    return seen
 
 
 def main() -> int:
