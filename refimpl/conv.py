@@ -212,6 +212,12 @@ def max_pool_ties(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any 
     return [[v for v in cands if v.data == top] for cands, top in zip(windows_of, tops)]
 
 
+def max_pool_windows(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+                     ceil_mode: bool = False) -> list[list[Any]]:
+    """For each output element of :func:`max_pool2d` (in order), the input elements its window covers."""
+    return _max_windows(x, kernel_size, stride, padding, dilation, ceil_mode)[1]
+
+
 def _max_windows(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
                  ceil_mode: bool) -> tuple[tuple[int, ...], list[list[Any]]]:
     """A max pool's output shape, and per output element the input elements its window covers (the

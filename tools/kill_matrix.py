@@ -12,6 +12,12 @@ refimpl passes the same cases (a row is caught at a seed when any of its suites 
 
     .venv/bin/python tools/kill_matrix.py --seeds 10                        # the layer mutants
     .venv/bin/python tools/kill_matrix.py --category precision --seeds 10   # the precision mutants
+    .venv/bin/python tools/kill_matrix.py --cnn --seeds 5                   # the CNN training runs
+
+With ``--cnn`` the suites are the CNN training runs (``cnn float64``, ``cnn float32``, ``cnn
+gradients only``), and the rows every mutant that can change a CNN case: the layer mutants of the
+ops a feature layer computes (conformance/case/layerkinds.py) and those of the trainer's feature
+layers (``RefTrainer.forward_features``); ``--only`` narrows the rows.
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ from typing import Any
 
 from conformance import kinds
 from conformance.case.dtypes import HALF
+from conformance.case.layerkinds import STRUCTURAL
 from conformance.driver import PROFILES, run_suite
 from conformance.impls import RefImpl
 from conformance.impls.zoo import MUTANTS, MutantImpl
+from conformance.oracle.netrun import RefTrainer
 
 
 def outcome(verdicts: dict[str, int]) -> str:
@@ -32,25 +40,41 @@ def outcome(verdicts: dict[str, int]) -> str:
             else "convention" if verdicts.get("convention") else "survived")
 
 
-def targets(m: Any, suites: list[Any]) -> list[str]:
+def targets(m: Any, suites: list[Any], cnn: bool = False) -> list[str]:
     """The suites made for a mutant's bug: its op's for a layer mutant, the half-precision ones for a
-    precision mutant."""
+    precision mutant; with ``cnn``, the CNN training runs."""
+    if cnn:
+        return [s.name for s in suites if s.name.startswith("cnn ")]
     if m.category == "layers":
         return [f"op {op}" for op in sorted(m.ops)]
     return [s.name for s in suites if s.family in HALF]
 
 
+CONTROL: dict[tuple[str, int], str] = {}
+
+
+def cnn_mutant(m: Any, ops: set[str]) -> bool:
+    """A mutant a CNN training run can catch: of an op a feature layer computes, or of the feature layers
+    in the trainer (:meth:`RefTrainer.forward_features` overridden)."""
+    return bool(m.ops & ops) or m.trainer.forward_features is not RefTrainer.forward_features
+
+
 def cell(m: Any, names: list[str], suites: list[Any], index: dict[str, int], seed: int) -> str:
-    """The mutant's outcome at ``seed``: the first suite that catches it decides (unmutated refimpl
-    must pass every suite that was run)."""
+    """The mutant's outcome at ``seed``: killed if a suite kills it, else convention if one reports
+    it so, else survived (unmutated refimpl must pass every suite that was run)."""
+    seen = "survived"
     for name in names:
         suite, s = suites[index[name]], seed + index[name]
-        if outcome(run_suite(RefImpl(), suite, s, shrink=False, first_failure_only=True).verdicts) != "survived":
+        if (name, s) not in CONTROL:  # unmutated refimpl, once per suite and seed
+            CONTROL[name, s] = outcome(run_suite(RefImpl(), suite, s, shrink=False, first_failure_only=True).verdicts)
+        if CONTROL[name, s] != "survived":
             return "CONTROL FAILS"
         got = outcome(run_suite(MutantImpl(m), suite, s, shrink=False, first_failure_only=True).verdicts)
-        if got != "survived":
+        if got == "killed":
             return got
-    return "survived"
+        if got == "convention":  # (a later suite may still kill it)
+            seen = got
+    return seen
 
 
 def main() -> int:
@@ -58,19 +82,25 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--profile", default="ci", choices=sorted(PROFILES))
     parser.add_argument("--category", default="layers", choices=["layers", "precision"])
+    parser.add_argument("--cnn", action="store_true",
+                        help="the CNN training-run suites, and the mutants they can catch")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="only these mutants")
     args = parser.parse_args()
     suites = list(kinds.suites(RefImpl().capabilities, PROFILES[args.profile]))
     index = {s.name: i for i, s in enumerate(suites)}
     bad = 0
     t0 = time.perf_counter()
-    for m in (m for m in MUTANTS.values() if m.category == args.category):
-        names = targets(m, suites)
+    cnn_ops = {k.op for k in STRUCTURAL.values()}
+    rows = [m for m in MUTANTS.values() if (cnn_mutant(m, cnn_ops) if args.cnn else m.category == args.category)]
+    for m in (m for m in rows if args.only is None or m.name in args.only):
+        names = targets(m, suites, args.cnn)
         cells = [cell(m, names, suites, index, seed) for seed in range(args.seeds)]
         want = "convention" if m.expect == "convention" else "killed"
         ok = all(c == want for c in cells)
         bad += not ok
         where = names[0] if len(names) == 1 else f"{len(names)} suites: {names[0]} …"
-        print(f"{m.name:<40} {where:<36} {cells.count(want)}/{len(cells)} {want:<10} {'yes' if ok else 'NO'}")
+        missed = "" if ok else f"  (seeds {', '.join(str(s) for s, c in enumerate(cells) if c != want)}: not {want})"
+        print(f"{m.name:<40} {where:<36} {cells.count(want)}/{len(cells)} {want:<10} {'yes' if ok else 'NO'}{missed}")
     print(f"as expected at every seed: {'all' if not bad else f'{bad} rows not'}; "
           f"{time.perf_counter() - t0:.0f}s")
     return 1 if bad else 0

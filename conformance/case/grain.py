@@ -121,6 +121,9 @@ def outside(caps: Any, case: Any) -> str | None:
     *hidden, last = case.layers
     if any(la.activation not in caps.activations for la in hidden) or last.activation not in caps.output_activations:
         return "an activation"
+    for f in getattr(case, "features", ()):  # feature layers (a CNN): each kind declared, activations as hidden
+        if f.kind not in getattr(caps, "layer_kinds", ()) and f.kind not in caps.activations:
+            return f"layer kind {f.kind}"
     if any((la.bias is not None) not in caps.bias for la in case.layers):
         return "a layer's bias"
     if not caps.layers[0] <= len(case.layers) <= caps.layers[1]:

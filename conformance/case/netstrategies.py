@@ -22,6 +22,7 @@ bound and the 50-digit truth all start from the same inputs.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable
 from typing import Any
@@ -30,6 +31,7 @@ from hypothesis import strategies as st
 
 from conformance.case.grain import HYPER_OFF, LOSS_ATTR_OFF, Grain, loss_options
 from conformance.case.graph import Tensor
+from conformance.case.layerkinds import LAYER_KINDS, NORMS, POOLS, scale
 from conformance.case.network import (
     ACTIVATIONS,
     CLASS_LOSSES,
@@ -37,6 +39,7 @@ from conformance.case.network import (
     NO_OPTIMIZER,
     OPTIMIZER_HYPER,
     Batch,
+    Feature,
     Layer,
     NetworkCase,
     check_case,
@@ -219,10 +222,60 @@ def _from_seed(seed: int, shape: tuple[int, ...], lo: float, hi: float, cast: An
 
 
 @st.composite
-def _batch(draw: st.DrawFn, loss: str, n: int, n_in: int, n_out: int, x_scale: float,
+def _batch(draw: st.DrawFn, loss: str, n: int, n_in: int | tuple[int, ...], n_out: int, x_scale: float,
            loss_attrs: dict[str, Any], cast: Any, ignoring: bool = True) -> Batch:
-    x = _seeded(draw, (n, n_in), -x_scale, x_scale, cast)
+    x = _seeded(draw, (n, *n_in) if isinstance(n_in, tuple) else (n, n_in), -x_scale, x_scale, cast)
     return Batch(x, _targets(draw, loss, n, n_out, loss_attrs, cast, ignoring))
+
+
+@st.composite
+def _feature_layer(draw: st.DrawFn, name: str, shape: tuple[int, ...],
+                   cast: Any) -> tuple[Feature, tuple[int, ...]] | None:
+    """One structural feature layer at input ``shape`` (per sample): its kind's attributes, parameters
+    from seeds, and its output shape (conformance/case/layerkinds.py); None where the shape leaves
+    it no room (group norm of a single value)."""
+    kind = LAYER_KINDS[name]
+    assert kind.draw is not None
+    attrs, shapes = draw(kind.draw(shape))
+    try:
+        kind.out(shape, attrs, kind.shapes(shape, attrs, shapes))
+    except ValueError:
+        return None
+    params: dict[str, Tensor | None] = {}
+    for p in kind.params:
+        seed = draw(st.integers(0, 2**32 - 1))
+        if p in kind.optional and draw(st.integers(0, 5)) == 5:  # one in six without (a bias)
+            params[p] = None
+            continue
+        lo, hi = kind.init[p]
+        k = scale(kind, shapes, p)
+        params[p] = _from_seed(seed, shapes[p], lo * k, hi * k, cast)
+    return Feature(name, attrs, params), kind.out(shape, attrs, shapes)
+
+
+@st.composite
+def _features(draw: st.DrawFn, kinds: frozenset[str], acts: list[str],
+              cast: Any) -> tuple[tuple[int, ...], tuple[Feature, ...]]:
+    """An input shape (C, H, W) — H and W apart, so a transposed plane shows — and one or two blocks of
+    conv2d → activation → pooling or none → normalization or none, whatever ``kinds`` holds; each
+    choice shrinks to the first (one block, no pooling, no normalization)."""
+    c, h = draw(st.integers(1, 3)), draw(st.integers(2, 5))
+    shape = (c, h, h + draw(st.integers(-1, 1)) if h > 2 else h + draw(st.integers(0, 1)))
+    start, out = shape, []
+    pools = [None, *(k for k in POOLS if k in kinds)]
+    norms = [None, *(k for k in NORMS if k in kinds)]
+    for _ in range(draw(st.integers(1, 2))):
+        if "conv2d" in kinds and (drawn := draw(_feature_layer("conv2d", shape, cast))) is not None:
+            out.append(drawn[0])
+            shape = drawn[1]
+        act, attrs = _activation(draw, acts, cast)
+        if act != "identity":
+            out.append(Feature(act, attrs, {}))
+        for choice in (_pick(draw, pools), _pick(draw, norms)):
+            if choice is not None and (drawn := draw(_feature_layer(choice, shape, cast))) is not None:
+                out.append(drawn[0])
+                shape = drawn[1]
+    return start, tuple(out)
 
 
 @st.composite
@@ -231,12 +284,15 @@ def network_cases(draw: st.DrawFn, dtype: str = "float64", *, activations: Itera
                   reductions: Iterable[str] | None = None, optimizers: Any = None,
                   bias: Iterable[bool] = (True, False), min_depth: int = 1, max_depth: int = 4,
                   max_width: int = 16, min_batch: int = 1, max_batch: int = 16, max_steps: int = 5,
-                  min_steps: int = 1) -> NetworkCase:
+                  min_steps: int = 1, layer_kinds: Iterable[str] | None = None) -> NetworkCase:
     """A random training run of an MLP (see the module doc), drawn only inside what is allowed:
     ``activations`` of the hidden layers, ``output_activations`` of the last (default: the same),
     ``losses`` and ``optimizers`` as names or grains (conformance/case/grain.py: per loss the
     reductions and attributes it takes, per optimizer its hyperparameters), ``reductions`` for
-    every loss, ``bias`` (True: layers with bias, False: without), and the sizes."""
+    every loss, ``bias`` (True: layers with bias, False: without), and the sizes. With
+    ``layer_kinds`` (structural kinds of conformance/case/layerkinds.py), a small CNN over an input
+    ``[batch, C, H, W]`` opens the network (:func:`_features`); without, the case is drawn exactly
+    as it always was."""
     cast = _cast(dtype)
     loss_grain = Grain.of(list(LOSS_ATTRS) if losses is None else losses, loss_options(LOSS_ATTRS))
     opt_grain = Grain.of(list(OPTIMIZER_HYPER) if optimizers is None else optimizers, OPTIMIZER_HYPER)
@@ -263,7 +319,12 @@ def network_cases(draw: st.DrawFn, dtype: str = "float64", *, activations: Itera
 
     loss = _pick(draw, loss_names)
     reduction = _pick(draw, reds(loss))
-    n_in = draw(st.integers(1, max_width))
+    features: tuple[Feature, ...] = ()
+    if layer_kinds is not None:  # a CNN: its input shape and feature layers, flattened into the first Linear
+        x_shape, features = draw(_features(frozenset(layer_kinds), [a for a in ACTIVATIONS if a in hidden], cast))
+        n_in = math.prod(_out_shape(x_shape, features))
+    else:
+        n_in = draw(st.integers(1, max_width))
     specs = draw(st.lists(_layer_spec(acts, max_width, cast, frozenset(allowed)), min_size=min_depth,
                           max_size=max_depth))
     if specs[-1]["act"] not in out_acts:  # the last layer's activation, from its own list
@@ -289,13 +350,34 @@ def network_cases(draw: st.DrawFn, dtype: str = "float64", *, activations: Itera
     opt = _pick(draw, opts)
     hyper = hyperparameters(draw, opt, cast, opt_grain[opt])
     n = draw(st.integers(min_batch, max_batch))
+    if features and n < max_batch and any(_rule_problems(x_shape, features, n)):
+        n = 2  # batch norm over one value per channel: torch refuses it in training
     x_scale = _pick(draw, _SCALES)
     steps = (1, 1) if opt == NO_OPTIMIZER else (min_steps, max_steps)
-    batches = draw(st.lists(_batch(loss, n, n_in, n_out, x_scale, loss_attrs, cast, "ignore_index" in taken),
+    x_size = x_shape if features else n_in
+    batches = draw(st.lists(_batch(loss, n, x_size, n_out, x_scale, loss_attrs, cast, "ignore_index" in taken),
                             min_size=steps[0], max_size=steps[1]))
     case = NetworkCase(tuple(layers), loss, reduction, loss_attrs, opt, hyper, tuple(batches), dtype,
-                       head="log_softmax" if loss == "nll" else "none")
+                       head="log_softmax" if loss == "nll" else "none", features=features)
     return with_id(check_case(case))
+
+
+def _out_shape(shape: tuple[int, ...], features: tuple[Feature, ...]) -> tuple[int, ...]:
+    for f in features:
+        kind = LAYER_KINDS[f.kind]
+        shape = kind.out(shape, f.attrs, kind.shapes(shape, f.attrs, {p: t.shape for p, t in f.params.items()
+                                                                       if t is not None}))
+    return shape
+
+
+def _rule_problems(shape: tuple[int, ...], features: tuple[Feature, ...], n: int) -> list[str | None]:
+    out = []
+    for f in features:
+        kind = LAYER_KINDS[f.kind]
+        out.append(kind.rule(shape, f.attrs, n))
+        shape = kind.out(shape, f.attrs, kind.shapes(shape, f.attrs, {p: t.shape for p, t in f.params.items()
+                                                                       if t is not None}))
+    return out
 
 
 def for_impl(impl: Any, dtype: str = "float64", **kw: Any) -> st.SearchStrategy[NetworkCase]:
@@ -319,6 +401,9 @@ def for_capabilities(caps: Any, dtype: str = "float64", **kw: Any) -> st.SearchS
         if names is not None:
             grain = declared[k]
             declared[k] = {x: grain[x] for x in names if x in grain} if grain is not None else list(names)
+    names = kw.pop("layer_kinds", None)  # a CNN: feature layers of these kinds (among the declared ones)
+    if names is not None:
+        kw["layer_kinds"] = [k for k in names if k in getattr(caps, "layer_kinds", ())]
     depth = getattr(caps, "layers", (1, 4))
     batch = getattr(caps, "batch_sizes", (1, 16))
     sizes = {"min_depth": depth[0], "max_depth": min(depth[1], kw.pop("max_depth", depth[1])),

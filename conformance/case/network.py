@@ -5,6 +5,9 @@ The vocabulary of the network kind, kept apart from how a case is run and judged
 adapters, the records, the report — needs none of that. A *network case* is everything a training
 run needs, given explicitly (no hidden randomness):
 
+* optionally *feature layers* first (``features``: a small CNN over ``x`` of shape ``[B, C, H, W]``
+  — conv2d, an activation, max or average pooling, batch / group / layer norm —, each a kind of
+  :data:`conformance.case.layerkinds.LAYER_KINDS`), flattened into the Linear layers;
 * an MLP — ``layers[i]`` is a ``torch.nn.Linear(in, out)`` (weight ``[out][in]``, bias ``[out]`` or
   none) followed by one activation, named as in refimpl's op table (``relu``, ``leaky_relu``,
   ``elu``, ``softplus``, ``silu``, ``gelu``, ``tanh``, ``sigmoid``) or ``identity``, with its
@@ -32,7 +35,9 @@ Rules that make a case valid (:func:`check_case`):
 
 The result of a run (:class:`NetworkResult`) is, for every step: the loss, the gradient of every
 parameter (after backward, before the optimizer), and every parameter after the optimizer step.
-Parameters are named ``layer{i}.weight`` / ``layer{i}.bias`` in torch's order; a run's *entries*
+Parameters are named ``layer{i}.weight`` / ``layer{i}.bias`` in torch's order (the feature layers
+first, numbered as ``torch.nn.Sequential`` numbers its modules, pools and activations included;
+then the Linear layers); a run's *entries*
 (:func:`entries`) are ``loss@t`` (``loss[i]@t`` for ``'none'``), ``grad[p][r,c]@t`` and
 ``param[p][r,c]@t``, steps counted from 1. A gradients-only run has no ``param`` entries: its
 result's ``params`` may be empty, and whatever it holds is not judged.
@@ -52,6 +57,7 @@ from typing import Any
 
 from conformance.case.entrykey import EntryKey
 from conformance.case.graph import Tensor, number_to_json, tensor_from_json, tensor_to_json
+from conformance.case.layerkinds import LAYER_KINDS, STRUCTURAL
 from refimpl import OPS
 from refimpl.losses import REDUCTIONS
 
@@ -80,6 +86,8 @@ OPTIMIZER_HYPER: dict[str, tuple[str, ...]] = {
     "adagrad": ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize"),
     "none": (),
 }
+assert set(ACTIVATIONS) - {"identity"} == {k for k, v in LAYER_KINDS.items() if v.activation}
+
 #: the "optimizer" of a gradients-only run: no step, one batch, the loss and the gradients judged
 NO_OPTIMIZER = "none"
 
@@ -99,8 +107,19 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class Feature:
+    """A feature layer before the Linear layers: a kind of :data:`~conformance.case.layerkinds.LAYER_KINDS`
+    (``conv2d``, ``max_pool2d``, ``batch_norm``, ``relu``, …), its attributes as torch's keywords, and
+    its parameters by torch's names (``weight``, ``bias``; None: left out)."""
+
+    kind: str
+    attrs: dict[str, Any]
+    params: dict[str, Tensor | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Batch:
-    x: Tensor  # (batch, in_features)
+    x: Tensor  # (batch, in_features); (batch, C, H, W) before feature layers
     y: Tensor  # (batch, out) for regression and binary losses; (batch,) class indices for CE/nll
 
 
@@ -116,6 +135,7 @@ class NetworkCase:
     dtype: str = "float64"
     head: str = "none"
     id: str = ""
+    features: tuple[Feature, ...] = ()  # a small CNN before the Linear layers (flattened into them)
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -132,17 +152,21 @@ class NetworkCase:
 
     @property
     def param_names(self) -> list[str]:
-        names = []
-        for i, la in enumerate(self.layers):
-            names.append(f"layer{i}.weight")
-            if la.bias is not None:
-                names.append(f"layer{i}.bias")
-        return names
+        return list(initial_params(self))
 
     @property
     def n_params(self) -> int:
-        return sum(la.weight.shape[0] * la.weight.shape[1] + (0 if la.bias is None else la.out_features)
-                   for la in self.layers)
+        return sum(len(t.values) for t in initial_params(self).values())
+
+    @property
+    def ops(self) -> frozenset[str]:
+        """The layer ops of the tensor-op table its feature layers compute (a mutant of one of them
+        can change this case; conformance/impls/zoo/base.py)."""
+        return frozenset(LAYER_KINDS[f.kind].op for f in self.features if f.kind in STRUCTURAL)
+
+    def linear_name(self, i: int) -> str:
+        """``layer{k}`` of Linear layer ``i``: after the feature layers, counted as torch's Sequential counts."""
+        return f"layer{len(self.features) + i}"
 
     def summary(self) -> str:
         """One line: ``4→3→2 tanh,identity | mse/mean | sgd(...) | 2 steps × batch 3 | float64``."""
@@ -150,7 +174,10 @@ class NetworkCase:
         hyper = ", ".join(f"{k}={v}" for k, v in self.hyper.items())
         run = (f"gradients only | batch {self.batches[0].x.shape[0]}" if self.gradients_only else
                f"{self.optimizer}({hyper}) | {self.steps} step(s) × batch {self.batches[0].x.shape[0]}")
-        return (f"{'→'.join(map(str, self.sizes))} {acts} | {self.loss}/{self.reduction}"
+        feats = "".join(f"{f.kind}→" for f in self.features)
+        if self.features:
+            feats = f"{list(self.batches[0].x.shape[1:])} {feats}flatten→"
+        return (f"{feats}{'→'.join(map(str, self.sizes))} {acts} | {self.loss}/{self.reduction}"
                 f"{' ' + str(_attrs_brief(self.loss_attrs)) if self.loss_attrs else ''} | {run} | "
                 f"{self.dtype}, {self.n_params} parameters")
 
@@ -185,23 +212,30 @@ def check_case(case: NetworkCase) -> NetworkCase:
 
     need(case.dtype in DTYPES, f"dtype must be one of {DTYPES}, got {case.dtype!r}")
     need(len(case.layers) >= 1, "a network needs at least one layer")
+    need(len(case.batches) >= 1, "a training run needs at least one batch")
+    x_shape = case.batches[0].x.shape
+    need(all(b.x.shape[1:] == x_shape[1:] for b in case.batches), "every batch's x has the same shape per sample")
+    if case.features:
+        need(len(x_shape) == 4, f"feature layers take x of shape [batch, C, H, W], not {list(x_shape)}")
+        try:
+            flat = math.prod(feature_shapes(case)[-1][2])
+        except ValueError as exc:
+            raise InvalidCase(str(exc)) from None
+        need(case.layers[0].in_features == flat,
+             f"{case.linear_name(0)} takes {case.layers[0].in_features} inputs but the feature layers give {flat}")
     for i, la in enumerate(case.layers):
-        need(la.in_features >= 1 and la.out_features >= 1, f"layer{i}: sizes must be >= 1")
+        name = case.linear_name(i)
+        need(la.in_features >= 1 and la.out_features >= 1, f"{name}: sizes must be >= 1")
         if i:
             need(la.in_features == case.layers[i - 1].out_features,
-                 f"layer{i} takes {la.in_features} inputs but layer{i - 1} gives {case.layers[i - 1].out_features}")
+                 f"{name} takes {la.in_features} inputs but {case.linear_name(i - 1)} gives "
+                 f"{case.layers[i - 1].out_features}")
         need(la.weight.shape == (la.out_features, la.in_features),
-             f"layer{i}.weight has shape {list(la.weight.shape)}, expected [{la.out_features}, {la.in_features}]")
+             f"{name}.weight has shape {list(la.weight.shape)}, expected [{la.out_features}, {la.in_features}]")
         need(la.bias is None or la.bias.shape == (la.out_features,),
-             f"layer{i}.bias has shape {la.bias and list(la.bias.shape)}, expected [{la.out_features}]")
-        need(la.activation in ACTIVATIONS, f"layer{i}: unknown activation {la.activation!r}; use one of {ACTIVATIONS}")
-        if la.activation == "identity":
-            need(not la.attrs, f"layer{i}: identity takes no attributes")
-        else:
-            try:
-                OPS[la.activation].attributes(la.attrs)
-            except TypeError as exc:
-                raise InvalidCase(f"layer{i}: {exc}") from None
+             f"{name}.bias has shape {la.bias and list(la.bias.shape)}, expected [{la.out_features}]")
+        need(la.activation in ACTIVATIONS, f"{name}: unknown activation {la.activation!r}; use one of {ACTIVATIONS}")
+        _check_activation(name, la.activation, la.attrs)
     need(case.loss in LOSS_ATTRS, f"unknown loss {case.loss!r}; use one of {tuple(LOSS_ATTRS)}")
     need(case.reduction in REDUCTIONS, f"reduction must be one of {REDUCTIONS}, got {case.reduction!r}")
     unknown = set(case.loss_attrs) - set(LOSS_ATTRS[case.loss])
@@ -215,7 +249,6 @@ def check_case(case: NetworkCase) -> NetworkCase:
     for k in TENSOR_ATTRS & set(case.loss_attrs):
         t = case.loss_attrs[k]
         need(t is None or t.shape == (n_out,), f"loss attribute {k} must have shape [{n_out}]")
-    need(len(case.batches) >= 1, "a training run needs at least one batch")
     need(case.optimizer in OPTIMIZER_HYPER,
          f"unknown optimizer {case.optimizer!r}; use one of {tuple(OPTIMIZER_HYPER)}")
     want = set(OPTIMIZER_HYPER[case.optimizer])
@@ -223,9 +256,14 @@ def check_case(case: NetworkCase) -> NetworkCase:
                                   f"got {sorted(case.hyper)}")
     need(not case.gradients_only or len(case.batches) == 1,
          f"a gradients-only run (optimizer {NO_OPTIMIZER!r}) has one batch, not {len(case.batches)}")
+    shapes = feature_shapes(case)
     for t, b in enumerate(case.batches, 1):
-        need(len(b.x.shape) == 2 and b.x.shape[1] == case.sizes[0] and b.x.shape[0] >= 1,
-             f"batch {t}: x has shape {list(b.x.shape)}, expected [batch, {case.sizes[0]}]")
+        if not case.features:
+            need(len(b.x.shape) == 2 and b.x.shape[1] == case.sizes[0] and b.x.shape[0] >= 1,
+                 f"batch {t}: x has shape {list(b.x.shape)}, expected [batch, {case.sizes[0]}]")
+        for i, (kind, (shape, _, _)) in enumerate(zip(case.features, shapes)):
+            problem = LAYER_KINDS[kind.kind].rule(shape, kind.attrs, b.x.shape[0])
+            need(problem is None, f"batch {t}: layer{i}: {problem}")
         n = b.x.shape[0]
         if case.loss in CLASS_LOSSES:
             need(b.y.shape == (n,), f"batch {t}: {case.loss} targets have shape [{n}], got {list(b.y.shape)}")
@@ -238,6 +276,52 @@ def check_case(case: NetworkCase) -> NetworkCase:
             if case.loss == "bce":
                 need(all(0 <= y <= 1 for y in b.y.values), f"batch {t}: bce targets must lie in [0, 1]")
     return case
+
+
+def _check_activation(name: str, activation: str, attrs: dict[str, Any]) -> None:
+    if activation == "identity":
+        if attrs:
+            raise InvalidCase(f"{name}: identity takes no attributes")
+        return
+    try:
+        OPS[activation].attributes(attrs)
+    except TypeError as exc:
+        raise InvalidCase(f"{name}: {exc}") from None
+
+
+def feature_shapes(case: NetworkCase) -> list[tuple[tuple[int, ...], dict[str, tuple[int, ...]], tuple[int, ...]]]:
+    """Per feature layer: its input shape per sample, its parameters' shapes, its output shape —
+    from x's shape, each checked against the kind's declaration (:class:`InvalidCase` where a
+    parameter has another shape; ValueError where the geometry does not fit)."""
+    shape = tuple(case.batches[0].x.shape[1:])
+    out = []
+    for i, f in enumerate(case.features):
+        kind = LAYER_KINDS.get(f.kind)
+        if kind is None:
+            raise InvalidCase(f"layer{i}: unknown layer kind {f.kind!r}; use one of {tuple(LAYER_KINDS)}")
+        if kind.activation:
+            _check_activation(f"layer{i}", f.kind, f.attrs)
+        if set(f.params) != set(kind.params):
+            raise InvalidCase(f"layer{i}: {f.kind} has the parameters {list(kind.params)}, got {sorted(f.params)}")
+        for p, t in f.params.items():
+            if t is None and p not in kind.optional:
+                raise InvalidCase(f"layer{i}.{p} may not be left out")
+        like = {p: t.shape for p, t in f.params.items() if t is not None}
+        try:
+            want = kind.shapes(shape, f.attrs, like)
+            for p, t in f.params.items():
+                if t is not None and t.shape != want[p]:
+                    raise InvalidCase(f"layer{i}.{p} has shape {list(t.shape)}, expected {list(want[p])}")
+            after = kind.out(shape, f.attrs, want)
+        except (KeyError, TypeError) as exc:
+            raise InvalidCase(f"layer{i}: {f.kind}: bad attributes {f.attrs}: {exc}") from None
+        except ValueError as exc:
+            if isinstance(exc, InvalidCase):
+                raise
+            raise InvalidCase(f"layer{i}: {exc}") from None
+        out.append((shape, want, after))
+        shape = after
+    return out
 
 
 # --- JSON ---------------------------------------------------------------------------------------------
@@ -277,7 +361,7 @@ def _targets_json(case_loss: str, t: Tensor) -> dict[str, Any]:
 
 
 def case_to_json(case: NetworkCase) -> dict[str, Any]:
-    return {
+    out = {
         "format": FORMAT, "version": VERSION, "id": case.id, "dtype": case.dtype,
         "layers": [{"in_features": la.in_features, "out_features": la.out_features,
                     "activation": la.activation, "attrs": dict(la.attrs),
@@ -288,6 +372,10 @@ def case_to_json(case: NetworkCase) -> dict[str, Any]:
         "optimizer": {"name": case.optimizer, "hyper": _hyper_json(case.hyper)},
         "batches": [{"x": tensor_to_json(b.x), "y": _targets_json(case.loss, b.y)} for b in case.batches],
     }
+    if case.features:  # (an MLP's JSON, and with it its id, has no such key)
+        out["features"] = [{"kind": f.kind, "attrs": dict(f.attrs),
+                            "params": {k: _opt_tensor_json(v) for k, v in f.params.items()}} for f in case.features]
+    return out
 
 
 def case_from_json(d: dict[str, Any]) -> NetworkCase:
@@ -304,6 +392,9 @@ def case_from_json(d: dict[str, Any]) -> NetworkCase:
         optimizer=d["optimizer"]["name"], hyper=_hyper(d["optimizer"]["hyper"]),
         batches=tuple(Batch(tensor_from_json(b["x"]), tensor_from_json(b["y"])) for b in d["batches"]),
         dtype=d.get("dtype", "float64"), head=d.get("head", "none"), id=d.get("id", ""),
+        features=tuple(Feature(f["kind"], dict(f.get("attrs", {})),
+                               {k: _opt_tensor(v) for k, v in f.get("params", {}).items()})
+                       for f in d.get("features", [])),
     )
     return check_case(case)
 
@@ -354,8 +445,13 @@ def with_id(case: NetworkCase) -> NetworkCase:
 # --- the entries of a run ---------------------------------------------------------------------------
 
 def _index(shape: tuple[int, ...], i: int) -> tuple[int, ...]:
-    """A parameter's flat position as the entry names it: (row, column) in a matrix."""
-    return divmod(i, shape[1]) if len(shape) == 2 else (i,) if shape else ()
+    """A parameter's flat position as the entry names it: (row, column) in a matrix, every index in
+    a convolution's weight."""
+    out = []
+    for size in reversed(shape):
+        i, r = divmod(i, size)
+        out.append(r)
+    return tuple(reversed(out))
 
 
 def entries(case: NetworkCase, steps: list[Any]) -> dict[str, Any]:
@@ -363,11 +459,7 @@ def entries(case: NetworkCase, steps: list[Any]) -> dict[str, Any]:
     (steps counted from 1) — from a :class:`NetworkResult`'s steps or the raw steps of a run in refimpl
     (:meth:`conformance.oracle.netrun.RefTrainer.run`: numbers of any system)."""
     out: dict[str, Any] = {}
-    shapes = {}
-    for i, la in enumerate(case.layers):
-        shapes[f"layer{i}.weight"] = la.weight.shape
-        if la.bias is not None:
-            shapes[f"layer{i}.bias"] = la.bias.shape
+    shapes = {k: v.shape for k, v in initial_params(case).items()}
     for t, s in enumerate(steps, 1):
         if isinstance(s, StepResult):
             loss, grads, params = list(s.loss.values), {k: v.values for k, v in s.grads.items()}, \
@@ -388,13 +480,29 @@ def entries(case: NetworkCase, steps: list[Any]) -> dict[str, Any]:
 
 
 def initial_params(case: NetworkCase) -> dict[str, Tensor]:
-    """Every parameter before the first step, by name (``layer0.weight``, ``layer0.bias``, …)."""
+    """Every parameter before the first step, by name in torch's order (``layer0.weight``,
+    ``layer0.bias``, …): the feature layers' (numbered as torch's Sequential numbers its modules),
+    then the Linear layers'."""
     out = {}
+    for i, f in enumerate(case.features):
+        for p, t in f.params.items():
+            if t is not None:
+                out[f"layer{i}.{p}"] = t
     for i, la in enumerate(case.layers):
-        out[f"layer{i}.weight"] = la.weight
+        out[f"{case.linear_name(i)}.weight"] = la.weight
         if la.bias is not None:
-            out[f"layer{i}.bias"] = la.bias
+            out[f"{case.linear_name(i)}.bias"] = la.bias
     return out
+
+
+def with_params(case: NetworkCase, params: dict[str, Tensor]) -> NetworkCase:
+    """The case with its parameters replaced by ``params`` (by name; a parameter left out stays out)."""
+    feats = tuple(replace(f, params={p: None if t is None else params[f"layer{i}.{p}"] for p, t in f.params.items()})
+                  for i, f in enumerate(case.features))
+    layers = tuple(replace(la, weight=params[f"{case.linear_name(i)}.weight"],
+                           bias=None if la.bias is None else params[f"{case.linear_name(i)}.bias"])
+                   for i, la in enumerate(case.layers))
+    return replace(case, features=feats, layers=layers)
 
 
 def params_before(case: NetworkCase, steps: list[StepResult], t: int) -> dict[str, Tensor]:

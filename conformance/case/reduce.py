@@ -26,10 +26,12 @@ from typing import Any
 
 from conformance.case import dtypes
 from conformance.case.graph import GraphCase, Node, Tensor
+from conformance.case.layerkinds import LAYER_KINDS, scale
 from conformance.case.network import (
     CLASS_LOSSES,
     TENSOR_ATTRS,
     Batch,
+    Feature,
     InvalidCase,
     NetworkCase,
     check_case,
@@ -206,7 +208,68 @@ def _layers(case: NetworkCase, i: int, j: int) -> NetworkCase:
         x = b.x if i == 0 else _fresh(case, f"x{t}/{i}", (b.x.shape[0], n_in), -1.0, 1.0)
         y = b.y if j == len(case.layers) else _targets_for(case, b.y, n_out, f"y{t}/{j}")
         batches.append(Batch(x, y))
-    return replace(case, layers=layers, batches=tuple(batches), loss_attrs=_loss_attrs_for(case, n_out))
+    return replace(case, layers=layers, batches=tuple(batches), loss_attrs=_loss_attrs_for(case, n_out),
+                   features=case.features if i == 0 else ())
+
+
+def _refit(case: NetworkCase, features: tuple[Feature, ...], salt: str) -> NetworkCase | None:
+    """``case`` with these feature layers: every parameter whose shape the new stack changes made
+    fresh (in its kind's range), the first Linear layer's columns cut (or made fresh) to the new
+    flattened width; None where the geometry no longer fits."""
+    shape, out = tuple(case.batches[0].x.shape[1:]), []
+    try:
+        for i, f in enumerate(features):
+            kind = LAYER_KINDS[f.kind]
+            like = {p: t.shape for p, t in f.params.items() if t is not None}
+            want = kind.shapes(shape, f.attrs, like)
+            params = {p: t if t is None or t.shape == want[p] else
+                      _fresh(case, f"{salt}/{i}.{p}", want[p], *(v * scale(kind, want, p) for v in kind.init[p]))
+                      for p, t in f.params.items()}
+            out.append(replace(f, params=params))
+            shape = kind.out(shape, f.attrs, want)
+    except (ValueError, KeyError):
+        return None
+    width, first = math.prod(shape), case.layers[0]
+    if width != first.in_features:
+        weight = (_columns(first.weight, width) if width < first.in_features else
+                  _fresh(case, f"{salt}/w", (first.out_features, width), -1 / width**0.5, 1 / width**0.5))
+        first = replace(first, in_features=width, weight=weight)
+    return replace(case, features=tuple(out), layers=(first, *case.layers[1:]))
+
+
+def _crop(t: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """The leading block of ``shape`` of an (N, C, H, W) tensor."""
+    _, c, h, w = t.shape
+    return Tensor(shape, tuple(t.values[((n * c + k) * h + i) * w + j] for n in range(shape[0])
+                               for k in range(shape[1]) for i in range(shape[2]) for j in range(shape[3])))
+
+
+def _feature_candidates(case: NetworkCase) -> Iterator[NetworkCase]:
+    """A CNN's smaller versions: the Linear layers alone (fresh inputs), each feature layer left out,
+    a smaller input (one channel, one row or column fewer), each attribute of a feature layer at its
+    plainest (conformance/case/layerkinds.py)."""
+    if not case.features:
+        return
+    yield replace(case, features=(), batches=tuple(Batch(_fresh(case, f"x{t}/mlp", (b.x.shape[0], case.sizes[0]),
+                                                                -1.0, 1.0), b.y) for t, b in enumerate(case.batches)))
+    for k in range(len(case.features)):
+        smaller = _refit(case, case.features[:k] + case.features[k + 1:], f"drop{k}")
+        if smaller is not None:
+            yield smaller
+    n, c, h, w = case.batches[0].x.shape
+    for shape in ((n, 1, h, w), (n, c, h - 1, w), (n, c, h, w - 1)):
+        if min(shape) >= 1 and shape != (n, c, h, w):
+            cropped = replace(case, batches=tuple(Batch(_crop(b.x, shape), b.y) for b in case.batches))
+            smaller = _refit(cropped, case.features, f"crop{shape}")
+            if smaller is not None:
+                yield smaller
+    for k, f in enumerate(case.features):
+        for name, plain in LAYER_KINDS[f.kind].plain.items():
+            if name in f.attrs and f.attrs[name] != plain:
+                feats = (*case.features[:k], replace(f, attrs={**f.attrs, name: plain}), *case.features[k + 1:])
+                smaller = _refit(case, feats, f"plain{k}.{name}")
+                if smaller is not None:
+                    yield smaller
 
 
 def _narrow(case: NetworkCase, k: int, keep: int) -> NetworkCase:
@@ -240,16 +303,18 @@ def _network_steps(case: NetworkCase) -> Iterator[NetworkCase]:
     for keep in (1, 2):  # fewer samples
         if case.batches[0].x.shape[0] > keep:
             yield replace(case, batches=tuple(Batch(_rows(b.x, keep), _rows(b.y, keep)) for b in case.batches))
+    yield from _feature_candidates(case)
     for length in range(1, n):  # fewer layers: each alone, then runs of two, …
         for i in range(n - length, -1, -1):
             yield _layers(case, i, i + length)
-    for k in range(-1, n):  # narrower layers (and input)
+    for k in range(-1 if not case.features else 0, n):  # narrower layers (and input: an MLP's)
         width = case.sizes[k + 1]
         for keep in (1, 2):
             if width > keep:
                 yield _narrow(case, k, keep)
     for i, la in enumerate(case.layers):  # a square layer narrowed on both sides at once: still square
-        if la.in_features == la.out_features > 2:  # (a transposed gradient fails only there)
+        if la.in_features == la.out_features > 2 and not (i == 0 and case.features):  # (a transposed
+            # gradient fails only there; a CNN's input is not narrowed)
             for keep in (2, 3):
                 if la.in_features > keep:
                     yield _narrow(_narrow(case, i - 1, keep), i, keep)
@@ -291,7 +356,9 @@ def _network_numbers(case: NetworkCase) -> Iterator[NetworkCase]:
         yield replace(case, loss_attrs={k: simple(v, digits) if isinstance(v, Tensor) else number(v, digits)
                                         for k, v in case.loss_attrs.items()})
         yield replace(case, layers=tuple(replace(la, weight=simple(la.weight, digits), bias=simple(la.bias, digits))
-                                         for la in case.layers))
+                                         for la in case.layers),
+                      features=tuple(replace(f, params={p: simple(t, digits) for p, t in f.params.items()})
+                                     for f in case.features))
         yield replace(case, batches=tuple(Batch(simple(b.x, digits), b.y) for b in case.batches))  # type: ignore[arg-type]
         if case.loss not in CLASS_LOSSES:
             yield replace(case, batches=tuple(Batch(b.x, simple(b.y, digits)) for b in case.batches))  # type: ignore[arg-type]

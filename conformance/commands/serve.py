@@ -45,6 +45,8 @@ def _hello(impl: Any) -> dict[str, Any]:
             "losses": {k: sorted(v) for k, v in caps.losses.items()},
             "optimizers": {k: sorted(v) for k, v in caps.optimizers.items()},
             "bias": sorted(caps.bias), "layers": list(caps.layers), "batch_sizes": list(caps.batch_sizes)}
+        if caps.layer_kinds:  # (only when there are some: an MLP implementation's hello is as it was)
+            capabilities["networks"]["layer_kinds"] = sorted(caps.layer_kinds)
     return {"type": "hello", "protocol": 1, "name": impl.name, "version": str(impl.version),
             "capabilities": capabilities, "stderr_marker": True}
 

@@ -17,6 +17,7 @@ import refimpl
 from conformance.case.dtypes import DTYPES, HALF, accumulation
 from conformance.case.grain import Grain, loss_options
 from conformance.case.graph import GraphCase, GraphResult
+from conformance.case.layerkinds import STRUCTURAL
 from conformance.case.network import ACTIVATIONS, LOSS_ATTRS, OPTIMIZER_HYPER, NetworkCase, NetworkResult
 from conformance.case.tensor_ops import TENSOR_OPS
 from conformance.oracle.netrun import run_refimpl_network, run_torch_network
@@ -36,7 +37,10 @@ class Capabilities:
     plain SGD); ``losses`` — names or ``{name: reductions and attributes it takes}``
     (``{"mse": ["mean"]}``); ``activations`` of the hidden layers and ``output_activations`` of
     the last (default: the same); ``bias`` — which of with (True) and without (False) its layers
-    can be; ``layers`` and ``batch_sizes`` — the ranges it takes (inclusive).
+    can be; ``layers`` and ``batch_sizes`` — the ranges it takes (inclusive); ``layer_kinds`` —
+    the feature layers it takes before its Linear layers (conformance/case/layerkinds.py:
+    ``conv2d``, ``max_pool2d``, ``avg_pool2d``, ``batch_norm``, ``group_norm``, ``layer_norm``;
+    none: MLPs only).
 
     Mixed precision: ``accumulate`` maps a dtype it stores numbers in to the wider dtype it
     accumulates its reductions in (``{"bfloat16": "float32"}``: sums, means and dot products
@@ -55,6 +59,7 @@ class Capabilities:
     bias: frozenset[bool] = frozenset({True, False})
     layers: tuple[int, int] = (1, 4)
     batch_sizes: tuple[int, int] = (1, 16)
+    layer_kinds: frozenset[str] = frozenset()
     accumulate: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
@@ -70,6 +75,11 @@ class Capabilities:
         set_(self, "output_activations", frozenset(self.activations if self.output_activations is None
                                                    else self.output_activations))
         set_(self, "bias", frozenset(self.bias))
+        set_(self, "layer_kinds", frozenset(self.layer_kinds))
+        unknown_kinds = sorted(self.layer_kinds - set(STRUCTURAL))
+        if unknown_kinds:
+            raise ValueError(f"unknown layer kind(s) {', '.join(map(repr, unknown_kinds))}; "
+                             f"known: {', '.join(STRUCTURAL)}")
         for name in ("layers", "batch_sizes"):
             lo, hi = getattr(self, name)
             if not 1 <= lo <= hi:
@@ -84,7 +94,7 @@ class Capabilities:
 
 #: everything a network case (conformance/case/network.py) can express: what the built-in implementations support
 NETWORKS = dict(networks=True, activations=frozenset(ACTIVATIONS), output_activations=frozenset(ACTIVATIONS),
-                losses=frozenset(LOSS_ATTRS), optimizers=frozenset(OPTIMIZER_HYPER))
+                losses=frozenset(LOSS_ATTRS), optimizers=frozenset(OPTIMIZER_HYPER), layer_kinds=frozenset(STRUCTURAL))
 
 
 class Implementation(Protocol):

@@ -1,5 +1,5 @@
-"""The network kind: a short training run of an MLP — loss, every gradient and every parameter
-after every step — against ``torch.optim``.
+"""The network kind: a short training run of an MLP (or of a small CNN before one) — loss, every
+gradient and every parameter after every step — against ``torch.optim``.
 
 Everything the suite needs of a network case, gathered into one :class:`~conformance.kinds.kind.Kind`:
 the case and its JSON (:mod:`conformance.case.network`), torch's run (:mod:`conformance.oracle.netrun`), the
@@ -15,6 +15,7 @@ from typing import Any
 
 from conformance.case import network as netcases
 from conformance.case.grain import loss_options, outside
+from conformance.case.layerkinds import STRUCTURAL
 from conformance.case.netstrategies import for_capabilities
 from conformance.case.network import (
     ACTIVATIONS,
@@ -34,9 +35,9 @@ from conformance.verdict.network import NetworkVerdict, judge_network
 
 def describe(case: NetworkCase) -> dict[str, Any]:
     run = "gradients-only" if case.gradients_only else case.optimizer
-    ops = {la.activation for la in case.layers} | {case.loss, run}
+    ops = {la.activation for la in case.layers} | {case.loss, run} | {f.kind for f in case.features}
     ops |= {case.head} if case.head != "none" else set()
-    n = len(case.layers)
+    n = len(case.features) + len(case.layers)
     return dict(ops=" ".join(sorted(ops)), nodes=n, depth=n, parameters=case.n_params, steps=case.steps,
                 dtype=case.dtype)
 
@@ -81,6 +82,33 @@ def late_suites(caps: Any, examples: int) -> list[Suite]:
                   max(3, examples // 4))]
 
 
+#: a CNN run's sizes: the feature layers' input is at most 3×5×6 (conformance/case/netstrategies.py), then
+#: at most two Linear layers of at most 6 units, a batch of at most 4, at most 3 steps
+CNN_SIZES = dict(max_depth=2, max_width=6, max_batch=4, max_steps=3)
+
+
+def cnn_suites(caps: Any, examples: int) -> list[Suite]:
+    """Training runs of a small CNN (conv2d → activation → pooling → normalization, one or two blocks,
+    flattened into Linear layers) per dtype, then gradients-only ones, for an implementation that
+    declares feature layers (``capabilities.layer_kinds``). A generation of their own: every suite
+    before them keeps its place and its seed. A run is small (well under a second in refimpl): half
+    of ``examples`` per dtype and gradients-only, so that a bug behind one kind and one knob (a max
+    pool whose windows overlap, a layer norm over more than the last dim) is reached at every seed."""
+    if not getattr(caps, "networks", False) or not getattr(caps, "layer_kinds", None):
+        return []
+    kinds = sorted(caps.layer_kinds)
+    dtypes = [d for d in DTYPES if d in caps.dtypes]
+    trained = [o for o in OPTIMIZER_HYPER if o in caps.optimizers and o != NO_OPTIMIZER]
+    out = [Suite(f"cnn {d}", "networks", for_capabilities(caps, d, optimizers=trained, layer_kinds=kinds,
+                                                          **CNN_SIZES), max(2, examples // 2))
+           for d in dtypes if trained]
+    if NO_OPTIMIZER in caps.optimizers:
+        out.append(Suite("cnn gradients only", "networks",
+                         for_capabilities(caps, dtypes[0], optimizers=[NO_OPTIMIZER], layer_kinds=kinds, **CNN_SIZES),
+                         max(3, examples // 2)))
+    return out
+
+
 def unsupported(caps: Any) -> dict[str, str]:
     """Everything a training run can hold that the capabilities leave out, each counted once under
     ``networks``: an optimizer, or one hyperparameter of a declared one (``sgd.momentum``); a loss,
@@ -99,6 +127,7 @@ def unsupported(caps: Any) -> dict[str, str]:
     out.update({f"hidden activation {a}": "networks" for a in ACTIVATIONS if a not in caps.activations})
     out.update({f"output activation {a}": "networks" for a in ACTIVATIONS if a not in caps.output_activations})
     out.update({f"layers {'with' if b else 'without'} bias": "networks" for b in (True, False) if b not in caps.bias})
+    out.update({f"layer kind {k}": "networks" for k in STRUCTURAL if k not in getattr(caps, "layer_kinds", ())})
     return out
 
 
@@ -116,7 +145,8 @@ def declared(caps: Any) -> str:
     return (f"networks: optimizers {grain(caps.optimizers, OPTIMIZER_HYPER)}; losses "
             f"{grain(caps.losses, loss_options(LOSS_ATTRS))}; hidden {','.join(sorted(caps.activations)) or '-'}; "
             f"output {','.join(sorted(caps.output_activations))}; {bias}; layers {caps.layers[0]}–{caps.layers[1]}; "
-            f"batch {caps.batch_sizes[0]}–{caps.batch_sizes[1]}")
+            f"batch {caps.batch_sizes[0]}–{caps.batch_sizes[1]}; "
+            f"feature layers {','.join(k for k in STRUCTURAL if k in getattr(caps, 'layer_kinds', ())) or '-'}")
 
 
 NETWORK = Kind(
@@ -126,7 +156,7 @@ NETWORK = Kind(
     result_to_json=netcases.result_to_json, result_from_json=netcases.result_from_json,
     size=lambda case: case.summary(), describe=describe, family=lambda case: "networks",
     run_torch=run_torch_network, judge=judge, smaller=network_candidates, torch_script=torch_script,
-    result_key=result_key, suites=suites, later=(late_suites,), unsupported=unsupported, declared=declared,
+    result_key=result_key, suites=suites, later=(late_suites, cnn_suites), unsupported=unsupported, declared=declared,
     admits=lambda caps, case: outside(caps, case) is None,
     picture="conformance.report.netdraw:draw_network_case",
 )

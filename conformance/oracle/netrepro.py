@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 
 from conformance.case.graph import Tensor, number_to_json
-from conformance.case.network import CLASS_LOSSES, TENSOR_ATTRS, NetworkCase
+from conformance.case.layerkinds import LAYER_KINDS
+from conformance.case.network import CLASS_LOSSES, TENSOR_ATTRS, NetworkCase, initial_params
+from conformance.case.tensor_ops import torch_arguments, torch_kwargs
 from conformance.oracle.netrun import TORCH_LOSSES, TORCH_OPTIMIZERS
 from refimpl import OPS
 
@@ -26,18 +28,24 @@ def _list_lit(t: Tensor, integer: bool = False) -> str:
     return "[" + ", ".join(vals) + "]"
 
 
+def _tensor_lit(t: Tensor) -> str:
+    """A float tensor of the case's dtype (``dt``), reshaped where it has more than two dims."""
+    lit = f"torch.tensor({_list_lit(t)}, dtype=dt)"
+    return lit if len(t.shape) <= 2 else f"{lit}.reshape({list(t.shape)})"
+
+
 def torch_script(case: NetworkCase) -> str:
     """A pasteable script that runs the case in torch and prints every entry (no project needed)."""
     dt = f"torch.{case.dtype}"
     names = case.param_names
     lines = ["import torch", "import torch.nn.functional as F", "", f"dt = {dt}", "# parameters (torch order)"]
     var = {}
-    for i, la in enumerate(case.layers):
-        var[f"layer{i}.weight"] = f"W{i}"
-        lines.append(f"W{i} = torch.tensor({_list_lit(la.weight)}, dtype=dt, requires_grad=True)")
-        if la.bias is not None:
-            var[f"layer{i}.bias"] = f"b{i}"
-            lines.append(f"b{i} = torch.tensor({_list_lit(la.bias)}, dtype=dt, requires_grad=True)")
+    for name, t in initial_params(case).items():  # torch's order: the feature layers', then the Linear layers'
+        i, p = name[len("layer"):].split(".")
+        var[name] = f"{'W' if p == 'weight' else 'b'}{i}"
+        lit = (f"torch.tensor({_list_lit(t)}, dtype=dt, requires_grad=True)" if len(t.shape) <= 2
+               else f"{_tensor_lit(t)}.requires_grad_()")
+        lines.append(f"{var[name]} = {lit}")
     lines.append(f"params = {{{', '.join(f'{n!r}: {var[n]}' for n in names)}}}")
     lines.append("batches = [")
     for b in case.batches:
@@ -45,7 +53,7 @@ def torch_script(case: NetworkCase) -> str:
             y = f"torch.tensor({_list_lit(b.y, integer=True)})"
         else:
             y = f"torch.tensor({_list_lit(b.y)}, dtype=dt)"
-        lines.append(f"    (torch.tensor({_list_lit(b.x)}, dtype=dt), {y}),")
+        lines.append(f"    ({_tensor_lit(b.x)}, {y}),")
     lines.append("]")
     step = not case.gradients_only  # a gradients-only run: the loss and the gradients, no optimizer
     if step:
@@ -59,9 +67,22 @@ def torch_script(case: NetworkCase) -> str:
         else:
             kw.append(f"{k}={v!r}")
     lines += ["", "for step, (x, y) in enumerate(batches, 1):", *(["    opt.zero_grad()"] if step else []), "    h = x"]
+    for i, f in enumerate(case.features):  # a CNN's feature layers, each its kind's torch function
+        kind = LAYER_KINDS[f.kind]
+        if kind.activation:
+            args = "".join(f", {k}={v!r}" for k, v in f.attrs.items())
+        else:
+            inputs = ["h", *(var.get(f"layer{i}.{p}", "None") for p in kind.params)]
+            pos, named = torch_arguments(kind.op, inputs)
+            args = "".join(f", {a}" for a in pos[1:]) + "".join(f", {k}={v}" for k, v in named.items())
+            args += "".join(f", {k}={v!r}" for k, v in torch_kwargs(kind.op, f.attrs).items())
+        lines.append(f"    h = {kind.torch}(h{args})")
+    if case.features:
+        lines.append("    h = h.flatten(1)")
     for i, la in enumerate(case.layers):
-        bias = f"b{i}" if la.bias is not None else "None"
-        lines.append(f"    h = F.linear(h, W{i}, {bias})")
+        k = len(case.features) + i
+        bias = f"b{k}" if la.bias is not None else "None"
+        lines.append(f"    h = F.linear(h, W{k}, {bias})")
         if la.activation != "identity":
             args = "".join(f", {k}={v!r}" for k, v in la.attrs.items())
             lines.append(f"    h = {OPS[la.activation].torch}(h{args})")

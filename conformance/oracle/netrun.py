@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from conformance.case.graph import Tensor
+from conformance.case.layerkinds import LAYER_KINDS
 from conformance.case.network import (
     CLASS_LOSSES,
     TENSOR_ATTRS,
@@ -38,6 +39,7 @@ from conformance.case.network import (
     initial_params,
     params_before,
 )
+from conformance.case.tensor_ops import torch_arguments, torch_kwargs
 from conformance.oracle.names import resolve
 from conformance.oracle.opcheck import kink_points
 from conformance.oracle.run import REFIMPL_SYSTEMS
@@ -45,6 +47,7 @@ from conformance.tolerance.bounds import SAFETY, TINY, U32, U64, Bounded
 from conformance.tolerance.netbounds import NET_BOUND, NetBoundNS, bounded_step, tiny
 from refimpl import OPS, mpmath_system
 from refimpl import optim as roptim
+from refimpl.conv import max_pool_windows
 from refimpl.losses import LOSSES
 from refimpl.nn import MLP
 from refimpl.numbers import round_to_float32
@@ -87,6 +90,23 @@ class RefTrainer:
         self.step_number = 0
 
     # the pieces --------------------------------------------------------------------------------
+    def features(self) -> list[dict[str, RTensor | None]]:
+        """The feature layers' parameters (refimpl leaves, by torch's names; None: left out)."""
+        return [{p: None if t is None else RTensor.from_flat([self.cast(v) for v in t.values], t.shape, self.system)
+                 for p, t in f.params.items()} for f in self.case.features]
+
+    def forward_features(self, feats: list[dict[str, RTensor | None]], x: RTensor) -> RTensor:
+        """The feature layers, each by its kind's forward (conformance/case/layerkinds.py), then flatten."""
+        h = x
+        for i, (f, params) in enumerate(zip(self.case.features, feats)):
+            kind = LAYER_KINDS[f.kind]
+            if kind.activation:
+                self._watch_activation(i, f.kind, f.attrs, h)
+            elif kind.op == "max_pool2d":
+                self._watch_max_pool(i, h, f.attrs)
+            h = kind.forward(h, [params[p] for p in kind.params], f.attrs)
+        return h.reshape(h.shape[0], -1)
+
     def model(self) -> MLP:
         c, cast = self.case, self.cast
         return MLP(c.sizes, [(la.activation, la.attrs) for la in c.layers],
@@ -96,7 +116,7 @@ class RefTrainer:
 
     def forward(self, mlp: MLP, x: RTensor) -> RTensor:
         h = x
-        for i, (layer, (name, attrs)) in enumerate(zip(mlp.layers, mlp.activations)):
+        for i, (layer, (name, attrs)) in enumerate(zip(mlp.layers, mlp.activations), len(self.case.features)):
             h = layer(h)
             if name != "identity":
                 self._watch_activation(i, name, attrs, h)
@@ -149,15 +169,20 @@ class RefTrainer:
         """Per step: ``{"loss": [...], "grads": {name: [...]}, "params": {name: [...]}}``, numbers of
         the system (floats, Bounded, mpf)."""
         mlp = self.model()
+        feats = self.features()
         names = self.case.param_names
-        tensors = mlp.parameters()
+        tensors = [t for f in feats for t in f.values() if t is not None] + mlp.parameters()
         params = dict(zip(names, tensors))
         opt = self.optimizer(tensors)
         steps = []
         for t, batch in enumerate(self.case.batches, 1):
             self.step_number = t
             self.zero_grad(opt)
-            x = as_tensor(_nested(batch.x, self.cast), self.system)
+            if self.case.features:
+                x = self.forward_features(feats, RTensor.from_flat([self.cast(v) for v in batch.x.values],
+                                                                   batch.x.shape, self.system, False))
+            else:
+                x = as_tensor(_nested(batch.x, self.cast), self.system)
             loss = self.loss(self.forward(mlp, x), batch)
             self.backward(loss)
             self.after_backward(params)
@@ -204,6 +229,21 @@ class RefTrainer:
             if any(self._at_kink(v.data, p, scale) for p in points):
                 self._near(f"layer{i} {name} input [{j}] = {v.data.v!r} ± {v.data.e:.3g} is at a kink")
 
+    def _watch_max_pool(self, i: int, x: RTensor, attrs: dict[str, Any]) -> None:
+        """A window whose maximum and another candidate lie within ``2·tol`` of each other: which one
+        the forward takes (and its gradient goes to) is a branch the rounding decides. Not an exact tie
+        of exact values (a relu's zeros): torch and refimpl both take the first of those."""
+        if not self.watch:
+            return
+        for j, cands in enumerate(max_pool_windows(x, **attrs)):
+            best = max(cands, key=lambda v: v.data.v)
+            for v in cands:
+                exact = v.data.e == 0 and best.data.e == 0
+                if v is not best and not exact and self._at_kink(v.data - best.data, 0.0):
+                    self._near(f"layer{i} max_pool2d window [{j}]: {best.data.v!r} and {v.data.v!r} are tied "
+                               f"within their error")
+                    break
+
     def _watch_loss(self, out: RTensor, target: RTensor) -> None:
         if not self.watch:
             return
@@ -231,11 +271,7 @@ class RefTrainer:
 
 def result_of(case: NetworkCase, steps: list[dict[str, Any]]) -> NetworkResult:
     """A :class:`NetworkResult` from the raw steps of :meth:`RefTrainer.run`."""
-    shapes = {}
-    for i, la in enumerate(case.layers):
-        shapes[f"layer{i}.weight"] = la.weight.shape
-        if la.bias is not None:
-            shapes[f"layer{i}.bias"] = la.bias.shape
+    shapes = {k: v.shape for k, v in initial_params(case).items()}
     out = NetworkResult()
     for t, s in enumerate(steps):
         n = case.batches[t].x.shape[0]
@@ -278,13 +314,8 @@ def run_torch_network(case: NetworkCase) -> NetworkResult:
     def tensor(t: Tensor) -> Any:
         return torch.tensor(list(t.values), dtype=dt).reshape(t.shape)
 
-    names = case.param_names
-    params = []
-    for la in case.layers:
-        params.append(tensor(la.weight).requires_grad_())
-        if la.bias is not None:
-            params.append(tensor(la.bias).requires_grad_())
-    by_name = dict(zip(names, params))
+    by_name = {k: tensor(v).requires_grad_() for k, v in initial_params(case).items()}
+    params = list(by_name.values())
     opt = None if case.gradients_only else optims[case.optimizer](params, foreach=False, **case.hyper)
     kw: dict[str, Any] = {"reduction": case.reduction}
     for k, v in case.loss_attrs.items():
@@ -295,8 +326,18 @@ def run_torch_network(case: NetworkCase) -> NetworkResult:
         if opt is not None:
             opt.zero_grad()
         h = tensor(batch.x)
+        for i, f in enumerate(case.features):
+            kind = LAYER_KINDS[f.kind]
+            if kind.activation:
+                h = resolve(kind.torch)(h, **f.attrs)
+                continue
+            args, kw_ = torch_arguments(kind.op, [h, *(by_name.get(f"layer{i}.{p}") for p in kind.params)])
+            h = resolve(kind.torch)(*args, **kw_, **torch_kwargs(kind.op, f.attrs))
+        if case.features:
+            h = h.flatten(1)
         for i, la in enumerate(case.layers):
-            h = F.linear(h, by_name[f"layer{i}.weight"], by_name.get(f"layer{i}.bias"))
+            name = case.linear_name(i)
+            h = F.linear(h, by_name[f"{name}.weight"], by_name.get(f"{name}.bias"))
             if la.activation != "identity":
                 h = resolve(OPS[la.activation].torch)(h, **la.attrs)
         if case.head == "log_softmax":

@@ -27,16 +27,24 @@ def _wrap(text: str) -> list[str]:
 
 def network_boxes(case: Any, entries: list[dict[str, Any]]) -> tuple[list[Box], list[Edge]]:
     b0 = case.batches[0]
-    boxes = [Box("input", "leaf", [Line(f"input · batch {b0.x.shape[0]} × {case.sizes[0]}", kind="title"),
+    x = " × ".join(map(str, b0.x.shape[1:])) if case.features else case.sizes[0]
+    boxes = [Box("input", "leaf", [Line(f"input · batch {b0.x.shape[0]} × {x}", kind="title"),
                                    Line(f"{_shape(b0.y)}", "targets"),
                                    Line(f"{case.steps} step(s), {case.dtype}", "run")])]
+    for i, f in enumerate(case.features):  # a CNN's feature layers, then flatten
+        attrs = ", ".join(f"{k}={v}" for k, v in f.attrs.items())
+        lines = [Line(short(f"layer{i} · {f.kind}", MAX_CHARS), kind="title")]
+        lines += [Line(t, "attrs") for t in (_wrap(attrs) if attrs else [])]
+        lines += [Line(f"{p} {_shape(t)}", "weight") for p, t in f.params.items() if t is not None]
+        boxes.append(Box(f"layer{i}", "op", lines))
     for i, la in enumerate(case.layers):
         act = la.activation + "".join(f", {k}={v}" for k, v in la.attrs.items())
-        lines = [Line(short(f"layer{i} · Linear {la.in_features}→{la.out_features} · {act}", MAX_CHARS),
+        name = case.linear_name(i)
+        lines = [Line(short(f"{name} · Linear {la.in_features}→{la.out_features} · {act}", MAX_CHARS),
                       kind="title"),
                  Line(f"{_shape(la.weight)}" + (f", bias {_shape(la.bias)}" if la.bias is not None else ", no bias"),
                       "weight")]
-        boxes.append(Box(f"layer{i}", "op", lines))
+        boxes.append(Box(name, "op", lines))
     if case.head != "none":
         boxes.append(Box("head", "op", [Line(f"{case.head} over classes", kind="title")]))
     attrs = ", ".join(f"{k}={list(v.values) if hasattr(v, 'values') else v}" for k, v in case.loss_attrs.items())

@@ -39,6 +39,7 @@ from conformance.case.network import (
     entries,
     initial_params,
     params_before,
+    with_params,
 )
 from conformance.oracle.netrun import RefTrainer, bounds, replay, replay_torch, run_torch_network, truth
 from conformance.tolerance.bounds import SAFETY, Bounded
@@ -77,10 +78,7 @@ def tolerances(case: NetworkCase) -> dict[str, float]:
 
 def one_step_case(case: NetworkCase, params: dict[str, Tensor], t: int) -> NetworkCase:
     """Step ``t`` of ``case`` on its own, starting from ``params``."""
-    layers = tuple(replace(la, weight=params[f"layer{i}.weight"],
-                           bias=None if la.bias is None else params[f"layer{i}.bias"])
-                   for i, la in enumerate(case.layers))
-    return replace(case, layers=layers, batches=(case.batches[t - 1],), id=f"{case.id}@step{t}")
+    return replace(with_params(case, params), batches=(case.batches[t - 1],), id=f"{case.id}@step{t}")
 
 
 def _finite(params: dict[str, Tensor]) -> bool:
@@ -159,7 +157,7 @@ def _shape_problem(case: NetworkCase, r: NetworkResult) -> str | None:
                 if tuple(table[k].shape) != tuple(shape):
                     hint = " (the transpose's shape)" if tuple(table[k].shape) == tuple(shape)[::-1] else ""
                     return f"step {t}: the {kind} of {k} has shape {list(table[k].shape)}, expected {list(shape)}{hint}"
-        n = 1 if case.reduction != "none" else len(case.batches[t - 1].x.values) // case.sizes[0] * (
+        n = 1 if case.reduction != "none" else case.batches[t - 1].x.shape[0] * (
             1 if case.loss in CLASS_LOSSES else case.sizes[-1])
         if len(s.loss.values) != n:
             return f"step {t}: the loss has {len(s.loss.values)} values, expected {n}"

@@ -656,6 +656,10 @@ def _network_capabilities(what: str, nets: Any) -> dict[str, Any]:
         if not (isinstance(nets["bias"], list) and nets["bias"] and all(isinstance(b, bool) for b in nets["bias"])):
             raise StartError(f"{what}: capabilities.networks.bias must be a list of true/false")
         out["bias"] = frozenset(nets["bias"])
+    if "layer_kinds" in nets:  # feature layers (a CNN) before the Linear layers: conformance/case/layerkinds.py
+        if not strings(nets["layer_kinds"]):
+            raise StartError(f"{what}: capabilities.networks.layer_kinds must be a list of names")
+        out["layer_kinds"] = frozenset(nets["layer_kinds"])
     for key in ("layers", "batch_sizes"):
         if key in nets:
             if not pair(nets[key]):

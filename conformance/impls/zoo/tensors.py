@@ -4,8 +4,10 @@ have but every tensor library has had."""
 from __future__ import annotations
 
 import importlib
+import math
 from typing import Any
 
+from conformance.case.network import feature_shapes
 from conformance.impls.zoo.base import Mutant, entries, setting
 from conformance.oracle.netrun import RefTrainer
 from refimpl import losses
@@ -47,6 +49,37 @@ class MSEMeanGradientOfSum(RefTrainer):
             return super().backward(loss)
         n = len(self.case.batches[self.step_number - 1].y.values)  # every element of the (batch, out) target
         loss.backward(as_tensor(float(n), self.system))  # BUG: seeds N, the 1/N of the mean undone
+
+
+class FlattenBackwardChannelsLast(RefTrainer):
+    """A CNN's flatten whose backward unflattens the Linear layer's input gradient as (N, H, W, C)
+    while the forward flattened (N, C, H, W): every value right, the gradient of the feature maps
+    permuted (the value is refimpl's, the slope goes to the position the bug reads)."""
+
+    def forward_features(self, feats: list[dict[str, RTensor | None]], x: RTensor) -> RTensor:
+        right = super().forward_features(feats, x)
+        if not self.case.features:
+            return right
+        h = right.reshape(x.shape[0], -1)  # (N, C·H·W), as the forward flattened
+        n, c, hw = x.shape[0], *_feature_map(self, x)
+        out = []
+        for s in range(n):
+            for j in range(c * hw):
+                ch, p = divmod(j, hw)
+                k = p * c + ch  # BUG: position j's gradient read from the channels-last layout
+                src = h.elements[s * c * hw + k]
+                out.append(_frozen(h.elements[s * c * hw + j]) + (src - _frozen(src)))
+        return RTensor(out, h.shape, h.system)
+
+
+def _feature_map(trainer: RefTrainer, x: RTensor) -> tuple[int, int]:
+    """(channels, H·W) of the last feature map of the trainer's case."""
+    shape = feature_shapes(trainer.case)[-1][2]
+    return shape[0], math.prod(shape[1:])
+
+
+def _frozen(v: Value) -> Value:
+    return Value(v.data, False, system=v.ns)
 
 
 def _norm_dim_off_by_one(dim: int, ndim: int) -> int:
@@ -138,4 +171,8 @@ MUTANTS = [
            "cross-entropy label smoothing spreads ε/(C − 1) over the other classes, torch ε/C over all C",
            "both definitions are in the literature; only one is torch's",
            entries(losses.LOSSES, cross_entropy=_cross_entropy_smoothing_over_other_classes)),
+    Mutant("flatten-backward-channels-last", "tensor",
+           "a CNN's flatten backward unflattens dL/dh as (N, H, W, C); the forward flattened (N, C, H, W)",
+           "a reshape where a transpose was needed, in a numpy CNN: right with one channel or a 1×1 map",
+           trainer=FlattenBackwardChannelsLast),
 ]

@@ -1,0 +1,254 @@
+"""The layer kinds a network case's feature stack may hold (a small CNN before the MLP), each declared once.
+
+A network case (:mod:`conformance.case.network`) may open with *features*: layers over an input
+``x`` of shape ``[B, C, H, W]`` — convolution, an activation, pooling, normalization — whose output
+is flattened (``h.flatten(1)``) into the case's Linear layers. Each kind of feature layer is one
+:class:`LayerKind` of :data:`LAYER_KINDS`: its parameters as torch names them, in torch's order, and
+their shapes at an input shape; its output shape; its hostile-but-valid attributes for an input
+shape (a strategy); and the op it computes — a layer op of the tensor-op table
+(:data:`conformance.case.tensor_ops.TENSOR_OPS`: refimpl's function and torch's name) or an
+activation of refimpl's op table. Everything that reads or writes a network case — validation and
+JSON, the strategies, refimpl's trainer, torch's run and the torch script, the bounds, the entry
+names, the shrinker's smaller cases, the capabilities — reads this table, and nothing branches on
+"cnn or mlp".
+
+Shapes here are *per sample*: ``(C, H, W)``; the batch size ``n`` matters only to batch norm's rule
+(more than one value per channel in training). The forward reads ``TENSOR_OPS[op].refimpl`` when it
+runs, so a mutant that patches a layer op (:mod:`conformance.impls.zoo.layers`) reaches the training
+runs too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import strategies as st
+
+from conformance.case.tensor_ops import TENSOR_OPS
+from refimpl import OPS, conv
+from refimpl.tensor import Tensor as RTensor
+
+Shape = tuple[int, ...]
+Params = dict[str, Shape]
+#: the eps a normalization is drawn with (torch's default first)
+EPS = (1e-5, 1e-3, 0.1)
+
+
+def _no_params(shape: Shape, attrs: dict[str, Any], like: Params) -> Params:
+    return {}
+
+
+def _same(shape: Shape, attrs: dict[str, Any], params: Params) -> Shape:
+    return shape
+
+
+def _fine(shape: Shape, attrs: dict[str, Any], n: int) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """One kind of feature layer (see the module doc)."""
+
+    name: str
+    op: str  # a layer op of TENSOR_OPS, or (``activation``) an elementwise op of refimpl.OPS
+    module: str  # the torch.nn module it is, for people
+    params: tuple[str, ...] = ()  # torch's names, in torch's order
+    optional: frozenset[str] = frozenset()  # the parameters a case may leave out (null): conv's bias
+    # the shapes its parameters must have at an input shape (``like``: the case's own, for what the input
+    # does not decide — a convolution's out-channels and kernel); ValueError where the input does not fit
+    shapes: Callable[[Shape, dict[str, Any], Params], Params] = _no_params
+    out: Callable[[Shape, dict[str, Any], Params], Shape] = _same  # the output shape (ValueError: none)
+    rule: Callable[[Shape, dict[str, Any], int], str | None] = _fine  # what else torch asks, at batch n
+    # hostile-but-valid attributes and parameter shapes for an input shape (None: an activation, drawn
+    # as the Linear layers' are)
+    draw: Callable[[Shape], st.SearchStrategy[tuple[dict[str, Any], Params]]] | None = None
+    init: dict[str, tuple[float, float]] = field(default_factory=dict)  # a parameter's value range, unscaled
+    # each attribute's plainest value: the shrinker sets them one by one (conformance/case/reduce.py)
+    plain: dict[str, Any] = field(default_factory=dict)
+    activation: bool = False
+
+    @property
+    def torch(self) -> str:
+        """torch's function (a dotted name)."""
+        return OPS[self.op].torch if self.activation else TENSOR_OPS[self.op].torch
+
+    def forward(self, x: RTensor, params: list[RTensor | None], attrs: dict[str, Any]) -> RTensor:
+        """refimpl's forward: the op of the table (read now, so that a patched op is the one run)."""
+        if self.activation:
+            return x.apply(self.op, **attrs)
+        return TENSOR_OPS[self.op].refimpl(x, *params, **attrs)
+
+
+# --- convolution ---------------------------------------------------------------------------------------
+
+def _conv_shapes(shape: Shape, attrs: dict[str, Any], like: Params) -> Params:
+    c, g = shape[0], attrs["groups"]
+    o, kernel = like["weight"][0], like["weight"][2:]
+    if c % g or o % g:
+        raise ValueError(f"conv2d: {c} input and {o} output channels do not divide into {g} groups")
+    return {"weight": (o, c // g, *kernel), "bias": (o,)}
+
+
+def _conv_out(shape: Shape, attrs: dict[str, Any], params: Params) -> Shape:
+    o, _, kh, kw = params["weight"]
+    s, p, d = (conv.pair(attrs[k]) for k in ("stride", "padding", "dilation"))
+    return (o, conv.out_size(shape[1], kh, s[0], p[0], d[0]), conv.out_size(shape[2], kw, s[1], p[1], d[1]))
+
+
+def _conv_axis(draw: st.DrawFn, size: int) -> tuple[int, int, int, int]:
+    """(kernel, stride, padding, dilation) along one axis whose output has at least one element: a
+    stride that rarely divides what is left, padding, dilation — whatever the size leaves room for."""
+    padding = draw(st.integers(0, 1))
+    dilation = draw(st.integers(1, 2))
+    room = size + 2 * padding  # the span d·(k − 1) + 1 must fit in it
+    if dilation + 1 > room:
+        dilation = 1
+    kernel = draw(st.integers(1, max(1, min(3, (room - 1) // dilation + 1))))
+    stride = draw(st.integers(1, 2))
+    return kernel, stride, padding, dilation
+
+
+@st.composite
+def _conv_draw(draw: st.DrawFn, shape: Shape) -> tuple[dict[str, Any], Params]:
+    c = shape[0]
+    groups = draw(st.sampled_from([g for g in range(1, c + 1) if c % g == 0]))
+    out = groups * draw(st.integers(1, 2))
+    rows, cols = _conv_axis(draw, shape[1]), _conv_axis(draw, shape[2])
+    attrs = {"stride": [rows[1], cols[1]], "padding": [rows[2], cols[2]], "dilation": [rows[3], cols[3]],
+             "groups": groups}
+    return attrs, {"weight": (out, c // groups, rows[0], cols[0]), "bias": (out,)}
+
+
+# --- pooling ---------------------------------------------------------------------------------------------
+
+def _pool_out(max_pool: bool) -> Callable[[Shape, dict[str, Any], Params], Shape]:
+    def out(shape: Shape, attrs: dict[str, Any], params: Params) -> Shape:
+        k = conv.pair(attrs["kernel_size"])
+        s = conv.pair(attrs.get("stride") or k)
+        p, d = conv.pair(attrs["padding"]), conv.pair(attrs.get("dilation", 1))
+        if any(2 * p[a] > (d[a] * (k[a] - 1) + 1 if max_pool else k[a]) for a in (0, 1)):
+            raise ValueError(f"pooling: padding {list(p)} is more than half the kernel {list(k)}")
+        (oh, ow), wins = conv.windows(shape[1:], k, s, p, d, attrs.get("ceil_mode", False))
+        if any(all(t is None for t in taps) for taps in wins):
+            raise ValueError("pooling: a window lies wholly in the padding")
+        return (shape[0], oh, ow)
+
+    return out
+
+
+def _pool_axis(draw: st.DrawFn, size: int, dilated: bool, ceil_mode: bool) -> tuple[int, int, int, int]:
+    """(kernel, stride, padding, dilation) along one axis, every window holding an input element (else
+    the plainest window, 1)."""
+    kernel = draw(st.integers(1, 3))
+    stride = draw(st.integers(1, kernel if dilated else 3))
+    padding = draw(st.integers(0, kernel // 2))
+    dilation = draw(st.integers(1, 2)) if dilated else 1
+    try:
+        _, wins = conv.windows((size, 1), (kernel, 1), (stride, 1), (padding, 0), (dilation, 1), ceil_mode)
+        if all(any(t is not None for t in taps) for taps in wins):
+            return kernel, stride, padding, dilation
+    except ValueError:
+        pass
+    return 1, 1, 0, 1
+
+
+def _pool_draw(max_pool: bool) -> Callable[[Shape], st.SearchStrategy[tuple[dict[str, Any], Params]]]:
+    @st.composite
+    def draw_pool(draw: st.DrawFn, shape: Shape) -> tuple[dict[str, Any], Params]:
+        ceil_mode = draw(st.booleans())
+        rows, cols = (_pool_axis(draw, shape[a], max_pool, ceil_mode) for a in (1, 2))
+        attrs: dict[str, Any] = {"kernel_size": [rows[0], cols[0]], "stride": [rows[1], cols[1]],
+                                 "padding": [rows[2], cols[2]]}
+        if max_pool:
+            attrs["dilation"] = [rows[3], cols[3]]
+        attrs["ceil_mode"] = ceil_mode
+        if not max_pool:
+            attrs["count_include_pad"] = draw(st.booleans())
+        return attrs, {}
+
+    return draw_pool
+
+
+# --- normalization ---------------------------------------------------------------------------------------
+
+def _channel_params(shape: Shape, attrs: dict[str, Any], like: Params) -> Params:
+    return {"weight": (shape[0],), "bias": (shape[0],)}
+
+
+def _batch_norm_rule(shape: Shape, attrs: dict[str, Any], n: int) -> str | None:
+    return None if n * shape[1] * shape[2] > 1 else "batch_norm needs more than one value per channel in training"
+
+
+def _group_norm_shapes(shape: Shape, attrs: dict[str, Any], like: Params) -> Params:
+    if shape[0] % attrs["num_groups"]:
+        raise ValueError(f"group_norm: {shape[0]} channels do not divide into {attrs['num_groups']} groups")
+    if shape[0] // attrs["num_groups"] * shape[1] * shape[2] < 2:
+        raise ValueError("group_norm needs more than one value per group")
+    return _channel_params(shape, attrs, like)
+
+
+def _layer_norm_shapes(shape: Shape, attrs: dict[str, Any], like: Params) -> Params:
+    norm = tuple(attrs["normalized_shape"])
+    if not 1 <= len(norm) <= len(shape) or shape[len(shape) - len(norm):] != norm:
+        raise ValueError(f"layer_norm: normalized_shape {list(norm)} is not the end of the input's shape {list(shape)}")
+    return {"weight": norm, "bias": norm}
+
+
+@st.composite
+def _batch_norm_draw(draw: st.DrawFn, shape: Shape) -> tuple[dict[str, Any], Params]:
+    return {"eps": draw(st.sampled_from(EPS))}, _channel_params(shape, {}, {})
+
+
+@st.composite
+def _group_norm_draw(draw: st.DrawFn, shape: Shape) -> tuple[dict[str, Any], Params]:
+    fits = [g for g in range(1, shape[0] + 1) if shape[0] % g == 0 and shape[0] // g * shape[1] * shape[2] >= 2]
+    attrs = {"num_groups": draw(st.sampled_from(fits or [1])), "eps": draw(st.sampled_from(EPS))}
+    return attrs, _channel_params(shape, attrs, {})
+
+
+@st.composite
+def _layer_norm_draw(draw: st.DrawFn, shape: Shape) -> tuple[dict[str, Any], Params]:
+    norm = list(shape[3 - draw(st.sampled_from((2, 1, 3))):])  # (H, W) first: the per-sample planes
+    attrs = {"normalized_shape": norm, "eps": draw(st.sampled_from(EPS))}
+    return attrs, {"weight": tuple(norm), "bias": tuple(norm)}
+
+
+_AFFINE = {"weight": (0.5, 1.5), "bias": (-0.5, 0.5)}
+_NORM = dict(params=("weight", "bias"), init=_AFFINE, plain={"eps": 1e-5})
+
+#: the structural kinds (an implementation declares these in ``capabilities.layer_kinds``), in drawing order
+STRUCTURAL: dict[str, LayerKind] = {k.name: k for k in (
+    LayerKind("conv2d", "conv2d", "torch.nn.Conv2d", ("weight", "bias"), frozenset({"bias"}), _conv_shapes,
+              _conv_out, draw=_conv_draw, init={"weight": (-1.0, 1.0), "bias": (-1.0, 1.0)},
+              plain={"groups": 1, "stride": [1, 1], "dilation": [1, 1], "padding": [0, 0]}),
+    LayerKind("max_pool2d", "max_pool2d", "torch.nn.MaxPool2d", out=_pool_out(True), draw=_pool_draw(True),
+              plain={"ceil_mode": False, "dilation": [1, 1], "padding": [0, 0]}),
+    LayerKind("avg_pool2d", "avg_pool2d", "torch.nn.AvgPool2d", out=_pool_out(False), draw=_pool_draw(False),
+              plain={"ceil_mode": False, "count_include_pad": True, "padding": [0, 0]}),
+    LayerKind("batch_norm", "batch_norm", "torch.nn.BatchNorm2d (training, no running statistics)",
+              shapes=_channel_params, rule=_batch_norm_rule, draw=_batch_norm_draw, **_NORM),
+    LayerKind("group_norm", "group_norm", "torch.nn.GroupNorm", shapes=_group_norm_shapes, draw=_group_norm_draw,
+              **_NORM),
+    LayerKind("layer_norm", "layer_norm", "torch.nn.LayerNorm", shapes=_layer_norm_shapes, draw=_layer_norm_draw,
+              **_NORM),
+)}
+POOLS = ("max_pool2d", "avg_pool2d")
+NORMS = ("batch_norm", "group_norm", "layer_norm")
+
+#: every kind of feature layer: the structural ones, and each activation (no parameters), named as in refimpl's op table
+LAYER_KINDS: dict[str, LayerKind] = {
+    **STRUCTURAL,
+    **{a: LayerKind(a, a, f"torch.nn.functional.{a}", activation=True)
+       for a in ("relu", "leaky_relu", "elu", "softplus", "silu", "gelu", "tanh", "sigmoid")},
+}
+
+
+def scale(kind: LayerKind, shapes: Params, name: str) -> float:
+    """A convolution's parameters drawn as torch's default init range (1/√fan_in); the others as declared."""
+    if kind.name == "conv2d":
+        return 1.0 / math.sqrt(math.prod(shapes["weight"][1:]))
+    return 1.0
