@@ -211,6 +211,7 @@ def test_worker_messages_follow_the_protocol_schema(net):
     replies = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["type"] for r in replies] == ["hello", "result", "result"] and out.returncode == 0, out.stderr
     assert set(replies[0]["capabilities"]["networks"]) == {"activations", "output_activations", "losses", "optimizers",
-                                                           "bias", "layers", "batch_sizes"}
+                                                           "bias", "layers", "batch_sizes", "layer_kinds"}
+    assert replies[0]["capabilities"]["accumulate"] == {"float16": "float32", "bfloat16": "float32"}
     for r in replies:
         validate(r)

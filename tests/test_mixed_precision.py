@@ -28,6 +28,7 @@ from conformance.driver import draw
 from conformance.driver import judge_case as check
 from conformance.impls import Capabilities, RefImpl, TorchImpl
 from conformance.impls.adapters.jsonl import CommandAdapter, StartError
+from conformance.impls.loading import resolve
 from conformance.impls.zoo import MUTANTS, MutantImpl
 from conformance.oracle.run import refimpl_raw
 from conformance.tolerance.bounds import SAFETY, bound_system
@@ -197,3 +198,16 @@ def test_a_json_lines_program_declares_its_accumulation():
         with pytest.raises(StartError, match=says) as info:
             CommandAdapter(_hello_program(bad), start_timeout=10.0)
         assert "\n" not in str(info.value)
+
+
+def test_an_implementation_in_a_worker_keeps_its_claim():
+    """A user's implementation runs in a worker (conformance.commands.serve): its hello carries the
+    claim, so its half-precision cases are judged by it as in this process."""
+    impl = resolve("refimpl", isolate=True)
+    try:
+        assert impl.capabilities.accumulate == RefImpl.capabilities.accumulate
+        case = declared(stagnant("float16"))
+        assert kinds.of(case).admits(impl.capabilities, case)
+        assert check(impl, case).verdict == "pass"
+    finally:
+        impl.close()

@@ -39,6 +39,8 @@ def _hello(impl: Any) -> dict[str, Any]:
     caps = impl.capabilities
     capabilities: dict[str, Any] = {"ops": sorted(caps.ops), "dtypes": list(caps.dtypes),
                                     "second_order": bool(caps.second_order)}
+    if getattr(caps, "accumulate", None):  # mixed precision (only when declared: the hello is as it was otherwise)
+        capabilities["accumulate"] = dict(caps.accumulate)
     if getattr(caps, "networks", False) and hasattr(impl, "run_network"):
         capabilities["networks"] = {  # the whole declaration (docs/protocol.md), at its grain
             "activations": sorted(caps.activations), "output_activations": sorted(caps.output_activations),
