@@ -194,6 +194,8 @@ def test_a_json_lines_program_declares_its_accumulation():
         adapter.close()
     for bad, says in (({**ok, "accumulate": {"bfloat16": "float32"}}, "from dtypes it declares"),
                       ({**ok, "accumulate": ["float32"]}, "must be an object"),
+                      ({**ok, "accumulate": {"float16": ["float32"]}}, "must be an object"),
+                      ({**ok, "accumulate": {"float16": "float128"}}, "unknown dtype"),
                       ({**ok, "accumulate": {"float16": "bfloat16"}}, "must be a wider dtype")):
         with pytest.raises(StartError, match=says) as info:
             CommandAdapter(_hello_program(bad), start_timeout=10.0)

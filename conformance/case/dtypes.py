@@ -21,6 +21,7 @@ the truth decides: its result is the less accurate one.)
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,16 +94,16 @@ def accumulation(storage: str, accumulate: str | None) -> str | None:
     return accumulate
 
 
-_MIXED: dict[tuple[str, str], MixedNS] = {}
-
-
 def emulation(name: str, accumulate: str | None = None) -> Any:
     """refimpl's number system for a case in ``name`` whose reductions accumulate in ``accumulate``
     (mixed precision: :class:`refimpl.numbers.MixedNS`), or in the dtype itself (``None``)."""
     if accumulation(name, accumulate) is None:
         return dtype(name).system
-    key = (name, accumulate)
-    if key not in _MIXED:
-        _MIXED[key] = MixedNS(dtype(name).format, dtype(accumulate).format)
-    return _MIXED[key]
+    return _mixed_system(name, accumulate)
+
+
+@functools.cache
+def _mixed_system(name: str, accumulate: str) -> MixedNS:
+    """One number system per (storage, accumulation) pair: built once, shared by every case."""
+    return MixedNS(dtype(name).format, dtype(accumulate).format)
 

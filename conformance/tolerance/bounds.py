@@ -24,6 +24,7 @@ so it is tight where the problem is easy and wide where every implementation str
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -280,18 +281,14 @@ KINK_BOUNDS: dict[str, BoundNS] = {"float64": BOUND64, "float32": BOUND32_ON_BIN
                                    **{n: _narrow(n, True) for n in DTYPES if n not in ("float64", "float32")}}
 
 
-_MIXED: dict[tuple[str, str, bool], BoundNS] = {}
-
-
+@functools.cache
 def _mixed(name: str, accumulate: str, on_binary64: bool) -> BoundNS:
-    """A dtype's bounds with its reductions accumulated in ``accumulate`` (a case's declaration)."""
-    key = (name, accumulate, on_binary64)
-    if key not in _MIXED:
-        base = (KINK_BOUNDS if on_binary64 else BOUNDS)[name]
-        f = dtype(accumulate).format
-        _MIXED[key] = BoundNS(base.u, f"{base.name}+{accumulate}", base.eta, base.round_to,
-                              Accumulation(f.unit_roundoff, f.smallest_subnormal))
-    return _MIXED[key]
+    """A dtype's bounds with its reductions accumulated in ``accumulate`` (a case's declaration); one
+    system per triple, built once."""
+    base = (KINK_BOUNDS if on_binary64 else BOUNDS)[name]
+    f = dtype(accumulate).format
+    return BoundNS(base.u, f"{base.name}+{accumulate}", base.eta, base.round_to,
+                   Accumulation(f.unit_roundoff, f.smallest_subnormal))
 
 
 def bound_system(name: str, accumulate: str | None = None) -> BoundNS:

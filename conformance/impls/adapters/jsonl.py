@@ -49,7 +49,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from conformance.case.dtypes import DTYPES
+from conformance.case.dtypes import DTYPES, accumulation
 from conformance.case.graph import RESULT_FORMAT, VERSION, GraphCase, GraphResult, Tensor, case_to_json
 from conformance.case.network import NetworkCase, NetworkResult
 from conformance.case.network import case_to_json as network_case_to_json
@@ -424,17 +424,19 @@ class CommandAdapter:
         if not isinstance(second, bool):
             raise StartError(f"{what}: capabilities.second_order must be true or false")
         accumulate = caps.get("accumulate", {})
-        if not isinstance(accumulate, dict) or not set(accumulate) <= set(dtypes):
+        if (not isinstance(accumulate, dict) or not set(accumulate) <= set(dtypes)
+                or not all(isinstance(w, str) for w in accumulate.values())):
             raise StartError(f"{what}: capabilities.accumulate must be an object from dtypes it declares to the "
                              "wider dtypes it accumulates them in")
+        for storage, wide in accumulate.items():
+            try:
+                accumulation(storage, wide)
+            except ValueError as exc:
+                raise StartError(f"{what}: capabilities.accumulate: {exc}") from None
         nets = caps.get("networks")
         training: dict[str, Any] = {}
         if nets is not None:  # training runs (network cases): what the program's MLPs can use
             training = _network_capabilities(what, nets)
-        try:
-            Capabilities(frozenset(ops), tuple(dtypes), accumulate=accumulate)
-        except ValueError as exc:
-            raise StartError(f"{what}: {exc}") from None
         try:
             capabilities = Capabilities(frozenset(ops), tuple(dtypes), second_order=second, accumulate=accumulate,
                                         **training)
