@@ -1,7 +1,9 @@
 """The JSON Lines adapter (``conformance/impls/adapters/jsonl.py``, ``docs/protocol.md``).
 
-* the Node.js example engine (``examples/node/engine.js``) conforms on random graphs, and every
-  message of its run follows ``conformance/schema/jsonl-protocol.schema.json``;
+* the Node.js example engine (``examples/node/engine.js``) conforms on random graphs and on the
+  layer-op suites of the ops it implements (conv2d, max_pool2d) at seeds 0–9, a bug planted in
+  those ops is caught at each of them, and every message of its run follows
+  ``conformance/schema/jsonl-protocol.schema.json``;
 * each misbehaviour of ``tests/fixtures/jsonl_misbehaving.py`` becomes the right one-line error
   (or timeout) for its case, passes through to the verdict when it is about numbers, and the run
   goes on with the next case in a fresh process;
@@ -22,6 +24,7 @@ import textwrap
 import time
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -29,8 +32,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from referencing import Registry, Resource
 
+from conformance import kinds
 from conformance.case.graph import GraphCase, Node, Tensor, case_to_json
 from conformance.case.strategies import graph_cases, tensor_graph_cases
+from conformance.case.tensor_ops import TENSOR_OPS
+from conformance.driver import PROFILES, run_suite
 from conformance.driver import judge_case as check
 from conformance.impls.adapters import jsonl
 from conformance.impls.adapters.jsonl import CommandAdapter, StartError, is_timeout
@@ -147,8 +153,58 @@ def test_node_engine_conforms_on_tensor_graphs_with_broadcasting(node, data):
 def test_node_engine_declares_itself(node):
     assert node.name == "node-micrograd" and node.version
     assert node.capabilities.ops == {"add", "sub", "mul", "div", "neg", "pow_int", "relu", "tanh", "exp", "log",
-                                     "sigmoid"}
+                                     "sigmoid", "conv2d", "max_pool2d"}
     assert node.capabilities.dtypes == ("float64",) and not node.capabilities.second_order
+
+
+SEEDS = range(10)
+
+
+def _layer_suites(caps: Any) -> list[tuple[int, Any]]:
+    """The layer-op suites verify gives the engine, with their index (verify seeds suite i with seed + i)."""
+    suites = enumerate(kinds.suites(caps, PROFILES["ci"]))
+    return [(i, s) for i, s in suites if s.name.removeprefix("op ") in TENSOR_OPS]
+
+
+@needs_node
+def test_node_engine_conforms_on_its_layer_ops(node):
+    """conv2d and max_pool2d composed from its scalar ops (a layer op over JSON Lines: tensors and
+    list-valued attributes), on the op suites verify runs — their fixed hostile corners (groups,
+    stride ≠ dilation, ties in overlapping windows, ceil_mode's dropped last window) included — at
+    seeds 0–9."""
+    suites = _layer_suites(node.capabilities)
+    assert [s.name for _, s in suites] == ["op conv2d", "op max_pool2d"]
+    for seed in SEEDS:
+        for i, suite in suites:
+            r = run_suite(node, suite, seed + i, shrink=False)
+            assert r.first_bad is None, f"{suite.name} seed {seed}: {r.first_bad[1].verdict}: {r.first_bad[1].reason}"
+
+
+#: one-line bugs a JavaScript author could write in the engine's layer ops: (find, replace with)
+NODE_LAYER_BUGS = {
+    "conv-stride-dilation-swapped": ("const ih = oh * s0 - p0 + kh * d0; // the input row of tap kh",
+                                     "const ih = oh * d0 - p0 + kh * s0; // the input row of tap kh"),
+    "conv-groups-ignored": ("group * Cg + c, ih, iw)", "c, ih, iw)"),
+    "pool-ceil-keeps-last-window": ("if (ceil && (out - 1) * s >= size + p) out -= 1;", ""),
+}
+
+
+@needs_node
+@pytest.mark.parametrize("bug", sorted(NODE_LAYER_BUGS))
+def test_a_planted_bug_in_the_node_layer_ops_is_caught_at_every_seed(bug, tmp_path):
+    find, planted = NODE_LAYER_BUGS[bug]
+    source = ENGINE.read_text()
+    assert source.count(find) == 1, f"the line to plant {bug} in is gone from engine.js"
+    buggy = tmp_path / "engine.js"
+    buggy.write_text(source.replace(find, planted))
+    with jsonl.from_spec(f"cmd:{shlex.quote(NODE)} {shlex.quote(str(buggy))}", timeout=10.0) as impl:
+        suites = _layer_suites(impl.capabilities)
+        for seed in SEEDS:
+            first = next((r.first_bad[1] for i, s in suites
+                          if (r := run_suite(impl, s, seed + i, shrink=False, first_failure_only=True)).first_bad),
+                         None)
+            assert first is not None, f"{bug} survives the layer-op suites at seed {seed}"
+            assert first.verdict in ("fail", "error"), first.reason
 
 
 @needs_node

@@ -456,7 +456,11 @@ _SPREAD = [0.5, 1.75, 1.25, 1.25, 2.0, -0.5, 1.5, 0.25, 1.25, 1.25, 0.75, 2.5]
 FIXED: dict[str, list[tuple[list[Shape], dict[str, Any], list[float] | None]]] = {
     "max_pool2d": [([(1, 1, 3, 4)], {"kernel_size": [2, 2], "stride": [1, 1], "padding": [0, 0],
                                      "dilation": [1, 1], "ceil_mode": False},
-                    [1.0, 2.0, 2.0, 0.0, 0.0, 2.0, 0.0, 1.0, 2.0, 0.0, 1.0, 2.0])],
+                    [1.0, 2.0, 2.0, 0.0, 0.0, 2.0, 0.0, 1.0, 2.0, 0.0, 1.0, 2.0]),
+                   # ceil_mode where torch drops the last window: it would start in the right padding
+                   # (5 + 2·1 − 2) / 2 rounds up to 3, +1 = 4 windows, but the 4th starts at 6 ≥ 5 + 1
+                   ([(1, 1, 5, 5)], {"kernel_size": [2, 2], "stride": [2, 2], "padding": [1, 1],
+                                     "dilation": [1, 1], "ceil_mode": True}, None)],
     "avg_pool2d": [([(1, 1, 4, 5)], {"kernel_size": [3, 3], "stride": [2, 2], "padding": [1, 1],
                                      "ceil_mode": True, "count_include_pad": False}, None),
                    ([(1, 1, 4, 5)], {"kernel_size": [3, 2], "stride": [2, 2], "padding": [1, 1],

@@ -6,7 +6,8 @@
 //
 // Every number is a JS double (binary64), so it declares dtypes ["float64"]. Leaves may be tensors:
 // a tensor is an array of scalar Values (row-major) and the ops broadcast like torch; the
-// gradient of every element is still computed by the scalar engine below.
+// gradient of every element is still computed by the scalar engine below — also for the two layer
+// ops, conv2d and max_pool2d, composed from it (see "layer ops").
 //
 // It also speaks the protocol's network extension: training runs of MLPs (linear layers with or
 // without bias; identity, relu, leaky_relu, sigmoid, tanh; mse, l1, bce_with_logits with every
@@ -180,6 +181,111 @@ function applyOp(name, inputs, attrs) {
   return { shape, values };
 }
 
+// --- layer ops: convolution and max pooling, composed from the scalar engine --------------------
+//
+// Each output element is built from the scalar Values above — a convolution's products and sums,
+// the chosen input of a max pool — so the gradients come from the same chain rule, with `+=` where
+// overlapping windows or shared weights meet. Geometry is torch's: zero padding for conv2d,
+// implicit -inf padding for max_pool2d, dilation, groups, ceil_mode.
+
+const pair = (v) => (Array.isArray(v) ? v : [v, v]);
+
+// output length of a window op along one axis (torch's rule, ceil_mode's last-window check included)
+function windows(size, k, s, p, d, ceil) {
+  const span = size + 2 * p - d * (k - 1) - 1;
+  if (span < 0) throw new Error(`a window of ${k} (dilation ${d}) does not fit ${size} + 2·${p}`);
+  let out = Math.floor((span + (ceil ? s - 1 : 0)) / s) + 1;
+  if (ceil && (out - 1) * s >= size + p) out -= 1;
+  return out;
+}
+
+const at4 = (shape, a, b, c, d) => ((a * shape[1] + b) * shape[2] + c) * shape[3] + d;
+
+const LAYER_OPS = {
+  conv2d: {
+    arity: [2, 3], // the bias is optional
+    attrs: { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 },
+    fn: ([x, w, b], a) => {
+      const [N, C, H, W] = x.shape;
+      const [O, Cg, KH, KW] = w.shape;
+      const [s0, s1] = pair(a.stride); const [p0, p1] = pair(a.padding); const [d0, d1] = pair(a.dilation);
+      const g = a.groups;
+      if (C !== Cg * g || O % g !== 0) throw new Error(`conv2d: ${C} channels, weight ${w.shape}, groups ${g}`);
+      const OH = windows(H, KH, s0, p0, d0, false); const OW = windows(W, KW, s1, p1, d1, false);
+      const values = [];
+      for (let n = 0; n < N; n++) {
+        for (let o = 0; o < O; o++) {
+          const group = Math.floor(o / (O / g));
+          for (let oh = 0; oh < OH; oh++) {
+            for (let ow = 0; ow < OW; ow++) {
+              let acc = b ? b.values[o] : new Value(0);
+              for (let c = 0; c < Cg; c++) {
+                for (let kh = 0; kh < KH; kh++) {
+                  const ih = oh * s0 - p0 + kh * d0; // the input row of tap kh
+                  if (ih < 0 || ih >= H) continue; // zero padding contributes nothing
+                  for (let kw = 0; kw < KW; kw++) {
+                    const iw = ow * s1 - p1 + kw * d1;
+                    if (iw < 0 || iw >= W) continue;
+                    const term = OPS.mul.fn(x.values[at4(x.shape, n, group * Cg + c, ih, iw)],
+                      w.values[at4(w.shape, o, c, kh, kw)]);
+                    acc = OPS.add.fn(acc, term);
+                  }
+                }
+              }
+              values.push(acc);
+            }
+          }
+        }
+      }
+      return { shape: [N, O, OH, OW], values };
+    },
+  },
+  // torch's choice at ties: the first maximum in the window's row-major order (a later entry wins
+  // only if it is larger, or NaN); the gradient goes to that one entry alone
+  max_pool2d: {
+    arity: [1],
+    attrs: { kernel_size: [2, 2], stride: null, padding: [0, 0], dilation: [1, 1], ceil_mode: false },
+    fn: ([x], a) => {
+      const [N, C, H, W] = x.shape;
+      const [k0, k1] = pair(a.kernel_size);
+      const stride = a.stride == null || (Array.isArray(a.stride) && a.stride.length === 0) ? a.kernel_size : a.stride;
+      const [s0, s1] = pair(stride); const [p0, p1] = pair(a.padding); const [d0, d1] = pair(a.dilation);
+      const OH = windows(H, k0, s0, p0, d0, a.ceil_mode); const OW = windows(W, k1, s1, p1, d1, a.ceil_mode);
+      const values = [];
+      for (let n = 0; n < N; n++) {
+        for (let c = 0; c < C; c++) {
+          for (let oh = 0; oh < OH; oh++) {
+            for (let ow = 0; ow < OW; ow++) {
+              let best = null;
+              for (let kh = 0; kh < k0; kh++) {
+                const ih = oh * s0 - p0 + kh * d0;
+                if (ih < 0 || ih >= H) continue; // -inf padding never wins
+                for (let kw = 0; kw < k1; kw++) {
+                  const iw = ow * s1 - p1 + kw * d1;
+                  if (iw < 0 || iw >= W) continue;
+                  const v = x.values[at4(x.shape, n, c, ih, iw)];
+                  if (best === null || v.data > best.data || Number.isNaN(v.data)) best = v;
+                }
+              }
+              values.push(new Value(best.data, [best], [1]));
+            }
+          }
+        }
+      }
+      return { shape: [N, C, OH, OW], values };
+    },
+  },
+};
+
+function applyLayerOp(name, inputs, attrs) {
+  const spec = LAYER_OPS[name];
+  const unknown = Object.keys(attrs).filter((k) => !(k in spec.attrs));
+  if (unknown.length) throw new Error(`${name}: unknown attribute(s) ${unknown.join(', ')}`);
+  if (!spec.arity.includes(inputs.length)) throw new Error(`${name} takes ${spec.arity.join(' or ')} input(s), got ${inputs.length}`);
+  if (inputs[0].shape.length !== 4) throw new Error(`${name}: input of shape ${JSON.stringify(inputs[0].shape)}, not [N, C, H, W]`);
+  return spec.fn(inputs, { ...spec.attrs, ...attrs });
+}
+
 // --- numbers in the case format: finite doubles, or "inf", "-inf", "nan" -------------------------
 
 function parseNumber(x) {
@@ -230,7 +336,8 @@ function runCase(c) {
       if (!env.has(i)) throw new Error(`node ${node.name}: unknown input ${i}`);
       return env.get(i);
     });
-    env.set(node.name, applyOp(node.op, inputs, node.attrs || {}));
+    const run = node.op in LAYER_OPS ? applyLayerOp : applyOp;
+    env.set(node.name, run(node.op, inputs, node.attrs || {}));
   }
   const out = env.get(c.output);
   if (!out) throw new Error(`unknown output ${c.output}`);
@@ -522,7 +629,7 @@ rl.on('line', (line) => {
       protocol: PROTOCOL,
       name: NAME,
       version: VERSION,
-      capabilities: { ops: Object.keys(OPS), dtypes: ['float64'], second_order: false, networks: NETWORKS },
+      capabilities: { ops: [...Object.keys(OPS), ...Object.keys(LAYER_OPS)], dtypes: ['float64'], second_order: false, networks: NETWORKS },
     }));
   } else if (msg.type === 'case') {
     let result;
