@@ -324,6 +324,14 @@ def _version(impl: Any) -> str:
         return "?"
 
 
+def claims(impl: Any) -> dict[str, dict[str, str]]:
+    """What the implementation declares about how it computes, that its cases' tolerances follow
+    (run.json, the report's headline): ``{"accumulate": {storage dtype: accumulation dtype}}``,
+    empty when it claims nothing."""
+    acc = dict(getattr(impl.capabilities, "accumulate", {}) or {})
+    return {"accumulate": acc} if acc else {}
+
+
 def unsupported_ops(impl: Any) -> list[str]:
     """What the implementation does not support, of every kind (run.json, the history's count)."""
     return sorted(kinds.unsupported(impl.capabilities))
@@ -350,8 +358,8 @@ class Recorder:
             "run_id": run_dir.name, "started": now_iso(), "finished": None, "command": command,
             "impls": [i.name for i in impls], "profile": profile, "seed": seed, "shard": shard,
             "torch_version": str(torch.__version__), "budget_seconds": budget_seconds, "complete": False,
-            "implementations": [{"name": i.name, "version": _version(i), "unsupported_ops": unsupported_ops(i)}
-                                for i in impls],
+            "implementations": [{"name": i.name, "version": _version(i), "unsupported_ops": unsupported_ops(i),
+                                 "claims": claims(i)} for i in impls],
             **extra,
         }
         (run_dir / "records").mkdir()

@@ -28,6 +28,7 @@ from conformance.commands import verify
 from conformance.impls import RefImpl
 from conformance.kinds.kind import Suite
 from conformance.oracle import netrepro, repro
+from conformance.records import claims
 
 PLANTED = Path(__file__).parent / "fixtures" / "planted_adapter.py"
 
@@ -178,7 +179,9 @@ def write_run(root: Path, run_id: str, started: str, plan: list[tuple[Any, list[
         df.to_csv(run / "records" / f"{name}.csv", index=False)
     meta = {"run_id": run_id, "started": started, "finished": started, "command": "conformance verify (fixture)",
             "impls": [impl.name for impl, _ in plan], "profile": "dev", "seed": seed, "shard": "1/1",
-            "torch_version": "2.13.0", "budget_seconds": None, "complete": True}
+            "torch_version": "2.13.0", "budget_seconds": None, "complete": True,
+            "implementations": [{"name": impl.name, "version": str(impl.version), "claims": claims(impl)}
+                                for impl, _ in plan]}
     (run / "run.json").write_text(json.dumps(meta, indent=1))
     return run
 

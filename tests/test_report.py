@@ -98,6 +98,26 @@ def test_summary_counts_match_the_records(rendered: Path) -> None:
     assert rows["planted-tanh"]["verdict"] == "**DOES NOT CONFORM**"
 
 
+def test_the_headline_says_what_an_implementation_claims(runs: dict[str, Path], tmp_path: Path,
+                                                        fast_plots: None) -> None:
+    """refimpl declares float32 accumulation for the half dtypes (its half cases are judged by that
+    bound): run.json keeps the claim and the summary and the page say it, per implementation; one
+    whose run.json entry claims nothing is not named."""
+    said = "bfloat16 reductions accumulated in float32; float16 reductions accumulated in float32"
+    run = copy_run(runs["current"], tmp_path)
+    meta = json.loads((run / "run.json").read_text())
+    claiming = [i["name"] for i in meta["implementations"] if i["claims"]]
+    assert "refimpl" in claiming and len(claiming) >= 2
+    meta["implementations"][meta["impls"].index(claiming[-1])]["claims"] = {}
+    (run / "run.json").write_text(json.dumps(meta))
+    render(run, engine="python")
+    summary, page = (run / "summary.md").read_text(), (run / "report.html").read_text()
+    line = [ln for ln in summary.splitlines() if ln.startswith("Claims the tolerances follow")]
+    assert len(line) == 1 and f"`refimpl`: {said}" in line[0]
+    assert all(f"`{name}`" in line[0] for name in claiming[:-1]) and f"`{claiming[-1]}`" not in line[0]
+    assert page.count(f"claims: {said}") == len(claiming) - 1
+
+
 def test_summary_lists_the_planted_failure_with_its_reason_and_repro(rendered: Path) -> None:
     summary = (rendered / "summary.md").read_text()
     docs = [json.loads(p.read_text()) for p in sorted((rendered / "failures").glob("*.json"))]

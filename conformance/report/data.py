@@ -141,6 +141,16 @@ class Run:
         names = [str(n) for n in self.meta.get("impls", [])]
         return names + sorted(set(self.cases["impl"]) - set(names))
 
+    def claims(self, impl: str) -> str:
+        """What run.json says the implementation claimed about how it computes, in words ("" when
+        nothing: an older run, or no claim)."""
+        for i in self.meta.get("implementations", []):
+            if isinstance(i, dict) and i.get("name") == impl and isinstance(i.get("claims"), dict):
+                acc = i["claims"].get("accumulate")
+                if isinstance(acc, dict) and acc:
+                    return "; ".join(f"{s} reductions accumulated in {a}" for s, a in sorted(acc.items()))
+        return ""
+
     def version(self, impl: str) -> str:
         for i in self.meta.get("implementations", []):
             if isinstance(i, dict) and i.get("name") == impl:

@@ -37,6 +37,7 @@ class ImplFacts:
     minimal_failures: int
     seconds: float
     complete: bool = True  # the run judged everything it set out to
+    claims: str = ""  # how it says it computes (mixed precision), which its tolerances follow
 
     @property
     def status(self) -> str:
@@ -122,7 +123,8 @@ def impl_facts(run: Run) -> list[ImplFacts]:
         bad = sum(n for v, n in counts.items() if not conforming(v))
         minimal = [f for f in run.failures if f.impl == impl and not conforming(f.verdict)]
         out.append(ImplFacts(impl, run.version(impl), len(mine), counts, bad == 0 and not minimal,
-                             nanmax(mine["worst_ratio"]), bad, len(minimal), float(mine["seconds"].sum())))
+                             nanmax(mine["worst_ratio"]), bad, len(minimal), float(mine["seconds"].sum()),
+                             claims=run.claims(impl)))
     return out
 
 

@@ -137,8 +137,9 @@ def _headline(f: Facts) -> str:
             f'<div class="impl">{esc(i.impl)} <span class="ver">{esc(i.version)}</span></div>'
             f'<div class="word">{esc(i.status)}</div>'
             f'<div class="facts">{i.cases} case{"" if i.cases == 1 else "s"} · worst error/tolerance '
-            f'{_num(i.worst_ratio)} · {_seconds(i.seconds)} judging'
-            f'</div><div class="chips">{"".join(chips)}</div></div>')
+            f'{_num(i.worst_ratio)} · {_seconds(i.seconds)} judging</div>'
+            + (f'<div class="facts">claims: {esc(i.claims)}</div>' if i.claims else '')
+            + f'<div class="chips">{"".join(chips)}</div></div>')
     if not cards:
         cards.append('<div class="verdict bad"><div class="word">NO CASES</div>'
                      '<div class="facts">The records hold no judged case.</div></div>')

@@ -61,6 +61,10 @@ def render_summary(f: Facts) -> str:
     out += ["A case conforms when its verdict is pass, convention, torch-deviates, known-cause, unchecked "
             "(an entry within a tolerance that checks nothing: not a pass) or robustness (charged only by "
             "verify --strict); the worst ratio is the largest error/tolerance (1 is the edge of passing).", ""]
+    claimed = [f"{code(i.impl)}: {md(i.claims)}" for i in f.impls if i.claims]
+    if claimed:
+        out += ["Claims the tolerances follow (mixed precision: a case in that dtype is judged by the "
+                "bound of the claimed accumulation, docs/precision.md): " + "; ".join(claimed) + ".", ""]
 
     if f.previous_id is not None:
         out += _list(f"Regressions: conformed in run {md(f.previous_id)}, fail now", f.regressions, was=True)
