@@ -79,6 +79,22 @@ def _unnum(x: float | str) -> float:
     return float(x)  # float("inf"), float("-inf"), float("nan") parse the string forms
 
 
+#: the string forms of the non-finite numbers (as in tensors): an attribute written so is a number
+NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def attr_to_json(v: Any) -> Any:
+    """An attribute as JSON: a non-finite float as its string form (a −∞ fill before a softmax),
+    anything else as it is."""
+    return number_to_json(v) if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def attr_from_json(v: Any) -> Any:
+    """The inverse of :func:`attr_to_json`: ``"inf"``, ``"-inf"``, ``"nan"`` are numbers (no op's
+    string-valued attribute takes these words)."""
+    return NONFINITE[v] if isinstance(v, str) and v in NONFINITE else v
+
+
 def tensor_to_json(t: Tensor) -> dict[str, Any]:
     """``{"shape": [...], "values": [...]}``, values by :func:`number_to_json`."""
     return {"shape": list(t.shape), "values": [number_to_json(v) for v in t.values]}
@@ -99,7 +115,7 @@ def case_to_json(case: GraphCase) -> dict[str, Any]:
         "format": FORMAT, "version": VERSION, "id": case.id, "dtype": case.dtype, **mixed,
         "leaves": {k: tensor_to_json(t) for k, t in case.leaves.items()},
         "nodes": [{"name": n.name, "op": n.op, "inputs": list(n.inputs),
-                   "attrs": dict(n.attrs)}
+                   "attrs": {k: attr_to_json(v) for k, v in n.attrs.items()}}
                   for n in case.nodes],
         "output": case.output,
         "cotangent": tensor_to_json(case.cotangent),
@@ -116,7 +132,8 @@ def case_from_json(d: dict[str, Any]) -> GraphCase:
     so = d.get("second_order")
     case = GraphCase(
         leaves={k: tensor_from_json(t) for k, t in d["leaves"].items()},
-        nodes=tuple(Node(n["name"], n["op"], tuple(n["inputs"]), dict(n.get("attrs", {})))
+        nodes=tuple(Node(n["name"], n["op"], tuple(n["inputs"]),
+                         {k: attr_from_json(v) for k, v in n.get("attrs", {}).items()})
                     for n in d["nodes"]),
         output=d["output"], cotangent=tensor_from_json(d["cotangent"]), dtype=d.get("dtype", "float64"),
         second_order=None if so is None else {k: tensor_from_json(t) for k, t in so.items()},

@@ -62,6 +62,10 @@ class TensorOp:
     # Where the op takes a root of an exact 0, a rule of SINGULAR_RULES: there torch masks the
     # gradient to 0 and NaN (the unmasked formula) is as valid (a kink). "" — none.
     singular: str = ""
+    # the attributes that may be ±∞ on purpose — a mask's fill, the −∞ people write before a softmax:
+    # the positions they fill are masked, not overflow, so a case holding them stays in the working
+    # range (conformance/verdict/robustness.py) and is charged
+    fills: tuple[str, ...] = ()
 
     @property
     def layer(self) -> bool:
@@ -222,7 +226,7 @@ declare(TensorOp("where", 2, "torch.where", indexing.where, *_NO_TENSOR_GRAPHS,
                  keywords=("input", "other"), tensor_attrs=(("condition", "bool"),)))
 declare(TensorOp("masked_fill", 1, "torch.masked_fill", indexing.masked_fill, *_NO_TENSOR_GRAPHS,
                  note="a filled position's gradient is 0", family="indexing", geometry=geometry.masked_fill_geometry,
-                 tensor_attrs=(("mask", "bool"),)))
+                 tensor_attrs=(("mask", "bool"),), fills=("value",)))
 declare(TensorOp("cumsum", 1, "torch.cumsum", indexing.cumsum, *_NO_TENSOR_GRAPHS,
                  note="the gradient is the reversed running sum", family="cumulative",
                  geometry=geometry.running_geometry))

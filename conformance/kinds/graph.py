@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from conformance.case import graph as cases
-from conformance.case import mechanics, precision
+from conformance.case import masks, mechanics, precision
 from conformance.case.dtypes import HALF
 from conformance.case.reduce import graph_candidates
 from conformance.case.special import special_cases
@@ -112,7 +112,7 @@ def late_suites(caps: Any, examples: int) -> list[Suite]:
                          tensor_graph_cases(ops=caps.ops, max_nodes=4, second_order=True), examples))
     per_op = max(3, examples // 4)
     layers = layer_ops(caps.ops)
-    out += [Suite(f"op {name}", TENSOR_OPS[name].family, layer_op_cases(name), per_op, layer_fixed_cases(name))
+    out += [Suite(f"op {name}", TENSOR_OPS[name].family, layer_op_cases(name), per_op, _fixed(name))
             for name in layers]
     if layers and "float32" in caps.dtypes:
         out.append(_layers_in("float32", layers, examples))
@@ -126,9 +126,15 @@ def half_suites(caps: Any, examples: int) -> list[Suite]:
     return [s for dtype in HALF if dtype in caps.dtypes for s in _suites_in(dtype, caps, examples, tensors, layers)]
 
 
+def _fixed(op: str, dtype: str = "float64") -> tuple[Any, ...]:
+    """A layer op's fixed cases: its own geometry's corners, then those where it meets other ops (a
+    −∞ mask before a softmax: :mod:`conformance.case.masks`)."""
+    return layer_fixed_cases(op, dtype) + masks.fixed_cases(op, dtype)
+
+
 def _layers_in(dtype: str, layers: list[str], examples: int) -> Suite:
     """Every layer op in ``dtype``, one suite (their fixed cases too)."""
-    fixed = tuple(c for name in layers for c in layer_fixed_cases(name, dtype))
+    fixed = tuple(c for name in layers for c in _fixed(name, dtype))
     return Suite(f"{dtype} layers", dtype, st.one_of(*(layer_op_cases(n, dtype) for n in layers)), examples, fixed)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 
 from conformance.case.graph import GraphCase
 from conformance.case.tensor_ops import TENSOR_OPS, torch_arguments, torch_kwargs
@@ -24,9 +25,18 @@ def _tensor_code(values: object, dtype: str) -> _Code:
 COMPOSED = "conformance.oracle.composed."
 
 
+def _nonfinite(case: GraphCase) -> bool:
+    """Whether a number of the case (a leaf, the cotangent, an attribute: a −∞ fill) is not finite."""
+    numbers = [x for t in (*case.leaves.values(), case.cotangent) for x in t.values]
+    numbers += [a for n in case.nodes for a in n.attrs.values() if isinstance(a, float)]
+    return not all(math.isfinite(x) for x in numbers)
+
+
 def torch_script(case: GraphCase) -> str:
     dt = f"torch.{case.dtype}"
     lines = ["import torch", "import torch.nn.functional", ""]
+    if _nonfinite(case):  # Python writes float("-inf") as -inf: the names make the numbers below valid code
+        lines[-1:] = ["", 'inf, nan = float("inf"), float("nan")', ""]
     if case.accumulate is not None:  # torch's CPU kernels do so already: nothing to switch on
         lines[-1:] = [f"# the case declares {case.accumulate} accumulation of {case.dtype} reductions "
                       f"(sums, means, dot products), as torch's CPU kernels do", ""]

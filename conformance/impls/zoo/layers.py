@@ -21,6 +21,7 @@ from conformance.case.tensor_ops import TENSOR_OPS
 from conformance.impls.zoo.base import Mutant, entries
 from refimpl import attention, conv, indexing, norm, recurrent, shaping, statistics
 from refimpl.engine import Value
+from refimpl.indexing import flat_mask
 from refimpl.tensor import Tensor as RTensor
 from refimpl.tensor import constant, index_array, norm_dim, norm_dims, reduction_groups
 
@@ -154,6 +155,17 @@ def _masked_fill_through_mask(x: RTensor, mask: Any, value: float) -> RTensor:
     out = [e if e is v else e + (v - _frozen(v))  # BUG: the fill's gradient is 0, not dout
            for e, v in zip(right.elements, x.elements)]
     return RTensor(out, right.shape, right.system)
+
+
+def _masked_fill_arithmetic(x: RTensor, mask: Any, value: float) -> RTensor:
+    """masked_fill by arithmetic, ``x·keep + value·mask``: right for a finite fill (−10⁹), NaN at
+    every kept position for −∞ (−∞·0) — the reason people write −10⁹."""
+    fill = flat_mask(mask, x.shape, "mask")
+    ns = x.system
+    v = constant(ns.convert(value), ns)
+    out = [e * constant(ns.zero if m else ns.one, ns) + v * constant(ns.one if m else ns.zero, ns)  # BUG
+           for e, m in zip(x.elements, fill)]
+    return RTensor(out, x.shape, ns)
 
 
 def _cumsum_forward_order(x: RTensor, dim: int) -> RTensor:
@@ -377,6 +389,9 @@ MUTANTS = [
     Mutant("masked-fill-through-mask", "layers", "masked_fill's backward passes dout at the filled positions",
            "the mask applied in forward, forgotten in backward (numpy-ml#94, as dropout)",
            **_layer("masked_fill", _masked_fill_through_mask)),
+    Mutant("masked-fill-arithmetic", "layers", "masked_fill computed as x·keep + value·mask: NaN where kept for −∞",
+           "masking by arithmetic, right for the −1e9 people write, NaN for −inf (0·inf)",
+           **_layer("masked_fill", _masked_fill_arithmetic)),
     Mutant("cumsum-forward-order", "layers", "cumsum's backward is a forward running sum of dout",
            "the reversal forgotten; right on lanes of one element",
            **_layer("cumsum", _cumsum_forward_order)),
