@@ -25,6 +25,7 @@ from conformance.case.dtypes import HALF, Reductions, claims_of, emulation, redu
 from conformance.case.graph import GraphCase, case_from_json, case_to_json
 from conformance.case.precision import fixed_cases, order_cases
 from conformance.case.strategies import with_id
+from conformance.commands.mutants import Plan
 from conformance.driver import draw
 from conformance.driver import judge_case as check
 from conformance.impls import PAIRWISE, Capabilities, PairwiseRefImpl, RefImpl
@@ -251,3 +252,17 @@ def test_an_implementation_in_a_worker_keeps_its_order():
         assert check(impl, case).conforms
     finally:
         impl.close()
+
+
+def test_the_zoo_runs_a_claiming_mutant_on_the_suites_of_its_claim():
+    """``conformance mutants``: the order mutant is hunted through the suites of an implementation
+    making its claim (refimpl's references shared, keyed by case id); every other mutant, refimpl's."""
+    plan = Plan(3, 0)
+    mutant = MUTANTS["naive-order-claims-pairwise"]
+    own = plan.declaring(mutant.declares)
+    assert own is not plan and own.references is plan.references and own.capabilities == mutant.declares
+    assert plan.declaring(MUTANTS["accumulate-in-half"].declares) is plan
+    i = [s.name for s in own.suites].index("float32 tensor graphs")
+    first = own.cases(i)[0]
+    assert first.claim == PAIRWISE_ALONE and first.ops == ("sum",)
+    assert plan.cases(i)[0].claim is None and "float64" not in mutant.declares.summation

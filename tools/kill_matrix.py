@@ -45,8 +45,9 @@ def outcome(verdicts: dict[str, int]) -> str:
 
 def targets(m: Any, suites: list[Any], cnn: bool = False) -> list[str]:
     """The suites made for a mutant's bug: its op's for a layer mutant, the half-precision ones for a
-    precision mutant — and, for one that claims a summation order, the tensor-graph suites its claim
-    puts the stagnating sums into (their fixed cases carry the order); with ``cnn``, the CNN training runs."""
+    precision mutant — and, for one that claims a summation order, the suites with fixed cases of a
+    dtype it claims it for (float32 tensor graphs, opened by the stagnating sums, and float32 layers);
+    with ``cnn``, the CNN training runs."""
     if cnn:
         return [s.name for s in suites if s.name.startswith("cnn ")]
     if m.category == "layers":

@@ -14,7 +14,10 @@ format's own figures rather than drawn and hoped for:
   1 + 23.6 ulps; accumulated in the format it stays 1) — as a ``sum`` and as a ``matmul`` row times
   a column of ones. A correct implementation that rounds every partial sum passes them (its bound
   allows n − 1 roundings); one that declares float32 accumulation
-  (:attr:`conformance.impls.Capabilities.accumulate`) and does not keep it fails them.
+  (:attr:`conformance.impls.Capabilities.accumulate`) and does not keep it fails them, and so does
+  one that claims pairwise summation (:attr:`~conformance.impls.Capabilities.summation`) and sums
+  them with a running sum (:func:`order_cases`: they open the float32 and float64 tensor-graph
+  suites of such an implementation too).
 
 Every number is a number of the format, and inside its working range
 (:mod:`conformance.case.dtypes`), so a failure here is charged.
