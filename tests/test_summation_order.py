@@ -32,6 +32,7 @@ from conformance.impls import PAIRWISE, Capabilities, PairwiseRefImpl, RefImpl
 from conformance.impls.adapters.jsonl import CommandAdapter, StartError
 from conformance.impls.loading import resolve
 from conformance.impls.zoo import MUTANTS, MutantImpl
+from conformance.oracle import repro
 from conformance.oracle.run import refimpl_raw, run_refimpl
 from conformance.tolerance.bounds import SAFETY, Accumulation, bound_system
 from refimpl import FORMATS, system
@@ -267,3 +268,10 @@ def test_the_zoo_runs_a_claiming_mutant_on_the_suites_of_its_claim():
     first = own.cases(i)[0]
     assert first.claim == PAIRWISE_ALONE and first.ops == ("sum",)
     assert plan.cases(i)[0].claim is None and "float64" not in mutant.declares.summation
+
+
+def test_the_torch_script_says_the_case_claims_an_order():
+    """torch promises no order: the script of a claimed case says what the case assumes."""
+    script = repro.torch_script(claimed(stagnant_sum("float16"), Reductions("float32", "pairwise")))
+    assert "declares pairwise summation of float16" in script and "declares float32 accumulation" in script
+    assert "summation" not in repro.torch_script(stagnant_sum("float16"))
