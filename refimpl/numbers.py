@@ -270,8 +270,30 @@ class RoundedNS(FloatNS):
         return self.convert(a * b)
 
 
+def pairwise_sum(parts: list[Any], add: Callable[[Any, Any], Any]) -> Any:
+    """``parts`` summed by recursive halving: the first ⌈n/2⌉ and the last ⌊n/2⌋ summed so, then
+    added (``add`` rounds each addition as the format does). The tree is ⌈log2 n⌉ additions deep, so
+    every term goes through at most ⌈log2 n⌉ roundings, where a running sum puts the first term
+    through n − 1 of them: pairwise summation's error bound is γ_⌈log2 n⌉·Σ|xᵢ| (Higham, *Accuracy and
+    Stability of Numerical Algorithms*, §4.2), against γ_{n−1}·Σ|xᵢ| left to right."""
+    n = len(parts)
+    if n == 1:
+        return parts[0]
+    half = (n + 1) // 2
+    return add(pairwise_sum(parts[:half], add), pairwise_sum(parts[half:], add))
+
+
+def left_to_right(parts: list[Any], add: Callable[[Any, Any], Any]) -> Any:
+    """``parts`` summed by a running sum, first to last (each addition rounded by ``add``)."""
+    s = parts[0]
+    for t in parts[1:]:
+        s = add(s, t)
+    return s
+
+
 class MixedNS(RoundedNS):
-    """Mixed precision: numbers stored in one format, reductions accumulated in a wider one.
+    """Mixed precision: numbers stored in one format, reductions accumulated in a wider one — or in
+    the same one, in a claimed order.
 
     Every op's result is rounded to the *storage* format, as in :class:`RoundedNS`, except a
     reduction's (a sum's, a dot product's): its partial sums are rounded to the *accumulation* format
@@ -281,28 +303,45 @@ class MixedNS(RoundedNS):
     backward is the engine's, one storage-rounded addition per contribution: that is how torch adds
     two half-precision gradients that reach one tensor.
 
+    ``pairwise``: the partial sums are those of recursive halving (:func:`pairwise_sum`) rather than
+    of a running sum — an implementation that claims pairwise summation (numpy's ``add.reduce`` along
+    a contiguous axis, cascade sums). The accumulation format may then be the storage format itself.
+
     refimpl's reductions (:func:`refimpl.tensor.sum_of`, :func:`~refimpl.tensor.dot_of`) hand their
     terms to :meth:`reduce`, which gives the total's value; the graph (and so every gradient) is the
     same as in any other system.
     """
 
-    def __init__(self, storage: Format, accumulate: Format) -> None:
+    def __init__(self, storage: Format, accumulate: Format, pairwise: bool = False) -> None:
         if accumulate.precision < storage.precision or accumulate.emax < storage.emax:
             raise ValueError(f"accumulating {storage.name} in {accumulate.name} would be narrower than storing it")
         super().__init__(storage)
         self.accumulator = RoundedNS(accumulate)
-        self.name = f"{storage.name}+{accumulate.name}"
+        self.pairwise = pairwise
+        self.name = (storage.name if accumulate == storage else f"{storage.name}+{accumulate.name}") + \
+            ("-pairwise" if pairwise else "")
 
     def reduce(self, total: float, terms: list[float], factors: list[tuple[float, float]] | None = None) -> float:
-        """The total of ``terms`` (or of the products of ``factors``) accumulated left to right in the
-        accumulation format, then rounded once to storage (``total``, the storage-rounded sum, is
-        replaced)."""
+        """The total of ``terms`` (or of the products of ``factors``) accumulated in the accumulation
+        format — left to right, or pairwise — then rounded once to storage (``total``, the
+        storage-rounded running sum, is replaced)."""
         acc = self.accumulator.convert
         parts = terms if factors is None else [acc(x * y) for x, y in factors]
-        s = parts[0]
-        for t in parts[1:]:
-            s = acc(s + t)
-        return self.convert(s)
+        order = pairwise_sum if self.pairwise else left_to_right  # looked up per call: a mutant swaps it
+        return self.convert(order(parts, lambda a, b: acc(a + b)))
+
+
+class PairwiseFloatNS(FloatNS):
+    """binary64 whose reductions sum pairwise (:func:`pairwise_sum`): what an implementation claiming
+    pairwise summation in float64 computes. Every other op is :class:`FloatNS`'s."""
+
+    name = "float64-pairwise"
+    pairwise = True
+
+    def reduce(self, total: float, terms: list[float], factors: list[tuple[float, float]] | None = None) -> float:
+        """The pairwise total of ``terms`` (or of the products of ``factors``), in binary64."""
+        parts = terms if factors is None else [x * y for x, y in factors]
+        return pairwise_sum(parts, operator.add)
 
 
 class MPNS:
@@ -432,20 +471,24 @@ def mpmath_system(dps: int = 50) -> MPNS:
     return MPNS(dps)
 
 
-def mixed_system(storage: str, accumulate: str) -> MixedNS:
+def mixed_system(storage: str, accumulate: str | None = None, pairwise: bool = False) -> Any:
     """Numbers stored in format ``storage``, reductions accumulated in ``accumulate`` (names of
-    :data:`FORMATS`): ``mixed_system("bfloat16", "float32")``."""
-    return MixedNS(FORMATS[storage], FORMATS[accumulate])
+    :data:`FORMATS`; ``None``: storage itself), left to right or ``pairwise``:
+    ``mixed_system("bfloat16", "float32")``, ``mixed_system("float64", pairwise=True)``."""
+    if storage == "float64" and accumulate in (None, "float64"):
+        return PairwiseFloatNS() if pairwise else FLOAT64
+    return MixedNS(FORMATS[storage], FORMATS[accumulate or storage], pairwise)
 
 
 def system(name: str) -> Any:
     """Look a number system up by name: ``float64``, ``float32``, ``float16``, ``bfloat16``,
     ``fraction`` or ``mpmath<dps>``; ``STORAGE+ACCUMULATE`` (``bfloat16+float32``) for mixed
-    precision."""
-    if "+" in name:
-        storage, _, accumulate = name.partition("+")
-        if storage in FORMATS and accumulate in FORMATS:
-            return mixed_system(storage, accumulate)
+    precision; either with ``-pairwise`` (``float32-pairwise``, ``bfloat16+float32-pairwise``) for
+    reductions summed pairwise."""
+    base, pairwise = (name[:-len("-pairwise")], True) if name.endswith("-pairwise") else (name, False)
+    storage, _, accumulate = base.partition("+")
+    if storage in FORMATS and (accumulate in FORMATS or (pairwise and not accumulate)):
+        return mixed_system(storage, accumulate or None, pairwise)
     fixed = {"float64": FLOAT64, "float32": FLOAT32, "float16": FLOAT16, "bfloat16": BFLOAT16,
              "fraction": FRACTION}
     if name in fixed:

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from conformance import kinds
-from conformance.case.dtypes import HALF, accumulation, emulation
+from conformance.case.dtypes import HALF, Reductions, accumulation, emulation
 from conformance.case.graph import GraphCase, case_from_json, case_to_json
 from conformance.case.precision import fixed_cases
 from conformance.case.strategies import with_id
@@ -42,7 +42,7 @@ def stagnant(dtype: str) -> GraphCase:
 
 
 def declared(case: GraphCase, acc: str | None = "float32") -> GraphCase:
-    return with_id(replace(case, accumulate=acc))
+    return with_id(replace(case, claim=None if acc is None else Reductions(acc)))
 
 
 # --- the emulation ---------------------------------------------------------------------------------------
@@ -102,7 +102,7 @@ def test_the_claim_tightens_the_bound_of_a_reduction_to_one_storage_rounding(dty
     case, u = stagnant(dtype), FORMATS[dtype].unit_roundoff
     exact = math.fsum(case.leaves["x"].values)
     (plain,), _, _ = refimpl_raw(case, bound_system(dtype))
-    (claim,), _, _ = refimpl_raw(declared(case), bound_system(dtype, "float32"))
+    (claim,), _, _ = refimpl_raw(declared(case), bound_system(dtype, Reductions("float32")))
     assert plain.e >= 63 * u * exact > abs(1.0 - exact)
     assert u * exact <= claim.e <= 1.01 * u * exact + 63 * 2.0**-24 * exact
     assert SAFETY * claim.e < abs(1.0 - exact)
@@ -139,7 +139,7 @@ def test_the_suites_of_a_declared_dtype_carry_it_and_draw_the_same_numbers():
             continue
         for ca, cb in zip(draw(a, 7), draw(b, 7)):
             assert (ca.accumulate, cb.accumulate) == ("float32", None)
-            assert replace(ca, accumulate=None, id="") == replace(cb, id="")
+            assert replace(ca, claim=None, id="") == replace(cb, id="")
             assert ca.id == declared(cb).id
 
 

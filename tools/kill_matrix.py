@@ -7,7 +7,10 @@ For every mutant of category ``layers`` (conformance/impls/zoo/layers.py) and ev
 fixed corner cases, then its drawn cases; seeded as verify seeds it, ``seed + the suite's index``),
 stopping at the first non-conforming case, as verify does. A row is as expected when the mutant is
 caught at every seed — killed, or for a kink convention reported as ``convention`` — and unmutated
-refimpl passes the same cases (a row is caught at a seed when any of its suites catches it).
+refimpl passes the same cases (a row is caught at a seed when any of its suites catches it). A mutant
+that declares a claim of its own (``Mutant.declares``: a summation order) is run on the suites of an
+implementation making that claim — its float32 and half tensor-graph suites open with the stagnating
+sums — and its control is unmutated refimpl making the same claim.
 ``conformance mutants`` runs the whole zoo at one seed; this is the many-seed view::
 
     .venv/bin/python tools/kill_matrix.py --seeds 10                        # the layer mutants
@@ -42,15 +45,27 @@ def outcome(verdicts: dict[str, int]) -> str:
 
 def targets(m: Any, suites: list[Any], cnn: bool = False) -> list[str]:
     """The suites made for a mutant's bug: its op's for a layer mutant, the half-precision ones for a
-    precision mutant; with ``cnn``, the CNN training runs."""
+    precision mutant — and, for one that claims a summation order, the suites with fixed cases of a
+    dtype it claims it for (float32 tensor graphs, opened by the stagnating sums, and float32 layers);
+    with ``cnn``, the CNN training runs."""
     if cnn:
         return [s.name for s in suites if s.name.startswith("cnn ")]
     if m.category == "layers":
         return [f"op {op}" for op in sorted(m.ops)]
-    return [s.name for s in suites if s.family in HALF]
+    return [s.name for s in suites if s.family in HALF or any(getattr(c, "claim", None) is not None
+                                                               and c.claim.summation for c in s.fixed)]
 
 
-CONTROL: dict[tuple[str, int], str] = {}
+#: unmutated refimpl's outcome, by (the capabilities it declares, suite, seed)
+CONTROL: dict[tuple[Any, str, int], str] = {}
+
+
+def declaring(capabilities: Any) -> RefImpl:
+    """Unmutated refimpl declaring ``capabilities`` (a mutant's, :attr:`Mutant.declares`): what it
+    computes follows its cases' claims, so this is the correct implementation of the same claim."""
+    impl = RefImpl()
+    impl.capabilities = capabilities
+    return impl
 
 
 def cnn_mutant(m: Any, ops: set[str]) -> bool:
@@ -63,11 +78,14 @@ def cell(m: Any, names: list[str], suites: list[Any], index: dict[str, int], see
     """The mutant's outcome at ``seed``: killed if a suite kills it, else convention if one reports
     it so, else survived (unmutated refimpl must pass every suite that was run)."""
     seen = "survived"
+    impl = MutantImpl(m)
     for name in names:
         suite, s = suites[index[name]], seed + index[name]
-        if (name, s) not in CONTROL:  # unmutated refimpl, once per suite and seed
-            CONTROL[name, s] = outcome(run_suite(RefImpl(), suite, s, shrink=False, first_failure_only=True).verdicts)
-        if CONTROL[name, s] != "survived":
+        key = (impl.capabilities, name, s)
+        if key not in CONTROL:  # unmutated refimpl, once per declaration, suite and seed
+            control = declaring(impl.capabilities)
+            CONTROL[key] = outcome(run_suite(control, suite, s, shrink=False, first_failure_only=True).verdicts)
+        if CONTROL[key] != "survived":
             return "CONTROL FAILS"
         got = outcome(run_suite(MutantImpl(m), suite, s, shrink=False, first_failure_only=True).verdicts)
         if got == "killed":
@@ -75,6 +93,12 @@ def cell(m: Any, names: list[str], suites: list[Any], index: dict[str, int], see
         if got == "convention":  # (a later suite may still kill it)
             seen = got
     return seen
+
+
+def _suites_of(capabilities: Any, profile: str) -> tuple[list[Any], dict[str, int]]:
+    """The suites verify gives an implementation declaring ``capabilities``, and their indices by name."""
+    suites = list(kinds.suites(capabilities, PROFILES[profile]))
+    return suites, {s.name: i for i, s in enumerate(suites)}
 
 
 def main() -> int:
@@ -86,13 +110,14 @@ def main() -> int:
                         help="the CNN training-run suites, and the mutants they can catch")
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="only these mutants")
     args = parser.parse_args()
-    suites = list(kinds.suites(RefImpl().capabilities, PROFILES[args.profile]))
-    index = {s.name: i for i, s in enumerate(suites)}
+    plain, plain_index = _suites_of(RefImpl().capabilities, args.profile)
     bad = 0
     t0 = time.perf_counter()
     cnn_ops = {k.op for k in STRUCTURAL.values()}
     rows = [m for m in MUTANTS.values() if (cnn_mutant(m, cnn_ops) if args.cnn else m.category == args.category)]
     for m in (m for m in rows if args.only is None or m.name in args.only):
+        # a claim of its own (Mutant.declares): its suites are those of an implementation that makes it
+        suites, index = (plain, plain_index) if m.declares is None else _suites_of(m.declares, args.profile)
         names = targets(m, suites, args.cnn)
         cells = [cell(m, names, suites, index, seed) for seed in range(args.seeds)]
         want = "convention" if m.expect == "convention" else "killed"

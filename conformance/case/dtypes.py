@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from refimpl.numbers import BFLOAT16, FLOAT16, FLOAT32, FLOAT64, FORMATS, Format, MixedNS
+from refimpl.numbers import BFLOAT16, FLOAT16, FLOAT32, FLOAT64, FORMATS, Format, mixed_system
 
 
 @dataclass(frozen=True)
@@ -94,16 +94,65 @@ def accumulation(storage: str, accumulate: str | None) -> str | None:
     return accumulate
 
 
-def emulation(name: str, accumulate: str | None = None) -> Any:
-    """refimpl's number system for a case in ``name`` whose reductions accumulate in ``accumulate``
-    (mixed precision: :class:`refimpl.numbers.MixedNS`), or in the dtype itself (``None``)."""
-    if accumulation(name, accumulate) is None:
+#: the summation orders an implementation may claim for its reductions: ``pairwise`` — recursive
+#: halving (:func:`refimpl.numbers.pairwise_sum`), every term through at most ⌈log2 n⌉ roundings
+SUMMATIONS = ("pairwise",)
+
+
+def summation(order: Any) -> str | None:
+    """``order`` checked as a claimed summation order: ``None`` (no claim: any order) or one of
+    :data:`SUMMATIONS`. A one-line ``ValueError`` otherwise."""
+    if order is None or order in SUMMATIONS:
+        return order
+    raise ValueError(f"summation {order!r} is not an order the suite knows: one of {', '.join(SUMMATIONS)}")
+
+
+@dataclass(frozen=True)
+class Reductions:
+    """What an implementation claims about its reductions in one dtype — the sums and means, the sums
+    inside softmax, logsumexp and the normalizations' statistics, matmul's dot products: everything
+    refimpl hands to :func:`refimpl.tensor.reduced`. ``accumulate``: the wider dtype its partial sums
+    are held in (mixed precision); ``summation``: the order they are formed in (``"pairwise"``).
+    ``None`` for either: no claim (the storage dtype; any order).
+
+    It is one declaration, carried whole: by the capabilities (:func:`claims_of`), by a case declared
+    under it (``GraphCase.claim``), and into the number systems that emulate and bound it
+    (:func:`emulation`, :func:`conformance.tolerance.bounds.bound_system`)."""
+
+    accumulate: str | None = None
+    summation: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        """The case document's keys for the claim: only those claimed, so that a case declared under
+        an accumulation dtype alone keeps the document (and the id) it had before orders existed."""
+        return {k: v for k, v in (("accumulate", self.accumulate), ("summation", self.summation)) if v is not None}
+
+
+def reductions(storage: str, accumulate: Any = None, order: Any = None) -> Reductions | None:
+    """The claim of a case or an implementation in ``storage``, each part checked
+    (:func:`accumulation`, :func:`summation`); ``None`` when nothing is claimed."""
+    claim = Reductions(accumulation(storage, accumulate), summation(order))
+    return None if claim == Reductions() else claim
+
+
+def claims_of(caps: Any) -> dict[str, Reductions]:
+    """The implementation's claims per dtype, from its ``accumulate`` (dtype → wider dtype) and
+    ``summation`` (dtype → order) declarations; dtypes it claims nothing for are left out."""
+    accumulate, order = getattr(caps, "accumulate", {}) or {}, getattr(caps, "summation", {}) or {}
+    out = {d: reductions(d, accumulate.get(d), order.get(d)) for d in {*accumulate, *order}}
+    return {d: c for d, c in sorted(out.items()) if c is not None}
+
+
+def emulation(name: str, claim: Reductions | None = None) -> Any:
+    """refimpl's number system for a case in ``name`` declared under ``claim``: reductions accumulated
+    in its wider dtype and/or summed in its order (:class:`refimpl.numbers.MixedNS`,
+    :class:`~refimpl.numbers.PairwiseFloatNS`); ``None``: the dtype's own emulation."""
+    if claim is None:
         return dtype(name).system
-    return _mixed_system(name, accumulate)
+    return _claimed_system(dtype(name).name, claim)
 
 
 @functools.cache
-def _mixed_system(name: str, accumulate: str) -> MixedNS:
-    """One number system per (storage, accumulation) pair: built once, shared by every case."""
-    return MixedNS(dtype(name).format, dtype(accumulate).format)
-
+def _claimed_system(name: str, claim: Reductions) -> Any:
+    """One number system per (storage, claim): built once, shared by every case."""
+    return mixed_system(name, claim.accumulate, claim.summation == "pairwise")

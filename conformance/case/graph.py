@@ -3,9 +3,12 @@
 A graph case is a DAG over the op table: named leaves (shape + row-major values), nodes (op,
 inputs, attributes) in topological order, the output node, a cotangent for the output, the dtype
 under test, and optionally a second-order request (the gradient of ⟨grad, v⟩ for a vector v) and
-a mixed-precision declaration (``accumulate``: the wider dtype the implementation accumulates its
-reductions in — sums, means, dot products — while it stores every number in ``dtype``; absent
-from the JSON when there is none, so a case without it keeps its document and its id).
+the claim about reductions it was declared under (``claim``, a
+:class:`~conformance.case.dtypes.Reductions`: ``accumulate`` — the wider dtype the implementation
+accumulates its reductions in, sums, means, dot products, while it stores every number in
+``dtype``; ``summation`` — the order it sums them in, ``"pairwise"``). Each part is in the JSON
+only when claimed, so a case without a claim keeps its document and its id, and one with an
+accumulation dtype alone the document it had before orders could be claimed.
 
 JSON round-trips exactly: finite floats are written with ``repr`` (shortest round-tripping form)
 and the non-finite ones as the strings ``"inf"``, ``"-inf"``, ``"nan"``. ``conformance/schema/``
@@ -53,7 +56,12 @@ class GraphCase:
     dtype: str = "float64"
     second_order: dict[str, Tensor] | None = None  # v per leaf: request ∂⟨grad, v⟩/∂leaves
     id: str = ""
-    accumulate: str | None = None  # mixed precision: reductions accumulated in this wider dtype
+    claim: dtypes.Reductions | None = None  # how the implementation claims to reduce in dtype (None: no claim)
+
+    @property
+    def accumulate(self) -> str | None:
+        """The wider dtype the claim accumulates reductions in (mixed precision), or ``None``."""
+        return None if self.claim is None else self.claim.accumulate
 
     @property
     def ops(self) -> tuple[str, ...]:
@@ -110,7 +118,7 @@ def tensor_from_json(d: dict[str, Any]) -> Tensor:
 
 
 def case_to_json(case: GraphCase) -> dict[str, Any]:
-    mixed = {} if case.accumulate is None else {"accumulate": case.accumulate}  # absent: no declaration
+    mixed = {} if case.claim is None else case.claim.to_json()  # absent: no declaration
     return {
         "format": FORMAT, "version": VERSION, "id": case.id, "dtype": case.dtype, **mixed,
         "leaves": {k: tensor_to_json(t) for k, t in case.leaves.items()},
@@ -137,7 +145,8 @@ def case_from_json(d: dict[str, Any]) -> GraphCase:
                     for n in d["nodes"]),
         output=d["output"], cotangent=tensor_from_json(d["cotangent"]), dtype=d.get("dtype", "float64"),
         second_order=None if so is None else {k: tensor_from_json(t) for k, t in so.items()},
-        id=d.get("id", ""), accumulate=dtypes.accumulation(d.get("dtype", "float64"), d.get("accumulate")),
+        id=d.get("id", ""),
+        claim=dtypes.reductions(d.get("dtype", "float64"), d.get("accumulate"), d.get("summation")),
     )
     _check_representable(case, dtypes.dtype(case.dtype))
     return case

@@ -69,7 +69,7 @@ def _prune(case: GraphCase, output: str, nodes: tuple[Node, ...], leaves: dict[s
     used = {i for n in kept for i in n.inputs}
     new_leaves = {k: t for k, t in leaves.items() if k in used}
     so = None if case.second_order is None else {k: v for k, v in case.second_order.items() if k in new_leaves}
-    return graph_id(GraphCase(new_leaves, kept, output, cotangent, case.dtype, so, accumulate=case.accumulate))
+    return graph_id(GraphCase(new_leaves, kept, output, cotangent, case.dtype, so, claim=case.claim))
 
 
 def _cotangent(case: GraphCase, shape: tuple[int, ...]) -> Tensor:

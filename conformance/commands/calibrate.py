@@ -12,7 +12,9 @@ Implementations, by name: ``refimpl``; ``refimpl-reordered`` — refimpl summing
 another topological order): as correct as refimpl, but it rounds differently from the algorithm
 the tolerances are computed from, which is exactly what the safety factor must absorb;
 ``refimpl-float32`` — refimpl's float32 emulation against torch float32 alone (the float32 half of
-``refimpl``); and any implementation :func:`conformance.impls.loading.resolve` finds (``torch``, an
+``refimpl``); ``refimpl-pairwise`` — refimpl summing every reduction pairwise and claiming it
+(:class:`conformance.impls.PairwiseRefImpl`: the tighter tolerances of the claim must hold for it);
+and any implementation :func:`conformance.impls.loading.resolve` finds (``torch``, an
 installed adapter such as ``jax`` or ``autograd``, ``module:attribute``). One that cannot be loaded
 is reported as not available; families or dtypes it does not support are skipped.
 """
@@ -29,10 +31,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from unittest import mock
 
+from conformance.case.dtypes import claims_of
 from conformance.case.graph import dumps
 from conformance.case.tensor_ops import LAYER_FAMILIES, TENSOR_OPS, layer_ops
 from conformance.driver import run_suite, worker_pool
-from conformance.impls import RefImpl
+from conformance.impls import PairwiseRefImpl, RefImpl
 from conformance.impls.loading import resolve
 from conformance.kinds.graph import family_suite
 from conformance.oracle.netrun import run_refimpl_network
@@ -43,7 +46,7 @@ from refimpl import OPS, engine
 FAMILIES = [*sorted({s.family for s in OPS.values()}), "mixed", "tensor", *LAYER_FAMILIES]  # tensor: tensor graphs
 MAX_KEPT = 20
 #: implementations that are refimpl run another way: they load without plugins, in a forked worker
-VARIANTS = ("refimpl", "refimpl-reordered", "refimpl-float32", "torch")
+VARIANTS = ("refimpl", "refimpl-reordered", "refimpl-float32", "refimpl-pairwise", "torch")
 
 
 @dataclass
@@ -180,6 +183,8 @@ def load_impl(name: str) -> Any:
             _LOADED[name] = _reordered_impl()
         elif name == "refimpl-float32":
             _LOADED[name] = _float32_impl()
+        elif name == "refimpl-pairwise":
+            _LOADED[name] = PairwiseRefImpl()
         else:
             _LOADED[name] = resolve(name)
     return _LOADED[name]
@@ -239,7 +244,7 @@ def run_chunk(args: tuple[str, str, str, int, int]) -> Tally:
         tally.ratios.append(r)
 
     # the same cases for a seed wherever it runs (the driver draws them from the seed alone)
-    suite = family_suite(fam, dtype, family_ops(fam, impl.capabilities.ops), n, impl.capabilities.accumulate)
+    suite = family_suite(fam, dtype, family_ops(fam, impl.capabilities.ops), n, claims_of(impl.capabilities))
     run_suite(impl, suite, seed, on_case=one, shrink=False)
     return tally
 

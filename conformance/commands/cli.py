@@ -97,8 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     c = sub.add_parser("calibrate", help="measure false alarms: correct implementations over many cases")
     c.add_argument("--impl", nargs="+", default=["refimpl"],
-                   help="one or more: refimpl, refimpl-reordered, refimpl-float32, or any implementation "
-                        "--impl of verify finds (default: refimpl)")
+                   help="one or more: refimpl, refimpl-reordered, refimpl-float32, refimpl-pairwise, or any "
+                        "implementation --impl of verify finds (default: refimpl)")
     c.add_argument("--n", type=int, default=100_000, help="cases per implementation (default 100000)")
     c.add_argument("--dtype", nargs="+", default=["float64", "float32"], choices=list(DTYPES),
                    help="default: float64 float32 (the half-precision dtypes on request)")

@@ -38,7 +38,7 @@ def _truth(case: GraphCase) -> Result:
 
 
 def _tolerance(case: GraphCase) -> Result:
-    value, grads, _ = refimpl_raw(case, bound_system(case.dtype, case.accumulate))
+    value, grads, _ = refimpl_raw(case, bound_system(case.dtype, case.claim))
 
     def tol(xs: list[Any]) -> tuple[float, ...]:
         return tuple(SAFETY * float(x.e) + TINY for x in xs)

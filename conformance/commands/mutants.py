@@ -103,6 +103,15 @@ class Plan:
         self.capabilities = self.capabilities or RefImpl.capabilities
         self.suites = kinds.suites(self.capabilities, self.examples)
 
+    def declaring(self, capabilities: Any) -> Plan:
+        """The plan of an implementation that declares ``capabilities`` (a mutant with a claim about its
+        reductions: :attr:`~conformance.impls.zoo.base.Mutant.declares`): the same examples and seed, its
+        own suites and cases, refimpl's references shared — a reference is keyed by the case's id, which
+        names the claim, so a case the claim leaves as it was is not judged again."""
+        if capabilities is None or capabilities == self.capabilities:
+            return self
+        return Plan(self.examples, self.seed, capabilities, references=self.references)
+
     def cases(self, i: int) -> list[Any]:
         """Suite ``i``'s cases, as every command draws them (:func:`conformance.driver.draw`)."""
         if i not in self.drawn:
@@ -198,7 +207,8 @@ def _reference_of(task: tuple[int, int]) -> tuple[str, Reference]:
 def hunt_mutant(name: str, plan: Plan, shrink: bool = True) -> Outcome:
     """:func:`hunt` the zoo's mutant ``name``."""
     m = MUTANTS[name]
-    out = hunt(MutantImpl(m), plan, shrink=shrink, expect=m.expect, category=m.category, ops=m.ops)
+    out = hunt(MutantImpl(m), plan.declaring(m.declares), shrink=shrink, expect=m.expect, category=m.category,
+               ops=m.ops)
     out.name = m.name
     return out
 

@@ -41,6 +41,8 @@ def _hello(impl: Any) -> dict[str, Any]:
                                     "second_order": bool(caps.second_order)}
     if getattr(caps, "accumulate", None):  # mixed precision (only when declared: the hello is as it was otherwise)
         capabilities["accumulate"] = dict(caps.accumulate)
+    if getattr(caps, "summation", None):  # a claimed summation order (only when declared, as accumulate)
+        capabilities["summation"] = dict(caps.summation)
     if getattr(caps, "networks", False) and hasattr(impl, "run_network"):
         capabilities["networks"] = {  # the whole declaration (docs/protocol.md), at its grain
             "activations": sorted(caps.activations), "output_activations": sorted(caps.output_activations),

@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 from typing import Protocol
 
 import refimpl
-from conformance.case.dtypes import DTYPES, HALF, accumulation
+from conformance.case.dtypes import DTYPES, HALF, accumulation, dtype, summation
 from conformance.case.grain import Grain, loss_options
 from conformance.case.graph import GraphCase, GraphResult
 from conformance.case.layerkinds import STRUCTURAL
@@ -46,7 +46,12 @@ class Capabilities:
     accumulates its reductions in (``{"bfloat16": "float32"}``: sums, means and dot products
     accumulated in float32, each total rounded once to bfloat16). Its cases in that dtype carry the
     declaration (``GraphCase.accumulate``), and their tolerances are those of the claim — tighter
-    than those of a computation that rounds every partial sum to the storage format."""
+    than those of a computation that rounds every partial sum to the storage format.
+    ``summation`` maps a dtype to the order its reductions are summed in (``{"float32":
+    "pairwise"}``: recursive halving, so a term goes through ⌈log2 n⌉ roundings, not n − 1), alone or
+    with an accumulation dtype. The two are one claim per dtype
+    (:class:`~conformance.case.dtypes.Reductions`, :func:`~conformance.case.dtypes.claims_of`), which
+    the dtype's cases carry whole (``GraphCase.claim``)."""
 
     ops: frozenset[str]
     dtypes: tuple[str, ...] = ("float64",)
@@ -61,14 +66,18 @@ class Capabilities:
     batch_sizes: tuple[int, int] = (1, 16)
     layer_kinds: frozenset[str] = frozenset()
     accumulate: Mapping[str, str] = field(default_factory=dict, hash=False)
+    summation: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         # normalised once, so that every reader sees grains and sets (frozen: set through object)
         set_ = object.__setattr__
         for storage, acc in dict(self.accumulate).items():
             accumulation(storage, acc)  # a wider dtype of the table, or a one-line ValueError
+        for storage, order in dict(self.summation).items():
+            dtype(storage), summation(order)  # a dtype and an order of the tables, or a one-line ValueError
         # only the dtypes it has (``replace(caps, dtypes=...)`` narrows the declaration with them)
         set_(self, "accumulate", {k: v for k, v in dict(self.accumulate).items() if k in self.dtypes})
+        set_(self, "summation", {k: v for k, v in dict(self.summation).items() if k in self.dtypes})
         set_(self, "losses", Grain.of(self.losses, loss_options(LOSS_ATTRS)))
         set_(self, "optimizers", Grain.of(self.optimizers, OPTIMIZER_HYPER))
         set_(self, "activations", frozenset(self.activations))
@@ -144,6 +153,23 @@ class TorchImpl:
 
     def run_network(self, case: NetworkCase) -> NetworkResult:
         return run_torch_network(case)
+
+
+#: every dtype's reductions summed pairwise (recursive halving: refimpl.numbers.pairwise_sum)
+PAIRWISE = {name: "pairwise" for name in DTYPES}
+
+
+class PairwiseRefImpl(RefImpl):
+    """refimpl summing every reduction pairwise, and claiming it (``capabilities.summation``): the
+    correct implementation of the claim, which must pass the tighter tolerances it buys. Its cases
+    carry the claim, and refimpl's run of a case follows the case's claim
+    (:func:`conformance.oracle.run.refimpl_system`), so this is refimpl with another declaration
+    and nothing else. bfloat16 also claims float32 accumulation, float16 not: both forms of the
+    claim, alone and with a wider accumulator, are exercised. Calibration names it
+    ``refimpl-pairwise``; the mutant zoo's summation-order mutant starts from it."""
+
+    name = "refimpl-pairwise"
+    capabilities = replace(RefImpl.capabilities, accumulate={"bfloat16": "float32"}, summation=PAIRWISE)
 
 
 BUILTIN = {"refimpl": RefImpl, "torch": TorchImpl}

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from conformance.case import graph as cases
 from conformance.case import masks, mechanics, precision
-from conformance.case.dtypes import HALF
+from conformance.case.dtypes import HALF, Reductions, claims_of
 from conformance.case.reduce import graph_candidates
 from conformance.case.special import special_cases
 from conformance.case.strategies import (
@@ -85,7 +85,8 @@ def suites(caps: Any, examples: int) -> list[Suite]:
         if set(DEEP_CHAIN_OPS) <= caps.ops:
             out.append(Suite("deep chains", "graphs", deep_chains(), 2))
     if _tensor_graphs(caps):
-        out.append(Suite("tensor graphs", "tensor", tensor_graph_cases(ops=caps.ops), examples))
+        out.append(Suite("tensor graphs", "tensor", tensor_graph_cases(ops=caps.ops), examples,
+                         _order_cases("float64", caps)))
     if "float32" in caps.dtypes:
         out.append(Suite("float32 graphs", "float32", graph_cases(ops=caps.ops, dtype="float32", max_nodes=12),
                          examples))
@@ -93,6 +94,17 @@ def suites(caps: Any, examples: int) -> list[Suite]:
         out.append(Suite("second order", "second order",
                          graph_cases(ops=caps.ops, max_nodes=6, second_order=True), examples))
     return out
+
+
+def _order_cases(dtype: str, caps: Any) -> tuple[cases.GraphCase, ...]:
+    """The cases that tell a claimed summation order from a running sum in ``dtype``
+    (:func:`conformance.case.precision.order_cases`), first in the dtype's tensor-graph suite — only
+    where the implementation claims an order for it (the suite is as it was for every other), and
+    only those whose op it has."""
+    claim = claims_of(caps).get(dtype)
+    if claim is None or claim.summation is None:
+        return ()
+    return tuple(c for c in precision.order_cases(dtype) if set(c.ops) <= caps.ops)
 
 
 def _tensor_graphs(caps: Any) -> bool:
@@ -106,7 +118,7 @@ def late_suites(caps: Any, examples: int) -> list[Suite]:
     tensors = _tensor_graphs(caps)
     if tensors and "float32" in caps.dtypes:
         out.append(Suite("float32 tensor graphs", "float32", tensor_graph_cases(ops=caps.ops, dtype="float32"),
-                         examples))
+                         examples, _order_cases("float32", caps)))
     if tensors and caps.second_order:
         out.append(Suite("second order tensors", "second order",
                          tensor_graph_cases(ops=caps.ops, max_nodes=4, second_order=True), examples))
@@ -179,37 +191,40 @@ def judge(case: cases.GraphCase, result: cases.GraphResult, torch_result: cases.
     return judge_robustness(v, torch_result)
 
 
-def family_suite(family: str, dtype: str, ops: list[str] | None, n: int, accumulate: Mapping[str, str] = {}) -> Suite:
+def family_suite(family: str, dtype: str, ops: list[str] | None, n: int,
+                 claims: Mapping[str, Reductions] = {}) -> Suite:
     """``n`` cases of one op family for calibration: graphs of up to 10 nodes over ``ops`` (None:
     every op), tensor graphs for the family ``tensor``, one layer op on its geometry for a layer family
-    — with the implementation's mixed-precision declaration (``accumulate``: :func:`declare`)."""
+    — with the implementation's claims about its reductions (``claims``: :func:`declare`)."""
     if family in LAYER_FAMILIES:
         strategy = st.one_of(*(layer_op_cases(n, dtype) for n in layer_ops(ops, family)))
     else:
         strategy = (tensor_graph_cases(ops=ops, dtype=dtype) if family == "tensor"
                     else graph_cases(ops=ops, dtype=dtype, max_nodes=10))
-    return declare(Suite(f"{family} {dtype}", family, strategy, n), accumulate)
+    return declare(Suite(f"{family} {dtype}", family, strategy, n), claims)
 
 
-def declare(suite: Suite, accumulate: Mapping[str, str]) -> Suite:
-    """``suite`` with a mixed-precision declaration (``capabilities.accumulate``: storage dtype →
-    accumulation dtype) written into every case of a dtype it names: the tolerances are those of the
-    claim. The draws are the same (a map), so no seed moves."""
-    if not accumulate:
+def declare(suite: Suite, claims: Mapping[str, Reductions]) -> Suite:
+    """``suite`` with the implementation's claims about its reductions (dtype →
+    :class:`~conformance.case.dtypes.Reductions`: the accumulation dtype and the summation order it
+    declares) written into every case of a dtype it names: the tolerances are those of the claim. The
+    draws are the same (a map), so no seed moves."""
+    if not claims:
         return suite
 
     def mark(case: cases.GraphCase) -> cases.GraphCase:
-        acc = accumulate.get(case.dtype)
-        return case if acc is None else with_id(replace(case, accumulate=acc))
+        claim = claims.get(case.dtype)
+        return case if claim is None else with_id(replace(case, claim=claim))
 
     return replace(suite, strategy=suite.strategy.map(mark), fixed=tuple(mark(c) for c in suite.fixed))
 
 
 def declaring(suites_of: Callable[[Any, int], list[Suite]]) -> Callable[[Any, int], list[Suite]]:
-    """``suites_of`` with the implementation's mixed-precision declaration (:func:`declare`)."""
+    """``suites_of`` with the implementation's claims about its reductions (:func:`declare`)."""
 
     def suites_declaring(caps: Any, examples: int) -> list[Suite]:
-        return [declare(s, getattr(caps, "accumulate", {})) for s in suites_of(caps, examples)]
+        claims = claims_of(caps)
+        return [declare(s, claims) for s in suites_of(caps, examples)]
 
     suites_declaring.__name__ = suites_of.__name__
     suites_declaring.__doc__ = suites_of.__doc__
@@ -217,10 +232,11 @@ def declaring(suites_of: Callable[[Any, int], list[Suite]]) -> Callable[[Any, in
 
 
 def admits(caps: Any, case: cases.GraphCase) -> bool:
-    """Whether the capabilities take ``case``: its ops, its dtype, and a mixed-precision declaration
-    only if it is the implementation's own (without one, the looser tolerances hold for anyone)."""
+    """Whether the capabilities take ``case``: its ops, its dtype, and a claim about reductions only
+    if it is the implementation's own for that dtype (without one, the looser tolerances hold for
+    anyone)."""
     return (set(case.ops) <= caps.ops and case.dtype in caps.dtypes
-            and case.accumulate in (None, getattr(caps, "accumulate", {}).get(case.dtype)))
+            and case.claim in (None, claims_of(caps).get(case.dtype)))
 
 
 GRAPH = Kind(

@@ -40,6 +40,9 @@ def torch_script(case: GraphCase) -> str:
     if case.accumulate is not None:  # torch's CPU kernels do so already: nothing to switch on
         lines[-1:] = [f"# the case declares {case.accumulate} accumulation of {case.dtype} reductions "
                       f"(sums, means, dot products), as torch's CPU kernels do", ""]
+    if case.claim is not None and case.claim.summation is not None:  # torch promises no order: a comment
+        lines[-1:] = [f"# the case declares {case.claim.summation} summation of {case.dtype} reductions "
+                      "(torch's kernels choose their own order)", ""]
     for name in dict.fromkeys(TENSOR_OPS[n.op].torch for n in case.nodes if n.op in TENSOR_OPS):
         if name.startswith(COMPOSED):  # torch has no one function for it: the loop, copied in
             lines += ["from typing import Any", "", "", *inspect.getsource(resolve(name)).splitlines(), "", ""]

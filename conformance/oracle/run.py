@@ -23,9 +23,9 @@ REFIMPL_SYSTEMS = {name: d.system for name, d in DTYPES.items()}  # refimpl in e
 
 
 def refimpl_system(case: GraphCase) -> Any:
-    """refimpl's number system for ``case``: its dtype's emulation, accumulating its reductions in the
-    case's ``accumulate`` dtype if it declares mixed precision."""
-    return dtypes.emulation(case.dtype, case.accumulate)
+    """refimpl's number system for ``case``: its dtype's emulation, reducing as the case's claim says
+    (accumulated in a wider dtype, summed pairwise) if it was declared under one."""
+    return dtypes.emulation(case.dtype, case.claim)
 
 
 def evaluate(case: GraphCase, leaves: dict[str, RTensor]) -> dict[str, RTensor]:

@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.case.dtypes import DTYPES, dtype
+from conformance.case.dtypes import DTYPES, Reductions, dtype
 from refimpl.numbers import PRIMITIVES, FloatNS, round_to_float32
 
 U64 = 2.0**-53
@@ -157,11 +157,20 @@ def lift(f: Any, df: Any, ulps: float | None = None) -> Any:
 
 @dataclass(frozen=True)
 class Accumulation:
-    """The format a mixed-precision implementation accumulates its reductions in: its unit roundoff
-    and smallest subnormal."""
+    """How a claiming implementation reduces: the unit roundoff and smallest subnormal of the format
+    it accumulates in (a wider one — mixed precision — or the storage format itself), and whether it
+    sums pairwise (``pairwise``: a summation tree ⌈log2 n⌉ additions deep)."""
 
     u: float
     eta: float
+    pairwise: bool = False
+    wider: bool = True  # the partial sums in a wider format than storage: the total is rounded once more
+
+    def roundings(self, n: int) -> int:
+        """How many roundings a term of an n-term sum goes through at most: the depth of the
+        summation tree — ⌈log2 n⌉ for recursive halving, n − 1 for any order (a running sum puts
+        its first term through every addition)."""
+        return (n - 1).bit_length() if self.pairwise else n - 1
 
 
 class BoundNS:
@@ -226,10 +235,32 @@ class BoundNS:
         additions rounds a partial sum, and no partial sum exceeds Σ|termᵢ| (Higham's γₙ₋₁·Σ|xᵢ|, to
         first order). In the storage format, refimpl's running bound is kept where it is larger.
 
-        With an accumulation format (mixed precision, ``accumulate``): the products and the partial
-        sums are rounded to it, with its unit roundoff, and the total once to storage — so a claim of
-        float32 accumulation bounds a half-precision sum by (n − 1)·u₃₂·Σ|xᵢ| + u₁₆·|Σ| rather than
-        (n − 1)·u₁₆·Σ|xᵢ|."""
+        With a claim (``accumulate``, :class:`Accumulation`) the bound is the claim's:
+
+        * **mixed precision** — the products and the partial sums are rounded to the accumulation
+          format, with its unit roundoff, and the total once to storage: a claim of float32
+          accumulation bounds a half-precision sum by (n − 1)·u₃₂·Σ|xᵢ| + u₁₆·|Σ| rather than
+          (n − 1)·u₁₆·Σ|xᵢ|;
+        * **pairwise summation** — the n − 1 becomes d = ⌈log2 n⌉. The derivation (Higham,
+          *Accuracy and Stability of Numerical Algorithms*, §4.2): recursive halving builds a
+          binary tree over the terms whose depth is ⌈log2 n⌉ (a tree over ⌈n/2⌉ and one over ⌊n/2⌋,
+          plus the root addition: d(n) = 1 + d(⌈n/2⌉) = ⌈log2 n⌉), and each addition at a node
+          rounds as fl(a + b) = (a + b)(1 + δ), |δ| ≤ u. So the computed sum is Σ xᵢ·Π_{k on i's path}
+          (1 + δₖ), every path at most d long, and |ŝ − s| ≤ Σ|xᵢ|·((1 + u)^d − 1) ≤ γ_d·Σ|xᵢ|,
+          γ_d = d·u/(1 − d·u). To first order that is d·u·Σ|xᵢ| — the treatment of every bound here
+          (second-order terms are what :data:`SAFETY` covers: d·u ≤ 0.01 for a million float16
+          terms). Underflow is bounded as :meth:`reduce` always did, one smallest subnormal per
+          addition, (n − 1)·η — there are n − 1 additions whatever the tree (an addition whose
+          result is subnormal is exact, so this is generous). The terms' own errors are carried
+          (Σeᵢ, to first order), a product's rounding is its own (u·|xy| + η, in the format it is
+          formed in), and with a wider accumulation format the total's one rounding to storage is
+          added, u_s·|Σ| + η_s. In the storage format itself (``wider`` false) the root addition
+          is that rounding, already counted in d.
+
+        Any summation tree at most ⌈log2 n⌉ deep meets the bound (halving at ⌈n/2⌉ or ⌊n/2⌋, or at a
+        power of two); a running sum does not (the claim's hostile case: 1 and 63 terms of ¾u, which
+        a running sum in the format leaves at 1, 23.6 units in the last place below the truth, with
+        a bound of 6·u·Σ|xᵢ| ≈ 3 of them)."""
         if not isinstance(total, Bounded):
             return total
         acc = self.accumulate
@@ -249,7 +280,8 @@ class BoundNS:
         n, spread = len(parts), sum(abs(v) for v, _ in parts)
         exact = math.fsum(v for v, _ in parts)
         v = exact if self.round_to is None else self.round_to(exact)
-        e = sum(e for _, e in parts) + (n - 1) * (acc.u * spread + acc.eta) + self.u * abs(v) + self.eta
+        stored = self.u * abs(v) + self.eta if acc.wider else 0.0  # the total's rounding to storage
+        e = sum(e for _, e in parts) + acc.roundings(n) * acc.u * spread + (n - 1) * acc.eta + stored
         return self.num(v, e)
 
 
@@ -282,24 +314,28 @@ KINK_BOUNDS: dict[str, BoundNS] = {"float64": BOUND64, "float32": BOUND32_ON_BIN
 
 
 @functools.cache
-def _mixed(name: str, accumulate: str, on_binary64: bool) -> BoundNS:
-    """A dtype's bounds with its reductions accumulated in ``accumulate`` (a case's declaration); one
-    system per triple, built once."""
+def _claimed(name: str, claim: Reductions, on_binary64: bool) -> BoundNS:
+    """A dtype's bounds under a case's claim (:class:`~conformance.case.dtypes.Reductions`): its
+    reductions accumulated in the claim's wider dtype (else in the dtype itself) and summed in its
+    order; one system per triple, built once."""
     base = (KINK_BOUNDS if on_binary64 else BOUNDS)[name]
-    f = dtype(accumulate).format
-    return BoundNS(base.u, f"{base.name}+{accumulate}", base.eta, base.round_to,
-                   Accumulation(f.unit_roundoff, f.smallest_subnormal))
+    wider = claim.accumulate is not None
+    f = dtype(claim.accumulate if wider else name).format
+    label = "".join(f"+{p}" for p in (claim.accumulate, claim.summation) if p)
+    return BoundNS(base.u, f"{base.name}{label}", base.eta, base.round_to,
+                   Accumulation(f.unit_roundoff if wider else base.u, f.smallest_subnormal if wider else base.eta,
+                                claim.summation == "pairwise", wider))
 
 
-def bound_system(name: str, accumulate: str | None = None) -> BoundNS:
+def bound_system(name: str, claim: Reductions | None = None) -> BoundNS:
     """The error-bound system for a dtype under test (:data:`conformance.case.dtypes.DTYPES`), its
-    reductions accumulated in ``accumulate`` if the case declares mixed precision."""
+    reductions bounded as the case's claim says (accumulation dtype, summation order), if it has one."""
     name = dtype(name).name
-    return BOUNDS[name] if accumulate is None else _mixed(name, accumulate, False)
+    return BOUNDS[name] if claim is None else _claimed(name, claim, False)
 
 
-def kink_bound_system(name: str, accumulate: str | None = None) -> BoundNS:
+def kink_bound_system(name: str, claim: Reductions | None = None) -> BoundNS:
     """The error-bound system the valid choices at kinks are computed in: binary64 values (the kinks
     are where the binary64 forward sits exactly on one), with the bounds of the dtype."""
     name = dtype(name).name
-    return KINK_BOUNDS[name] if accumulate is None else _mixed(name, accumulate, True)
+    return KINK_BOUNDS[name] if claim is None else _claimed(name, claim, True)

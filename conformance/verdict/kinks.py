@@ -136,10 +136,10 @@ def valid_sets(case: GraphCase) -> dict[str, ValidSet | TooManyKinks]:
     ``minimum(tanh(x), x)`` is a tie an implementation in bfloat16 must resolve, though the exact
     function has none there (its truth follows one branch). An entry behind both gets the hull of its
     two valid sets."""
-    found = _valid_sets_in(case, kink_bound_system(case.dtype, case.accumulate))
+    found = _valid_sets_in(case, kink_bound_system(case.dtype, case.claim))
     if case.dtype == "float64":
         return found
-    for name, v in _valid_sets_in(case, bound_system(case.dtype, case.accumulate)).items():
+    for name, v in _valid_sets_in(case, bound_system(case.dtype, case.claim)).items():
         w = found.setdefault(name, v)
         if isinstance(v, ValidSet) and isinstance(w, ValidSet) and w is not v:
             found[name] = ValidSet(min(v.lo, w.lo), max(v.hi, w.hi), max(v.slack, w.slack), v.nonfinite | w.nonfinite,

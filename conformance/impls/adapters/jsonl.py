@@ -49,7 +49,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from conformance.case.dtypes import DTYPES, accumulation
+from conformance.case.dtypes import DTYPES, SUMMATIONS, accumulation, summation
 from conformance.case.graph import RESULT_FORMAT, VERSION, GraphCase, GraphResult, Tensor, case_to_json
 from conformance.case.network import NetworkCase, NetworkResult
 from conformance.case.network import case_to_json as network_case_to_json
@@ -433,13 +433,22 @@ class CommandAdapter:
                 accumulation(storage, wide)
             except ValueError as exc:
                 raise StartError(f"{what}: capabilities.accumulate: {exc}") from None
+        order = caps.get("summation", {})
+        if not isinstance(order, dict) or not set(order) <= set(dtypes):
+            raise StartError(f"{what}: capabilities.summation must be an object from dtypes it declares to the "
+                             f"order it sums their reductions in ({', '.join(map(repr, SUMMATIONS))})")
+        for how in order.values():
+            try:
+                summation(how)
+            except ValueError as exc:
+                raise StartError(f"{what}: capabilities.summation: {exc}") from None
         nets = caps.get("networks")
         training: dict[str, Any] = {}
         if nets is not None:  # training runs (network cases): what the program's MLPs can use
             training = _network_capabilities(what, nets)
         try:
             capabilities = Capabilities(frozenset(ops), tuple(dtypes), second_order=second, accumulate=accumulate,
-                                        **training)
+                                        summation=order, **training)
         except ValueError as exc:
             raise StartError(f"{what}: capabilities.networks: {exc}") from None
         return {"name": msg["name"], "version": msg["version"], "capabilities": capabilities,

@@ -14,7 +14,7 @@ import dataclasses
 import importlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
@@ -52,6 +52,10 @@ class Mutant:
     # the ops whose cases the bug can change — a patch of those ops' declarations only; empty: any case.
     # A case without them is computed bit for bit as refimpl computes it, so its verdict is refimpl's.
     ops: frozenset[str] = frozenset()
+    # the capabilities the buggy implementation declares (None: refimpl's): a claim about its reductions
+    # (capabilities.summation) that the bug breaks. Its cases carry the claim; the unmutated refimpl with the
+    # same declaration is its control (it computes what the claim says: conformance.oracle.run.refimpl_system)
+    declares: Any = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         assert self.category in CATEGORIES, self.category
@@ -64,6 +68,8 @@ class MutantImpl(RefImpl):
     def __init__(self, mutant: Mutant) -> None:
         self.mutant = mutant
         self.name = f"mutant:{mutant.name}"
+        if mutant.declares is not None:
+            self.capabilities = mutant.declares
 
     def run_graph(self, case: GraphCase) -> GraphResult:
         with self.mutant.patch():

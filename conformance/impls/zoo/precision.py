@@ -4,7 +4,9 @@ in exact terms and wrong in the format.
 Each is refimpl with one change in how it treats the format's numbers; in float64 most of them change
 nothing a random case reaches, so they are caught in the float16 and bfloat16 suites
 (:func:`conformance.kinds.graph.half_suites`), whose fixed cases (:mod:`conformance.case.precision`)
-put the hostile input there at every seed.
+put the hostile input there at every seed. The summation-order mutant claims pairwise summation
+(``capabilities.summation``) and is caught by the stagnating sums that open the tensor-graph suites
+of every dtype it claims it for (:func:`conformance.case.precision.order_cases`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from unittest import mock
 
 from conformance.case.dtypes import HALF
 from conformance.case.graph import GraphCase, Tensor
+from conformance.impls import PAIRWISE, PairwiseRefImpl
 from conformance.impls.zoo.base import Mutant, tensor
 from conformance.oracle import run as run_module
+from refimpl import numbers
 from refimpl.engine import Value
 from refimpl.numbers import MixedNS
 
@@ -97,6 +101,21 @@ def _in_storage(products_only: bool) -> Any:
     return patch
 
 
+@contextmanager
+def _running_sum() -> Iterator[None]:
+    """Every reduction refimpl sums pairwise (a system of a claimed order: refimpl.numbers.MixedNS,
+    PairwiseFloatNS) summed by a running sum instead, in the same accumulation format."""
+    with mock.patch.object(numbers, "pairwise_sum", numbers.left_to_right):
+        yield
+
+
+#: the claim the order mutant makes: refimpl-pairwise's (conformance.impls.PairwiseRefImpl) for float32 and
+#: the half-precision dtypes. Not for float64: a claim there changes the id of every float64 case, before
+#: the first suite that could kill it, which would make ``conformance mutants`` judge a thousand cases anew
+#: (tests/test_summation_order.py shows the float64 stagnating sums kill the same bug under a float64 claim).
+ORDER_CLAIMED = replace(PairwiseRefImpl.capabilities,
+                        summation={k: v for k, v in PAIRWISE.items() if k != "float64"})
+
 MUTANTS = [
     Mutant("loss-scale-not-undone", "precision", "half-precision gradients left multiplied by the loss scale (1024)",
            "scaler.scale(loss).backward() and the step taken on the raw .grad, without unscale_",
@@ -113,4 +132,9 @@ MUTANTS = [
            "a matmul whose accumulator is the storage dtype (its sums do accumulate in float32)",
            "a hand-written GEMM kernel with `acc: T = 0` for T = half, as in a template instantiated for every T",
            _in_storage(products_only=True)),
+    Mutant("naive-order-claims-pairwise", "precision",
+           "reductions summed by a running sum where pairwise summation is claimed",
+           "pairwise summation documented for the library (numpy's add.reduce), while the kernel reducing a "
+           "strided axis, or a matmul's dot product, is a plain running sum",
+           _running_sum, declares=ORDER_CLAIMED),
 ]
