@@ -326,10 +326,11 @@ def _version(impl: Any) -> str:
 
 def claims(impl: Any) -> dict[str, dict[str, str]]:
     """What the implementation declares about how it computes, that its cases' tolerances follow
-    (run.json, the report's headline): ``{"accumulate": {storage dtype: accumulation dtype}}``,
-    empty when it claims nothing."""
-    acc = dict(getattr(impl.capabilities, "accumulate", {}) or {})
-    return {"accumulate": acc} if acc else {}
+    (run.json, the report's headline): ``{"accumulate": {storage dtype: accumulation dtype},
+    "summation": {dtype: order}}``, each part only when claimed."""
+    caps = impl.capabilities
+    out = {key: dict(getattr(caps, key, {}) or {}) for key in ("accumulate", "summation")}
+    return {key: claim for key, claim in out.items() if claim}
 
 
 def unsupported_ops(impl: Any) -> list[str]:

@@ -146,9 +146,11 @@ class Run:
         nothing: an older run, or no claim)."""
         for i in self.meta.get("implementations", []):
             if isinstance(i, dict) and i.get("name") == impl and isinstance(i.get("claims"), dict):
-                acc = i["claims"].get("accumulate")
-                if isinstance(acc, dict) and acc:
-                    return "; ".join(f"{s} reductions accumulated in {a}" for s, a in sorted(acc.items()))
+                acc, order = (c if isinstance(c := i["claims"].get(k), dict) else {}
+                              for k in ("accumulate", "summation"))
+                said = [f"{s} reductions accumulated in {a}" for s, a in sorted(acc.items())]
+                said += [f"{s} reductions summed {o}" for s, o in sorted(order.items())]
+                return "; ".join(said)
         return ""
 
     def version(self, impl: str) -> str:
