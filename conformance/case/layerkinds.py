@@ -70,16 +70,37 @@ class LayerKind:
     # each attribute's plainest value: the shrinker sets them one by one (conformance/case/reduce.py)
     plain: dict[str, Any] = field(default_factory=dict)
     activation: bool = False
+    # the stack of feature layers it belongs to (a suite draws one stack: STACKS), and the rank of the
+    # per-sample input it takes (None: any — an activation, layer norm)
+    stack: str = "cnn"
+    rank: int | None = None
+    # a kind that is not one op of the table: refimpl's forward composed of table ops (``uses``: the
+    # others it reads besides ``op``), and torch's — a function of conformance.oracle.composed called
+    # ``call(h, *params, **attrs)``, whose source the torch script copies in
+    compute: Callable[[RTensor, list[RTensor | None], dict[str, Any]], RTensor] | None = None
+    uses: frozenset[str] = frozenset()
+    call: str = ""
+    # the factor of a parameter's init range at these parameter shapes (torch's default init: 1/√fan_in)
+    gain: Callable[[Params, str], float] = lambda shapes, name: 1.0
 
     @property
     def torch(self) -> str:
         """torch's function (a dotted name)."""
+        if self.call:
+            return self.call
         return OPS[self.op].torch if self.activation else TENSOR_OPS[self.op].torch
+
+    @property
+    def ops(self) -> frozenset[str]:
+        """The ops of the tensor-op table its forward computes (a mutant of one of them reaches it)."""
+        return frozenset() if self.activation else frozenset({self.op}) | self.uses
 
     def forward(self, x: RTensor, params: list[RTensor | None], attrs: dict[str, Any]) -> RTensor:
         """refimpl's forward: the op of the table (read now, so that a patched op is the one run)."""
         if self.activation:
             return x.apply(self.op, **attrs)
+        if self.compute is not None:
+            return self.compute(x, params, attrs)
         return TENSOR_OPS[self.op].refimpl(x, *params, **attrs)
 
 
@@ -217,24 +238,93 @@ def _layer_norm_draw(draw: st.DrawFn, shape: Shape) -> tuple[dict[str, Any], Par
     return attrs, {"weight": tuple(norm), "bias": tuple(norm)}
 
 
+# --- recurrent layers --------------------------------------------------------------------------------------
+# An LSTM or a GRU over a sequence x (B, T, I) — ``torch.nn.LSTM(I, H, batch_first=True)`` (or GRU), one
+# layer, unidirectional, zero initial state — whose *last step's output* ``out[:, -1]`` (B, H) goes on to the
+# Linear layers: the many-to-one network people write to classify or regress a sequence. Only the last
+# step reaches the loss, so the gradient of every earlier input and every earlier step's use of the
+# weights flows back through the carried state alone — what a backward through time that drops the carry
+# gets wrong, and a network that flattened every step's output would half hide. The hidden size H is
+# drawn from 1 (the "wrong when the output size is 1" class) to 3; T from 2 (at T = 1 nothing is carried).
+
+_GATES = {"lstm": 4, "gru": 3}
+RNN_PARAMS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")  # torch.nn.LSTM's names, in its order
+
+
+def _rnn_shapes(gates: int) -> Callable[[Shape, dict[str, Any], Params], Params]:
+    def shapes(shape: Shape, attrs: dict[str, Any], like: Params) -> Params:
+        if len(shape) != 2:
+            raise ValueError(f"a recurrent layer takes a sequence (T, I) per sample, not {list(shape)}")
+        h = like["weight_hh_l0"][1]
+        g = gates * h
+        return {"weight_ih_l0": (g, shape[1]), "weight_hh_l0": (g, h), "bias_ih_l0": (g,), "bias_hh_l0": (g,)}
+
+    return shapes
+
+
+def _rnn_out(shape: Shape, attrs: dict[str, Any], params: Params) -> Shape:
+    return (params["weight_hh_l0"][1],)
+
+
+def _rnn_draw(gates: int) -> Callable[[Shape], st.SearchStrategy[tuple[dict[str, Any], Params]]]:
+    @st.composite
+    def draw_rnn(draw: st.DrawFn, shape: Shape) -> tuple[dict[str, Any], Params]:
+        h = draw(st.integers(1, 3))
+        return {}, _rnn_shapes(gates)(shape, {}, {"weight_hh_l0": (gates * h, h)})
+
+    return draw_rnn
+
+
+def _rnn_gain(shapes: Params, name: str) -> float:
+    """torch's default init of a recurrent layer: every parameter in ±1/√H."""
+    return 1.0 / math.sqrt(shapes["weight_hh_l0"][1])
+
+
+def _last_step(op: str) -> Callable[[RTensor, list[RTensor | None], dict[str, Any]], RTensor]:
+    def forward(x: RTensor, params: list[RTensor | None], attrs: dict[str, Any]) -> RTensor:
+        """The table's op (sequence first, as refimpl and torch's cells take it) from a zero state; the
+        last step's hidden state."""
+        b, h = x.shape[0], params[1].shape[1]  # type: ignore[union-attr]
+        zero = RTensor.from_flat([0.0] * (b * h), (b, h), x.system, False)
+        states = TENSOR_OPS[op].arity - 1 - len(params)  # h0 (and c0)
+        return TENSOR_OPS[op].refimpl(x.transpose(0, 1), *(zero,) * states, *params)[-1]
+
+    return forward
+
+
+RECURRENT = tuple(
+    LayerKind(name, name, f"torch.nn.{name.upper()}(batch_first=True), the last step's output", RNN_PARAMS,
+              shapes=_rnn_shapes(_GATES[name]), out=_rnn_out, draw=_rnn_draw(_GATES[name]),
+              init={p: (-1.0, 1.0) for p in RNN_PARAMS}, stack="rnn", rank=2, compute=_last_step(name),
+              call=f"conformance.oracle.composed.{name}_last_step", gain=_rnn_gain)
+    for name in ("lstm", "gru"))
+
+
 _AFFINE = {"weight": (0.5, 1.5), "bias": (-0.5, 0.5)}
 _NORM = dict(params=("weight", "bias"), init=_AFFINE, plain={"eps": 1e-5})
+
+
+def _fan_in(shapes: Params, name: str) -> float:
+    """torch's default init range of a convolution: 1/√fan_in."""
+    return 1.0 / math.sqrt(math.prod(shapes["weight"][1:]))
+
 
 #: the structural kinds (an implementation declares these in ``capabilities.layer_kinds``), in drawing order
 STRUCTURAL: dict[str, LayerKind] = {k.name: k for k in (
     LayerKind("conv2d", "conv2d", "torch.nn.Conv2d", ("weight", "bias"), frozenset({"bias"}), _conv_shapes,
               _conv_out, draw=_conv_draw, init={"weight": (-1.0, 1.0), "bias": (-1.0, 1.0)},
-              plain={"groups": 1, "stride": [1, 1], "dilation": [1, 1], "padding": [0, 0]}),
+              plain={"groups": 1, "stride": [1, 1], "dilation": [1, 1], "padding": [0, 0]}, rank=3, gain=_fan_in),
     LayerKind("max_pool2d", "max_pool2d", "torch.nn.MaxPool2d", out=_pool_out(True), draw=_pool_draw(True),
-              plain={"ceil_mode": False, "dilation": [1, 1], "padding": [0, 0]}),
+              plain={"ceil_mode": False, "dilation": [1, 1], "padding": [0, 0]}, rank=3),
     LayerKind("avg_pool2d", "avg_pool2d", "torch.nn.AvgPool2d", out=_pool_out(False), draw=_pool_draw(False),
-              plain={"ceil_mode": False, "count_include_pad": True, "padding": [0, 0]}),
+              plain={"ceil_mode": False, "count_include_pad": True, "padding": [0, 0]}, rank=3),
     LayerKind("batch_norm", "batch_norm", "torch.nn.BatchNorm2d (training, no running statistics)",
-              shapes=_channel_params, rule=_batch_norm_rule, draw=_batch_norm_draw, **_NORM),
+              shapes=_channel_params, rule=_batch_norm_rule, draw=_batch_norm_draw, rank=3, **_NORM),
     LayerKind("group_norm", "group_norm", "torch.nn.GroupNorm", shapes=_group_norm_shapes, draw=_group_norm_draw,
-              **_NORM),
+              rank=3, **_NORM),
     LayerKind("layer_norm", "layer_norm", "torch.nn.LayerNorm", shapes=_layer_norm_shapes, draw=_layer_norm_draw,
               **_NORM),
+    *RECURRENT,
 )}
 POOLS = ("max_pool2d", "avg_pool2d")
 NORMS = ("batch_norm", "group_norm", "layer_norm")
@@ -246,9 +336,14 @@ LAYER_KINDS: dict[str, LayerKind] = {
        for a in ("relu", "leaky_relu", "elu", "softplus", "silu", "gelu", "tanh", "sigmoid")},
 }
 
+#: the stacks of feature layers, each drawn by its own suites: its structural kinds, in drawing order
+STACKS: dict[str, tuple[str, ...]] = {}
+for _kind in STRUCTURAL.values():
+    STACKS.setdefault(_kind.stack, ())
+    STACKS[_kind.stack] += (_kind.name,)
+
 
 def scale(kind: LayerKind, shapes: Params, name: str) -> float:
-    """A convolution's parameters drawn as torch's default init range (1/√fan_in); the others as declared."""
-    if kind.name == "conv2d":
-        return 1.0 / math.sqrt(math.prod(shapes["weight"][1:]))
-    return 1.0
+    """The factor of a parameter's init range (its kind's ``gain``: a convolution's and a recurrent
+    layer's as torch's default init, the others as declared)."""
+    return kind.gain(shapes, name)

@@ -36,6 +36,31 @@ def gru(x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any) -> Any:
     return torch.stack(out)
 
 
+def lstm_last_step(x: Any, weight_ih_l0: Any, weight_hh_l0: Any, bias_ih_l0: Any, bias_hh_l0: Any) -> Any:
+    """``torch.nn.LSTM(I, H, batch_first=True)`` with these parameters over x (B, T, I), from a zero
+    state: the last step's output (B, H) — torch's own LSTM (its fused kernel and its backward), the
+    module built on the meta device (no init drawn) and called with the case's tensors."""
+    import torch
+
+    params = {"weight_ih_l0": weight_ih_l0, "weight_hh_l0": weight_hh_l0, "bias_ih_l0": bias_ih_l0,
+              "bias_hh_l0": bias_hh_l0}
+    lstm = torch.nn.LSTM(x.shape[-1], weight_hh_l0.shape[1], batch_first=True, dtype=x.dtype, device="meta")
+    out, _ = torch.func.functional_call(lstm, params, (x,))
+    return out[:, -1]
+
+
+def gru_last_step(x: Any, weight_ih_l0: Any, weight_hh_l0: Any, bias_ih_l0: Any, bias_hh_l0: Any) -> Any:
+    """``torch.nn.GRU(I, H, batch_first=True)`` with these parameters over x (B, T, I), from a zero
+    state: the last step's output (B, H) (see :func:`lstm_last_step`)."""
+    import torch
+
+    params = {"weight_ih_l0": weight_ih_l0, "weight_hh_l0": weight_hh_l0, "bias_ih_l0": bias_ih_l0,
+              "bias_hh_l0": bias_hh_l0}
+    gru = torch.nn.GRU(x.shape[-1], weight_hh_l0.shape[1], batch_first=True, dtype=x.dtype, device="meta")
+    out, _ = torch.func.functional_call(gru, params, (x,))
+    return out[:, -1]
+
+
 def cat(*tensors: Any, dim: int) -> Any:
     """``torch.cat`` of the case's inputs: torch takes them as one sequence, a case as leaves."""
     import torch
