@@ -1,8 +1,10 @@
-"""The layer kinds a network case's feature stack may hold (a small CNN before the MLP), each declared once.
+"""The layer kinds a network case's feature stack may hold (a small CNN, a recurrent layer or a
+transformer block before the MLP), each declared once.
 
 A network case (:mod:`conformance.case.network`) may open with *features*: layers over an input
-``x`` of shape ``[B, C, H, W]`` — convolution, an activation, pooling, normalization — whose output
-is flattened (``h.flatten(1)``) into the case's Linear layers. Each kind of feature layer is one
+``x`` of shape ``[B, C, H, W]`` — convolution, an activation, pooling, normalization — or ``[B, T, I]``
+— an LSTM or a GRU, its last step going on; a pre-norm transformer block —, whose output is
+flattened (``h.flatten(1)``) into the case's Linear layers. Each kind of feature layer is one
 :class:`LayerKind` of :data:`LAYER_KINDS`: its parameters as torch names them, in torch's order, and
 their shapes at an input shape; its output shape; its hostile-but-valid attributes for an input
 shape (a strategy); and the op it computes — a layer op of the tensor-op table
@@ -12,8 +14,18 @@ JSON, the strategies, refimpl's trainer, torch's run and the torch script, the b
 names, the shrinker's smaller cases, the capabilities — reads this table, and nothing branches on
 "cnn or mlp".
 
-Shapes here are *per sample*: ``(C, H, W)``; the batch size ``n`` matters only to batch norm's rule
-(more than one value per channel in training). The forward reads ``TENSOR_OPS[op].refimpl`` when it
+Each kind belongs to one *stack* (:data:`STACKS`: ``cnn``, ``rnn``, ``transformer``), the feature
+layers one suite draws together, and declares the rank of the per-sample input it takes (``rank``).
+A kind that is not one op of the table — a recurrent layer's last step from a zero state, a
+transformer block with its residual adds — composes its forward from table ops (``compute``, the
+ops it reads beside ``op`` in ``uses``) and names torch's counterpart (``call``, in
+:mod:`conformance.oracle.composed`): nothing else changes for it. A residual block is one kind, not a
+stack of kinds, because a feature stack is sequential: the skip connection lives inside the
+declaration, and its parameters carry the names of the torch module's submodules
+(``self_attn.in_proj_weight``, ``norm1.weight``, …).
+
+Shapes here are *per sample*: ``(C, H, W)`` or ``(T, I)``; the batch size ``n`` matters only to
+batch norm's rule (more than one value per channel in training). The forward reads ``TENSOR_OPS[op].refimpl`` when it
 runs, so a mutant that patches a layer op (:mod:`conformance.impls.zoo.layers`) reaches the training
 runs too.
 """
@@ -30,6 +42,7 @@ from hypothesis import strategies as st
 from conformance.case.tensor_ops import TENSOR_OPS
 from refimpl import OPS, conv
 from refimpl.tensor import Tensor as RTensor
+from refimpl.tensor import matmul
 
 Shape = tuple[int, ...]
 Params = dict[str, Shape]
@@ -300,6 +313,82 @@ RECURRENT = tuple(
     for name in ("lstm", "gru"))
 
 
+# --- transformer block -------------------------------------------------------------------------------------
+# A pre-norm transformer encoder block over a sequence x (B, T, D) — what
+# ``torch.nn.TransformerEncoderLayer(D, nhead, F, dropout=0.0, activation, batch_first=True,
+# norm_first=True)`` computes, its parameters named as that module names them, in its order:
+#     x = x + out_proj(attention(q, k, v of in_proj(norm1(x)), nhead heads))
+#     x = x + linear2(activation(linear1(norm2(x))))
+# Its output (B, T, D) is flattened into the Linear layers, so every position's output reaches the loss.
+# The residual adds are inside the kind: one declaration holds the block, and refimpl's forward is
+# composed of the table's ops (layer norm, scaled dot-product attention — self-attention, where the
+# query and key lengths are equal, the case an attention backward that swaps them gets silently
+# wrong) and matmuls, so a mutant of either op reaches it. T from 2, D from 2 to 4 (so a head of one
+# dim, whose softmax scale is 1, is not all there is), F from 1 to 4, nhead any divisor of D.
+
+BLOCK_PARAMS = ("self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight",
+                "self_attn.out_proj.bias", "linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias",
+                "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias")
+BLOCK_ACTIVATIONS = ("relu", "gelu")  # the activations TransformerEncoderLayer takes by name
+
+
+def _block_shapes(shape: Shape, attrs: dict[str, Any], like: Params) -> Params:
+    if len(shape) != 2:
+        raise ValueError(f"a transformer block takes a sequence (T, D) per sample, not {list(shape)}")
+    d, f = shape[1], like["linear1.weight"][0]
+    if d % attrs["nhead"]:
+        raise ValueError(f"transformer block: {d} dims do not divide into {attrs['nhead']} heads")
+    return {"self_attn.in_proj_weight": (3 * d, d), "self_attn.in_proj_bias": (3 * d,),
+            "self_attn.out_proj.weight": (d, d), "self_attn.out_proj.bias": (d,),
+            "linear1.weight": (f, d), "linear1.bias": (f,), "linear2.weight": (d, f), "linear2.bias": (d,),
+            "norm1.weight": (d,), "norm1.bias": (d,), "norm2.weight": (d,), "norm2.bias": (d,)}
+
+
+@st.composite
+def _block_draw(draw: st.DrawFn, shape: Shape) -> tuple[dict[str, Any], Params]:
+    d = shape[1]
+    attrs = {"nhead": draw(st.sampled_from([h for h in range(1, d + 1) if d % h == 0])),
+             "activation": draw(st.sampled_from(BLOCK_ACTIVATIONS)), "layer_norm_eps": draw(st.sampled_from(EPS))}
+    return attrs, _block_shapes(shape, attrs, {"linear1.weight": (draw(st.integers(1, 4)), d)})
+
+
+def _block_gain(shapes: Params, name: str) -> float:
+    """A linear map's weight and bias in ±1/√fan_in (torch.nn.Linear's default init); the norms as declared."""
+    return 1.0 if name.startswith("norm") else 1.0 / math.sqrt(shapes[name.replace("bias", "weight")][-1])
+
+
+def _linear(x: RTensor, weight: RTensor, bias: RTensor) -> RTensor:
+    return matmul(x, weight.T) + bias
+
+
+def _block_forward(x: RTensor, params: list[RTensor | None], attrs: dict[str, Any]) -> RTensor:
+    """The pre-norm block (above), each norm and the attention by the table's op."""
+    w_in, b_in, w_out, b_out, w1, b1, w2, b2, g1, c1, g2, c2 = params
+    b, t, d = x.shape
+    heads = attrs["nhead"]
+    norm = TENSOR_OPS["layer_norm"].refimpl
+    eps = attrs["layer_norm_eps"]
+    qkv = _linear(norm(x, g1, c1, normalized_shape=[d], eps=eps), w_in, b_in)  # (B, T, 3D): q, k, v
+
+    def split(i: int) -> RTensor:  # (B, heads, T, D / heads)
+        return qkv[:, :, i * d:(i + 1) * d].reshape(b, t, heads, d // heads).transpose(1, 2)
+
+    att = TENSOR_OPS["scaled_dot_product_attention"].refimpl(split(0), split(1), split(2))
+    x = x + _linear(att.transpose(1, 2).reshape(b, t, d), w_out, b_out)
+    inner = _linear(norm(x, g2, c2, normalized_shape=[d], eps=eps), w1, b1).apply(attrs["activation"])
+    return x + _linear(inner, w2, b2)
+
+
+TRANSFORMER = LayerKind(
+    "transformer_block", "scaled_dot_product_attention",
+    "torch.nn.TransformerEncoderLayer(dropout=0.0, batch_first=True, norm_first=True)", BLOCK_PARAMS,
+    shapes=_block_shapes, draw=_block_draw, stack="transformer", rank=2, compute=_block_forward,
+    uses=frozenset({"layer_norm"}), call="conformance.oracle.composed.transformer_block", gain=_block_gain,
+    init={p: (0.5, 1.5) if p.startswith("norm") and p.endswith("weight") else
+          (-0.5, 0.5) if p.startswith("norm") else (-1.0, 1.0) for p in BLOCK_PARAMS},
+    plain={"nhead": 1, "activation": "relu", "layer_norm_eps": 1e-5})
+
+
 _AFFINE = {"weight": (0.5, 1.5), "bias": (-0.5, 0.5)}
 _NORM = dict(params=("weight", "bias"), init=_AFFINE, plain={"eps": 1e-5})
 
@@ -325,6 +414,7 @@ STRUCTURAL: dict[str, LayerKind] = {k.name: k for k in (
     LayerKind("layer_norm", "layer_norm", "torch.nn.LayerNorm", shapes=_layer_norm_shapes, draw=_layer_norm_draw,
               **_NORM),
     *RECURRENT,
+    TRANSFORMER,
 )}
 POOLS = ("max_pool2d", "avg_pool2d")
 NORMS = ("batch_norm", "group_norm", "layer_norm")

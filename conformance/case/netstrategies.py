@@ -290,8 +290,19 @@ def _rnn_features(draw: st.DrawFn, kinds: frozenset[str], acts: list[str],
     return shape, (drawn[0],)
 
 
+@st.composite
+def _transformer_features(draw: st.DrawFn, kinds: frozenset[str], acts: list[str],
+                          cast: Any) -> tuple[tuple[int, ...], tuple[Feature, ...]]:
+    """A sequence (T, D) — T from 2 to 4, D from 2 to 4 — and one transformer block over it; shrinks to
+    T = D = 2, one head, relu, a feed-forward width of 1."""
+    shape = (draw(st.integers(2, 4)), draw(st.integers(2, 4)))
+    drawn = draw(_feature_layer(_pick(draw, [k for k in STACKS["transformer"] if k in kinds]), shape, cast))
+    assert drawn is not None  # (every head count drawn divides D)
+    return shape, (drawn[0],)
+
+
 #: how each stack of feature layers (conformance/case/layerkinds.py: STACKS) is drawn
-STACK_DRAWS = {"cnn": _cnn_features, "rnn": _rnn_features}
+STACK_DRAWS = {"cnn": _cnn_features, "rnn": _rnn_features, "transformer": _transformer_features}
 
 
 def _features(kinds: frozenset[str], acts: list[str],

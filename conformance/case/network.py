@@ -6,8 +6,9 @@ adapters, the records, the report — needs none of that. A *network case* is ev
 run needs, given explicitly (no hidden randomness):
 
 * optionally *feature layers* first (``features``: a small CNN over ``x`` of shape ``[B, C, H, W]``
-  — conv2d, an activation, max or average pooling, batch / group / layer norm —, or an LSTM or a
-  GRU over ``x`` of shape ``[B, T, I]`` whose last step goes on, each a kind of
+  — conv2d, an activation, max or average pooling, batch / group / layer norm —, an LSTM or a
+  GRU over ``x`` of shape ``[B, T, I]`` whose last step goes on, or a pre-norm transformer block
+  over ``[B, T, D]``, each a kind of
   :data:`conformance.case.layerkinds.LAYER_KINDS`), flattened into the Linear layers;
 * an MLP — ``layers[i]`` is a ``torch.nn.Linear(in, out)`` (weight ``[out][in]``, bias ``[out]`` or
   none) followed by one activation, named as in refimpl's op table (``relu``, ``leaky_relu``,
@@ -37,7 +38,9 @@ Rules that make a case valid (:func:`check_case`):
 The result of a run (:class:`NetworkResult`) is, for every step: the loss, the gradient of every
 parameter (after backward, before the optimizer), and every parameter after the optimizer step.
 Parameters are named ``layer{i}.weight`` / ``layer{i}.bias`` in torch's order (a recurrent layer's
-as ``torch.nn.LSTM`` names them, ``layer{i}.weight_ih_l0`` …; the feature layers first, numbered as
+as ``torch.nn.LSTM`` names them, ``layer{i}.weight_ih_l0`` …, a transformer block's as
+``torch.nn.TransformerEncoderLayer`` does, ``layer{i}.self_attn.in_proj_weight`` …; the feature
+layers first, numbered as
 ``torch.nn.Sequential`` numbers its modules, pools and activations included; then the Linear
 layers); a run's *entries*
 (:func:`entries`) are ``loss@t`` (``loss[i]@t`` for ``'none'``), ``grad[p][r,c]@t`` and

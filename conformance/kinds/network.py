@@ -1,4 +1,5 @@
-"""The network kind: a short training run of an MLP (or of a small CNN before one) — loss, every
+"""The network kind: a short training run of an MLP (or of a small CNN, an RNN or a transformer block
+before one) — loss, every
 gradient and every parameter after every step — against ``torch.optim``.
 
 Everything the suite needs of a network case, gathered into one :class:`~conformance.kinds.kind.Kind`:
@@ -125,6 +126,14 @@ def rnn_suites(caps: Any, examples: int) -> list[Suite]:
     return stack_suites("rnn", caps, examples)
 
 
+def transformer_suites(caps: Any, examples: int) -> list[Suite]:
+    """Training runs of a network that opens with a pre-norm transformer block (layer norm → self-attention
+    → residual add, layer norm → MLP → residual add) over a sequence (B, T, D), flattened into Linear
+    layers — per dtype, then gradients-only ones, for an implementation that declares
+    ``transformer_block``. A generation after the RNN suites: every suite before keeps its seed."""
+    return stack_suites("transformer", caps, examples)
+
+
 def unsupported(caps: Any) -> dict[str, str]:
     """Everything a training run can hold that the capabilities leave out, each counted once under
     ``networks``: an optimizer, or one hyperparameter of a declared one (``sgd.momentum``); a loss,
@@ -172,7 +181,8 @@ NETWORK = Kind(
     result_to_json=netcases.result_to_json, result_from_json=netcases.result_from_json,
     size=lambda case: case.summary(), describe=describe, family=lambda case: "networks",
     run_torch=run_torch_network, judge=judge, smaller=network_candidates, torch_script=torch_script,
-    result_key=result_key, suites=suites, later=(late_suites, cnn_suites, rnn_suites), unsupported=unsupported,
+    result_key=result_key, suites=suites, later=(late_suites, cnn_suites, rnn_suites, transformer_suites),
+    unsupported=unsupported,
     declared=declared,
     admits=lambda caps, case: outside(caps, case) is None,
     picture="conformance.report.netdraw:draw_network_case",
