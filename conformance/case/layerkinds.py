@@ -39,6 +39,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from conformance.case import tensor_ops
 from conformance.case.tensor_ops import TENSOR_OPS
 from refimpl import OPS, conv
 from refimpl.tensor import Tensor as RTensor
@@ -107,6 +108,16 @@ class LayerKind:
     def ops(self) -> frozenset[str]:
         """The ops of the tensor-op table its forward computes (a mutant of one of them reaches it)."""
         return frozenset() if self.activation else frozenset({self.op}) | self.uses
+
+    def torch_arguments(self, inputs: list[Any], attrs: dict[str, Any]) -> tuple[list[Any], dict[str, Any],
+                                                                              dict[str, Any]]:
+        """torch's call of it on ``inputs`` (the input, then its parameters in order): the positional
+        inputs, the inputs torch takes by keyword, and the attributes as keywords — as the table's op
+        takes them, or (an activation, a ``call``) positionally, the attributes as they are."""
+        if self.activation or self.call:
+            return list(inputs), {}, dict(attrs)
+        pos, named = tensor_ops.torch_arguments(self.op, inputs)
+        return pos, named, tensor_ops.torch_kwargs(self.op, attrs)
 
     def forward(self, x: RTensor, params: list[RTensor | None], attrs: dict[str, Any]) -> RTensor:
         """refimpl's forward: the op of the table (read now, so that a patched op is the one run)."""

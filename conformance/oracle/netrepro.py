@@ -12,7 +12,6 @@ import math
 from conformance.case.graph import Tensor, number_to_json
 from conformance.case.layerkinds import LAYER_KINDS
 from conformance.case.network import CLASS_LOSSES, TENSOR_ATTRS, NetworkCase, initial_params
-from conformance.case.tensor_ops import torch_arguments, torch_kwargs
 from conformance.oracle.names import resolve
 from conformance.oracle.netrun import TORCH_LOSSES, TORCH_OPTIMIZERS
 from conformance.oracle.repro import COMPOSED
@@ -74,15 +73,12 @@ def torch_script(case: NetworkCase) -> str:
         else:
             kw.append(f"{k}={v!r}")
     lines += ["", "for step, (x, y) in enumerate(batches, 1):", *(["    opt.zero_grad()"] if step else []), "    h = x"]
-    for i, f in enumerate(case.features):  # a CNN's feature layers, each its kind's torch function
+    for i, f in enumerate(case.features):  # the feature layers, each its kind's torch function
         kind = LAYER_KINDS[f.kind]
-        if kind.activation:
-            args = "".join(f", {k}={v!r}" for k, v in f.attrs.items())
-        else:
-            inputs = ["h", *(var.get(f"layer{i}.{p}", "None") for p in kind.params)]
-            pos, named = torch_arguments(kind.op, inputs)
-            args = "".join(f", {a}" for a in pos[1:]) + "".join(f", {k}={v}" for k, v in named.items())
-            args += "".join(f", {k}={v!r}" for k, v in torch_kwargs(kind.op, f.attrs).items())
+        pos, named, kw_ = kind.torch_arguments(["h", *(var.get(f"layer{i}.{p}", "None") for p in kind.params)],
+                                               f.attrs)
+        args = "".join(f", {a}" for a in pos[1:]) + "".join(f", {k}={v}" for k, v in named.items())
+        args += "".join(f", {k}={v!r}" for k, v in kw_.items())
         lines.append(f"    h = {kind.torch.removeprefix(COMPOSED)}(h{args})")
     if case.features:
         lines.append("    h = h.flatten(1)")
