@@ -45,7 +45,7 @@ from conformance.kinds.kind import Suite
 from conformance.kinds.network import CNN_SIZES, unsupported
 from conformance.oracle import composed
 from conformance.oracle.netrepro import torch_script
-from conformance.oracle.netrun import run_refimpl_network, run_torch_network
+from conformance.oracle.netrun import bounds, run_refimpl_network, run_torch_network
 from conformance.verdict.network import judge_network
 
 CASE_SCHEMA = json.loads((files("conformance") / "schema" / "network-case.schema.json").read_text())
@@ -222,3 +222,19 @@ def test_the_hand_made_block_catches_each_planted_bug(mutant):
     case = _hand_made_block()
     v = judge_network(case, MutantImpl(MUTANTS[mutant]).run_network(case), run_torch_network(case))
     assert v.verdict == "fail", v.reason
+
+
+def test_a_relu_input_at_0_inside_the_block_is_a_near_kink():
+    """The block's feed-forward relu is watched as a Linear layer's is: a unit whose weight row and
+    bias are 0 has the input 0 exactly — a branch the rounding decides, which the judge may take as
+    the explanation of a disagreement."""
+    case = _hand_made_block()
+    f = case.features[0]
+    w1, b1 = f.params["linear1.weight"], f.params["linear1.bias"]
+    zero_unit = {"linear1.weight": Tensor(w1.shape, (0.0,) * 4 + w1.values[4:]),
+                 "linear1.bias": Tensor(b1.shape, (0.0, *b1.values[1:]))}
+    relu = replace(f, attrs={**f.attrs, "activation": "relu"}, params={**f.params, **zero_unit})
+    _, near = bounds(replace(case, features=(relu,)))
+    assert any("layer0 relu input" in what for _, what in near), near
+    _, near = bounds(replace(case, features=(replace(f, params={**f.params, **zero_unit}),)))  # gelu: no kink
+    assert not any("layer0" in what for _, what in near), near

@@ -47,6 +47,10 @@ from refimpl.tensor import matmul
 
 Shape = tuple[int, ...]
 Params = dict[str, Shape]
+#: told of every activation inside a composed kind before it is applied (its name, attributes and input):
+#: refimpl's trainer records the inputs near a kink (conformance/oracle/netrun.py)
+Watch = Callable[[str, dict[str, Any], RTensor], None]
+Compute = Callable[[RTensor, list[RTensor | None], dict[str, Any], Watch | None], RTensor]
 #: the eps a normalization is drawn with (torch's default first)
 EPS = (1e-5, 1e-3, 0.1)
 
@@ -91,7 +95,7 @@ class LayerKind:
     # a kind that is not one op of the table: refimpl's forward composed of table ops (``uses``: the
     # others it reads besides ``op``), and torch's — a function of conformance.oracle.composed called
     # ``call(h, *params, **attrs)``, whose source the torch script copies in
-    compute: Callable[[RTensor, list[RTensor | None], dict[str, Any]], RTensor] | None = None
+    compute: Compute | None = None
     uses: frozenset[str] = frozenset()
     call: str = ""
     # the factor of a parameter's init range at these parameter shapes (torch's default init: 1/√fan_in)
@@ -119,12 +123,14 @@ class LayerKind:
         pos, named = tensor_ops.torch_arguments(self.op, inputs)
         return pos, named, tensor_ops.torch_kwargs(self.op, attrs)
 
-    def forward(self, x: RTensor, params: list[RTensor | None], attrs: dict[str, Any]) -> RTensor:
-        """refimpl's forward: the op of the table (read now, so that a patched op is the one run)."""
+    def forward(self, x: RTensor, params: list[RTensor | None], attrs: dict[str, Any],
+                watch: Watch | None = None) -> RTensor:
+        """refimpl's forward: the op of the table (read now, so that a patched op is the one run);
+        ``watch`` sees each activation a composed kind applies inside."""
         if self.activation:
             return x.apply(self.op, **attrs)
         if self.compute is not None:
-            return self.compute(x, params, attrs)
+            return self.compute(x, params, attrs, watch)
         return TENSOR_OPS[self.op].refimpl(x, *params, **attrs)
 
 
@@ -304,8 +310,8 @@ def _rnn_gain(shapes: Params, name: str) -> float:
     return 1.0 / math.sqrt(shapes["weight_hh_l0"][1])
 
 
-def _last_step(op: str) -> Callable[[RTensor, list[RTensor | None], dict[str, Any]], RTensor]:
-    def forward(x: RTensor, params: list[RTensor | None], attrs: dict[str, Any]) -> RTensor:
+def _last_step(op: str) -> Compute:
+    def forward(x: RTensor, params: list[RTensor | None], attrs: dict[str, Any], watch: Watch | None) -> RTensor:
         """The table's op (sequence first, as refimpl and torch's cells take it) from a zero state; the
         last step's hidden state."""
         b, h = x.shape[0], params[1].shape[1]  # type: ignore[union-attr]
@@ -372,8 +378,9 @@ def _linear(x: RTensor, weight: RTensor, bias: RTensor) -> RTensor:
     return matmul(x, weight.T) + bias
 
 
-def _block_forward(x: RTensor, params: list[RTensor | None], attrs: dict[str, Any]) -> RTensor:
-    """The pre-norm block (above), each norm and the attention by the table's op."""
+def _block_forward(x: RTensor, params: list[RTensor | None], attrs: dict[str, Any], watch: Watch | None) -> RTensor:
+    """The pre-norm block (above), each norm and the attention by the table's op; the feed-forward
+    activation shown to ``watch`` (a relu's input at 0 is a kink)."""
     w_in, b_in, w_out, b_out, w1, b1, w2, b2, g1, c1, g2, c2 = params
     b, t, d = x.shape
     heads = attrs["nhead"]
@@ -386,7 +393,10 @@ def _block_forward(x: RTensor, params: list[RTensor | None], attrs: dict[str, An
 
     att = TENSOR_OPS["scaled_dot_product_attention"].refimpl(split(0), split(1), split(2))
     x = x + _linear(att.transpose(1, 2).reshape(b, t, d), w_out, b_out)
-    inner = _linear(norm(x, g2, c2, normalized_shape=[d], eps=eps), w1, b1).apply(attrs["activation"])
+    inner = _linear(norm(x, g2, c2, normalized_shape=[d], eps=eps), w1, b1)
+    if watch is not None:
+        watch(attrs["activation"], {}, inner)
+    inner = inner.apply(attrs["activation"])
     return x + _linear(inner, w2, b2)
 
 

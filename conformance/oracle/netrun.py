@@ -103,7 +103,8 @@ class RefTrainer:
                 self._watch_activation(i, f.kind, f.attrs, h)
             elif kind.op == "max_pool2d":
                 self._watch_max_pool(i, h, f.attrs)
-            h = kind.forward(h, [params[p] for p in kind.params], f.attrs)
+            h = kind.forward(h, [params[p] for p in kind.params], f.attrs,
+                             lambda name, attrs, z, i=i: self._watch_activation(i, name, attrs, z))
         return h.reshape(h.shape[0], -1)
 
     def model(self) -> MLP:
