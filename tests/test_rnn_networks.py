@@ -166,6 +166,15 @@ def test_a_gradient_not_carried_through_time_is_caught_in_the_rnn_suite(mutant):
         assert r.first_bad[1].verdict == "fail", r.first_bad[1].reason
 
 
+def test_a_carry_bug_shrinks_to_two_steps():
+    """At one step nothing is carried and the bug is silent: the smallest failing run has two."""
+    suite, i = _suite("rnn float64")
+    r = run_suite(MutantImpl(MUTANTS["gru-no-carry"]), suite, i, first_failure_only=True)
+    case = r.failure.case
+    assert case.features[0].kind == "gru" and case.batches[0].x.shape[1] == 2, case.summary()
+    assert case.n_params <= r.first_bad[1].case.n_params
+
+
 def test_rnn_suites_come_after_every_earlier_suite():
     """Appended: without recurrent layers (nor the transformer block, a later generation) declared, the
     suites are exactly the first ones of the full list (every earlier suite keeps its index, and with

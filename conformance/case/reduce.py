@@ -247,7 +247,7 @@ def _crop(t: Tensor, shape: tuple[int, ...]) -> Tensor:
 
 def _feature_candidates(case: NetworkCase) -> Iterator[NetworkCase]:
     """A CNN's or an RNN's smaller versions: the Linear layers alone (fresh inputs), each feature layer
-    left out, a smaller input (one channel, one row or column fewer; one step, one input feature
+    left out, a smaller input (one channel or step, one channel, step, row, column or input feature
     fewer), each attribute of a feature layer at its plainest (conformance/case/layerkinds.py)."""
     if not case.features:
         return
@@ -258,8 +258,9 @@ def _feature_candidates(case: NetworkCase) -> Iterator[NetworkCase]:
         if smaller is not None:
             yield smaller
     full = case.batches[0].x.shape
-    for a in range(1, len(full)):  # the first axis of a sample (channels, steps) at 1, every other one less
-        shape = (*full[:a], 1 if a == 1 else full[a] - 1, *full[a + 1:])
+    # the first axis of a sample (channels, steps) at 1, then every axis one less
+    crops = [(*full[:1], 1, *full[2:])] + [(*full[:a], full[a] - 1, *full[a + 1:]) for a in range(1, len(full))]
+    for shape in dict.fromkeys(crops):
         if min(shape) >= 1 and shape != full:
             cropped = replace(case, batches=tuple(Batch(_crop(b.x, shape), b.y) for b in case.batches))
             smaller = _refit(cropped, case.features, f"crop{shape}")
