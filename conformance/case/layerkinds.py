@@ -448,10 +448,9 @@ LAYER_KINDS: dict[str, LayerKind] = {
 }
 
 #: the stacks of feature layers, each drawn by its own suites: its structural kinds, in drawing order
-STACKS: dict[str, tuple[str, ...]] = {}
-for _kind in STRUCTURAL.values():
-    STACKS.setdefault(_kind.stack, ())
-    STACKS[_kind.stack] += (_kind.name,)
+STACKS: dict[str, tuple[str, ...]] = {
+    stack: tuple(k.name for k in STRUCTURAL.values() if k.stack == stack)
+    for stack in dict.fromkeys(k.stack for k in STRUCTURAL.values())}
 
 
 def scale(kind: LayerKind, shapes: Params, name: str) -> float:
