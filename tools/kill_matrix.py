@@ -16,11 +16,14 @@ sums — and its control is unmutated refimpl making the same claim.
     .venv/bin/python tools/kill_matrix.py --seeds 10                        # the layer mutants
     .venv/bin/python tools/kill_matrix.py --category precision --seeds 10   # the precision mutants
     .venv/bin/python tools/kill_matrix.py --cnn --seeds 5                   # the CNN training runs
+    .venv/bin/python tools/kill_matrix.py --stack rnn --seeds 10            # the RNN training runs
 
-With ``--cnn`` the suites are the CNN training runs (``cnn float64``, ``cnn float32``, ``cnn
-gradients only``), and the rows every mutant that can change a CNN case: the layer mutants of the
-ops a feature layer computes (conformance/case/layerkinds.py) and those of the trainer's feature
-layers (``RefTrainer.forward_features``); ``--only`` narrows the rows.
+With ``--stack NAME`` (``--cnn``: ``--stack cnn``) the suites are the training runs of that stack of
+feature layers (conformance/case/layerkinds.py: STACKS; ``cnn float64``, ``cnn float32``, ``cnn
+gradients only``, the same for ``rnn``), and the rows every mutant that can change such a case: the
+layer mutants of the ops its feature layers compute, and for a CNN those of the trainer's feature
+layers (``RefTrainer.forward_features``: the flatten of a feature map; an RNN's last step (B, H) has
+no layout to get wrong); ``--only`` narrows the rows.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 
 from conformance import kinds
 from conformance.case.dtypes import HALF
-from conformance.case.layerkinds import STRUCTURAL
+from conformance.case.layerkinds import STACKS, STRUCTURAL
 from conformance.driver import PROFILES, run_suite
 from conformance.impls import RefImpl
 from conformance.impls.zoo import MUTANTS, MutantImpl
@@ -43,13 +46,13 @@ def outcome(verdicts: dict[str, int]) -> str:
             else "convention" if verdicts.get("convention") else "survived")
 
 
-def targets(m: Any, suites: list[Any], cnn: bool = False) -> list[str]:
+def targets(m: Any, suites: list[Any], stack: str | None = None) -> list[str]:
     """The suites made for a mutant's bug: its op's for a layer mutant, the half-precision ones for a
     precision mutant — and, for one that claims a summation order, the suites with fixed cases of a
     dtype it claims it for (float32 tensor graphs, opened by the stagnating sums, and float32 layers);
-    with ``cnn``, the CNN training runs."""
-    if cnn:
-        return [s.name for s in suites if s.name.startswith("cnn ")]
+    with ``stack``, that stack's training runs."""
+    if stack:
+        return [s.name for s in suites if s.name.startswith(f"{stack} ")]
     if m.category == "layers":
         return [f"op {op}" for op in sorted(m.ops)]
     return [s.name for s in suites if s.family in HALF or any(getattr(c, "claim", None) is not None
@@ -68,10 +71,12 @@ def declaring(capabilities: Any) -> RefImpl:
     return impl
 
 
-def cnn_mutant(m: Any, ops: set[str]) -> bool:
-    """A mutant a CNN training run can catch: of an op a feature layer computes, or of the feature layers
-    in the trainer (:meth:`RefTrainer.forward_features` overridden)."""
-    return bool(m.ops & ops) or m.trainer.forward_features is not RefTrainer.forward_features
+def stack_mutant(m: Any, stack: str) -> bool:
+    """A mutant a training run of ``stack`` can catch: of an op its feature layers compute, or (a CNN)
+    of the feature layers in the trainer (:meth:`RefTrainer.forward_features` overridden)."""
+    ops = set().union(*(STRUCTURAL[k].ops for k in STACKS[stack]))
+    trainer = stack == "cnn" and m.trainer.forward_features is not RefTrainer.forward_features
+    return bool(m.ops & ops) or trainer
 
 
 def cell(m: Any, names: list[str], suites: list[Any], index: dict[str, int], seed: int) -> str:
@@ -106,19 +111,20 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--profile", default="ci", choices=sorted(PROFILES))
     parser.add_argument("--category", default="layers", choices=["layers", "precision"])
-    parser.add_argument("--cnn", action="store_true",
-                        help="the CNN training-run suites, and the mutants they can catch")
+    parser.add_argument("--cnn", action="store_true", help="--stack cnn")
+    parser.add_argument("--stack", choices=sorted(STACKS), default=None,
+                        help="the training-run suites of this stack of feature layers, and the mutants they can catch")
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="only these mutants")
     args = parser.parse_args()
     plain, plain_index = _suites_of(RefImpl().capabilities, args.profile)
     bad = 0
     t0 = time.perf_counter()
-    cnn_ops = {k.op for k in STRUCTURAL.values()}
-    rows = [m for m in MUTANTS.values() if (cnn_mutant(m, cnn_ops) if args.cnn else m.category == args.category)]
+    stack = "cnn" if args.cnn else args.stack
+    rows = [m for m in MUTANTS.values() if (stack_mutant(m, stack) if stack else m.category == args.category)]
     for m in (m for m in rows if args.only is None or m.name in args.only):
         # a claim of its own (Mutant.declares): its suites are those of an implementation that makes it
         suites, index = (plain, plain_index) if m.declares is None else _suites_of(m.declares, args.profile)
-        names = targets(m, suites, args.cnn)
+        names = targets(m, suites, stack)
         cells = [cell(m, names, suites, index, seed) for seed in range(args.seeds)]
         want = "convention" if m.expect == "convention" else "killed"
         ok = all(c == want for c in cells)

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from conformance.case.grain import HYPER_OFF, LOSS_ATTR_OFF, Grain, loss_options
 from conformance.case.graph import Tensor
-from conformance.case.layerkinds import LAYER_KINDS, NORMS, POOLS, scale
+from conformance.case.layerkinds import LAYER_KINDS, NORMS, POOLS, STACKS, STRUCTURAL, scale
 from conformance.case.network import (
     ACTIVATIONS,
     CLASS_LOSSES,
@@ -254,8 +254,8 @@ def _feature_layer(draw: st.DrawFn, name: str, shape: tuple[int, ...],
 
 
 @st.composite
-def _features(draw: st.DrawFn, kinds: frozenset[str], acts: list[str],
-              cast: Any) -> tuple[tuple[int, ...], tuple[Feature, ...]]:
+def _cnn_features(draw: st.DrawFn, kinds: frozenset[str], acts: list[str],
+                  cast: Any) -> tuple[tuple[int, ...], tuple[Feature, ...]]:
     """An input shape (C, H, W) — H and W apart, so a transposed plane shows — and one or two blocks of
     conv2d → activation → pooling or none → normalization or none, whatever ``kinds`` holds; each
     choice shrinks to the first (one block, no pooling, no normalization)."""
@@ -279,6 +279,42 @@ def _features(draw: st.DrawFn, kinds: frozenset[str], acts: list[str],
 
 
 @st.composite
+def _rnn_features(draw: st.DrawFn, kinds: frozenset[str], acts: list[str],
+                  cast: Any) -> tuple[tuple[int, ...], tuple[Feature, ...]]:
+    """A sequence (T, I) — T from 2 (at T = 1 nothing is carried) to 4, I from 1 to 3 — and one
+    recurrent layer of ``kinds`` (an LSTM first), its hidden size from 1; shrinks to T = 2, I = 1, an
+    LSTM of hidden size 1."""
+    shape = (draw(st.integers(2, 4)), draw(st.integers(1, 3)))
+    drawn = draw(_feature_layer(_pick(draw, [k for k in STACKS["rnn"] if k in kinds]), shape, cast))
+    assert drawn is not None  # (every sequence fits a recurrent layer)
+    return shape, (drawn[0],)
+
+
+@st.composite
+def _transformer_features(draw: st.DrawFn, kinds: frozenset[str], acts: list[str],
+                          cast: Any) -> tuple[tuple[int, ...], tuple[Feature, ...]]:
+    """A sequence (T, D) — T from 2 to 4, D from 2 to 4 — and one transformer block over it; shrinks to
+    T = D = 2, one head, relu, a feed-forward width of 1."""
+    shape = (draw(st.integers(2, 4)), draw(st.integers(2, 4)))
+    drawn = draw(_feature_layer(_pick(draw, [k for k in STACKS["transformer"] if k in kinds]), shape, cast))
+    assert drawn is not None  # (every head count drawn divides D)
+    return shape, (drawn[0],)
+
+
+#: how each stack of feature layers (conformance/case/layerkinds.py: STACKS) is drawn
+STACK_DRAWS = {"cnn": _cnn_features, "rnn": _rnn_features, "transformer": _transformer_features}
+
+
+def _features(kinds: frozenset[str], acts: list[str],
+              cast: Any) -> st.SearchStrategy[tuple[tuple[int, ...], tuple[Feature, ...]]]:
+    """The input shape per sample and the feature layers of the one stack ``kinds`` belong to."""
+    stacks = {STRUCTURAL[k].stack for k in kinds}
+    if len(stacks) != 1:
+        raise ValueError(f"layer kinds {sorted(kinds)} are not of one stack of feature layers {sorted(STACKS)}")
+    return STACK_DRAWS[stacks.pop()](kinds, acts, cast)
+
+
+@st.composite
 def network_cases(draw: st.DrawFn, dtype: str = "float64", *, activations: Iterable[str] | None = None,
                   output_activations: Iterable[str] | None = None, losses: Any = None,
                   reductions: Iterable[str] | None = None, optimizers: Any = None,
@@ -290,9 +326,9 @@ def network_cases(draw: st.DrawFn, dtype: str = "float64", *, activations: Itera
     ``losses`` and ``optimizers`` as names or grains (conformance/case/grain.py: per loss the
     reductions and attributes it takes, per optimizer its hyperparameters), ``reductions`` for
     every loss, ``bias`` (True: layers with bias, False: without), and the sizes. With
-    ``layer_kinds`` (structural kinds of conformance/case/layerkinds.py), a small CNN over an input
-    ``[batch, C, H, W]`` opens the network (:func:`_features`); without, the case is drawn exactly
-    as it always was."""
+    ``layer_kinds`` (structural kinds of one stack of conformance/case/layerkinds.py), a small CNN over
+    an input ``[batch, C, H, W]`` or a recurrent layer over ``[batch, T, I]`` opens the network
+    (:func:`_features`); without, the case is drawn exactly as it always was."""
     cast = _cast(dtype)
     loss_grain = Grain.of(list(LOSS_ATTRS) if losses is None else losses, loss_options(LOSS_ATTRS))
     opt_grain = Grain.of(list(OPTIMIZER_HYPER) if optimizers is None else optimizers, OPTIMIZER_HYPER)
@@ -320,7 +356,7 @@ def network_cases(draw: st.DrawFn, dtype: str = "float64", *, activations: Itera
     loss = _pick(draw, loss_names)
     reduction = _pick(draw, reds(loss))
     features: tuple[Feature, ...] = ()
-    if layer_kinds is not None:  # a CNN: its input shape and feature layers, flattened into the first Linear
+    if layer_kinds is not None:  # a CNN or an RNN: its input shape and feature layers, flattened into the first Linear
         x_shape, features = draw(_features(frozenset(layer_kinds), [a for a in ACTIVATIONS if a in hidden], cast))
         n_in = math.prod(_out_shape(x_shape, features))
     else:

@@ -6,7 +6,9 @@ adapters, the records, the report — needs none of that. A *network case* is ev
 run needs, given explicitly (no hidden randomness):
 
 * optionally *feature layers* first (``features``: a small CNN over ``x`` of shape ``[B, C, H, W]``
-  — conv2d, an activation, max or average pooling, batch / group / layer norm —, each a kind of
+  — conv2d, an activation, max or average pooling, batch / group / layer norm —, an LSTM or a
+  GRU over ``x`` of shape ``[B, T, I]`` whose last step goes on, or a pre-norm transformer block
+  over ``[B, T, D]``, each a kind of
   :data:`conformance.case.layerkinds.LAYER_KINDS`), flattened into the Linear layers;
 * an MLP — ``layers[i]`` is a ``torch.nn.Linear(in, out)`` (weight ``[out][in]``, bias ``[out]`` or
   none) followed by one activation, named as in refimpl's op table (``relu``, ``leaky_relu``,
@@ -35,9 +37,12 @@ Rules that make a case valid (:func:`check_case`):
 
 The result of a run (:class:`NetworkResult`) is, for every step: the loss, the gradient of every
 parameter (after backward, before the optimizer), and every parameter after the optimizer step.
-Parameters are named ``layer{i}.weight`` / ``layer{i}.bias`` in torch's order (the feature layers
-first, numbered as ``torch.nn.Sequential`` numbers its modules, pools and activations included;
-then the Linear layers); a run's *entries*
+Parameters are named ``layer{i}.weight`` / ``layer{i}.bias`` in torch's order (a recurrent layer's
+as ``torch.nn.LSTM`` names them, ``layer{i}.weight_ih_l0`` …, a transformer block's as
+``torch.nn.TransformerEncoderLayer`` does, ``layer{i}.self_attn.in_proj_weight`` …; the feature
+layers first, numbered as
+``torch.nn.Sequential`` numbers its modules, pools and activations included; then the Linear
+layers); a run's *entries*
 (:func:`entries`) are ``loss@t`` (``loss[i]@t`` for ``'none'``), ``grad[p][r,c]@t`` and
 ``param[p][r,c]@t``, steps counted from 1. A gradients-only run has no ``param`` entries: its
 result's ``params`` may be empty, and whatever it holds is not judged.
@@ -57,7 +62,7 @@ from typing import Any
 
 from conformance.case.entrykey import EntryKey
 from conformance.case.graph import Tensor, number_to_json, tensor_from_json, tensor_to_json
-from conformance.case.layerkinds import LAYER_KINDS, STRUCTURAL
+from conformance.case.layerkinds import LAYER_KINDS
 from refimpl import OPS
 from refimpl.losses import REDUCTIONS
 
@@ -119,7 +124,7 @@ class Feature:
 
 @dataclass(frozen=True)
 class Batch:
-    x: Tensor  # (batch, in_features); (batch, C, H, W) before feature layers
+    x: Tensor  # (batch, in_features); (batch, C, H, W) before a CNN, (batch, T, I) before a recurrent layer
     y: Tensor  # (batch, out) for regression and binary losses; (batch,) class indices for CE/nll
 
 
@@ -135,7 +140,7 @@ class NetworkCase:
     dtype: str = "float64"
     head: str = "none"
     id: str = ""
-    features: tuple[Feature, ...] = ()  # a small CNN before the Linear layers (flattened into them)
+    features: tuple[Feature, ...] = ()  # a small CNN or an RNN before the Linear layers (flattened into them)
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -162,7 +167,7 @@ class NetworkCase:
     def ops(self) -> frozenset[str]:
         """The layer ops of the tensor-op table its feature layers compute (a mutant of one of them
         can change this case; conformance/impls/zoo/base.py)."""
-        return frozenset(LAYER_KINDS[f.kind].op for f in self.features if f.kind in STRUCTURAL)
+        return frozenset().union(*(LAYER_KINDS[f.kind].ops for f in self.features if f.kind in LAYER_KINDS))
 
     def linear_name(self, i: int) -> str:
         """``layer{k}`` of Linear layer ``i``: after the feature layers, counted as torch's Sequential counts."""
@@ -216,7 +221,11 @@ def check_case(case: NetworkCase) -> NetworkCase:
     x_shape = case.batches[0].x.shape
     need(all(b.x.shape[1:] == x_shape[1:] for b in case.batches), "every batch's x has the same shape per sample")
     if case.features:
-        need(len(x_shape) == 4, f"feature layers take x of shape [batch, C, H, W], not {list(x_shape)}")
+        rank = next((LAYER_KINDS[f.kind].rank for f in case.features
+                     if f.kind in LAYER_KINDS and LAYER_KINDS[f.kind].rank is not None), None)
+        need(rank is None or len(x_shape) == rank + 1,
+             f"{case.features[0].kind} takes x of rank {rank and rank + 1} ([batch, C, H, W] for a CNN, "
+             f"[batch, T, I] for a recurrent layer), not {list(x_shape)}")
         try:
             flat = math.prod(feature_shapes(case)[-1][2])
         except ValueError as exc:
@@ -307,6 +316,8 @@ def feature_shapes(case: NetworkCase) -> list[tuple[tuple[int, ...], dict[str, t
             if t is None and p not in kind.optional:
                 raise InvalidCase(f"layer{i}.{p} may not be left out")
         like = {p: t.shape for p, t in f.params.items() if t is not None}
+        if kind.rank is not None and len(shape) != kind.rank:
+            raise InvalidCase(f"layer{i}: {f.kind} takes an input of rank {kind.rank} per sample, not {list(shape)}")
         try:
             want = kind.shapes(shape, f.attrs, like)
             for p, t in f.params.items():

@@ -18,6 +18,7 @@ Every candidate is valid by construction (a network candidate that is not is ski
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Callable, Iterator
@@ -238,16 +239,16 @@ def _refit(case: NetworkCase, features: tuple[Feature, ...], salt: str) -> Netwo
 
 
 def _crop(t: Tensor, shape: tuple[int, ...]) -> Tensor:
-    """The leading block of ``shape`` of an (N, C, H, W) tensor."""
-    _, c, h, w = t.shape
-    return Tensor(shape, tuple(t.values[((n * c + k) * h + i) * w + j] for n in range(shape[0])
-                               for k in range(shape[1]) for i in range(shape[2]) for j in range(shape[3])))
+    """The leading block of ``shape`` of a tensor of the same rank."""
+    strides = [math.prod(t.shape[a + 1:]) for a in range(len(t.shape))]
+    return Tensor(shape, tuple(t.values[sum(i * s for i, s in zip(idx, strides))]
+                               for idx in itertools.product(*(range(n) for n in shape))))
 
 
 def _feature_candidates(case: NetworkCase) -> Iterator[NetworkCase]:
-    """A CNN's smaller versions: the Linear layers alone (fresh inputs), each feature layer left out,
-    a smaller input (one channel, one row or column fewer), each attribute of a feature layer at its
-    plainest (conformance/case/layerkinds.py)."""
+    """A CNN's or an RNN's smaller versions: the Linear layers alone (fresh inputs), each feature layer
+    left out, a smaller input (one channel or step, one channel, step, row, column or input feature
+    fewer), each attribute of a feature layer at its plainest (conformance/case/layerkinds.py)."""
     if not case.features:
         return
     yield replace(case, features=(), batches=tuple(Batch(_fresh(case, f"x{t}/mlp", (b.x.shape[0], case.sizes[0]),
@@ -256,9 +257,11 @@ def _feature_candidates(case: NetworkCase) -> Iterator[NetworkCase]:
         smaller = _refit(case, case.features[:k] + case.features[k + 1:], f"drop{k}")
         if smaller is not None:
             yield smaller
-    n, c, h, w = case.batches[0].x.shape
-    for shape in ((n, 1, h, w), (n, c, h - 1, w), (n, c, h, w - 1)):
-        if min(shape) >= 1 and shape != (n, c, h, w):
+    full = case.batches[0].x.shape
+    # the first axis of a sample (channels, steps) at 1, then every axis one less
+    crops = [(*full[:1], 1, *full[2:])] + [(*full[:a], full[a] - 1, *full[a + 1:]) for a in range(1, len(full))]
+    for shape in dict.fromkeys(crops):
+        if min(shape) >= 1 and shape != full:
             cropped = replace(case, batches=tuple(Batch(_crop(b.x, shape), b.y) for b in case.batches))
             smaller = _refit(cropped, case.features, f"crop{shape}")
             if smaller is not None:

@@ -40,7 +40,7 @@ class Capabilities:
     can be; ``layers`` and ``batch_sizes`` — the ranges it takes (inclusive); ``layer_kinds`` —
     the feature layers it takes before its Linear layers (conformance/case/layerkinds.py:
     ``conv2d``, ``max_pool2d``, ``avg_pool2d``, ``batch_norm``, ``group_norm``, ``layer_norm``;
-    none: MLPs only).
+    ``lstm``, ``gru``; ``transformer_block``; none: MLPs only).
 
     Mixed precision: ``accumulate`` maps a dtype it stores numbers in to the wider dtype it
     accumulates its reductions in (``{"bfloat16": "float32"}``: sums, means and dot products

@@ -1,4 +1,5 @@
-"""The network kind: a short training run of an MLP (or of a small CNN before one) — loss, every
+"""The network kind: a short training run of an MLP (or of a small CNN, an RNN or a transformer block
+before one) — loss, every
 gradient and every parameter after every step — against ``torch.optim``.
 
 Everything the suite needs of a network case, gathered into one :class:`~conformance.kinds.kind.Kind`:
@@ -15,7 +16,7 @@ from typing import Any
 
 from conformance.case import network as netcases
 from conformance.case.grain import loss_options, outside
-from conformance.case.layerkinds import STRUCTURAL
+from conformance.case.layerkinds import STACKS, STRUCTURAL
 from conformance.case.netstrategies import for_capabilities
 from conformance.case.network import (
     ACTIVATIONS,
@@ -94,19 +95,43 @@ def cnn_suites(caps: Any, examples: int) -> list[Suite]:
     before them keeps its place and its seed. A run is small (well under a second in refimpl): half
     of ``examples`` per dtype and gradients-only, so that a bug behind one kind and one knob (a max
     pool whose windows overlap, a layer norm over more than the last dim) is reached at every seed."""
-    if not getattr(caps, "networks", False) or not getattr(caps, "layer_kinds", None):
+    return stack_suites("cnn", caps, examples)
+
+
+def stack_suites(stack: str, caps: Any, examples: int) -> list[Suite]:
+    """Training runs per dtype, then gradients-only ones, of the networks that open with the feature
+    layers of ``stack`` (conformance/case/layerkinds.py: STACKS) the capabilities declare; none
+    without one. Half of ``examples`` each (a run is small)."""
+    kinds = [k for k in STACKS[stack] if k in getattr(caps, "layer_kinds", ())]
+    if not getattr(caps, "networks", False) or not kinds:
         return []
-    kinds = sorted(caps.layer_kinds)
+    kinds = sorted(kinds)
     dtypes = [d for d in DTYPES if d in caps.dtypes]
     trained = [o for o in OPTIMIZER_HYPER if o in caps.optimizers and o != NO_OPTIMIZER]
-    out = [Suite(f"cnn {d}", "networks", for_capabilities(caps, d, optimizers=trained, layer_kinds=kinds,
-                                                          **CNN_SIZES), max(2, examples // 2))
+    out = [Suite(f"{stack} {d}", "networks", for_capabilities(caps, d, optimizers=trained, layer_kinds=kinds,
+                                                              **CNN_SIZES), max(2, examples // 2))
            for d in dtypes if trained]
     if NO_OPTIMIZER in caps.optimizers:
-        out.append(Suite("cnn gradients only", "networks",
+        out.append(Suite(f"{stack} gradients only", "networks",
                          for_capabilities(caps, dtypes[0], optimizers=[NO_OPTIMIZER], layer_kinds=kinds, **CNN_SIZES),
                          max(3, examples // 2)))
     return out
+
+
+def rnn_suites(caps: Any, examples: int) -> list[Suite]:
+    """Training runs of a recurrent network — an LSTM or a GRU over a sequence (B, T, I), its last
+    step's output into Linear layers — per dtype, then gradients-only ones, for an implementation that
+    declares ``lstm`` or ``gru`` in ``capabilities.layer_kinds``. A generation after the CNN suites:
+    every suite before keeps its place and its seed. Sizes as a CNN run's."""
+    return stack_suites("rnn", caps, examples)
+
+
+def transformer_suites(caps: Any, examples: int) -> list[Suite]:
+    """Training runs of a network that opens with a pre-norm transformer block (layer norm → self-attention
+    → residual add, layer norm → MLP → residual add) over a sequence (B, T, D), flattened into Linear
+    layers — per dtype, then gradients-only ones, for an implementation that declares
+    ``transformer_block``. A generation after the RNN suites: every suite before keeps its seed."""
+    return stack_suites("transformer", caps, examples)
 
 
 def unsupported(caps: Any) -> dict[str, str]:
@@ -156,7 +181,9 @@ NETWORK = Kind(
     result_to_json=netcases.result_to_json, result_from_json=netcases.result_from_json,
     size=lambda case: case.summary(), describe=describe, family=lambda case: "networks",
     run_torch=run_torch_network, judge=judge, smaller=network_candidates, torch_script=torch_script,
-    result_key=result_key, suites=suites, later=(late_suites, cnn_suites), unsupported=unsupported, declared=declared,
+    result_key=result_key, suites=suites, later=(late_suites, cnn_suites, rnn_suites, transformer_suites),
+    unsupported=unsupported,
+    declared=declared,
     admits=lambda caps, case: outside(caps, case) is None,
     picture="conformance.report.netdraw:draw_network_case",
 )

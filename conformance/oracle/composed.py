@@ -36,6 +36,48 @@ def gru(x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any) -> Any:
     return torch.stack(out)
 
 
+def lstm_last_step(x: Any, weight_ih_l0: Any, weight_hh_l0: Any, bias_ih_l0: Any, bias_hh_l0: Any) -> Any:
+    """``torch.nn.LSTM(I, H, batch_first=True)`` with these parameters over x (B, T, I), from a zero
+    state: the last step's output (B, H) — torch's own LSTM (its fused kernel and its backward), the
+    module built on the meta device (no init drawn) and called with the case's tensors."""
+    import torch
+
+    params = {"weight_ih_l0": weight_ih_l0, "weight_hh_l0": weight_hh_l0, "bias_ih_l0": bias_ih_l0,
+              "bias_hh_l0": bias_hh_l0}
+    lstm = torch.nn.LSTM(x.shape[-1], weight_hh_l0.shape[1], batch_first=True, dtype=x.dtype, device="meta")
+    out, _ = torch.func.functional_call(lstm, params, (x,))
+    return out[:, -1]
+
+
+def gru_last_step(x: Any, weight_ih_l0: Any, weight_hh_l0: Any, bias_ih_l0: Any, bias_hh_l0: Any) -> Any:
+    """``torch.nn.GRU(I, H, batch_first=True)`` with these parameters over x (B, T, I), from a zero
+    state: the last step's output (B, H) (see :func:`lstm_last_step`)."""
+    import torch
+
+    params = {"weight_ih_l0": weight_ih_l0, "weight_hh_l0": weight_hh_l0, "bias_ih_l0": bias_ih_l0,
+              "bias_hh_l0": bias_hh_l0}
+    gru = torch.nn.GRU(x.shape[-1], weight_hh_l0.shape[1], batch_first=True, dtype=x.dtype, device="meta")
+    out, _ = torch.func.functional_call(gru, params, (x,))
+    return out[:, -1]
+
+
+def transformer_block(x: Any, *params: Any, nhead: int, activation: str, layer_norm_eps: float) -> Any:
+    """The pre-norm transformer encoder block over x (B, T, D) in torch's functional pieces, its
+    parameters in ``torch.nn.TransformerEncoderLayer``'s order (``self_attn.in_proj_weight``, …,
+    ``norm2.bias``): x + out_proj(attention(norm1(x))), then + linear2(activation(linear1(norm2(x))))
+    — the module with ``dropout=0.0, batch_first=True, norm_first=True`` computes the same."""
+    import torch.nn.functional as F
+
+    w_in, b_in, w_out, b_out, w1, b1, w2, b2, g1, c1, g2, c2 = params
+    b, t, d = x.shape
+    q, k, v = (p.reshape(b, t, nhead, d // nhead).transpose(1, 2)
+               for p in F.linear(F.layer_norm(x, (d,), g1, c1, layer_norm_eps), w_in, b_in).chunk(3, dim=-1))
+    att = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, d)
+    x = x + F.linear(att, w_out, b_out)
+    inner = getattr(F, activation)(F.linear(F.layer_norm(x, (d,), g2, c2, layer_norm_eps), w1, b1))
+    return x + F.linear(inner, w2, b2)
+
+
 def cat(*tensors: Any, dim: int) -> Any:
     """``torch.cat`` of the case's inputs: torch takes them as one sequence, a case as leaves."""
     import torch

@@ -6,13 +6,15 @@ optimizer and loss written out as torch code that runs the training loop and pri
 
 from __future__ import annotations
 
+import inspect
 import math
 
 from conformance.case.graph import Tensor, number_to_json
 from conformance.case.layerkinds import LAYER_KINDS
 from conformance.case.network import CLASS_LOSSES, TENSOR_ATTRS, NetworkCase, initial_params
-from conformance.case.tensor_ops import torch_arguments, torch_kwargs
+from conformance.oracle.names import resolve
 from conformance.oracle.netrun import TORCH_LOSSES, TORCH_OPTIMIZERS
+from conformance.oracle.repro import COMPOSED
 from refimpl import OPS
 
 
@@ -38,11 +40,15 @@ def torch_script(case: NetworkCase) -> str:
     """A pasteable script that runs the case in torch and prints every entry (no project needed)."""
     dt = f"torch.{case.dtype}"
     names = case.param_names
-    lines = ["import torch", "import torch.nn.functional as F", "", f"dt = {dt}", "# parameters (torch order)"]
+    lines = ["import torch", "import torch.nn.functional as F", ""]
+    for fn in dict.fromkeys(LAYER_KINDS[f.kind].torch for f in case.features):
+        if fn.startswith(COMPOSED):  # a layer torch builds from its pieces (a recurrent layer): copied in
+            lines += ["from typing import Any", "", "", *inspect.getsource(resolve(fn)).splitlines(), "", ""]
+    lines += [f"dt = {dt}", "# parameters (torch order)"]
     var = {}
     for name, t in initial_params(case).items():  # torch's order: the feature layers', then the Linear layers'
-        i, p = name[len("layer"):].split(".")
-        var[name] = f"{'W' if p == 'weight' else 'b'}{i}"
+        i, p = name[len("layer"):].split(".", 1)
+        var[name] = {"weight": f"W{i}", "bias": f"b{i}"}.get(p, f"{p.replace('.', '_')}{i}")
         lit = (f"torch.tensor({_list_lit(t)}, dtype=dt, requires_grad=True)" if len(t.shape) <= 2
                else f"{_tensor_lit(t)}.requires_grad_()")
         lines.append(f"{var[name]} = {lit}")
@@ -67,16 +73,13 @@ def torch_script(case: NetworkCase) -> str:
         else:
             kw.append(f"{k}={v!r}")
     lines += ["", "for step, (x, y) in enumerate(batches, 1):", *(["    opt.zero_grad()"] if step else []), "    h = x"]
-    for i, f in enumerate(case.features):  # a CNN's feature layers, each its kind's torch function
+    for i, f in enumerate(case.features):  # the feature layers, each its kind's torch function
         kind = LAYER_KINDS[f.kind]
-        if kind.activation:
-            args = "".join(f", {k}={v!r}" for k, v in f.attrs.items())
-        else:
-            inputs = ["h", *(var.get(f"layer{i}.{p}", "None") for p in kind.params)]
-            pos, named = torch_arguments(kind.op, inputs)
-            args = "".join(f", {a}" for a in pos[1:]) + "".join(f", {k}={v}" for k, v in named.items())
-            args += "".join(f", {k}={v!r}" for k, v in torch_kwargs(kind.op, f.attrs).items())
-        lines.append(f"    h = {kind.torch}(h{args})")
+        pos, named, kw_ = kind.torch_arguments(["h", *(var.get(f"layer{i}.{p}", "None") for p in kind.params)],
+                                               f.attrs)
+        args = "".join(f", {a}" for a in pos[1:]) + "".join(f", {k}={v}" for k, v in named.items())
+        args += "".join(f", {k}={v!r}" for k, v in kw_.items())
+        lines.append(f"    h = {kind.torch.removeprefix(COMPOSED)}(h{args})")
     if case.features:
         lines.append("    h = h.flatten(1)")
     for i, la in enumerate(case.layers):

@@ -39,7 +39,6 @@ from conformance.case.network import (
     initial_params,
     params_before,
 )
-from conformance.case.tensor_ops import torch_arguments, torch_kwargs
 from conformance.oracle.names import resolve
 from conformance.oracle.opcheck import kink_points
 from conformance.oracle.run import REFIMPL_SYSTEMS
@@ -104,7 +103,8 @@ class RefTrainer:
                 self._watch_activation(i, f.kind, f.attrs, h)
             elif kind.op == "max_pool2d":
                 self._watch_max_pool(i, h, f.attrs)
-            h = kind.forward(h, [params[p] for p in kind.params], f.attrs)
+            h = kind.forward(h, [params[p] for p in kind.params], f.attrs,
+                             lambda name, attrs, z, i=i: self._watch_activation(i, name, attrs, z))
         return h.reshape(h.shape[0], -1)
 
     def model(self) -> MLP:
@@ -328,11 +328,8 @@ def run_torch_network(case: NetworkCase) -> NetworkResult:
         h = tensor(batch.x)
         for i, f in enumerate(case.features):
             kind = LAYER_KINDS[f.kind]
-            if kind.activation:
-                h = resolve(kind.torch)(h, **f.attrs)
-                continue
-            args, kw_ = torch_arguments(kind.op, [h, *(by_name.get(f"layer{i}.{p}") for p in kind.params)])
-            h = resolve(kind.torch)(*args, **kw_, **torch_kwargs(kind.op, f.attrs))
+            pos, named, kw_ = kind.torch_arguments([h, *(by_name.get(f"layer{i}.{p}") for p in kind.params)], f.attrs)
+            h = resolve(kind.torch)(*pos, **named, **kw_)
         if case.features:
             h = h.flatten(1)
         for i, la in enumerate(case.layers):
