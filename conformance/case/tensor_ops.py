@@ -66,6 +66,10 @@ class TensorOp:
     # the positions they fill are masked, not overflow, so a case holding them stays in the working
     # range (conformance/verdict/robustness.py) and is charged
     fills: tuple[str, ...] = ()
+    # the dtypes whose torch CPU kernel crashes the process on some inputs (a segfault no harness can
+    # catch in-process): the oracle runs a case with this op in float32 and rounds every result to the
+    # case's dtype — torch's CPU half kernels compute in float32 and round too (docs/findings.md)
+    torch_crashes: tuple[str, ...] = ()
 
     @property
     def layer(self) -> bool:
@@ -185,10 +189,12 @@ _NO_TENSOR_GRAPHS = (lambda s: False, lambda s: st.just({}))  # a layer op is dr
 
 declare(TensorOp("conv2d", 3, "torch.nn.functional.conv2d", conv.conv2d, *_NO_TENSOR_GRAPHS,
                  note="stride, padding, dilation, groups; bias", family="convolution",
-                 geometry=geometry.conv2d_geometry))
+                 geometry=geometry.conv2d_geometry,
+                 torch_crashes=("float16",)))
 declare(TensorOp("conv1d", 3, "torch.nn.functional.conv1d", conv.conv1d, *_NO_TENSOR_GRAPHS,
                  note="stride, padding, dilation, groups; bias", family="convolution",
-                 geometry=geometry.conv1d_geometry))
+                 geometry=geometry.conv1d_geometry,
+                 torch_crashes=("float16",)))
 declare(TensorOp("max_pool2d", 1, "torch.nn.functional.max_pool2d", conv.max_pool2d, *_NO_TENSOR_GRAPHS,
                  note="a tie goes to the window's first maximum, as torch", ties="max-in-windows",
                  family="convolution", geometry=geometry.max_pool2d_geometry))
@@ -250,7 +256,8 @@ declare(TensorOp("gru", 6, "conformance.oracle.composed.gru", recurrent.gru, *_N
 # declared after the others, so that every suite already in the list keeps its place, and with it its seed
 declare(TensorOp("conv_transpose2d", 3, "torch.nn.functional.conv_transpose2d", conv.conv_transpose2d,
                  *_NO_TENSOR_GRAPHS, note="weight (C, O/groups, kH, kW); stride, padding, output_padding, "
-                 "groups, dilation; bias", family="convolution", geometry=geometry.conv_transpose2d_geometry))
+                 "groups, dilation; bias", family="convolution", geometry=geometry.conv_transpose2d_geometry,
+                 torch_crashes=("float16",)))
 declare(TensorOp("var", 1, "torch.var", statistics.var, *_NO_TENSOR_GRAPHS,
                  note="correction 1 or 0, over one dim or several", family="statistics",
                  geometry=geometry.spread_geometry))
