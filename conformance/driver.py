@@ -244,13 +244,56 @@ def _worker_start(initializer: Callable[..., None] | None, args: tuple[Any, ...]
         initializer(*args)
 
 
+class WorkerDied(RuntimeError):
+    """A worker process of :func:`worker_pool` died (a segfault in a library, the OOM killer): its
+    task is lost, so the run cannot be completed — said at once, instead of waiting for ever."""
+
+
+class WorkerPool:
+    """``imap`` / ``imap_unordered`` over a :class:`concurrent.futures.ProcessPoolExecutor`: unlike
+    ``multiprocessing.Pool``, which replaces a dead worker and waits for ever for the task it held,
+    a dead worker breaks the pool and the caller gets :class:`WorkerDied`."""
+
+    def __init__(self, executor: Any) -> None:
+        self.executor = executor
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def imap(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        """Results in the order of ``items``."""
+        futures = [self.executor.submit(fn, x) for x in items]
+        return (self._result(f) for f in futures)
+
+    def imap_unordered(self, fn: Callable[[Any], Any], items: Iterable[Any], chunksize: int = 1) -> Iterator[Any]:
+        """Results as they come (``chunksize`` is accepted for ``multiprocessing.Pool``'s signature)."""
+        from concurrent.futures import as_completed
+
+        futures = [self.executor.submit(fn, x) for x in items]
+        return (self._result(f) for f in as_completed(futures))
+
+    @staticmethod
+    def _result(future: Any) -> Any:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            raise WorkerDied("a worker process died (a crash in a library, or killed); its work is lost") from None
+
+
 def worker_pool(workers: int, start: str = "fork", initializer: Callable[..., None] | None = None,
-                initargs: tuple[Any, ...] = ()) -> Any:
+                initargs: tuple[Any, ...] = ()) -> WorkerPool:
     """A process pool for commands that spread suites or cases over processes (``mutants``,
     ``calibrate``). Each worker keeps torch to one thread — the cases are tiny, and an OpenMP pool
     inherited across fork from a parent that used torch (a test session) must never be entered —
-    then runs ``initializer(*initargs)`` (how a command hands its workers what they share)."""
+    then runs ``initializer(*initargs)`` (how a command hands its workers what they share). A worker
+    that dies raises :class:`WorkerDied` in the caller (:class:`WorkerPool`)."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
-    return multiprocessing.get_context(start).Pool(workers, initializer=_worker_start,
-                                                   initargs=(initializer, initargs))
+    return WorkerPool(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start),
+                                          initializer=_worker_start, initargs=(initializer, initargs)))

@@ -5,6 +5,8 @@ and skipped, not failed."""
 from __future__ import annotations
 
 import math
+import os
+import signal
 
 import pytest
 
@@ -13,6 +15,7 @@ from conformance.commands import calibrate as cal
 from conformance.commands import cli
 from conformance.commands.mutants import Plan
 from conformance.driver import PROFILES as PROFILE_EXAMPLES
+from conformance.driver import WorkerDied, worker_pool
 from conformance.impls import RefImpl
 from conformance.impls.zoo import snapshot
 from conformance.kinds.graph import result_key
@@ -119,3 +122,21 @@ def test_refimpl_conforms_where_a_local_derivative_overflows():
     # 1/exp(x) overflows in the bound: the gradient's tolerance is infinite, so the entry is unchecked
     # (counted, not charged) rather than a pass that checks nothing
     assert judged.conforms and judged.verdict == "unchecked", judged
+
+
+def _dies(x: int) -> int:
+    if x == 2:
+        os.kill(os.getpid(), signal.SIGSEGV)  # what torch 2.13's float16 convolutions did (docs/findings.md)
+    return x
+
+
+def test_a_worker_that_dies_is_an_error_not_a_hang():
+    """multiprocessing.Pool replaced a dead worker and waited for ever for its task (a float16
+    calibration hung so); the pool now says a worker died."""
+    with worker_pool(2) as pool:
+        got = pool.imap(_dies, [0, 1])
+        assert list(got) == [0, 1]
+    with pytest.raises(WorkerDied, match="a worker process died"), worker_pool(2) as pool:
+        list(pool.imap(_dies, [0, 1, 2, 3]))
+    with pytest.raises(WorkerDied), worker_pool(1) as pool:
+        list(pool.imap_unordered(_dies, [2, 0]))

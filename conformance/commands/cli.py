@@ -113,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def calibrate(args: argparse.Namespace) -> int:
     from conformance.commands import calibrate as cal
+    from conformance.driver import WorkerDied
 
     if args.n < 1 or args.workers < 1:
         return _fail_usage("--n and --workers must be at least 1")
@@ -139,7 +140,12 @@ def calibrate(args: argparse.Namespace) -> int:
         if not groups:
             continue
         t1 = time.perf_counter()
-        results = cal.calibrate(name, args.n, tuple(args.dtype), args.workers, args.seed, families=families)
+        try:
+            results = cal.calibrate(name, args.n, tuple(args.dtype), args.workers, args.seed, families=families)
+        except WorkerDied as exc:  # a segfault in torch or a library: said, and the calibration is not complete
+            print(f"{name}: not calibrated: {exc}", file=sys.stderr)
+            fails += 1
+            continue
         print(cal.table(results))
         total = cal.Tally()
         for t in results.values():
