@@ -4,8 +4,6 @@ implementations that do not declare feature layers (``unsupported``, never a fai
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import random
@@ -13,13 +11,13 @@ from importlib.resources import files
 
 import jsonschema
 import pytest
+from helpers_networks import stack_cases, suite_named
 from hypothesis import given, settings
 
 from conformance import kinds
 from conformance.case.grain import outside
 from conformance.case.graph import Tensor
 from conformance.case.layerkinds import LAYER_KINDS, STACKS, STRUCTURAL
-from conformance.case.netstrategies import network_cases
 from conformance.case.network import (
     Batch,
     Feature,
@@ -34,12 +32,10 @@ from conformance.case.network import (
 )
 from conformance.case.reduce import network_candidates
 from conformance.driver import draw, run_suite
-from conformance.impls import Capabilities, RefImpl
+from conformance.impls import Capabilities
 from conformance.impls.adapters.network_class import NetworkClass
 from conformance.impls.zoo import MUTANTS, MutantImpl
-from conformance.kinds.kind import Suite
-from conformance.kinds.network import CNN_SIZES, unsupported
-from conformance.oracle.netrepro import torch_script
+from conformance.kinds.network import unsupported
 from conformance.oracle.netrun import run_refimpl_network, run_torch_network
 from conformance.verdict.network import judge_network
 
@@ -61,7 +57,7 @@ SEEDS = range(3)  # 5 and more: tools/kill_matrix.py --cnn (docs/mutants.md)
 
 
 def cnn(dtype: str = "float64", **kw):
-    return network_cases(dtype, layer_kinds=KINDS, **{**CNN_SIZES, **kw})
+    return stack_cases("cnn", dtype, **kw)
 
 
 # --- the format ----------------------------------------------------------------------------------------
@@ -91,52 +87,10 @@ def test_cnn_cases_match_the_schema_round_trip_and_name_parameters_in_torch_orde
     assert case.param_names[len(want)] == f"layer{len(case.features)}.weight"
 
 
-@settings(max_examples=6, deadline=None)
-@given(cnn())
-def test_the_torch_script_reproduces_the_torch_run(case):
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(torch_script(case), "repro", "exec"), {})
-    first = out.getvalue().splitlines()[0]
-    assert first == f"step 1 loss {list(run_torch_network(case).steps[0].loss.values)}"
-
-
 # --- refimpl conforms; planted bugs do not ----------------------------------------------------------------
 
-@settings(max_examples=8, deadline=None)
-@given(cnn())
-def test_refimpl_conforms_on_cnn_training_runs(case):
-    v = judge_network(case, run_refimpl_network(case), run_torch_network(case))
-    assert v.verdict == "pass", v.reason
-
-
-@settings(max_examples=8, deadline=None)
-@given(cnn("float32", optimizers=["none"]))
-def test_refimpl_conforms_on_cnn_gradients_only_runs(case):
-    assert case.gradients_only
-    v = judge_network(case, run_refimpl_network(case), run_torch_network(case))
-    assert v.verdict == "pass", v.reason
-
-
-def _cnn_suite(name: str) -> tuple[Suite, int]:
-    suites = kinds.suites(RefImpl.capabilities, 40)
-    i = next(i for i, s in enumerate(suites) if s.name == name)
-    return suites[i], i
-
-
-@pytest.mark.parametrize("mutant", ["conv-groups-weight-grad", "max-pool-overwrite", "flatten-backward-channels-last"])
-def test_planted_cnn_bugs_are_caught_in_the_cnn_suite(mutant):
-    """Each planted bug fails the ``cnn float64`` suite at every seed, as verify seeds it (refimpl
-    itself passes the same cases: test above and tools/kill_matrix.py --cnn)."""
-    suite, i = _cnn_suite("cnn float64")
-    for seed in SEEDS:
-        r = run_suite(MutantImpl(MUTANTS[mutant]), suite, seed + i, first_failure_only=True, shrink=False)
-        assert r.first_bad is not None, f"{mutant} survives the cnn suite at seed {seed}"
-        assert r.first_bad[1].verdict == "fail", r.first_bad[1].reason
-
-
 def test_a_grouped_conv_weight_gradient_bug_shrinks_to_a_grouped_conv():
-    suite, i = _cnn_suite("cnn float64")
+    suite, i = suite_named("cnn float64")
     r = run_suite(MutantImpl(MUTANTS["conv-groups-weight-grad"]), suite, i, first_failure_only=True)
     case = r.failure.case
     assert any(f.kind == "conv2d" and f.attrs["groups"] > 1 for f in case.features), case.summary()
@@ -144,7 +98,7 @@ def test_a_grouped_conv_weight_gradient_bug_shrinks_to_a_grouped_conv():
 
 
 def test_smaller_cnn_cases_are_valid_and_reach_the_mlp_alone():
-    suite, i = _cnn_suite("cnn float64")
+    suite, i = suite_named("cnn float64")
     case = max(draw(suite, i), key=lambda c: len(c.features))
     smaller = list(network_candidates(case))
     assert smaller and any(not c.features for c in smaller)
@@ -160,7 +114,7 @@ def test_an_implementation_without_layer_kinds_gets_no_cnn_suite_and_unsupported
     assert not caps.layer_kinds
     assert not [s for s in kinds.suites(caps, 10) if s.name.startswith("cnn ")]
     assert {f"layer kind {k}" for k in STRUCTURAL} <= set(unsupported(caps))
-    suite, i = _cnn_suite("cnn float64")
+    suite, i = suite_named("cnn float64")
     assert all(outside(caps, c) is not None for c in draw(suite, i))
 
 

@@ -6,8 +6,6 @@ do not declare recurrent layers."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import random
@@ -17,13 +15,13 @@ from importlib.resources import files
 import jsonschema
 import pytest
 import torch
+from helpers_networks import stack_cases, suite_named
 from hypothesis import find, given, settings
 
 from conformance import kinds
 from conformance.case.grain import outside
 from conformance.case.graph import Tensor
 from conformance.case.layerkinds import STACKS
-from conformance.case.netstrategies import network_cases
 from conformance.case.network import (
     Batch,
     Feature,
@@ -40,10 +38,8 @@ from conformance.case.reduce import network_candidates
 from conformance.driver import draw, run_suite
 from conformance.impls import RefImpl
 from conformance.impls.zoo import MUTANTS, MutantImpl
-from conformance.kinds.kind import Suite
-from conformance.kinds.network import CNN_SIZES, unsupported
+from conformance.kinds.network import unsupported
 from conformance.oracle import composed
-from conformance.oracle.netrepro import torch_script
 from conformance.oracle.netrun import run_refimpl_network, run_torch_network
 from conformance.verdict.network import judge_network
 
@@ -54,7 +50,7 @@ RNN_PARAMS = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
 
 
 def rnn(dtype: str = "float64", **kw):
-    return network_cases(dtype, layer_kinds=RNN, **{**CNN_SIZES, **kw})
+    return stack_cases("rnn", dtype, **kw)
 
 
 # --- the format ----------------------------------------------------------------------------------------
@@ -122,53 +118,11 @@ def test_torch_side_is_the_last_step_of_torchs_own_cells(kind):
     assert torch.allclose(got, h) and all(torch.allclose(a, p.grad) for a, p in zip(grads, params))
 
 
-@settings(max_examples=6, deadline=None)
-@given(rnn())
-def test_the_torch_script_reproduces_the_torch_run(case):
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(torch_script(case), "repro", "exec"), {})
-    first = out.getvalue().splitlines()[0]
-    assert first == f"step 1 loss {list(run_torch_network(case).steps[0].loss.values)}"
-
-
 # --- refimpl conforms; planted bugs do not ----------------------------------------------------------------
-
-@settings(max_examples=8, deadline=None)
-@given(rnn())
-def test_refimpl_conforms_on_rnn_training_runs(case):
-    v = judge_network(case, run_refimpl_network(case), run_torch_network(case))
-    assert v.verdict == "pass", v.reason
-
-
-@settings(max_examples=8, deadline=None)
-@given(rnn("float32", optimizers=["none"]))
-def test_refimpl_conforms_on_rnn_gradients_only_runs(case):
-    assert case.gradients_only
-    v = judge_network(case, run_refimpl_network(case), run_torch_network(case))
-    assert v.verdict == "pass", v.reason
-
-
-def _suite(name: str) -> tuple[Suite, int]:
-    suites = kinds.suites(RefImpl.capabilities, 40)
-    i = next(i for i, s in enumerate(suites) if s.name == name)
-    return suites[i], i
-
-
-@pytest.mark.parametrize("mutant", ["lstm-no-carry", "gru-no-carry"])
-def test_a_gradient_not_carried_through_time_is_caught_in_the_rnn_suite(mutant):
-    """Each fails the ``rnn float64`` suite at every seed, as verify seeds it (refimpl itself passes
-    the same cases: tools/kill_matrix.py --stack rnn)."""
-    suite, i = _suite("rnn float64")
-    for seed in SEEDS:
-        r = run_suite(MutantImpl(MUTANTS[mutant]), suite, seed + i, first_failure_only=True, shrink=False)
-        assert r.first_bad is not None, f"{mutant} survives the rnn suite at seed {seed}"
-        assert r.first_bad[1].verdict == "fail", r.first_bad[1].reason
-
 
 def test_a_carry_bug_shrinks_to_two_steps():
     """At one step nothing is carried and the bug is silent: the smallest failing run has two."""
-    suite, i = _suite("rnn float64")
+    suite, i = suite_named("rnn float64")
     r = run_suite(MutantImpl(MUTANTS["gru-no-carry"]), suite, i, first_failure_only=True)
     case = r.failure.case
     assert case.features[0].kind == "gru" and case.batches[0].x.shape[1] == 2, case.summary()
@@ -188,7 +142,7 @@ def test_rnn_suites_come_after_every_earlier_suite():
 
 
 def test_smaller_rnn_cases_are_valid_and_reach_the_mlp_alone():
-    suite, i = _suite("rnn float64")
+    suite, i = suite_named("rnn float64")
     case = max(draw(suite, i), key=lambda c: c.batches[0].x.shape[1] * c.batches[0].x.shape[2])
     smaller = list(network_candidates(case))
     assert smaller and any(not c.features for c in smaller)
@@ -201,7 +155,7 @@ def test_an_implementation_without_recurrent_layers_gets_no_rnn_suite_and_unsupp
     caps = replace(RefImpl.capabilities, layer_kinds=RefImpl.capabilities.layer_kinds - set(RNN))
     assert not [s for s in kinds.suites(caps, 10) if s.name.startswith("rnn ")]
     assert {"layer kind lstm", "layer kind gru"} <= set(unsupported(caps))
-    suite, i = _suite("rnn float64")
+    suite, i = suite_named("rnn float64")
     assert all(outside(caps, c) is not None for c in draw(suite, i))
 
 
