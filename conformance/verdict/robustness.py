@@ -33,6 +33,7 @@ from conformance.case.graph import GraphCase, GraphResult
 from conformance.case.tensor_ops import TENSOR_OPS
 from conformance.oracle.run import evaluate, leaf_tensors, refimpl_system
 from conformance.verdict.outcomes import NONCONFORMING, Verdict
+from refimpl import FLOAT64
 
 #: per dtype: (low, high) — a number is in the working range when it is 0, or finite with
 #: low ≤ |x| ≤ high (the module's docstring says why these)
@@ -133,17 +134,58 @@ def overflowed(v: Any) -> str | None:
     return None
 
 
+#: the cause named when a value underflows the format on the way and the implementation agrees with torch
+UNDERFLOW = "underflow"
+
+
+def underflowed(v: Any) -> str | None:
+    """Whether the format's underflow decides the case: every charged entry of the implementation
+    agrees with torch's (within the rule by which any implementation agrees with torch), both far
+    from the truth, and a value on the way is below the format's normal range — nonzero in binary64,
+    0 or subnormal in the format, and not a number the format holds (|x|·x = −1.2e-10 at
+    x = −1.1e-5 is −0 in float16; the quotients by |x| after it are 0 where they are −1, and a power
+    of them is 1 where it is 5.8e20). The
+    format lost every digit there, torch's float32-computed, float16-stored kernels as much as the
+    emulation: two computations that meet the same underflow and agree are not a false alarm of
+    the suite's, nor a bug of the implementation's — named :data:`UNDERFLOW` by
+    :func:`judge_robustness`, never charged (the case is outside the working range)."""
+    charged = [e for e in v.entries if e.verdict in NONCONFORMING]
+    if not charged or v.verdict == Verdict.ERROR or v.case.dtype == "float64" \
+            or not all(math.isfinite(e.impl) and math.isfinite(e.torch) and abs(e.impl - e.torch) <= 2 * e.tol
+                       for e in charged):
+        return None
+    case, normal, cast = v.case, DTYPES[v.case.dtype].format.smallest_normal, DTYPES[v.case.dtype].cast
+    try:
+        narrow = evaluate(case, leaf_tensors(case, refimpl_system(case), requires_grad=False))
+        wide = evaluate(case, leaf_tensors(case, FLOAT64, requires_grad=False))
+    except (ArithmeticError, ValueError):
+        return None
+    for n in case.nodes:
+        for a, b in zip(narrow[n.name].elements, wide[n.name].elements):
+            x, true = float(a.data), float(b.data)
+            if true != 0 and abs(true) < normal and abs(x) < normal and cast(true) != true:  # digits lost
+                e = charged[0]
+                return (f"node {n.name} ({n.op}) underflows {case.dtype} on the way: {true:.3g} in binary64, {x:g} "
+                        f"in {case.dtype} (smallest normal {normal:g}); the implementation agrees with torch "
+                        f"({e.name}: {e.impl!r}, torch {e.torch!r}), the truth {e.truth!r}")
+    return None
+
+
 def judge_robustness(v: Any, torch_result: GraphResult | None) -> Any:
     """A charged verdict (``fail``, ``nonfinite-mismatch``, ``error``) on an extreme case becomes
     ``robustness``, its charged entries too, the reason kept behind what made the case extreme —
-    with the cause :data:`OVERFLOW` when the true answer overflows the format (:func:`overflowed`).
+    with the cause :data:`OVERFLOW` when the true answer overflows the format (:func:`overflowed`), or
+    :data:`UNDERFLOW` when the implementation agrees with torch across an underflow (:func:`underflowed`).
     Any other verdict (``known-cause`` included) is returned as it is."""
     if v.verdict not in EXCUSABLE:
         return v
     why = extreme(v.case, torch_result, v.entries)
     if why is None:
         return v
-    over = overflowed(v)
+    over, under = overflowed(v), None
+    if over is None:
+        under = underflowed(v)
     entries = [replace(e, verdict=Verdict.ROBUSTNESS) if e.verdict in NONCONFORMING else e for e in v.entries]
-    return replace(v, verdict=Verdict.ROBUSTNESS, entries=entries, reason=f"robustness ({over or why}): {v.reason}",
-                   cause=OVERFLOW if over else v.cause)
+    return replace(v, verdict=Verdict.ROBUSTNESS, entries=entries,
+                   reason=f"robustness ({over or under or why}): {v.reason}",
+                   cause=OVERFLOW if over else UNDERFLOW if under else v.cause)
