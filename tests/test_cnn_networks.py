@@ -53,7 +53,6 @@ def _case() -> NetworkCase:
 
 CASE_SCHEMA = json.loads((files("conformance") / "schema" / "network-case.schema.json").read_text())
 KINDS = sorted(STACKS["cnn"])
-SEEDS = range(3)  # 5 and more: tools/kill_matrix.py --cnn (docs/mutants.md)
 
 
 def cnn(dtype: str = "float64", **kw):

@@ -45,7 +45,6 @@ from conformance.verdict.network import judge_network
 
 CASE_SCHEMA = json.loads((files("conformance") / "schema" / "network-case.schema.json").read_text())
 RNN = sorted(STACKS["rnn"])
-SEEDS = range(3)  # 0-9: tools/kill_matrix.py --stack rnn (docs/mutants.md)
 RNN_PARAMS = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
 
 

@@ -46,7 +46,6 @@ from conformance.verdict.network import judge_network
 
 CASE_SCHEMA = json.loads((files("conformance") / "schema" / "network-case.schema.json").read_text())
 BLOCK = ["transformer_block"]
-SEEDS = range(3)  # 0-9: tools/kill_matrix.py --stack transformer (docs/mutants.md)
 #: the bugs of the ops inside the block: attention's (dV from P, not Pᵀ — silent when the query and key
 #: lengths are equal, as in self-attention; dQ, dK without the scale) and layer norm's over (N, D) only
 MUTANTS_IN_BLOCK = ["attention-dv-untransposed", "attention-backward-unscaled", "layer-norm-2d-count"]
