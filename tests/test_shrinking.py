@@ -9,19 +9,21 @@ search says so. Network bugs: tests/test_networks_meta.py (one layer, batch ≤ 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, find, given, settings
 
 from conformance import kinds
 from conformance.case.graph import GraphCase, Node, Tensor
 from conformance.case.netstrategies import network_cases
-from conformance.case.network import check_case
+from conformance.case.network import Batch, InvalidCase, check_case
 from conformance.case.reduce import graph_candidates, network_candidates
 from conformance.case.strategies import graph_cases, tensor_graph_cases, with_id
 from conformance.driver import Shrinker, failure_text, judge_case, run_suite
 from conformance.impls import RefImpl
 from conformance.impls.foreign import FOREIGN
+from conformance.oracle.netrun import run_refimpl_network
 from conformance.oracle.run import node_values, run_refimpl
 from conformance.verdict.signature import same_failure, signature
 
@@ -140,3 +142,22 @@ def test_network_candidates_are_valid_and_no_bigger(case):
         assert c.steps <= case.steps and len(c.layers) <= len(case.layers) and c.n_params <= case.n_params
         assert c.batches[0].x.shape[0] <= case.batches[0].x.shape[0]
     assert seen or (case.n_params == 1 and case.steps == 1)
+
+
+def test_a_batch_left_with_only_ignored_targets_is_not_a_candidate():
+    """Keeping the first sample of a batch whose first target is ``ignore_index`` would leave a mean
+    over no target (0/0: refimpl raised, the shrinker crashed); check_case rejects it, so the
+    shrinker passes it by."""
+    case = find(network_cases(max_depth=2, max_width=3, max_batch=3, max_steps=1),
+                lambda c: c.loss == "cross_entropy" and c.reduction == "mean" and c.batches[0].x.shape[0] >= 2,
+                settings=settings(max_examples=2000, database=None, suppress_health_check=list(HealthCheck)))
+    x = case.batches[0].x
+    ys = (-100.0, *(0.0,) * (x.shape[0] - 1))
+    case = check_case(replace(case, batches=(Batch(x, Tensor((x.shape[0],), ys)),)))
+    with pytest.raises(InvalidCase, match="every target is ignore_index"):
+        one = Batch(Tensor((1, x.shape[1]), x.values[:x.shape[1]]), Tensor((1,), (-100.0,)))
+        check_case(replace(case, batches=(one,)))
+    candidates = list(network_candidates(case))
+    assert candidates and all(any(y != -100 for y in b.y.values) for c in candidates for b in c.batches)
+    for c in candidates:
+        run_refimpl_network(c)  # each runs

@@ -280,6 +280,8 @@ def check_case(case: NetworkCase) -> NetworkCase:
             for y in b.y.values:
                 need(float(y).is_integer() and (0 <= y < n_out or y == ignore),
                      f"batch {t}: target {y} is not a class index in [0, {n_out}) or ignore_index")
+            need(case.reduction != "mean" or any(y != ignore for y in b.y.values),
+                 f"batch {t}: every target is ignore_index ({ignore}), and the mean over no target is 0/0")
         else:
             need(b.y.shape == (n, n_out), f"batch {t}: y has shape {list(b.y.shape)}, expected [{n}, {n_out}]")
             if case.loss == "bce":
