@@ -54,6 +54,27 @@ def test_list_names_the_builtin_implementations(capsys):
     assert "torch" in out and "second order yes" in out
 
 
+def test_list_says_what_an_implementation_claims(capsys):
+    """The claims its half and pairwise cases are judged by are part of what it declares: refimpl's
+    float32 accumulation (torch's too: its CPU kernels'), refimpl-pairwise's order (one claim alone,
+    or both); autograd, which has no half dtypes, claims nothing."""
+    assert cli.main(["list", "--impl", "conformance.impls:PairwiseRefImpl"]) == 0
+    lines: dict[str, str] = {}
+    name = ""
+    for ln in capsys.readouterr().out.splitlines():  # a name, then its indented lines
+        if ln.startswith("  "):
+            lines[name] += ln
+        elif ln:
+            name = ln.split()[0]
+            lines[name] = ""
+    said = "; bfloat16 reductions accumulated in float32; float16 reductions accumulated in float32;"
+    assert said in lines["refimpl"], lines["refimpl"]
+    assert ("; bfloat16 reductions accumulated in float32, summed pairwise; float16 reductions summed pairwise;"
+            in lines["refimpl-pairwise"]), lines["refimpl-pairwise"]
+    assert said in lines["torch"] and "summed" not in lines["torch"], lines["torch"]
+    assert "reductions" not in lines.get("autograd", "")
+
+
 def test_replay_a_stored_case(tmp_path, capsys):
     case = GraphCase({"x": Tensor.scalar(0.4)}, (Node("n0", "tanh", ("x",)),), "n0", Tensor.scalar(1.5),
                      id="g-replay")

@@ -122,6 +122,13 @@ class Reductions:
     accumulate: str | None = None
     summation: str | None = None
 
+    def describe(self, storage: str) -> str:
+        """The claim in words, for ``conformance list`` and the report ("float16 reductions
+        accumulated in float32, summed pairwise")."""
+        said = [f"accumulated in {self.accumulate}"] if self.accumulate else []
+        said += [f"summed {self.summation}"] if self.summation else []
+        return f"{storage} reductions {', '.join(said)}"
+
     def to_json(self) -> dict[str, str]:
         """The case document's keys for the claim: only those claimed, so that a case declared under
         an accumulation dtype alone keeps the document (and the id) it had before orders existed."""

@@ -179,7 +179,8 @@ def declared(caps: Any) -> str:
     ops = sorted(caps.ops)
     if not ops:
         return "graphs: no"
-    return (f"graphs: dtypes {','.join(caps.dtypes)}; second order {'yes' if caps.second_order else 'no'}; "
+    claims = "".join(f"; {claim.describe(d)}" for d, claim in claims_of(caps).items())
+    return (f"graphs: dtypes {','.join(caps.dtypes)}; second order {'yes' if caps.second_order else 'no'}{claims}; "
             f"{len(ops)} ops: {' '.join(ops)}")
 
 

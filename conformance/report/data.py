@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from conformance.case.dtypes import Reductions
 from conformance.verdict.outcomes import COLUMNS, NONCONFORMING
 
 CASE_STR = ("run_id", "started", "time", "impl", "impl_version", "torch_version", "shard", "suite", "family",
@@ -148,9 +149,7 @@ class Run:
             if isinstance(i, dict) and i.get("name") == impl and isinstance(i.get("claims"), dict):
                 acc, order = (c if isinstance(c := i["claims"].get(k), dict) else {}
                               for k in ("accumulate", "summation"))
-                said = [f"{s} reductions accumulated in {a}" for s, a in sorted(acc.items())]
-                said += [f"{s} reductions summed {o}" for s, o in sorted(order.items())]
-                return "; ".join(said)
+                return "; ".join(Reductions(acc.get(d), order.get(d)).describe(d) for d in sorted({*acc, *order}))
         return ""
 
     def version(self, impl: str) -> str:
