@@ -17,7 +17,9 @@ Mutants: every mutant of the zoo (conformance/impls/zoo/) that is a bug (not a v
 kink) and whose results differ from refimpl's on at least one of these cases (the others cannot be
 seen here by any rule); a mutant is *missed* by a rule that flags none of the cases it changes
 among those the rule passes for refimpl (a flag the correct implementation raises too is the
-rule's noise, not the bug's).
+rule's noise, not the bug's). A mutant that declares a claim of its own (``Mutant.declares``:
+``naive-order-claims-pairwise`` claims pairwise summation) is run on the cases of an implementation
+making that claim, against refimpl declaring the same (the correct implementation of the claim).
 
 Rules, each comparing the implementation's value and gradients with torch's in the same dtype:
 
@@ -105,14 +107,58 @@ class Float32Rounded:
                            error=r.error)
 
 
-def half_cases(dt: str, n: int, seed: int) -> list[Any]:
-    """The cases of the ``dt`` suites, ``n`` drawn per suite (after the fixed ones), as verify draws them."""
-    suites = kinds.suites(RefImpl().capabilities, n)
+def half_cases(dt: str, n: int, seed: int, capabilities: Any) -> list[Any]:
+    """The cases of the ``dt`` suites of an implementation declaring ``capabilities``, ``n`` drawn per
+    suite (after the fixed ones), as verify draws them (its claims are carried by the cases)."""
+    suites = kinds.suites(capabilities, n)
     return [c for i, s in enumerate(suites) if s.family == dt for c in draw(s, seed + i)]
+
+
+def declaring(capabilities: Any) -> RefImpl:
+    """Unmutated refimpl declaring ``capabilities`` (a mutant's, :attr:`Mutant.declares`): it computes
+    what its cases' claims say, so it is the correct implementation of the same claim."""
+    impl = RefImpl()
+    impl.capabilities = capabilities
+    return impl
 
 
 def charged(impl: Any, case: Any) -> bool:
     return judge_case(impl, case).verdict in NONCONFORMING
+
+
+@dataclass
+class Bench:
+    """The cases of one declaration in one dtype, torch's results on them, and what every rule says
+    of the correct implementation of that declaration there (a flag it raises too is the rule's
+    noise, not a mutant's)."""
+
+    dt: str
+    cases: list[Any]
+    torch: list[GraphResult]
+    reference: list[Any]  # the correct implementation's results, to see which cases a mutant changes
+    clean: dict[str, list[bool]]  # rule name → flagged, per case, for the correct implementation
+
+    @classmethod
+    def of(cls, dt: str, n: int, seed: int, capabilities: Any) -> Bench:
+        correct = declaring(capabilities)
+        cases = half_cases(dt, n, seed, capabilities)
+        torch_results = [run_torch(c) for c in cases]
+        got = [GRAPH.run(correct, c) for c in cases]
+        clean = {r.name: [r.flags(g, w, dt) for g, w in zip(got, torch_results)] for r in RULES}
+        clean["derived"] = [charged(correct, c) for c in cases]
+        return cls(dt, cases, torch_results, [GRAPH.result_key(g) for g in got], clean)
+
+    def missed(self, impl: Any) -> dict[str, bool] | None:
+        """Per rule, whether it misses the mutant ``impl``: flags none of the cases the mutant changes
+        among those it passes for the correct implementation (None: the mutant changes no case)."""
+        got = [GRAPH.run(impl, c) for c in self.cases]
+        differs = [i for i, g in enumerate(got) if GRAPH.result_key(g) != self.reference[i]]
+        if not differs:
+            return None
+        out = {r.name: not any(r.flags(got[i], self.torch[i], self.dt) for i in differs if not self.clean[r.name][i])
+               for r in RULES}
+        out["derived"] = not any(charged(impl, self.cases[i]) for i in differs if not self.clean["derived"][i])
+        return out
 
 
 def main() -> int:
@@ -124,37 +170,36 @@ def main() -> int:
     names = [r.name for r in RULES] + ["derived"]
     print(f"{'dtype':<9} {'rule':<13} " + " ".join(f"{h:>18}" for h in ("false alarms: refimpl", "f32-rounded",
                                                                          "mutants missed")))
+    benches: dict[tuple[str, int], Bench] = {}  # by dtype and declaration: refimpl's, each claim a mutant makes
+
+    def bench(dt: str, capabilities: Any) -> Bench:
+        key = (dt, id(capabilities))
+        if key not in benches:
+            benches[key] = Bench.of(dt, args.n, args.seed, capabilities)
+        return benches[key]
+
     for dt in HALF:
-        cases = half_cases(dt, args.n, args.seed)
-        torch_results = [run_torch(c) for c in cases]
-        alarms: dict[str, dict[str, int]] = {}
-        flagged: dict[str, dict[str, list[bool]]] = {}
-        for impl in (RefImpl(), Float32Rounded()):
-            got = [GRAPH.run(impl, c) for c in cases]
-            flagged[impl.name] = {r.name: [r.flags(g, w, dt) for g, w in zip(got, torch_results)] for r in RULES}
-            flagged[impl.name]["derived"] = [charged(impl, c) for c in cases]
-            alarms[impl.name] = {name: sum(f) for name, f in flagged[impl.name].items()}
-        reference = [GRAPH.result_key(r) for r in (GRAPH.run(RefImpl(), c) for c in cases)]
+        plain = bench(dt, RefImpl.capabilities)
+        f32 = Float32Rounded()
+        f32_alarms = {r.name: sum(r.flags(GRAPH.run(f32, c), w, dt) for c, w in zip(plain.cases, plain.torch))
+                      for r in RULES}
+        f32_alarms["derived"] = sum(charged(f32, c) for c in plain.cases)
         missed = dict.fromkeys(names, 0)
         visible, unseen = 0, []
         for m in (m for m in MUTANTS.values() if m.expect == "kill"):
-            impl = MutantImpl(m)
-            got = [GRAPH.run(impl, c) for c in cases]
-            differs = [i for i, g in enumerate(got) if GRAPH.result_key(g) != reference[i]]
-            if not differs:
+            # a mutant with a claim of its own (Mutant.declares) is run on that claim's cases, against
+            # the correct implementation of the claim
+            verdicts = bench(dt, m.declares or RefImpl.capabilities).missed(MutantImpl(m))
+            if verdicts is None:
                 continue
             visible += 1
-            # caught: a case the rule flags for the mutant and not for refimpl (a flag the bug explains)
-            clean = flagged["refimpl"]
-            for r in RULES:
-                seen = (i for i in differs if not clean[r.name][i])
-                missed[r.name] += not any(r.flags(got[i], torch_results[i], dt) for i in seen)
-            if not any(charged(impl, cases[i]) for i in differs if not clean["derived"][i]):
-                missed["derived"] += 1
+            for name in names:
+                missed[name] += verdicts[name]
+            if verdicts["derived"]:
                 unseen.append(m.name)
         for name in names:
-            print(f"{dt:<9} {name:<13} {alarms['refimpl'][name]:>12}/{len(cases):<5} "
-                  f"{alarms['float32, rounded'][name]:>12}/{len(cases):<5} {missed[name]:>12}/{visible:<5}")
+            print(f"{dt:<9} {name:<13} {sum(plain.clean[name]):>12}/{len(plain.cases):<5} "
+                  f"{f32_alarms[name]:>12}/{len(plain.cases):<5} {missed[name]:>12}/{visible:<5}")
         print(f"{dt:<9} missed by the derived tolerance: {', '.join(unseen) or 'none'}")
     print(f"{time.perf_counter() - t0:.0f}s")
     return 0
