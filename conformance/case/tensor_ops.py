@@ -23,6 +23,7 @@ hostile), is judged in its own suite, and is never drawn into the random tensor 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -283,6 +284,16 @@ declare(TensorOp("pad", 1, "torch.nn.functional.pad", shaping.pad, *_NO_TENSOR_G
 declare(TensorOp("dropout", 1, "conformance.oracle.composed.dropout", indexing.dropout, *_NO_TENSOR_GRAPHS,
                  note="a given mask: x·mask/(1 − p)", family="dropout", geometry=geometry.dropout_geometry,
                  tensor_attrs=(("mask", "bool"),)))
+
+
+def infinite_fills(name: str, attrs: dict[str, Any]) -> frozenset[float]:
+    """The infinite values a node of op ``name`` sets on purpose (:attr:`TensorOp.fills`: masked_fill's
+    −∞ before a softmax): the positions holding them are a mask, a constant — the working range does
+    not count them (conformance/verdict/robustness.py) and the truth's finite differences leave them
+    out (conformance/oracle/run.py). Empty for an elementwise op or a finite fill."""
+    spec = TENSOR_OPS.get(name)
+    return frozenset(float(attrs[k]) for k in (spec.fills if spec else ())
+                     if isinstance(attrs.get(k), float) and math.isinf(attrs[k]))
 
 
 def layer_ops(among: Any = None, family: str | None = None) -> list[str]:

@@ -30,7 +30,7 @@ from typing import Any
 
 from conformance.case.dtypes import DTYPES
 from conformance.case.graph import GraphCase, GraphResult
-from conformance.case.tensor_ops import TENSOR_OPS
+from conformance.case.tensor_ops import infinite_fills
 from conformance.oracle.run import evaluate, leaf_tensors, refimpl_system
 from conformance.verdict.outcomes import NONCONFORMING, Verdict
 from refimpl import FLOAT64
@@ -57,26 +57,17 @@ def outside(x: float, dtype: str) -> str | None:
     return None
 
 
-def _fills(op: str, attrs: dict[str, Any]) -> set[float]:
-    """The infinite fills a node sets on purpose (:attr:`TensorOp.fills`: masked_fill's −∞ before a
-    softmax): a mask, not an overflow, so neither the attribute nor the positions holding it put the
-    case outside the working range — a masked softmax with −∞ is judged and charged."""
-    spec = TENSOR_OPS.get(op)
-    return {float(attrs[k]) for k in (spec.fills if spec else ()) if isinstance(attrs.get(k), float)
-            and math.isinf(attrs[k])}
-
-
 def _numbers(case: GraphCase, torch_result: GraphResult | None, entries: list[Any]) -> Iterator[tuple[str, float]]:
     """Every number the working range is about, named; refimpl's forward only when it is reached."""
     for name, t in case.leaves.items():
         yield from ((f"leaf {name}", x) for x in t.values)
     for n in case.nodes:
-        fills = _fills(n.op, n.attrs)
+        fills = infinite_fills(n.op, n.attrs)
         yield from ((f"{n.name}.{k}", float(a)) for k, a in n.attrs.items()
                     if isinstance(a, (int, float)) and not isinstance(a, bool) and a not in fills)
     yield from (("the cotangent", x) for x in case.cotangent.values)
     output = next((n for n in case.nodes if n.name == case.output), None)
-    masked = _fills(output.op, output.attrs) if output is not None else set()  # the output is the fill's
+    masked = infinite_fills(output.op, output.attrs) if output is not None else set()  # the output is the fill's
     if torch_result is not None and torch_result.error is None:
         if torch_result.value is not None:
             yield from (("torch's value", x) for x in torch_result.value.values if x not in masked)
@@ -92,7 +83,7 @@ def _numbers(case: GraphCase, torch_result: GraphResult | None, entries: list[An
         yield f"refimpl's forward ({type(exc).__name__})", math.nan
         return
     for n in case.nodes:
-        fills = _fills(n.op, n.attrs)
+        fills = infinite_fills(n.op, n.attrs)
         yield from ((f"node {n.name} (refimpl's forward)", float(e.data)) for e in env[n.name].elements
                     if float(e.data) not in fills)
 
