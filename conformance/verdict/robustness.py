@@ -34,6 +34,8 @@ from conformance.case.tensor_ops import infinite_fills
 from conformance.oracle.run import evaluate, leaf_tensors, refimpl_system
 from conformance.verdict.outcomes import NONCONFORMING, Verdict
 from refimpl import FLOAT64
+from refimpl.tensor import Tensor as RTensor
+from refimpl.tensor import grad as tensor_grad
 
 #: per dtype: (low, high) — a number is in the working range when it is 0, or finite with
 #: low ≤ |x| ≤ high (the module's docstring says why these)
@@ -122,6 +124,32 @@ def overflowed(v: Any) -> str | None:
     if all(not math.isfinite(e.torch) for e in charged):
         return (f"{e.name} overflows {v.case.dtype} on the way (largest {largest:g}): torch {e.torch}, "
                 f"the implementation {e.impl}, the truth {e.truth:.3g}")
+    big = _overflowing_adjoint(v.case, largest)
+    if big is not None:
+        node, adjoint = big
+        return (f"the gradient at node {node.name} ({node.op}), {adjoint:.3g}, overflows {v.case.dtype} on the way "
+                f"(largest {largest:g}): the implementation {e.impl}, torch {e.torch}, the truth {e.truth:.3g}")
+    return None
+
+
+def _overflowing_adjoint(case: GraphCase, largest: float) -> tuple[Any, float] | None:
+    """The first node whose true adjoint — ∂⟨cotangent, output⟩/∂node, refimpl's backward in binary64
+    — is beyond the format's largest number, with that adjoint; None when every one fits. Reverse
+    mode holds each node's adjoint in the format, so there it is ±inf, and a local derivative of
+    exactly 0 behind it (x⁰'s) makes inf·0 = NaN where the leaf's true gradient is finite: float16
+    calibration, a gradient of 8.9e4 into pow(x, 0) — torch answers a zero exponent with zeros
+    without multiplying, refimpl's chain rule multiplies. How each met the overflow, not a bug."""
+    try:
+        leaves = leaf_tensors(case, FLOAT64)
+        env = evaluate(case, leaves)
+        ct = RTensor.from_flat(case.cotangent.values, case.cotangent.shape, system=FLOAT64, requires_grad=False)
+        adjoints = tensor_grad(env[case.output], [env[n.name] for n in case.nodes], ct, allow_unused=True)
+    except (ArithmeticError, ValueError, RuntimeError):
+        return None
+    for n, g in zip(case.nodes, adjoints):
+        for a in (() if g is None else g.elements):
+            if abs(float(a.data)) > largest:
+                return n, float(a.data)
     return None
 
 
