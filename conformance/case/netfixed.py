@@ -125,7 +125,7 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
     ),
     "rnn": tuple(
         Template(f"rnn-{kind}-carry",
-                 f"an {kind.upper()} of hidden size 1 over T = 4 steps: the last step's gradient reaches the "
+                 f"{kind.upper()}, hidden size 1, over T = 4 steps: the last step's gradient reaches the "
                  "first three inputs and the weights' earlier uses only through the carried state",
                  (4, 2), (Spec(kind, {}, {"weight_hh_l0": (gates, 1)}),))
         for kind, gates in (("lstm", 4), ("gru", 3))),
