@@ -67,7 +67,8 @@ def _pick(draw: st.DrawFn, items: list[Any] | tuple[Any, ...]) -> Any:
     return items[draw(st.integers(0, len(items) - 1))] if len(items) > 1 else items[0]
 
 
-def _cast(dtype: str) -> Any:
+def dtype_cast(dtype: str) -> Any:
+    """How a number drawn or built for a case in ``dtype`` is rounded: to float32, or not at all."""
     return round_to_float32 if dtype == "float32" else float
 
 
@@ -213,7 +214,9 @@ def _layer_spec(draw: st.DrawFn, acts: list[str], max_width: int, cast: Any,
             "bias_seed": bias_seed}
 
 
-def _from_seed(seed: int, shape: tuple[int, ...], lo: float, hi: float, cast: Any) -> Tensor:
+def seeded_tensor(seed: int, shape: tuple[int, ...], lo: float, hi: float, cast: Any) -> Tensor:
+    """A tensor of uniform values in ``[lo, hi]`` from ``seed`` (each rounded by ``cast``): the drawn
+    cases' parameters, and the fixed cases' (conformance/case/netfixed.py)."""
     rng = random.Random(seed)
     n = 1
     for s in shape:
@@ -249,7 +252,7 @@ def _feature_layer(draw: st.DrawFn, name: str, shape: tuple[int, ...],
             continue
         lo, hi = kind.init[p]
         k = scale(kind, shapes, p)
-        params[p] = _from_seed(seed, shapes[p], lo * k, hi * k, cast)
+        params[p] = seeded_tensor(seed, shapes[p], lo * k, hi * k, cast)
     return Feature(name, attrs, params), kind.out(shape, attrs, shapes)
 
 
@@ -329,7 +332,7 @@ def network_cases(draw: st.DrawFn, dtype: str = "float64", *, activations: Itera
     ``layer_kinds`` (structural kinds of one stack of conformance/case/layerkinds.py), a small CNN over
     an input ``[batch, C, H, W]`` or a recurrent layer over ``[batch, T, I]`` opens the network
     (:func:`_features`); without, the case is drawn exactly as it always was."""
-    cast = _cast(dtype)
+    cast = dtype_cast(dtype)
     loss_grain = Grain.of(list(LOSS_ATTRS) if losses is None else losses, loss_options(LOSS_ATTRS))
     opt_grain = Grain.of(list(OPTIMIZER_HYPER) if optimizers is None else optimizers, OPTIMIZER_HYPER)
     hidden = set(ACTIVATIONS if activations is None else activations)
@@ -374,8 +377,8 @@ def network_cases(draw: st.DrawFn, dtype: str = "float64", *, activations: Itera
         if spec["square"]:
             spec = {**spec, "width": width}
         bound = gain / width**0.5  # torch.nn.Linear's default init range, times a gain
-        weight = _from_seed(spec["weight_seed"], (spec["width"], width), -bound, bound, cast)
-        bias_t = None if spec["bias_seed"] is None else _from_seed(spec["bias_seed"], (spec["width"],),
+        weight = seeded_tensor(spec["weight_seed"], (spec["width"], width), -bound, bound, cast)
+        bias_t = None if spec["bias_seed"] is None else seeded_tensor(spec["bias_seed"], (spec["width"],),
                                                                     -bound, bound, cast)
         layers.append(Layer(width, spec["width"], spec["act"], spec["attrs"], weight, bias_t))
         width = spec["width"]

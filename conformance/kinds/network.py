@@ -17,6 +17,7 @@ from typing import Any
 from conformance.case import network as netcases
 from conformance.case.grain import loss_options, outside
 from conformance.case.layerkinds import STACKS, STRUCTURAL
+from conformance.case.netfixed import stack_fixed
 from conformance.case.netstrategies import for_capabilities
 from conformance.case.network import (
     ACTIVATIONS,
@@ -101,7 +102,10 @@ def cnn_suites(caps: Any, examples: int) -> list[Suite]:
 def stack_suites(stack: str, caps: Any, examples: int) -> list[Suite]:
     """Training runs per dtype, then gradients-only ones, of the networks that open with the feature
     layers of ``stack`` (conformance/case/layerkinds.py: STACKS) the capabilities declare; none
-    without one. Half of ``examples`` each (a run is small)."""
+    without one. Half of ``examples`` each (a run is small), after the stack's fixed hostile cases
+    (conformance/case/netfixed.py: overlapping max pooling, a grouped strided convolution, norms over
+    planes; an LSTM and a GRU of hidden size 1 over 4 steps; a two-head transformer block with T ≠ D),
+    judged at every seed: a bug only they show is caught whatever the draw."""
     kinds = [k for k in STACKS[stack] if k in getattr(caps, "layer_kinds", ())]
     if not getattr(caps, "networks", False) or not kinds:
         return []
@@ -109,12 +113,13 @@ def stack_suites(stack: str, caps: Any, examples: int) -> list[Suite]:
     dtypes = [d for d in DTYPES if d in caps.dtypes]
     trained = [o for o in OPTIMIZER_HYPER if o in caps.optimizers and o != NO_OPTIMIZER]
     out = [Suite(f"{stack} {d}", "networks", for_capabilities(caps, d, optimizers=trained, layer_kinds=kinds,
-                                                              **CNN_SIZES), max(2, examples // 2))
+                                                              **CNN_SIZES), max(2, examples // 2),
+                 stack_fixed(stack, caps, d, trained))
            for d in dtypes if trained]
     if NO_OPTIMIZER in caps.optimizers:
         out.append(Suite(f"{stack} gradients only", "networks",
                          for_capabilities(caps, dtypes[0], optimizers=[NO_OPTIMIZER], layer_kinds=kinds, **CNN_SIZES),
-                         max(3, examples // 2)))
+                         max(3, examples // 2), stack_fixed(stack, caps, dtypes[0], [NO_OPTIMIZER])))
     return out
 
 
