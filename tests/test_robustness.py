@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -229,6 +230,33 @@ def test_an_agreement_with_torch_across_an_underflow_is_named_underflow(doc):
     assert "node n1 (mul) underflows float16 on the way" in v.reason and "-0 in float16" in v.reason, v.reason
     w = judge_case(_OffTorchAcrossTheUnderflow(), case)
     assert w.verdict == Verdict.ROBUSTNESS and w.cause is None and "underflow" not in w.reason, w.reason
+
+
+def test_refimpls_passes_are_computed_once_whichever_question_asks(monkeypatch):
+    """Naming a failing extreme case asks three questions (the working range, overflow, underflow)
+    of the same two forward passes of refimpl's, in the case's format and in binary64 (with its
+    adjoints): one :class:`Forwards` shared by them computes each pass once, however many ask."""
+    from conformance.verdict import robustness
+
+    calls: list[str] = []
+    real = robustness.evaluate
+
+    def counted(case, leaves):  # type: ignore[no-untyped-def]
+        calls.append(next(iter(leaves.values())).system.name)
+        return real(case, leaves)
+
+    case = case_from_json(json.loads(UNDERFLOWING[0]))
+    judged = judge_case(RefImpl(), case)  # robustness; the questions are asked of it as charged
+    v = replace(judged, verdict=Verdict.FAIL,
+                entries=[replace(e, verdict=Verdict.FAIL if e.verdict == Verdict.ROBUSTNESS else e.verdict)
+                         for e in judged.entries])
+    monkeypatch.setattr(robustness, "evaluate", counted)
+    forwards = robustness.Forwards(case)
+    assert robustness.underflowed(v, forwards) is not None
+    assert robustness.extreme(case, None, v.entries, forwards) is not None
+    assert robustness.overflowed(v, forwards) is None
+    assert forwards.narrow is not None and forwards.adjoints is not None and forwards.wide is not None
+    assert calls == ["float16+float32", "float64"], calls
 
 
 def test_an_agreement_with_torch_where_the_truth_is_nan_is_unchecked():

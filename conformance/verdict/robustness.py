@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import cached_property
 from typing import Any
 
 from conformance.case.dtypes import DTYPES
@@ -59,7 +60,48 @@ def outside(x: float, dtype: str) -> str | None:
     return None
 
 
-def _numbers(case: GraphCase, torch_result: GraphResult | None, entries: list[Any]) -> Iterator[tuple[str, float]]:
+class Forwards:
+    """refimpl's forward passes of one case, each computed at most once and only when asked for:
+    in the case's format (the working range, the underflow), and in binary64 with its adjoints (the
+    underflow, the overflow on the way). A failing extreme case needs up to all three; a passing
+    case none. An exception leaves the pass ``None`` and says why in :attr:`failed`."""
+
+    def __init__(self, case: GraphCase) -> None:
+        self.case = case
+        self.failed: dict[str, str] = {}
+
+    def _run(self, key: str, system: Any, requires_grad: bool) -> dict[str, RTensor] | None:
+        try:
+            return evaluate(self.case, leaf_tensors(self.case, system, requires_grad=requires_grad))
+        except (ArithmeticError, ValueError) as exc:
+            self.failed[key] = type(exc).__name__
+            return None
+
+    @cached_property
+    def narrow(self) -> dict[str, RTensor] | None:
+        """Every node in the case's format (refimpl's emulation under the case's claim)."""
+        return self._run("narrow", refimpl_system(self.case), requires_grad=False)
+
+    @cached_property
+    def wide(self) -> dict[str, RTensor] | None:
+        """Every node in binary64, recorded for a backward pass (:attr:`adjoints`)."""
+        return self._run("wide", FLOAT64, requires_grad=True)
+
+    @cached_property
+    def adjoints(self) -> list[RTensor | None] | None:
+        """Each node's adjoint ∂⟨cotangent, output⟩/∂node in binary64, in the order of the case's nodes."""
+        env, case = self.wide, self.case
+        if env is None:
+            return None
+        ct = RTensor.from_flat(case.cotangent.values, case.cotangent.shape, system=FLOAT64, requires_grad=False)
+        try:
+            return tensor_grad(env[case.output], [env[n.name] for n in case.nodes], ct, allow_unused=True)
+        except (ArithmeticError, ValueError, RuntimeError):
+            return None
+
+
+def _numbers(case: GraphCase, torch_result: GraphResult | None, entries: list[Any],
+             forwards: Forwards) -> Iterator[tuple[str, float]]:
     """Every number the working range is about, named; refimpl's forward only when it is reached."""
     for name, t in case.leaves.items():
         yield from ((f"leaf {name}", x) for x in t.values)
@@ -79,10 +121,9 @@ def _numbers(case: GraphCase, torch_result: GraphResult | None, entries: list[An
             yield from ((f"torch's {name}", x) for x in t.values)
     yield from ((f"the truth of {e.name}", e.truth) for e in entries
                 if e.truth is not None and not (e.name.startswith("value") and e.truth in masked))
-    try:
-        env = evaluate(case, leaf_tensors(case, refimpl_system(case), requires_grad=False))
-    except (ArithmeticError, ValueError) as exc:
-        yield f"refimpl's forward ({type(exc).__name__})", math.nan
+    env = forwards.narrow
+    if env is None:
+        yield f"refimpl's forward ({forwards.failed['narrow']})", math.nan
         return
     for n in case.nodes:
         fills = infinite_fills(n.op, n.attrs)
@@ -90,9 +131,10 @@ def _numbers(case: GraphCase, torch_result: GraphResult | None, entries: list[An
                     if float(e.data) not in fills)
 
 
-def extreme(case: GraphCase, torch_result: GraphResult | None = None, entries: list[Any] = ()) -> str | None:
+def extreme(case: GraphCase, torch_result: GraphResult | None = None, entries: list[Any] = (),
+            forwards: Forwards | None = None) -> str | None:
     """What puts the case outside the working range (the first such number), or None."""
-    for name, x in _numbers(case, torch_result, list(entries)):
+    for name, x in _numbers(case, torch_result, list(entries), forwards or Forwards(case)):
         why = outside(x, case.dtype)
         if why is not None:
             return f"{name} = {x:.3g}, {why}" if math.isfinite(x) else f"{name} is {why}"
@@ -103,7 +145,7 @@ def extreme(case: GraphCase, torch_result: GraphResult | None = None, entries: l
 OVERFLOW = "overflow"
 
 
-def overflowed(v: Any) -> str | None:
+def overflowed(v: Any, forwards: Forwards | None = None) -> str | None:
     """Whether the format's overflow decides the case: the implementation's charged entries are not
     finite, and either the truth of every one of them rounds to ±inf in the format (a float16
     gradient of 1.96e5 > 65504), or torch — computing each op in float32 and storing in the format —
@@ -124,7 +166,7 @@ def overflowed(v: Any) -> str | None:
     if all(not math.isfinite(e.torch) for e in charged):
         return (f"{e.name} overflows {v.case.dtype} on the way (largest {largest:g}): torch {e.torch}, "
                 f"the implementation {e.impl}, the truth {e.truth:.3g}")
-    big = _overflowing_adjoint(v.case, largest)
+    big = _overflowing_adjoint(v.case, largest, forwards or Forwards(v.case))
     if big is not None:
         node, adjoint = big
         return (f"the gradient at node {node.name} ({node.op}), {adjoint:.3g}, overflows {v.case.dtype} on the way "
@@ -132,19 +174,15 @@ def overflowed(v: Any) -> str | None:
     return None
 
 
-def _overflowing_adjoint(case: GraphCase, largest: float) -> tuple[Any, float] | None:
+def _overflowing_adjoint(case: GraphCase, largest: float, forwards: Forwards) -> tuple[Any, float] | None:
     """The first node whose true adjoint — ∂⟨cotangent, output⟩/∂node, refimpl's backward in binary64
     — is beyond the format's largest number, with that adjoint; None when every one fits. Reverse
     mode holds each node's adjoint in the format, so there it is ±inf, and a local derivative of
     exactly 0 behind it (x⁰'s) makes inf·0 = NaN where the leaf's true gradient is finite: float16
     calibration, a gradient of 8.9e4 into pow(x, 0) — torch answers a zero exponent with zeros
     without multiplying, refimpl's chain rule multiplies. How each met the overflow, not a bug."""
-    try:
-        leaves = leaf_tensors(case, FLOAT64)
-        env = evaluate(case, leaves)
-        ct = RTensor.from_flat(case.cotangent.values, case.cotangent.shape, system=FLOAT64, requires_grad=False)
-        adjoints = tensor_grad(env[case.output], [env[n.name] for n in case.nodes], ct, allow_unused=True)
-    except (ArithmeticError, ValueError, RuntimeError):
+    adjoints = forwards.adjoints
+    if adjoints is None:
         return None
     for n, g in zip(case.nodes, adjoints):
         for a in (() if g is None else g.elements):
@@ -157,7 +195,7 @@ def _overflowing_adjoint(case: GraphCase, largest: float) -> tuple[Any, float] |
 UNDERFLOW = "underflow"
 
 
-def underflowed(v: Any) -> str | None:
+def underflowed(v: Any, forwards: Forwards | None = None) -> str | None:
     """Whether the format's underflow decides the case: every charged entry of the implementation
     agrees with torch's (within the rule by which any implementation agrees with torch), both far
     from the truth, and a value on the way is below the format's normal range — nonzero in binary64,
@@ -174,10 +212,9 @@ def underflowed(v: Any) -> str | None:
                        for e in charged):
         return None
     case, normal, cast = v.case, DTYPES[v.case.dtype].format.smallest_normal, DTYPES[v.case.dtype].cast
-    try:
-        narrow = evaluate(case, leaf_tensors(case, refimpl_system(case), requires_grad=False))
-        wide = evaluate(case, leaf_tensors(case, FLOAT64, requires_grad=False))
-    except (ArithmeticError, ValueError):
+    forwards = forwards or Forwards(case)
+    narrow, wide = forwards.narrow, forwards.wide
+    if narrow is None or wide is None:
         return None
     for n in case.nodes:
         for a, b in zip(narrow[n.name].elements, wide[n.name].elements):
@@ -198,12 +235,13 @@ def judge_robustness(v: Any, torch_result: GraphResult | None) -> Any:
     Any other verdict (``known-cause`` included) is returned as it is."""
     if v.verdict not in EXCUSABLE:
         return v
-    why = extreme(v.case, torch_result, v.entries)
+    forwards = Forwards(v.case)  # each of refimpl's passes at most once across the three questions
+    why = extreme(v.case, torch_result, v.entries, forwards)
     if why is None:
         return v
-    over, under = overflowed(v), None
+    over, under = overflowed(v, forwards), None
     if over is None:
-        under = underflowed(v)
+        under = underflowed(v, forwards)
     entries = [replace(e, verdict=Verdict.ROBUSTNESS) if e.verdict in NONCONFORMING else e for e in v.entries]
     return replace(v, verdict=Verdict.ROBUSTNESS, entries=entries,
                    reason=f"robustness ({over or under or why}): {v.reason}",
