@@ -68,8 +68,9 @@ class TensorOp:
     # range (conformance/verdict/robustness.py) and is charged
     fills: tuple[str, ...] = ()
     # the dtypes whose torch CPU kernel crashes the process on some inputs (a segfault no harness can
-    # catch in-process): the oracle runs a case with this op in float32 and rounds every result to the
-    # case's dtype — torch's CPU half kernels compute in float32 and round too (docs/findings.md)
+    # catch in-process; each found by a calibration, tests/test_torch_crashes.py holds the inputs): the
+    # oracle runs a case with this op in float32 and rounds every result to the case's dtype — torch's
+    # CPU half kernels compute in float32 and round too (docs/findings.md)
     torch_crashes: tuple[str, ...] = ()
 
     @property
@@ -191,7 +192,7 @@ _NO_TENSOR_GRAPHS = (lambda s: False, lambda s: st.just({}))  # a layer op is dr
 declare(TensorOp("conv2d", 3, "torch.nn.functional.conv2d", conv.conv2d, *_NO_TENSOR_GRAPHS,
                  note="stride, padding, dilation, groups; bias", family="convolution",
                  geometry=geometry.conv2d_geometry,
-                 torch_crashes=("float16",)))
+                 torch_crashes=("float16", "bfloat16")))
 declare(TensorOp("conv1d", 3, "torch.nn.functional.conv1d", conv.conv1d, *_NO_TENSOR_GRAPHS,
                  note="stride, padding, dilation, groups; bias", family="convolution",
                  geometry=geometry.conv1d_geometry,
