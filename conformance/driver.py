@@ -2,8 +2,8 @@
 
 Every command runs suites through here — ``verify``, ``nightly``, ``mutants``, ``calibrate``,
 ``export`` and the pytest suite — and says what differs through arguments (cases drawn already, a
-judge of its own, indices to skip, a budget that stops the run, a hook per case, stop at the first
-failure) instead of a loop of its own.
+judge of its own, indices to skip, a budget that stops the run, hooks before and after each case, stop
+at the first failure) instead of a loop of its own.
 
 Drawing is separate from judging: :func:`draw` asks hypothesis for a suite's cases from the seed
 alone (no test outcome steers the generation), so the same seed gives the same cases to every
@@ -111,16 +111,18 @@ class SuiteResult:
 def run_suite(impl: Any, suite: Suite, seed: int, *, cases: Iterable[Any] | None = None,
               judge: Callable[[Any], CaseVerdict] | None = None, always_truth: bool = False,
               on_case: OnCase | None = None, skip: Iterable[int] = (), stop: Callable[[], bool] | None = None,
-              first_failure_only: bool = False, shrink: bool = True,
-              shrinker: Shrinker | None = None) -> SuiteResult:
+              before_case: Callable[[int], None] | None = None, first_failure_only: bool = False,
+              shrink: bool = True, shrinker: Shrinker | None = None) -> SuiteResult:
     """Judge a suite's cases (``cases``, or those :func:`draw` gives for ``seed``) in order.
 
     ``judge(case)`` replaces the plain verdict (mutants reuse refimpl's where the results are the
-    same bits); ``skip`` holds indices judged before (a resumed run); ``stop()`` is asked before each
-    case (a budget); ``first_failure_only`` ends the suite at its first non-conforming case. The first
-    non-conforming case is then shrunk (unless ``shrink`` is off, it is a timeout, or the run was
-    stopped) into :attr:`SuiteResult.failure`, by ``shrinker`` (a run's budget shared by its
-    suites) or a new :class:`Shrinker`."""
+    same bits); ``skip`` holds indices judged before (a resumed run) or not to be judged (cases that
+    killed the process); ``stop()`` is asked before each case (a budget); ``before_case(index)`` is
+    called just before a case is judged (calibrate records the index: a worker process that dies
+    names the case it was judging); ``first_failure_only`` ends the suite at its first
+    non-conforming case. The first non-conforming case is then shrunk (unless ``shrink`` is off, it
+    is a timeout, or the run was stopped) into :attr:`SuiteResult.failure`, by ``shrinker`` (a
+    run's budget shared by its suites) or a new :class:`Shrinker`."""
     result = SuiteResult(suite, seed)
     t0 = time.perf_counter()
     judge = judge or (lambda case: judge_case(impl, case, always_truth=always_truth))
@@ -133,6 +135,8 @@ def run_suite(impl: Any, suite: Suite, seed: int, *, cases: Iterable[Any] | None
         if stop is not None and stop():
             result.stopped_at = index
             break
+        if before_case is not None:
+            before_case(index)
         t = time.perf_counter()
         v = judge(case)
         result.verdicts[v.verdict] += 1
@@ -245,8 +249,9 @@ def _worker_start(initializer: Callable[..., None] | None, args: tuple[Any, ...]
 
 
 class WorkerDied(RuntimeError):
-    """A worker process of :func:`worker_pool` died (a segfault in a library, the OOM killer): its
-    task is lost, so the run cannot be completed — said at once, instead of waiting for ever."""
+    """A worker process of :func:`worker_pool` died (a segfault in a library, the OOM killer): the
+    tasks not yet received are lost — said at once, instead of waiting for ever. What then is the
+    caller's choice: ``calibrate`` re-runs them and names the case that killed the worker."""
 
 
 class WorkerPool:
