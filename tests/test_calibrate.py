@@ -10,12 +10,13 @@ import signal
 
 import pytest
 
+from conformance.case.graph import dumps
 from conformance.case.tensor_ops import LAYER_FAMILIES
 from conformance.commands import calibrate as cal
 from conformance.commands import cli
 from conformance.commands.mutants import Plan
 from conformance.driver import PROFILES as PROFILE_EXAMPLES
-from conformance.driver import WorkerDied, worker_pool
+from conformance.driver import WorkerDied, draw, worker_pool
 from conformance.impls import RefImpl
 from conformance.impls.zoo import snapshot
 from conformance.kinds.graph import result_key
@@ -140,3 +141,63 @@ def test_a_worker_that_dies_is_an_error_not_a_hang():
         list(pool.imap(_dies, [0, 1, 2, 3]))
     with pytest.raises(WorkerDied), worker_pool(1) as pool:
         list(pool.imap_unordered(_dies, [2, 0]))
+
+
+# --- an implementation that kills its worker ------------------------------------------------------------
+
+class _KillsItsProcess(RefImpl):
+    """refimpl, but its process dies (as torch 2.13's did in its bfloat16 conv2d backward) on the
+    cases whose ids are in ``deadly`` (every case if ``deadly`` is None)."""
+
+    def __init__(self, deadly: set[str] | None) -> None:
+        super().__init__()
+        self.deadly = deadly
+
+    def run_graph(self, case):
+        if self.deadly is None or case.id in self.deadly:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return super().run_graph(case)
+
+
+def _kills_its_process(monkeypatch, deadly: set[str] | None) -> str:
+    """The name calibrate loads it by, in this process and in the workers it forks (which inherit
+    the patches; a spawned worker would load a named implementation in a process of its own)."""
+    name, impl, load = "kills-its-process", _KillsItsProcess(deadly), cal.load_impl
+    monkeypatch.setattr(cal, "load_impl", lambda spec: impl if spec == name else load(spec))
+    monkeypatch.setattr(cal, "VARIANTS", (*cal.VARIANTS, name))
+    return name
+
+
+def test_a_case_that_kills_the_worker_is_an_unexplained_failure_and_the_rest_is_judged(monkeypatch, capsys):
+    """The calibration completes: the case that killed its worker is named (index, JSON) and counted
+    as an ``error``, and every other case of every job is judged."""
+    name = _kills_its_process(monkeypatch, set())
+    n, k = 120, 17
+    jobs = cal.plan_jobs(name, [("arithmetic", "float64")], n, 2, 0)
+    assert len(jobs) == 2  # one dies while the other is judged or done
+    deadly = draw(cal.job_suite(jobs[1]), jobs[1].seed)[k]
+    cal.load_impl(name).deadly = {deadly.id}
+    lines = []
+    results = cal.calibrate(name, n, ("float64",), workers=2, seed=0, families=("arithmetic",),
+                            progress=lambda *a, **_: lines.append(a))
+    t = results[("arithmetic", "float64")]
+    assert t.cases == n and t.verdicts["error"] == 1 and t.failures == t.unexplained == 1
+    assert t.failures_seen == [f"crash: the worker process died judging case {k} of arithmetic float64 "
+                               f"(job seed {jobs[1].seed})\n{dumps(deadly)}"]
+    assert lines[-1][0].startswith(f"  {n}/{n} cases")
+    assert cli.main(["calibrate", "--impl", name, "--n", str(n), "--dtype", "float64", "--family", "arithmetic"]) == 1
+    out = capsys.readouterr().out
+    assert f"arithmetic     float64      {n}     1     0" in out
+    assert f"{name}: {n} cases, 1 failures (1 unexplained)" in out
+    assert f"unexplained failure 1: crash: the worker process died judging case {k} of arithmetic float64" in out
+
+
+def test_a_job_that_keeps_killing_its_worker_is_lost(monkeypatch, capsys):
+    """Past MAX_CRASHES cases the job is lost: the calibration says it is not complete."""
+    name = _kills_its_process(monkeypatch, None)
+    assert cli.main(["calibrate", "--impl", name, "--n", "40", "--dtype", "float64", "--family", "arithmetic",
+                     "--workers", "1"]) == 1
+    err = capsys.readouterr().err
+    assert (f"{name}: not calibrated: a worker process died judging case {cal.MAX_CRASHES} of arithmetic float64 "
+            f"(job seed 0), after {cal.MAX_CRASHES} cases that killed it were set aside; the job's 40 cases are "
+            f"lost") in err

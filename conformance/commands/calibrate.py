@@ -17,16 +17,27 @@ the tolerances are computed from, which is exactly what the safety factor must a
 and any implementation :func:`conformance.impls.loading.resolve` finds (``torch``, an
 installed adapter such as ``jax`` or ``autograd``, ``module:attribute``). One that cannot be loaded
 is reported as not available; families or dtypes it does not support are skipped.
+
+An implementation that crashes gets a verdict, it does not take the calibration down. These run in
+the worker processes, where a segfault kills the worker and breaks the pool (torch 2.13's bfloat16
+conv2d backward did, once in 100,000 cases): the results received are kept, each job that was
+running is run again alone, and when its worker dies again the case it had begun (each job records
+the index of the case it is about to judge) is counted as an ``error`` — an unexplained failure,
+shown with its JSON — and set aside, and the job runs again without it; the other jobs go on in a
+pool. A job whose worker dies before its first case, or on more than :data:`MAX_CRASHES` cases, is
+lost, and the calibration is not complete (:class:`~conformance.driver.WorkerDied`).
 """
 
 from __future__ import annotations
 
 import importlib
 import math
+import os
+import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import Any
 from unittest import mock
@@ -34,7 +45,7 @@ from unittest import mock
 from conformance.case.dtypes import claims_of
 from conformance.case.graph import dumps
 from conformance.case.tensor_ops import LAYER_FAMILIES, TENSOR_OPS, layer_ops
-from conformance.driver import run_suite, worker_pool
+from conformance.driver import WorkerDied, draw, run_suite, worker_pool
 from conformance.impls import PairwiseRefImpl, RefImpl
 from conformance.impls.loading import resolve
 from conformance.kinds.graph import family_suite
@@ -45,6 +56,8 @@ from refimpl import OPS, engine
 
 FAMILIES = [*sorted({s.family for s in OPS.values()}), "mixed", "tensor", *LAYER_FAMILIES]  # tensor: tensor graphs
 MAX_KEPT = 20
+#: cases of one job that may kill its worker (each counted as an ``error``) before the job is lost
+MAX_CRASHES = 3
 #: implementations that are refimpl run another way: they load without plugins, in a forked worker
 VARIANTS = ("refimpl", "refimpl-reordered", "refimpl-float32", "refimpl-pairwise", "torch")
 
@@ -223,10 +236,63 @@ def supported_groups(impl: Any, dtypes: tuple[str, ...], families: tuple[str, ..
 
 # --- the runs -----------------------------------------------------------------------------------------
 
-def run_chunk(args: tuple[str, str, str, int, int]) -> Tally:
-    """One worker's share: ``n`` cases of one family and dtype, from its own seed."""
-    impl_name, fam, dtype, n, seed = args
-    impl = load_impl(impl_name)
+@dataclass(frozen=True)
+class Job:
+    """One worker's share: ``n`` cases of one family and dtype, drawn from its own ``seed``, less
+    the indices in ``skip`` (cases known to kill the worker). ``progress`` is a file in which the
+    worker records the index of the case it is about to judge: it exists once the job has started,
+    and names the case when the worker dies."""
+
+    impl: str
+    family: str
+    dtype: str
+    n: int
+    seed: int
+    skip: tuple[int, ...] = ()
+    progress: str = ""
+
+    @property
+    def name(self) -> str:
+        """How a crash names the job: what draws its cases again."""
+        return f"{self.family} {self.dtype} (job seed {self.seed})"
+
+
+def job_suite(job: Job) -> Any:
+    """The job's suite: the same cases for a seed wherever it runs (the driver draws them from the
+    seed alone), in a worker that judges them and in the parent that names one that killed it."""
+    impl = load_impl(job.impl)
+    return family_suite(job.family, job.dtype, family_ops(job.family, impl.capabilities.ops), job.n,
+                        claims_of(impl.capabilities))
+
+
+@contextmanager
+def _recording(path: str) -> Iterator[Callable[[int], None] | None]:
+    """A ``before_case`` hook writing each index into ``path`` (one write each, in place: the
+    kernel keeps it when the process dies the next instant); None without a path."""
+    if not path:
+        yield None
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+
+    def record(index: int) -> None:
+        os.pwrite(fd, b"%20d" % index, 0)
+
+    try:
+        yield record
+    finally:
+        os.close(fd)
+
+
+def _recorded(path: str) -> int | None:
+    """The index a job recorded last, or None if it judged none."""
+    with open(path, "rb") as f:
+        text = f.read().strip()
+    return int(text) if text else None
+
+
+def run_chunk(job: Job) -> Tally:
+    """One worker's share (:class:`Job`)."""
+    impl = load_impl(job.impl)
     tally = Tally()
 
     def one(suite: Any, seed: int, index: int, v: Any, seconds: float) -> None:
@@ -243,21 +309,76 @@ def run_chunk(args: tuple[str, str, str, int, int]) -> Tally:
             tally.worst_case = dumps(case) if not v.conforms or r > 0.5 else case.id
         tally.ratios.append(r)
 
-    # the same cases for a seed wherever it runs (the driver draws them from the seed alone)
-    suite = family_suite(fam, dtype, family_ops(fam, impl.capabilities.ops), n, claims_of(impl.capabilities))
-    run_suite(impl, suite, seed, on_case=one, shrink=False)
+    with _recording(job.progress) as record:
+        run_suite(impl, job_suite(job), job.seed, on_case=one, skip=job.skip, shrink=False, before_case=record)
     return tally
 
 
-def calibrate(impl: str = "refimpl", n: int = 100_000, dtypes: tuple[str, ...] = ("float64", "float32"),
-              workers: int = 2, seed: int = 0, progress: Any = print,
-              families: tuple[str, ...] = tuple(FAMILIES)) -> dict[tuple[str, str], Tally]:
-    """``n`` cases in all, spread evenly over the supported families × dtypes, in ``workers``
-    processes. Raises what :func:`load_impl` raises if the implementation cannot be loaded."""
-    groups, _ = supported_groups(load_impl(impl), dtypes, families)
-    results: dict[tuple[str, str], Tally] = {g: Tally() for g in groups}
-    if not groups:
-        return results
+def _numbered(item: tuple[int, Job]) -> tuple[int, Tally]:
+    """:func:`run_chunk` for a pool whose results come in any order."""
+    return item[0], run_chunk(item[1])
+
+
+def crash_tally(job: Job, index: int) -> Tally:
+    """The case at ``index`` killed the job's worker: a charged failure (``error``), shown as the
+    others are, with its case JSON drawn here from the job's seed."""
+    case = draw(job_suite(job), job.seed)[index]
+    reason = f"crash: the worker process died judging case {index} of {job.name}"
+    return Tally(cases=1, verdicts=defaultdict(int, {Verdict.ERROR: 1}),
+                 failures_seen=[f"{reason}\n{dumps(case)}"])
+
+
+def run_alone(job: Job, start: str) -> Tally:
+    """A job whose worker may have died, alone in a fresh one-worker pool. When its worker dies
+    again, the case it had begun is the one that kills it: counted (:func:`crash_tally`), and the
+    job runs again without it. A job that dies before any case, or more than :data:`MAX_CRASHES`
+    times, is lost: :class:`WorkerDied`."""
+    crashes = Tally()
+    while True:
+        with suppress(FileNotFoundError):
+            os.remove(job.progress)  # a record of the last attempt would name the wrong case
+        try:
+            with worker_pool(1, start) as pool:
+                crashes.add(next(pool.imap(run_chunk, [job])))
+            return crashes
+        except WorkerDied as exc:
+            index = _recorded(job.progress) if os.path.exists(job.progress) else None
+            if index is None or len(job.skip) >= MAX_CRASHES:
+                where = "before its first case" if index is None else f"judging case {index}"
+                raise WorkerDied(f"a worker process died {where} of {job.name}, after {len(job.skip)} cases "
+                                 f"that killed it were set aside; the job's {job.n} cases are lost") from exc
+            crashes.add(crash_tally(job, index))
+            job = replace(job, skip=(*job.skip, index))
+
+
+def run_jobs(jobs: list[Job], workers: int, start: str, received: Callable[[Tally], None]) -> list[Tally]:
+    """Every job's tally, in the order of ``jobs`` (``received(tally)`` as each arrives). A worker
+    that dies breaks the pool: the tallies received are kept, the jobs that had started and not
+    been received are run again one by one (:func:`run_alone`, which names the case that killed
+    the worker), and the jobs that had not started go on in a pool again."""
+    tallies: dict[int, Tally] = {}
+    with tempfile.TemporaryDirectory(prefix="calibrate-") as tmp:
+        jobs = [replace(job, progress=os.path.join(tmp, str(i))) for i, job in enumerate(jobs)]
+        pending = list(range(len(jobs)))
+        while pending:
+            try:
+                with worker_pool(workers, start) as pool:
+                    for i, tally in pool.imap_unordered(_numbered, [(i, jobs[i]) for i in pending]):
+                        tallies[i] = tally
+                        received(tally)
+            except WorkerDied:
+                started = [i for i in pending if i not in tallies and os.path.exists(jobs[i].progress)]
+                if not started:  # died outside every job (starting up): nothing to set aside
+                    raise
+                for i in started:
+                    tallies[i] = run_alone(jobs[i], start)
+                    received(tallies[i])
+            pending = [i for i in pending if i not in tallies]
+    return [tallies[i] for i in range(len(jobs))]
+
+
+def plan_jobs(impl: str, groups: list[tuple[str, str]], n: int, workers: int, seed: int) -> list[Job]:
+    """``n`` cases spread evenly over the groups, in jobs small enough to keep ``workers`` busy."""
     per_group = max(1, n // len(groups))
     chunk = max(50, min(2000, per_group // max(1, workers)))
     jobs = []
@@ -265,18 +386,35 @@ def calibrate(impl: str = "refimpl", n: int = 100_000, dtypes: tuple[str, ...] =
         left, k = per_group, 0
         while left > 0:
             size = min(chunk, left)
-            jobs.append((impl, fam, dt, size, seed * 1_000_003 + g * 10_007 + k))
+            jobs.append(Job(impl, fam, dt, size, seed * 1_000_003 + g * 10_007 + k))
             left -= size
             k += 1
-    t0, done, total = time.perf_counter(), 0, per_group * len(groups)
+    return jobs
+
+
+def calibrate(impl: str = "refimpl", n: int = 100_000, dtypes: tuple[str, ...] = ("float64", "float32"),
+              workers: int = 2, seed: int = 0, progress: Any = print,
+              families: tuple[str, ...] = tuple(FAMILIES)) -> dict[tuple[str, str], Tally]:
+    """``n`` cases in all, spread evenly over the supported families × dtypes, in ``workers``
+    processes. Raises what :func:`load_impl` raises if the implementation cannot be loaded, and
+    :class:`WorkerDied` if a job is lost (:func:`run_alone`)."""
+    groups, _ = supported_groups(load_impl(impl), dtypes, families)
+    results: dict[tuple[str, str], Tally] = {g: Tally() for g in groups}
+    if not groups:
+        return results
+    jobs = plan_jobs(impl, groups, n, workers, seed)
+    t0, done, total = time.perf_counter(), 0, sum(job.n for job in jobs)
+
+    def received(tally: Tally) -> None:
+        nonlocal done
+        done += tally.cases
+        rate = done / (time.perf_counter() - t0)
+        if done * 10 // total != (done - tally.cases) * 10 // total:  # every tenth
+            progress(f"  {done}/{total} cases, {rate:.0f} cases/s", flush=True)
+
     # refimpl and its variants fork (fast); anything else — jax is multithreaded — starts afresh
-    with worker_pool(workers, "fork" if impl in VARIANTS else "spawn") as pool:
-        for job, tally in zip(jobs, pool.imap(run_chunk, jobs)):
-            results[(job[1], job[2])].add(tally)
-            done += tally.cases
-            rate = done / (time.perf_counter() - t0)
-            if done * 10 // total != (done - tally.cases) * 10 // total:  # every tenth
-                progress(f"  {done}/{total} cases, {rate:.0f} cases/s", flush=True)
+    for job, tally in zip(jobs, run_jobs(jobs, workers, "fork" if impl in VARIANTS else "spawn", received)):
+        results[(job.family, job.dtype)].add(tally)
     return results
 
 

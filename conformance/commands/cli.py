@@ -142,7 +142,8 @@ def calibrate(args: argparse.Namespace) -> int:
         t1 = time.perf_counter()
         try:
             results = cal.calibrate(name, args.n, tuple(args.dtype), args.workers, args.seed, families=families)
-        except WorkerDied as exc:  # a segfault in torch or a library: said, and the calibration is not complete
+        except WorkerDied as exc:  # a job lost: its worker died on more cases than calibrate sets aside (each
+            # an unexplained failure), or before its first case — said, and the calibration is not complete
             print(f"{name}: not calibrated: {exc}", file=sys.stderr)
             fails += 1
             continue
