@@ -54,7 +54,8 @@ def _case(op: str, dtype: str, shapes: list[tuple[int, ...]], attrs: dict) -> Gr
 
 
 def test_the_convolutions_torch_crashes_on_are_declared():
-    declared = {dt: {op for op, spec in TENSOR_OPS.items() if dt in spec.torch_crashes} for dt in ("float16", "bfloat16")}
+    declared = {dt: {op for op, spec in TENSOR_OPS.items() if dt in spec.torch_crashes}
+                for dt in ("float16", "bfloat16")}
     assert declared == {"float16": {"conv1d", "conv2d", "conv_transpose2d"}, "bfloat16": {"conv2d"}}
 
 
