@@ -185,6 +185,7 @@ def test_a_case_that_kills_the_worker_is_an_unexplained_failure_and_the_rest_is_
     assert t.failures_seen == [f"crash: the worker process died judging case {k} of arithmetic float64 "
                                f"(job seed {jobs[1].seed})\n{dumps(deadly)}"]
     assert lines[-1][0].startswith(f"  {n}/{n} cases")
+    assert any(line[0].startswith("  a worker process died: the ") for line in lines), lines  # said, not silent
     assert cli.main(["calibrate", "--impl", name, "--n", str(n), "--dtype", "float64", "--family", "arithmetic"]) == 1
     out = capsys.readouterr().out
     assert f"arithmetic     float64      {n}     1     0" in out

@@ -351,11 +351,13 @@ def run_alone(job: Job, start: str) -> Tally:
             job = replace(job, skip=(*job.skip, index))
 
 
-def run_jobs(jobs: list[Job], workers: int, start: str, received: Callable[[Tally], None]) -> list[Tally]:
+def run_jobs(jobs: list[Job], workers: int, start: str, received: Callable[[Tally], None],
+             said: Callable[[str], None] = print) -> list[Tally]:
     """Every job's tally, in the order of ``jobs`` (``received(tally)`` as each arrives). A worker
     that dies breaks the pool: the tallies received are kept, the jobs that had started and not
     been received are run again one by one (:func:`run_alone`, which names the case that killed
-    the worker), and the jobs that had not started go on in a pool again."""
+    the worker), and the jobs that had not started go on in a pool again. Each death is ``said``,
+    so one that does not repeat alone (the OOM killer, a signal from outside) is not silent."""
     tallies: dict[int, Tally] = {}
     with tempfile.TemporaryDirectory(prefix="calibrate-") as tmp:
         jobs = [replace(job, progress=os.path.join(tmp, str(i))) for i, job in enumerate(jobs)]
@@ -370,6 +372,8 @@ def run_jobs(jobs: list[Job], workers: int, start: str, received: Callable[[Tall
                 started = [i for i in pending if i not in tallies and os.path.exists(jobs[i].progress)]
                 if not started:  # died outside every job (starting up): nothing to set aside
                     raise
+                said(f"  a worker process died: the {len(started)} job(s) it may have been running run again, "
+                     "one at a time, to find the case")
                 for i in started:
                     tallies[i] = run_alone(jobs[i], start)
                     received(tallies[i])
@@ -413,7 +417,8 @@ def calibrate(impl: str = "refimpl", n: int = 100_000, dtypes: tuple[str, ...] =
             progress(f"  {done}/{total} cases, {rate:.0f} cases/s", flush=True)
 
     # refimpl and its variants fork (fast); anything else — jax is multithreaded — starts afresh
-    for job, tally in zip(jobs, run_jobs(jobs, workers, "fork" if impl in VARIANTS else "spawn", received)):
+    start = "fork" if impl in VARIANTS else "spawn"
+    for job, tally in zip(jobs, run_jobs(jobs, workers, start, received, lambda text: progress(text, flush=True))):
         results[(job.family, job.dtype)].add(tally)
     return results
 
