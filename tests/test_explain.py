@@ -32,6 +32,13 @@ def _case(leaves: dict[str, float], nodes: list[tuple], dtype: str = "float64", 
                              tuple(Node(*n) for n in nodes), nodes[-1][0], Tensor.scalar(ct), dtype))
 
 
+def _vector(op: str, values: tuple[float, ...], attrs: dict, ct: float, dtype: str = "float64") -> GraphCase:
+    """``op(x)`` of one vector x, with a cotangent ``ct`` in every output position."""
+    x = Tensor((len(values),), values)
+    out = Tensor.scalar(ct) if op == "prod" else Tensor((len(values),), (ct,) * len(values))  # prod: keepdim=False
+    return with_id(GraphCase({"x": x}, (Node("n0", op, ("x",), attrs),), "n0", out, dtype))
+
+
 LOG_OF_SUBNORMAL = _case({"x": 1e-310}, [("n0", "log", ("x",))])
 EXP_TO_SUBNORMAL = _case({"x": -100.0}, [("n0", "exp", ("x",))], "float32")
 
@@ -111,6 +118,16 @@ LIBRARY_CAUSES = [
     ("jax", _case({"x": 0.0}, [("n0", "clamp", ("x",), {"min": -2.225073858507203e-309, "max": 1.52}),
                                ("n1", "maximum", ("x", "n0"))]), "flush-to-zero"),
     ("jax", _case({"x": -0.38123497258507355}, [("n0", "log1p", ("x",))]), "log1p-128-ulps"),
+    # prod′ = (g·prod)/x: 0/0 = NaN at the zero, where the gradient is 0.5·2 = 1
+    ("autograd", _vector("prod", (0.5, 0.0, 2.0), {"dim": 0, "keepdim": False}, 0.75), "product-over-input"),
+    # a lane of one: the gradient is g exactly, (g·x)/x rounds (off by 1 ulp)
+    ("autograd", _vector("prod", (-0.37580452272904186,), {"dim": 0, "keepdim": False}, 0.7306722144000644),
+     "product-over-input-zeros-patched"),
+    # cumprod′ = reverse-cumsum(g·cumprod)/x, in binary64 and binary32 (1 ulp off g)
+    ("mygrad", _vector("cumprod", (0.6800752277380508,), {"dim": 0}, 1.858459514261781),
+     "product-over-input-zeros-patched"),
+    ("mygrad", _vector("cumprod", (0.36128148436546326,), {"dim": 0}, 0.74573814868927, "float32"),
+     "product-over-input-zeros-patched"),
     # DAZ: −1e-40 compares as 0, so jax's leaky_relu′(0) = 1 applies, and where() passes x through
     ("jax", _case({"x": SUBNORMAL32}, [("n0", "leaky_relu", ("x",), {"negative_slope": 0.5})], "float32"),
      "flush-to-zero"),
@@ -253,3 +270,23 @@ def test_the_lectures_tanh_is_named_and_still_charged(x):
     v = kinds.of(case).judge(case, got, run_torch(case))
     assert v.verdict == "fail" and v.cause == "tanh-exp-ratio", (v.verdict, v.reason)
     assert "reproduced by the known cause tanh-exp-ratio" in v.reason
+
+
+PROD_WITH_A_ZERO = _vector("prod", (0.5, 0.0, 2.0), {"dim": 0, "keepdim": False}, 0.75)
+
+
+def test_a_lost_zero_gradient_of_prod_is_no_product_over_input():
+    """prod′ = where(x == 0, 0, out/x) gives the zero 0 where its gradient is 0.75·0.5·2: neither the
+    unpatched quotient (NaN there) nor the patched one (the product of the others) gives 0."""
+    judged = check_case(MutantImpl(MUTANTS["prod-zero-gradient"]), PROD_WITH_A_ZERO)
+    assert not judged.conforms
+    assert explain(PROD_WITH_A_ZERO, judged.entries) is None
+
+
+@pytest.mark.parametrize("case", [PROD_WITH_A_ZERO, _vector("cumprod", (0.68, -1.5, 3.0), {"dim": 0}, 0.75)],
+                         ids=["prod", "cumprod"])
+def test_a_product_gradient_without_its_cotangent_is_no_product_over_input(case):
+    """The cotangent ignored (1 for 0.75): off by far more than the quotient's rounding."""
+    judged = check_case(MutantImpl(MUTANTS["cotangent-ignored"]), case)
+    assert not judged.conforms
+    assert explain(case, judged.entries) is None

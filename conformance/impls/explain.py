@@ -61,7 +61,8 @@ from unittest import mock
 
 from conformance.case.dtypes import DTYPES, DType
 from conformance.case.graph import GraphCase
-from conformance.impls.zoo.base import replace_op
+from conformance.case.tensor_ops import TENSOR_OPS
+from conformance.impls.zoo.base import entries, replace_op
 from conformance.oracle.run import evaluate, leaf_tensors, refimpl_system, run_refimpl
 from conformance.tolerance.bounds import SAFETY, TINY, BoundNS, lift
 from conformance.verdict.graph import (
@@ -76,8 +77,11 @@ from conformance.verdict.graph import (
 )
 from conformance.verdict.outcomes import NONCONFORMING, Verdict
 from conformance.verdict.outcomes import worst as worst_of
-from refimpl import OPS
+from refimpl import OPS, indexing
+from refimpl.engine import Value, apply
 from refimpl.numbers import PRIMITIVES, FloatNS
+from refimpl.ops import REALS, OpSpec
+from refimpl.tensor import Tensor, norm_dim, reduction_groups
 
 
 def _flush(x: float, tiny: float) -> float:
@@ -284,6 +288,62 @@ def _log1p_within(ulps: float) -> Patch:
     return patch
 
 
+#: the gradient that reaches it, divided by its input: ``y = over_input(x)`` is 0, and ``y·c`` added
+#: to an output sends g·c to y, so x receives ``(g·c)/x`` — the library's order (autograd: ``g * ans``,
+#: then ``/ x``); refimpl's other ops never divide by an input to get a product's gradient
+_OVER_INPUT = OpSpec("over_input", 1, lambda m, x: m.zero, lambda m, x, out: (m.div(m.one, x),), "", (REALS,),
+                     vjp=lambda m, g, x, out: (m.div(g, x),))
+
+
+def _held(v: Value) -> Value:
+    """A constant copy of ``v``: the same value, no gradient."""
+    return Value(v.data, False, system=v.ns)
+
+
+def _product_over_input(x: Tensor, dim: int, running: bool, keepdim: bool, zeros_patched: bool) -> Tensor:
+    """prod (``running``: cumprod) whose backward is the product over the input: input i of a lane
+    receives ``(Σ_k g_k·c_k)/x_i`` over the outputs c_k that contain it (prod: the one, ``g·prod/x``;
+    cumprod: the reverse running sum of ``g·cumprod``, over x). The value is refimpl's, exactly.
+
+    ``zeros_patched`` (mygrad): the zero of a lane that has exactly one (cumprod: its first zero)
+    gets the chain rule's product of the others, as mygrad recomputes it with that zero set to 1,
+    and the other zeros 0 (mygrad's ``nan_to_num``; the true gradient there is 0 too). Not patched
+    (autograd): every input is divided, so a zero's gradient is 0/0 = NaN."""
+    d = norm_dim(dim, x.ndim)
+    _, lanes = reduction_groups(x.shape, (d,) if x.ndim else ())
+    live: set[int] = set()  # the patched zeros: their gradient is refimpl's chain rule
+    divided: set[int] = set()
+    for lane in lanes:
+        zeros = [i for i in lane if x.elements[i].data == 0]
+        if zeros_patched and zeros and (running or len(zeros) == 1):
+            live.add(zeros[0])
+        divided.update(i for i in lane if not zeros_patched or x.elements[i].data != 0)
+    held = Tensor([v if i in live else _held(v) for i, v in enumerate(x.elements)], x.shape, x.system)
+    right = indexing.cumprod(held, dim) if running else indexing.prod(held, dim, keepdim)
+    over = {i: apply(_OVER_INPUT, x.elements[i]) for i in divided}
+    out = list(right.elements)
+    for j, lane in enumerate(lanes):
+        for k, o in enumerate(lane if running else [j]):
+            c = _held(out[o])
+            for i in lane[:k + 1] if running else lane:
+                if i in over:
+                    out[o] = out[o] + over[i] * c
+    return Tensor(out, right.shape, right.system)
+
+
+def _over_input_patch(zeros_patched: bool) -> Patch:
+    """prod and cumprod of refimpl with :func:`_product_over_input`'s backward."""
+
+    def prod(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
+        return _product_over_input(x, dim, False, keepdim, zeros_patched)
+
+    def cumprod(x: Tensor, dim: int) -> Tensor:
+        return _product_over_input(x, dim, True, False, zeros_patched)
+
+    return entries(TENSOR_OPS, prod=replace(TENSOR_OPS["prod"], refimpl=prod),
+                   cumprod=replace(TENSOR_OPS["cumprod"], refimpl=cumprod))
+
+
 CAUSES: dict[str, Cause] = {
     # exact changes of one formula first; flushing, which excuses more, last
     "self-tie": _patched(("maximum", "minimum"), _zero_on_tie("maximum"), _zero_on_tie("minimum"), correct=False,
@@ -324,6 +384,13 @@ CAUSES: dict[str, Cause] = {
                                                   (m.div(_mul(m, g, x), out) if m.val(x) != 0 else
                                                    _mul(m, g, m.zero),)}),
                                 note="abs′ as g·x/|x|, where g·x loses the digits of a subnormal x"),
+    "product-over-input-zeros-patched": Cause(
+        frozenset({"prod", "cumprod"}), (_over_input_patch(True),),
+        note="prod′ and cumprod′ as (g·prod)/x and reverse-cumsum(g·cumprod)/x where the input is not 0 "
+             "(autograd, mygrad; mygrad gives a lone zero the product of the others): the quotient rounds once more"),
+    "product-over-input": Cause(frozenset({"prod", "cumprod"}), (_over_input_patch(False),), correct=False,
+                                note="prod′ as (g·prod)/x with no zero patched (autograd): NaN (0/0) at a zero "
+                                     "of the input, where the gradient is the product of the others: a bug"),
     "flush-to-zero": Cause(flush=True, correct=False,
                            note="subnormals flushed to zero (FTZ + DAZ): a choice outside IEEE"),
 }
