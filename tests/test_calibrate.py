@@ -37,15 +37,31 @@ def test_correct_implementations_raise_no_false_alarm(impl):
     assert worst < 1
 
 
+#: the layer families each library's calibration includes: those whose failures all have a known cause
+#: (calibrate --n 9000 --seed 0, docs/findings.md). Left out: autograd's convolution (a RecursionError
+#: inside autograd's convolve on strided conv2d), statistics (vector_norm with keepdim: a ValueError in
+#: autograd's norm VJP) and shaping (pad's reflect, replicate and circular modes: "Only constant mode
+#: padding is supported"); mygrad's convolution (conv_nd refuses a dilated kernel whose k·d exceeds the
+#: input, though its window is d·(k − 1) + 1) and statistics (vector_norm over two dims: "does not
+#: support matrix norms") — errors, which no cause explains. jax leaves out every layer family: it
+#: aborts the process on one convolution (tests/test_adapter_libs.py) and compiles each geometry anew.
+LIBRARY_LAYERS = {
+    "autograd": ("normalization", "indexing", "cumulative", "attention", "recurrent", "dropout"),
+    "mygrad": ("normalization", "indexing", "cumulative", "attention", "recurrent", "shaping", "dropout"),
+    "jax": (),
+}
+
+
 @pytest.mark.parametrize("lib", ["autograd", "mygrad", "jax"])
 def test_every_failure_of_a_library_has_a_known_cause(lib):
     """The budget for the libraries: they fail (their bugs are real), and every failure is reproduced
     by a cause of conformance/impls/explain.py — none is a false alarm of the suite. The layer
-    families are left out: the libraries' layer findings (docs/findings.md) have no cause there yet,
-    and jax aborts the process on one convolution — tests/test_adapter_libs.py holds them."""
+    families whose failures are errors are left out (:data:`LIBRARY_LAYERS`); attention, which
+    autograd and mygrad do not map, is skipped as unsupported."""
     pytest.importorskip(lib, reason=f"{lib} not installed (extra 'libs')")
-    families = tuple(f for f in cal.FAMILIES if f not in LAYER_FAMILIES)
+    families = tuple(f for f in cal.FAMILIES if f not in LAYER_FAMILIES or f in LIBRARY_LAYERS[lib])
     results = cal.calibrate(lib, N, workers=2, seed=0, progress=lambda *a, **k: None, families=families)
+    assert set(LIBRARY_LAYERS[lib]) - {"attention"} <= {fam for fam, _ in results}
     cases = sum(t.cases for t in results.values())
     failures = sum(t.failures for t in results.values())
     unexplained = [f for t in results.values() for f in t.failures_seen]
