@@ -41,6 +41,16 @@ bugs of one library). Exact formula changes come first, ``flush-to-zero`` — th
   only the subnormal's few significant bits, so the gradient of abs at x = 1e-40 in binary32 is
   off by 8e-6 relative; differentiated again it leaves abs″ a rounding residue (5.55e-17 at
   x = −3.84) where the true value is 0. An accuracy bug.
+* ``product-over-input-zeros-patched`` — prod′ as ``(g·prod)/x`` and cumprod′ as
+  ``reverse-cumsum(g·cumprod)/x`` (autograd's prod, mygrad's cumprod; mygrad's prod is g·(prod/x),
+  whose prod/x of one factor is exact), where the input is not 0; mygrad gives a lone zero
+  (cumprod: a lane's first) the product of the others, and the other zeros 0. Equal in exact
+  arithmetic, but the quotient rounds once more: a lane of one, prod([x])′ = g, is (g·x)/x, off by
+  an ulp where the true gradient is exact. An accuracy loss, not charged.
+* ``product-over-input`` — the same with no zero patched (autograd, ``grad_np_prod``): at a zero of
+  the input the gradient is 0/0 = NaN, where it is the product of the others (0 when the lane has
+  two zeros). A bug. refimpl's own prod and cumprod never divide (refimpl/indexing.py); the cause
+  writes the quotient as a node ``over_input(x)`` that is 0 and whose backward divides by x.
 * ``flush-to-zero`` — subnormals flushed to zero, inputs and results (FTZ + DAZ: XLA's CPU default,
   hence jax's): refimpl run in :class:`FlushNS`, to within the smallest normal number, and a
   subnormal input flushed onto a kink takes the library's convention there. A documented choice
