@@ -67,11 +67,12 @@ class TensorOp:
     # the positions they fill are masked, not overflow, so a case holding them stays in the working
     # range (conformance/verdict/robustness.py) and is charged
     fills: tuple[str, ...] = ()
-    # the dtypes whose torch CPU kernel crashes the process on some inputs (a segfault no harness can
-    # catch in-process; each found by a calibration, tests/test_torch_crashes.py holds the inputs): the
-    # oracle runs a case with this op in float32 and rounds every result to the case's dtype — torch's
-    # CPU half kernels compute in float32 and round too (docs/findings.md)
-    torch_crashes: tuple[str, ...] = ()
+    # the dtypes whose torch CPU kernel is unreliable on some inputs: it crashes the process (a
+    # segfault no harness can catch in-process) or returns numbers it never computed (memory it did not
+    # write); each found by a calibration, tests/test_torch_unreliable.py holds the inputs. The oracle
+    # runs a case with this op in float32 and rounds every result to the case's dtype — torch's CPU
+    # half kernels compute in float32 and round too (docs/findings.md)
+    torch_unreliable: tuple[str, ...] = ()
 
     @property
     def layer(self) -> bool:
@@ -192,11 +193,11 @@ _NO_TENSOR_GRAPHS = (lambda s: False, lambda s: st.just({}))  # a layer op is dr
 declare(TensorOp("conv2d", 3, "torch.nn.functional.conv2d", conv.conv2d, *_NO_TENSOR_GRAPHS,
                  note="stride, padding, dilation, groups; bias", family="convolution",
                  geometry=geometry.conv2d_geometry,
-                 torch_crashes=("float16", "bfloat16")))
+                 torch_unreliable=("float16", "bfloat16")))
 declare(TensorOp("conv1d", 3, "torch.nn.functional.conv1d", conv.conv1d, *_NO_TENSOR_GRAPHS,
                  note="stride, padding, dilation, groups; bias", family="convolution",
                  geometry=geometry.conv1d_geometry,
-                 torch_crashes=("float16",)))
+                 torch_unreliable=("float16", "bfloat16")))
 declare(TensorOp("max_pool2d", 1, "torch.nn.functional.max_pool2d", conv.max_pool2d, *_NO_TENSOR_GRAPHS,
                  note="a tie goes to the window's first maximum, as torch", ties="max-in-windows",
                  family="convolution", geometry=geometry.max_pool2d_geometry))
@@ -259,7 +260,7 @@ declare(TensorOp("gru", 6, "conformance.oracle.composed.gru", recurrent.gru, *_N
 declare(TensorOp("conv_transpose2d", 3, "torch.nn.functional.conv_transpose2d", conv.conv_transpose2d,
                  *_NO_TENSOR_GRAPHS, note="weight (C, O/groups, kH, kW); stride, padding, output_padding, "
                  "groups, dilation; bias", family="convolution", geometry=geometry.conv_transpose2d_geometry,
-                 torch_crashes=("float16",)))
+                 torch_unreliable=("float16",)))
 declare(TensorOp("var", 1, "torch.var", statistics.var, *_NO_TENSOR_GRAPHS,
                  note="correction 1 or 0, over one dim or several", family="statistics",
                  geometry=geometry.spread_geometry))

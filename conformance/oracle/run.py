@@ -105,10 +105,11 @@ def _data(g: Any) -> Any:
     return g.data if isinstance(g, Value) else g
 
 
-def torch_crashes(case: GraphCase) -> bool:
-    """Whether torch's kernel of an op of the case may crash the process in the case's dtype
-    (:attr:`conformance.case.tensor_ops.TensorOp.torch_crashes`)."""
-    return any(case.dtype in TENSOR_OPS[n.op].torch_crashes for n in case.nodes if n.op in TENSOR_OPS)
+def torch_unreliable(case: GraphCase) -> bool:
+    """Whether torch's kernel of an op of the case may crash the process, or return numbers it never
+    computed, in the case's dtype
+    (:attr:`conformance.case.tensor_ops.TensorOp.torch_unreliable`)."""
+    return any(case.dtype in TENSOR_OPS[n.op].torch_unreliable for n in case.nodes if n.op in TENSOR_OPS)
 
 
 def _rounded(r: GraphResult, cast: Any) -> GraphResult:
@@ -124,7 +125,7 @@ def run_torch(case: GraphCase, dtype: str | None = None) -> GraphResult:
     imported here, not with the module: a worker serving another implementation never needs it."""
     import torch
 
-    if dtype is None and torch_crashes(case):
+    if dtype is None and torch_unreliable(case):
         return _rounded(run_torch(case, "float32"), dtypes.dtype(case.dtype).cast)
     dt = getattr(torch, dtypes.dtype(dtype or case.dtype).name)
     names = list(case.leaves)

@@ -1,5 +1,5 @@
 """torch 2.13's float16 convolutions, and its bfloat16 conv2d, can segfault on CPU (docs/findings.md):
-the oracle never calls them there (``TensorOp.torch_crashes``) — it runs the case in float32 and rounds
+the oracle never calls them there (``TensorOp.torch_unreliable``) — it runs the case in float32 and rounds
 every result to the case's format. Run in a subprocess, so that a regression is a failed test, not a
 dead test session."""
 
@@ -16,7 +16,7 @@ from conformance.case.dtypes import DTYPES
 from conformance.case.graph import GraphCase, Node, Tensor, dumps
 from conformance.case.strategies import with_id
 from conformance.case.tensor_ops import TENSOR_OPS
-from conformance.oracle.run import evaluate, leaf_tensors, refimpl_system
+from conformance.oracle.run import evaluate, leaf_tensors, refimpl_system, run_torch
 
 #: cases on which torch's own kernel killed the process: found by `conformance calibrate --dtype float16`
 #: (seed 2: conv_transpose2d, conv1d, conv2d) and by `conformance calibrate --impl torch --dtype bfloat16`
@@ -53,10 +53,10 @@ def _case(op: str, dtype: str, shapes: list[tuple[int, ...]], attrs: dict) -> Gr
     return with_id(GraphCase(leaves, probe.nodes, "n0", Tensor(tuple(shape), ct), dtype))
 
 
-def test_the_convolutions_torch_crashes_on_are_declared():
-    declared = {dt: {op for op, spec in TENSOR_OPS.items() if dt in spec.torch_crashes}
+def test_the_convolutions_torch_unreliable_on_are_declared():
+    declared = {dt: {op for op, spec in TENSOR_OPS.items() if dt in spec.torch_unreliable}
                 for dt in ("float16", "bfloat16")}
-    assert declared == {"float16": {"conv1d", "conv2d", "conv_transpose2d"}, "bfloat16": {"conv2d"}}
+    assert declared == {"float16": {"conv1d", "conv2d", "conv_transpose2d"}, "bfloat16": {"conv1d", "conv2d"}}
 
 
 @pytest.mark.parametrize(("op", "dtype", "shapes", "attrs"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
@@ -68,3 +68,24 @@ def test_the_oracle_survives_the_cases_torch_crashed_on_and_rounds_float32(op, d
     got = json.loads(out.stdout)
     assert got["value"] == [DTYPES[dtype].cast(x) for x in got["wide"]], op
     assert set(got["grads"]) == set(case.leaves), op
+
+
+#: torch 2.13's bfloat16 conv1d (and conv2d) weight gradient at a tap that sees only padding reads
+#: memory it never wrote: 0 in about half the runs, anything else (1.23e-16, NaN, −1.69) in the others
+#: (`conformance calibrate --impl torch --dtype bfloat16 --n 100000 --seed 5`, session 15: two cases
+#: judged differently on two runs). x (1, 2, 2), w (4, 1, 4), stride 3, padding 1, groups 2: tap 3 of
+#: every filter meets only the right pad, so its true gradient is 0.
+UNWRITTEN = ("conv1d", "bfloat16", [(1, 2, 2), (4, 1, 4), (4,)],
+             {"stride": 3, "padding": 1, "dilation": 1, "groups": 2})
+
+
+def test_the_oracles_gradient_where_torch_reads_unwritten_memory_is_the_same_every_run():
+    import torch
+
+    case = _case(*UNWRITTEN)
+    got = set()
+    for _ in range(50):
+        del [torch.randn(64, 64) for _ in range(3)][:]  # freed memory holding numbers, as in a long run
+        g = run_torch(case).grads["x1"].values
+        got.add(tuple(g[k] for k in range(3, 16, 4)))  # tap 3 of each of the 4 filters
+    assert got == {(0.0, 0.0, 0.0, 0.0)}, got
