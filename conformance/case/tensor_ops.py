@@ -260,7 +260,7 @@ declare(TensorOp("gru", 6, "conformance.oracle.composed.gru", recurrent.gru, *_N
 declare(TensorOp("conv_transpose2d", 3, "torch.nn.functional.conv_transpose2d", conv.conv_transpose2d,
                  *_NO_TENSOR_GRAPHS, note="weight (C, O/groups, kH, kW); stride, padding, output_padding, "
                  "groups, dilation; bias", family="convolution", geometry=geometry.conv_transpose2d_geometry,
-                 torch_unreliable=("float16",)))
+                 torch_unreliable=("float16", "bfloat16")))
 declare(TensorOp("var", 1, "torch.var", statistics.var, *_NO_TENSOR_GRAPHS,
                  note="correction 1 or 0, over one dim or several", family="statistics",
                  geometry=geometry.spread_geometry))
