@@ -166,7 +166,7 @@ def overflowed(v: Any, forwards: Forwards | None = None) -> str | None:
     if all(not math.isfinite(e.torch) for e in charged):
         return (f"{e.name} overflows {v.case.dtype} on the way (largest {largest:g}): torch {e.torch}, "
                 f"the implementation {e.impl}, the truth {e.truth:.3g}")
-    big = _overflowing_adjoint(v.case, largest, forwards or Forwards(v.case))
+    big = _overflowing_adjoint(forwards or Forwards(v.case), largest)
     if big is not None:
         node, adjoint = big
         return (f"the gradient at node {node.name} ({node.op}), {adjoint:.3g}, overflows {v.case.dtype} on the way "
@@ -174,7 +174,7 @@ def overflowed(v: Any, forwards: Forwards | None = None) -> str | None:
     return None
 
 
-def _overflowing_adjoint(case: GraphCase, largest: float, forwards: Forwards) -> tuple[Any, float] | None:
+def _overflowing_adjoint(forwards: Forwards, largest: float) -> tuple[Any, float] | None:
     """The first node whose true adjoint — ∂⟨cotangent, output⟩/∂node, refimpl's backward in binary64
     — is beyond the format's largest number, with that adjoint; None when every one fits. Reverse
     mode holds each node's adjoint in the format, so there it is ±inf, and a local derivative of
@@ -184,7 +184,7 @@ def _overflowing_adjoint(case: GraphCase, largest: float, forwards: Forwards) ->
     adjoints = forwards.adjoints
     if adjoints is None:
         return None
-    for n, g in zip(case.nodes, adjoints):
+    for n, g in zip(forwards.case.nodes, adjoints):
         for a in (() if g is None else g.elements):
             if abs(float(a.data)) > largest:
                 return n, float(a.data)
