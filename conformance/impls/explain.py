@@ -88,7 +88,7 @@ from conformance.verdict.graph import (
 from conformance.verdict.outcomes import NONCONFORMING, Verdict
 from conformance.verdict.outcomes import worst as worst_of
 from refimpl import OPS, indexing
-from refimpl.engine import Value, apply
+from refimpl.engine import apply
 from refimpl.numbers import PRIMITIVES, FloatNS
 from refimpl.ops import REALS, OpSpec
 from refimpl.tensor import Tensor, norm_dim, reduction_groups
@@ -305,11 +305,6 @@ _OVER_INPUT = OpSpec("over_input", 1, lambda m, x: m.zero, lambda m, x, out: (m.
                      vjp=lambda m, g, x, out: (m.div(g, x),))
 
 
-def _held(v: Value) -> Value:
-    """A constant copy of ``v``: the same value, no gradient."""
-    return Value(v.data, False, system=v.ns)
-
-
 def _product_over_input(x: Tensor, dim: int, running: bool, keepdim: bool, zeros_patched: bool) -> Tensor:
     """prod (``running``: cumprod) whose backward is the product over the input: input i of a lane
     receives ``(Σ_k g_k·c_k)/x_i`` over the outputs c_k that contain it (prod: the one, ``g·prod/x``;
@@ -328,13 +323,14 @@ def _product_over_input(x: Tensor, dim: int, running: bool, keepdim: bool, zeros
         if zeros_patched and zeros and (running or len(zeros) == 1):
             live.add(zeros[0])
         divided.update(i for i in lane if not zeros_patched or x.elements[i].data != 0)
-    held = Tensor([v if i in live else _held(v) for i, v in enumerate(x.elements)], x.shape, x.system)
+    constants = x.detach().elements
+    held = Tensor([v if i in live else constants[i] for i, v in enumerate(x.elements)], x.shape, x.system)
     right = indexing.cumprod(held, dim) if running else indexing.prod(held, dim, keepdim)
     over = {i: apply(_OVER_INPUT, x.elements[i]) for i in divided}
-    out = list(right.elements)
+    out, values = list(right.elements), right.detach().elements  # each output as a constant, before the terms
     for j, lane in enumerate(lanes):
         for k, o in enumerate(lane if running else [j]):
-            c = _held(out[o])
+            c = values[o]
             for i in lane[:k + 1] if running else lane:
                 if i in over:
                     out[o] = out[o] + over[i] * c
