@@ -28,12 +28,61 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import strategies as st
 
 Shape = tuple[int, ...]
 Geometry = tuple[list[Shape], dict[str, Any], bool]
+Off = frozenset[str]
+
+NONE: Off = frozenset()
+
+
+def _axes(value: Any) -> list[Any]:
+    """An attribute torch takes as an int or a pair, as a list of its values per axis."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _differs(attrs: dict[str, Any], *names: str) -> bool:
+    return any(len(set(_axes(attrs[n]))) > 1 for n in names if n in attrs)
+
+
+def _set(attrs: dict[str, Any], name: str, plain: Any) -> bool:
+    return name in attrs and any(v != plain for v in _axes(attrs[name]))
+
+
+#: per layer op, the hostile knobs an implementation may declare it does not take
+#: (``Capabilities.without``: a course assignment's convolution has one stride and one padding for
+#: both axes, no dilation, no groups): what each means, and whether a case's attributes use it. Its
+#: geometry then draws none of those cases (the knob held at torch's default, or, for ``per_axis``,
+#: the first axis's stride, padding and dilation repeated on the second — the kernel may still differ),
+#: and its fixed cases that use one are left out. Every other knob is drawn as before.
+KNOBS: dict[str, dict[str, tuple[str, Callable[[dict[str, Any]], bool]]]] = {}
+_GROUPS = ("groups > 1", lambda a: a.get("groups", 1) != 1)
+_DILATION = ("dilation > 1", lambda a: _set(a, "dilation", 1))
+_PER_AXIS = ("stride, padding, dilation or output_padding that differ between the two axes",
+             lambda a: _differs(a, "stride", "padding", "dilation", "output_padding"))
+_PADDING = ("padding > 0", lambda a: _set(a, "padding", 0))
+_CEIL_MODE = ("ceil_mode=True", lambda a: bool(a.get("ceil_mode")))
+KNOBS["conv2d"] = {"groups": _GROUPS, "dilation": _DILATION, "per_axis": _PER_AXIS}
+KNOBS["conv1d"] = {"groups": _GROUPS, "dilation": _DILATION}
+KNOBS["conv_transpose2d"] = {"groups": _GROUPS, "dilation": _DILATION, "per_axis": _PER_AXIS,
+                             "output_padding": ("output_padding > 0", lambda a: _set(a, "output_padding", 0))}
+KNOBS["max_pool2d"] = {"padding": _PADDING, "dilation": _DILATION, "ceil_mode": _CEIL_MODE, "per_axis": _PER_AXIS}
+KNOBS["avg_pool2d"] = {"padding": _PADDING, "ceil_mode": _CEIL_MODE, "per_axis": _PER_AXIS}
+
+
+def uses(op: str, attrs: dict[str, Any]) -> Off:
+    """The knobs of ``op`` (:data:`KNOBS`) that a case with these attributes uses."""
+    return frozenset(k for k, (_, used) in KNOBS.get(op, {}).items() if used(attrs))
+
+
+def _pair(draw: st.DrawFn, values: st.SearchStrategy[int], same: bool) -> tuple[int, int]:
+    """A value per axis; the first one twice when ``same`` (``per_axis`` off)."""
+    first = draw(values)
+    return (first, first) if same else (first, draw(values))
 
 
 def _size(draw: st.DrawFn, span: int, padding: int) -> int:
@@ -48,14 +97,15 @@ def _fits_everywhere(size: int, kernel: int, stride: int, padding: int, dilation
 
 
 @st.composite
-def conv2d_geometry(draw: st.DrawFn) -> Geometry:
-    groups = draw(st.integers(1, 3))
+def conv2d_geometry(draw: st.DrawFn, off: Off = NONE) -> Geometry:
+    groups = 1 if "groups" in off else draw(st.integers(1, 3))
     per_in, per_out = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     n = draw(st.integers(1, 2))
     kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    same = "per_axis" in off
+    stride = _pair(draw, st.integers(1, 3), same)
+    dilation = (1, 1) if "dilation" in off else _pair(draw, st.integers(1, 2), same)
+    padding = _pair(draw, st.integers(0, 2), same)
     hw = tuple(_size(draw, dilation[a] * (kernel[a] - 1) + 1, padding[a]) for a in (0, 1))
     c, o = groups * per_in, groups * per_out
     shapes = [(n, c, *hw), (o, per_in, *kernel), (o,)]
@@ -64,26 +114,34 @@ def conv2d_geometry(draw: st.DrawFn) -> Geometry:
 
 
 @st.composite
-def conv1d_geometry(draw: st.DrawFn) -> Geometry:
-    groups = draw(st.integers(1, 3))
+def conv1d_geometry(draw: st.DrawFn, off: Off = NONE) -> Geometry:
+    groups = 1 if "groups" in off else draw(st.integers(1, 3))
     per_in, per_out = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     n = draw(st.integers(1, 2))
-    kernel, stride, dilation, padding = (draw(st.integers(1, 4)), draw(st.integers(1, 3)),
-                                         draw(st.integers(1, 3)), draw(st.integers(0, 2)))
+    kernel, stride = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    dilation = 1 if "dilation" in off else draw(st.integers(1, 3))
+    padding = draw(st.integers(0, 2))
     length = _size(draw, dilation * (kernel - 1) + 1, padding) + draw(st.integers(0, 3))
     shapes = [(n, groups * per_in, length), (groups * per_out, per_in, kernel), (groups * per_out,)]
     return shapes, {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}, False
 
 
-def _transposed_axis(draw: st.DrawFn) -> tuple[int, int, int, int, int, int]:
+def _transposed_axis(draw: st.DrawFn, off: Off = NONE,
+                     like: tuple[int, ...] | None = None) -> tuple[int, int, int, int, int, int]:
     """(kernel, stride, padding, output_padding, dilation, size) along one axis of a transposed
     convolution: ``output_padding`` up to torch's limit (below the stride or the dilation — positive
     in about half the draws, where a backward that drops the extra rows goes wrong once ``padding`` ≥ 1
     puts something there), stride and dilation drawn apart, the input size raised until the output
-    has a row."""
-    kernel, stride, dilation = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    output_padding = draw(st.integers(0, max(stride, dilation) - 1))
-    padding = draw(st.integers(0, 2))
+    has a row. ``like``: the first axis, whose stride, padding, output_padding and dilation this one
+    repeats (``per_axis`` off)."""
+    kernel = draw(st.integers(1, 3))
+    if like is not None:
+        _, stride, padding, output_padding, dilation, _ = like
+    else:
+        stride = draw(st.integers(1, 3))
+        dilation = 1 if "dilation" in off else draw(st.integers(1, 3))
+        output_padding = 0 if "output_padding" in off else draw(st.integers(0, max(stride, dilation) - 1))
+        padding = draw(st.integers(0, 2))
     size = draw(st.integers(1, 3))
     while (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1 < 1:
         size += 1
@@ -91,12 +149,13 @@ def _transposed_axis(draw: st.DrawFn) -> tuple[int, int, int, int, int, int]:
 
 
 @st.composite
-def conv_transpose2d_geometry(draw: st.DrawFn) -> Geometry:
+def conv_transpose2d_geometry(draw: st.DrawFn, off: Off = NONE) -> Geometry:
     """x (N, C, H, W), weight (C, O/groups, kH, kW), bias (O,): groups, stride ≠ dilation, output_padding."""
-    groups = draw(st.integers(1, 3))
+    groups = 1 if "groups" in off else draw(st.integers(1, 3))
     per_in, per_out = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     n = draw(st.integers(1, 2))
-    rows, cols = _transposed_axis(draw), _transposed_axis(draw)
+    rows = _transposed_axis(draw, off)
+    cols = _transposed_axis(draw, off, rows if "per_axis" in off else None)
     c = groups * per_in
     shapes = [(n, c, rows[5], cols[5]), (c, per_out, rows[0], cols[0]), (groups * per_out,)]
     attrs = {"stride": [rows[1], cols[1]], "padding": [rows[2], cols[2]], "output_padding": [rows[3], cols[3]],
@@ -104,15 +163,22 @@ def conv_transpose2d_geometry(draw: st.DrawFn) -> Geometry:
     return shapes, attrs, False
 
 
-def _pool_axis(draw: st.DrawFn, dilated: bool, ceil_mode: bool) -> tuple[int, int, int, int, int]:
+def _pool_axis(draw: st.DrawFn, dilated: bool, ceil_mode: bool, off: Off = NONE,
+               like: tuple[int, ...] | None = None) -> tuple[int, int, int, int, int]:
     """(kernel, stride, padding, dilation, size) along one axis, every window holding an input element.
     A max pool (``dilated``) strides at most its kernel: its backward bugs live where windows meet or
-    overlap; an average pool's stride may pass its kernel too (windows with gaps)."""
+    overlap; an average pool's stride may pass its kernel too (windows with gaps). ``like``: the
+    first axis, whose stride, padding and dilation this one repeats (``per_axis`` off), its kernel
+    drawn large enough for them."""
     while True:  # at most a few rounds: most draws fit
-        kernel = draw(st.integers(1, 3))
-        stride = draw(st.integers(1, kernel if dilated else 3))
-        padding = draw(st.integers(0, kernel // 2))
-        dilation = draw(st.integers(1, 2)) if dilated else 1
+        if like is not None:
+            _, stride, padding, dilation, _ = like
+            kernel = draw(st.integers(max(1, 2 * padding, stride if dilated else 1), 3))
+        else:
+            kernel = draw(st.integers(1, 3))
+            stride = draw(st.integers(1, kernel if dilated else 3))
+            padding = 0 if "padding" in off else draw(st.integers(0, kernel // 2))
+            dilation = draw(st.integers(1, 2)) if dilated and "dilation" not in off else 1
         size = _size(draw, dilation * (kernel - 1) + 1, padding)
         num = size + 2 * padding - dilation * (kernel - 1) - 1
         out = (-(-num // stride) if ceil_mode else num // stride) + 1
@@ -122,11 +188,12 @@ def _pool_axis(draw: st.DrawFn, dilated: bool, ceil_mode: bool) -> tuple[int, in
             return kernel, stride, padding, dilation, size
 
 
-def _pool(draw: st.DrawFn, dilated: bool) -> tuple[Shape, dict[str, Any]]:
+def _pool(draw: st.DrawFn, dilated: bool, off: Off) -> tuple[Shape, dict[str, Any]]:
     """A pooling's input shape and its common attributes (``dilation`` for a max pool)."""
-    ceil_mode = draw(st.booleans())
+    ceil_mode = False if "ceil_mode" in off else draw(st.booleans())
     n, c = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    rows, cols = _pool_axis(draw, dilated, ceil_mode), _pool_axis(draw, dilated, ceil_mode)
+    rows = _pool_axis(draw, dilated, ceil_mode, off)
+    cols = _pool_axis(draw, dilated, ceil_mode, off, rows if "per_axis" in off else None)
     attrs: dict[str, Any] = {"kernel_size": [rows[0], cols[0]], "stride": [rows[1], cols[1]],
                              "padding": [rows[2], cols[2]]}
     if dilated:
@@ -135,14 +202,14 @@ def _pool(draw: st.DrawFn, dilated: bool) -> tuple[Shape, dict[str, Any]]:
 
 
 @st.composite
-def max_pool2d_geometry(draw: st.DrawFn) -> Geometry:
-    shape, attrs = _pool(draw, True)
+def max_pool2d_geometry(draw: st.DrawFn, off: Off = NONE) -> Geometry:
+    shape, attrs = _pool(draw, True, off)
     return [shape], attrs, draw(st.integers(0, 3)) > 0  # ties three times in four
 
 
 @st.composite
-def avg_pool2d_geometry(draw: st.DrawFn) -> Geometry:
-    shape, attrs = _pool(draw, False)
+def avg_pool2d_geometry(draw: st.DrawFn, off: Off = NONE) -> Geometry:
+    shape, attrs = _pool(draw, False, off)
     return [shape], {**attrs, "count_include_pad": draw(st.booleans())}, False
 
 
@@ -451,8 +518,9 @@ _SPREAD = [0.5, 1.75, 1.25, 1.25, 2.0, -0.5, 1.5, 0.25, 1.25, 1.25, 0.75, 2.5]
 #: per layer op, geometries judged first at every seed (``Suite.fixed``): the hostile corner each
 #: bug needs, so that a bug no random draw happened to reach is still caught — a max shared by
 #: overlapping windows and a tie inside one; a last window over the padded edge under ceil_mode;
-#: groups, stride ≠ dilation and a remainder the stride leaves. Values (``None``: drawn from a fixed
-#: seed) in row-major order.
+#: groups, stride ≠ dilation and a remainder the stride leaves — and for the ops with knobs, a corner
+#: that uses none of them, for an implementation that declares it lacks some. Values (``None``: drawn
+#: from a fixed seed) in row-major order.
 FIXED: dict[str, list[tuple[list[Shape], dict[str, Any], list[float] | None]]] = {
     "max_pool2d": [([(1, 1, 3, 4)], {"kernel_size": [2, 2], "stride": [1, 1], "padding": [0, 0],
                                      "dilation": [1, 1], "ceil_mode": False},
@@ -460,18 +528,31 @@ FIXED: dict[str, list[tuple[list[Shape], dict[str, Any], list[float] | None]]] =
                    # ceil_mode where torch drops the last window: it would start in the right padding
                    # (5 + 2·1 − 2) / 2 rounds up to 3, +1 = 4 windows, but the 4th starts at 6 ≥ 5 + 1
                    ([(1, 1, 5, 5)], {"kernel_size": [2, 2], "stride": [2, 2], "padding": [1, 1],
-                                     "dilation": [1, 1], "ceil_mode": True}, None)],
+                                     "dilation": [1, 1], "ceil_mode": True}, None),
+                   # no knob (KNOBS): windows that overlap on one axis, a remainder the stride leaves on both
+                   ([(1, 2, 5, 6)], {"kernel_size": [3, 2], "stride": [2, 2], "padding": [0, 0],
+                                     "dilation": [1, 1], "ceil_mode": False},
+                    [float(v % 4) for v in (7, 3, 1, 7, 2, 0, 5, 7, 3, 6, 7, 1, 4, 2, 7, 0, 3, 5) * 3 + (1,) * 6])],
     "avg_pool2d": [([(1, 1, 4, 5)], {"kernel_size": [3, 3], "stride": [2, 2], "padding": [1, 1],
                                      "ceil_mode": True, "count_include_pad": False}, None),
                    ([(1, 1, 4, 5)], {"kernel_size": [3, 2], "stride": [2, 2], "padding": [1, 1],
-                                     "ceil_mode": True, "count_include_pad": True}, None)],
+                                     "ceil_mode": True, "count_include_pad": True}, None),
+                   ([(1, 2, 5, 6)], {"kernel_size": [3, 2], "stride": [2, 2], "padding": [0, 0],
+                                     "ceil_mode": False, "count_include_pad": True}, None)],
     "conv2d": [([(1, 4, 5, 6), (4, 2, 2, 3), (4,)], {"stride": [2, 1], "padding": [1, 0], "dilation": [1, 2],
-                                                     "groups": 2}, None)],
-    "conv1d": [([(1, 4, 7), (4, 2, 3), (4,)], {"stride": 2, "padding": 1, "dilation": 2, "groups": 2}, None)],
+                                                     "groups": 2}, None),
+               # no knob: one stride and padding for both axes, a remainder the stride leaves on each
+               ([(2, 2, 6, 5), (3, 2, 3, 2), (3,)], {"stride": [2, 2], "padding": [1, 1], "dilation": [1, 1],
+                                                     "groups": 1}, None)],
+    "conv1d": [([(1, 4, 7), (4, 2, 3), (4,)], {"stride": 2, "padding": 1, "dilation": 2, "groups": 2}, None),
+               ([(2, 2, 8), (3, 2, 3), (3,)], {"stride": 2, "padding": 1, "dilation": 1, "groups": 1}, None)],
     # output_padding with padding (something lands in the extra rows), stride ≠ dilation on both axes, groups
     "conv_transpose2d": [([(1, 4, 3, 3), (4, 2, 3, 2), (4,)], {"stride": [2, 1], "padding": [1, 1],
                                                                 "output_padding": [1, 1], "groups": 2,
-                                                                "dilation": [1, 2]}, None)],
+                                                                "dilation": [1, 2]}, None),
+                         ([(1, 2, 3, 2), (2, 3, 3, 3), (3,)], {"stride": [2, 2], "padding": [1, 1],
+                                                               "output_padding": [0, 0], "groups": 1,
+                                                               "dilation": [1, 1]}, None)],
     "batch_norm": [([(3, 2, 2), (2,), (2,)], {"eps": 1e-5},  # channel 0 constant: variance 0
                     [0.5, 0.5, 0.25, -1.0, 0.5, 0.5, 0.75, 0.0, 0.5, 0.5, -0.5, 1.0])],
     "layer_norm": [([(2, 3, 4), (4,), (4,)], {"normalized_shape": [4], "eps": 1e-5}, None),

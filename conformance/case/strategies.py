@@ -403,14 +403,15 @@ TIE_VALUES = (-1.0, 0.0, 1.0, 2.0)
 
 
 @st.composite
-def layer_op_cases(draw: st.DrawFn, name: str, dtype: str = "float64") -> GraphCase:
+def layer_op_cases(draw: st.DrawFn, name: str, dtype: str = "float64", off: geometry.Off = geometry.NONE) -> GraphCase:
     """One layer op (``TENSOR_OPS[name].geometry``: convolution, pooling) alone, on its hostile
     geometry, with a cotangent that differs entry by entry. Its inputs are seeded tensors (one drawn
     seed each, expanded by :class:`random.Random`: a conv's input holds hundreds of numbers, more
-    than a draw apiece would shrink), uniform in [-1, 1] — or, for a tie-prone input, small integers."""
+    than a draw apiece would shrink), uniform in [-1, 1] — or, for a tie-prone input, small integers.
+    ``off``: the knobs of :data:`conformance.case.geometry.KNOBS` the implementation does not take."""
     op = TENSOR_OPS[name]
     assert op.geometry is not None, f"{name} is not a layer op"
-    shapes, attrs, ties = draw(op.geometry())
+    shapes, attrs, ties = draw(op.geometry(off) if off else op.geometry())
     cast = dtype_of(dtype).cast
     leaves = {}
     for i, shape in enumerate(shapes):
@@ -422,12 +423,15 @@ def layer_op_cases(draw: st.DrawFn, name: str, dtype: str = "float64") -> GraphC
     return _one_node_case(name, leaves, attrs, random.Random(draw(st.integers(0, 2**32 - 1))), dtype)
 
 
-def layer_fixed_cases(name: str, dtype: str = "float64") -> tuple[GraphCase, ...]:
+def layer_fixed_cases(name: str, dtype: str = "float64", off: geometry.Off = geometry.NONE) -> tuple[GraphCase, ...]:
     """The layer op's fixed hostile cases (:data:`conformance.case.geometry.FIXED`), the same at every
-    seed: values given, or uniform in [-1, 1] from seed 0; the cotangent from seed 1."""
+    seed: values given, or uniform in [-1, 1] from seed 0; the cotangent from seed 1. Those that use a
+    knob in ``off`` are left out."""
     cast = dtype_of(dtype).cast
     out = []
     for shapes, attrs, first in geometry.FIXED.get(name, []):
+        if geometry.uses(name, attrs) & off:
+            continue
         rng = random.Random(0)
         leaves = {f"x{i}": Tensor(shape, tuple(first if i == 0 and first is not None else
                                                (cast(rng.uniform(-1.0, 1.0)) for _ in range(math.prod(shape)))))

@@ -51,7 +51,7 @@ class TensorOp:
     # differentiable wherever its inputs are (sums, softmax, matmul, reshapes).
     ties: str = ""
     family: str = "tensor"  # the verdict table's family: "tensor", or a layer family (LAYER_FAMILIES)
-    geometry: Callable[[], st.SearchStrategy[geometry.Geometry]] | None = None
+    geometry: Callable[..., st.SearchStrategy[geometry.Geometry]] | None = None  # (off knobs) → geometry
     # torch's keyword for each input, "" for a positional one, where torch's order is not the case's
     # (F.layer_norm's normalized_shape comes between the input and the weight; F.embedding takes the
     # indices first); () for all positional

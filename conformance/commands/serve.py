@@ -43,6 +43,8 @@ def _hello(impl: Any) -> dict[str, Any]:
         capabilities["accumulate"] = dict(caps.accumulate)
     if getattr(caps, "summation", None):  # a claimed summation order (only when declared, as accumulate)
         capabilities["summation"] = dict(caps.summation)
+    if getattr(caps, "without", None):  # part of a layer op (only when declared, as accumulate)
+        capabilities["without"] = {op: sorted(knobs) for op, knobs in caps.without.items()}
     if getattr(caps, "networks", False) and hasattr(impl, "run_network"):
         capabilities["networks"] = {  # the whole declaration (docs/protocol.md), at its grain
             "activations": sorted(caps.activations), "output_activations": sorted(caps.output_activations),

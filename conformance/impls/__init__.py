@@ -15,6 +15,7 @@ from typing import Protocol
 
 import refimpl
 from conformance.case.dtypes import DTYPES, HALF, accumulation, dtype, summation
+from conformance.case.geometry import KNOBS
 from conformance.case.grain import Grain, loss_options
 from conformance.case.graph import GraphCase, GraphResult
 from conformance.case.layerkinds import STRUCTURAL
@@ -51,7 +52,14 @@ class Capabilities:
     "pairwise"}``: recursive halving, so a term goes through ⌈log2 n⌉ roundings, not n − 1), alone or
     with an accumulation dtype. The two are one claim per dtype
     (:class:`~conformance.case.dtypes.Reductions`, :func:`~conformance.case.dtypes.claims_of`), which
-    the dtype's cases carry whole (``GraphCase.claim``)."""
+    the dtype's cases carry whole (``GraphCase.claim``).
+
+    Part of a layer op: ``without`` maps a layer op to the hostile knobs of its geometry it does not
+    take (``{"conv2d": ["groups", "dilation", "per_axis"]}``: a course assignment's convolution, one
+    stride and one padding for both axes; the knobs per op in
+    :data:`conformance.case.geometry.KNOBS`). Its cases are then drawn without them, and its fixed
+    cases that need one are left out: a verdict on what the implementation does, said with its
+    scope (``conformance list``, the report). For the op's cases only, not a training run's layers."""
 
     ops: frozenset[str]
     dtypes: tuple[str, ...] = ("float64",)
@@ -67,10 +75,22 @@ class Capabilities:
     layer_kinds: frozenset[str] = frozenset()
     accumulate: Mapping[str, str] = field(default_factory=dict, hash=False)
     summation: Mapping[str, str] = field(default_factory=dict, hash=False)
+    without: Mapping[str, Iterable[str]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         # normalised once, so that every reader sees grains and sets (frozen: set through object)
         set_ = object.__setattr__
+        set_(self, "without", {op: frozenset(knobs) for op, knobs in dict(self.without).items() if knobs})
+        for op, knobs in self.without.items():
+            if op not in KNOBS:
+                raise ValueError(f"without: {op!r} has no knobs to leave out; ops that have: {', '.join(KNOBS)}")
+            unknown = sorted(knobs - set(KNOBS[op]))
+            if unknown:
+                raise ValueError(f"without: unknown knob(s) of {op} {', '.join(map(repr, unknown))}; "
+                                 f"known: {', '.join(KNOBS[op])}")
+            if op in self.layer_kinds:
+                raise ValueError(f"without: {op} is also a layer kind of its training runs, whose layers draw "
+                                 "every knob; declare the one or the other")
         for storage, acc in dict(self.accumulate).items():
             accumulation(storage, acc)  # a wider dtype of the table, or a one-line ValueError
         for storage, order in dict(self.summation).items():

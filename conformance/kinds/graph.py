@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from conformance.case import graph as cases
 from conformance.case import masks, mechanics, precision
 from conformance.case.dtypes import HALF, Reductions, claims_of
+from conformance.case.geometry import KNOBS, uses
 from conformance.case.reduce import graph_candidates
 from conformance.case.special import special_cases
 from conformance.case.strategies import (
@@ -124,11 +125,11 @@ def late_suites(caps: Any, examples: int) -> list[Suite]:
                          tensor_graph_cases(ops=caps.ops, max_nodes=4, second_order=True), examples))
     per_op = max(3, examples // 4)
     layers = layer_ops(caps.ops)
-    out += [Suite(f"op {name}", TENSOR_OPS[name].family, layer_op_cases(name), per_op,
-                  _fixed(name, caps.ops))
+    out += [Suite(f"op {name}", TENSOR_OPS[name].family, layer_op_cases(name, off=_off(caps, name)), per_op,
+                  _fixed(name, caps))
             for name in layers]
     if layers and "float32" in caps.dtypes:
-        out.append(_layers_in("float32", layers, examples, caps.ops))
+        out.append(_layers_in("float32", layers, examples, caps))
     return out
 
 
@@ -139,17 +140,27 @@ def half_suites(caps: Any, examples: int) -> list[Suite]:
     return [s for dtype in HALF if dtype in caps.dtypes for s in _suites_in(dtype, caps, examples, tensors, layers)]
 
 
-def _fixed(op: str, ops: Any, dtype: str = "float64") -> tuple[Any, ...]:
+def _off(caps: Any, op: str) -> frozenset[str]:
+    """The knobs of ``op``'s geometry the implementation does not take (``Capabilities.without``)."""
+    return caps.without.get(op, frozenset())
+
+
+def _fixed(op: str, caps: Any, dtype: str = "float64") -> tuple[Any, ...]:
     """A layer op's fixed cases: its own geometry's corners, then those where it meets other ops (a
     −∞ mask before a softmax: :mod:`conformance.case.masks`) — these only for an implementation that
-    has the other ops too (a set of layer functions has no softmax)."""
-    return layer_fixed_cases(op, dtype) + tuple(c for c in masks.fixed_cases(op, dtype) if set(c.ops) <= ops)
+    has the other ops too (a set of layer functions has no softmax); none that uses a knob it does
+    not take."""
+    off = _off(caps, op)
+    return layer_fixed_cases(op, dtype, off) + tuple(
+        c for c in masks.fixed_cases(op, dtype) if set(c.ops) <= caps.ops
+        and not any(uses(n.op, n.attrs) & _off(caps, n.op) for n in c.nodes))
 
 
-def _layers_in(dtype: str, layers: list[str], examples: int, ops: Any) -> Suite:
+def _layers_in(dtype: str, layers: list[str], examples: int, caps: Any) -> Suite:
     """Every layer op in ``dtype``, one suite (their fixed cases too)."""
-    fixed = tuple(c for name in layers for c in _fixed(name, ops, dtype))
-    return Suite(f"{dtype} layers", dtype, st.one_of(*(layer_op_cases(n, dtype) for n in layers)), examples, fixed)
+    fixed = tuple(c for name in layers for c in _fixed(name, caps, dtype))
+    return Suite(f"{dtype} layers", dtype, st.one_of(*(layer_op_cases(n, dtype, _off(caps, n)) for n in layers)),
+                 examples, fixed)
 
 
 def _suites_in(dtype: str, caps: Any, examples: int, tensors: bool, layers: list[str]) -> list[Suite]:
@@ -163,7 +174,7 @@ def _suites_in(dtype: str, caps: Any, examples: int, tensors: bool, layers: list
         out.append(Suite(f"{dtype} tensor graphs", dtype, tensor_graph_cases(ops=caps.ops, dtype=dtype), examples,
                          fixed))
     if layers:
-        out.append(_layers_in(dtype, layers, examples, caps.ops))
+        out.append(_layers_in(dtype, layers, examples, caps))
     return out
 
 
@@ -171,6 +182,8 @@ def unsupported(caps: Any) -> dict[str, str]:
     """The elementwise and tensor ops the capabilities leave out, by family."""
     out = {name: spec.family for name, spec in OPS.items() if name not in caps.ops}
     out.update({name: op.family for name, op in TENSOR_OPS.items() if name not in caps.ops})
+    out.update({f"{name} with {KNOBS[name][k][0]}": TENSOR_OPS[name].family
+                for name, knobs in caps.without.items() if name in caps.ops for k in sorted(knobs)})
     return out
 
 
@@ -180,8 +193,9 @@ def declared(caps: Any) -> str:
     if not ops:
         return "graphs: no"
     claims = "".join(f"; {claim.describe(d)}" for d, claim in claims_of(caps).items())
+    without = "".join(f"; {op} without {', '.join(sorted(knobs))}" for op, knobs in sorted(caps.without.items()))
     return (f"graphs: dtypes {','.join(caps.dtypes)}; second order {'yes' if caps.second_order else 'no'}{claims}; "
-            f"{len(ops)} ops: {' '.join(ops)}")
+            f"{len(ops)} ops: {' '.join(ops)}{without}")
 
 
 def judge(case: cases.GraphCase, result: cases.GraphResult, torch_result: cases.GraphResult, *,

@@ -442,15 +442,21 @@ class CommandAdapter:
                 summation(how)
             except ValueError as exc:
                 raise StartError(f"{what}: capabilities.summation: {exc}") from None
+        without = caps.get("without", {})
+        if (not isinstance(without, dict)
+                or not all(isinstance(k, list) and all(isinstance(x, str) for x in k) for k in without.values())):
+            raise StartError(f"{what}: capabilities.without must be an object from layer ops to lists of the knobs "
+                             "the program does not take")
         nets = caps.get("networks")
         training: dict[str, Any] = {}
         if nets is not None:  # training runs (network cases): what the program's MLPs can use
             training = _network_capabilities(what, nets)
         try:
             capabilities = Capabilities(frozenset(ops), tuple(dtypes), second_order=second, accumulate=accumulate,
-                                        summation=order, **training)
+                                        summation=order, without=without, **training)
         except ValueError as exc:
-            raise StartError(f"{what}: capabilities.networks: {exc}") from None
+            part = "" if str(exc).startswith("without:") else "networks: "
+            raise StartError(f"{what}: capabilities.{part}{exc}") from None
         return {"name": msg["name"], "version": msg["version"], "capabilities": capabilities,
                 "stderr_marker": msg.get("stderr_marker") is True}
 

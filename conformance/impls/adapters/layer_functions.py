@@ -32,6 +32,9 @@ name (``conformance list`` shows the names), and are judged one at a time on the
 torch's names (pairs as tuples: ``stride=(2, 1)``; indices and masks as int64 and bool arrays:
 ``index``, ``input`` of embedding, ``condition``, ``mask``); ``backward(dout, cache)`` returns one
 gradient per input, in the same order. ``affine`` and the rest may be left out for layer ops alone.
+An assignment's op often takes only part of torch's (one stride and one padding for both axes, no
+dilation, no groups): ``without={"conv2d": ["groups", "dilation", "per_axis"]}`` says so, and those
+cases are not drawn (the knobs per op: ``conformance.case.geometry.KNOBS``; docs/layers.md).
 """
 
 from __future__ import annotations
@@ -87,12 +90,14 @@ def layer_functions(*, name: str, affine: tuple[Forward, Backward] | None = None
                     activations: Mapping[str, tuple[Forward, Backward]] | None = None,
                     losses: Mapping[str, Callable[[Any, Any], tuple[Any, Any]]] | None = None,
                     ops: Mapping[str, tuple[Forward, Backward]] | None = None, version: str = "unknown",
-                    layers: tuple[int, int] = (1, 4), batch_sizes: tuple[int, int] = (1, 16)) -> LayerFunctions:
+                    layers: tuple[int, int] = (1, 4), batch_sizes: tuple[int, int] = (1, 16),
+                    without: Mapping[str, Any] | None = None) -> LayerFunctions:
     """An implementation that composes the functions into each case's network, and runs each layer
-    op's pair on its cases (module doc)."""
-    ops = dict(ops or {})
+    op's pair on its cases (module doc). ``without``: per op, the knobs of its geometry the functions
+    do not take (``{"conv2d": ["groups", "dilation", "per_axis"]}``; ``Capabilities.without``)."""
+    ops, without = dict(ops or {}), dict(without or {})
     if affine is None:
-        return LayerFunctions(name=name, version=version, capabilities=Capabilities(frozenset(ops)),
+        return LayerFunctions(name=name, version=version, capabilities=Capabilities(frozenset(ops), without=without),
                               build=_unusable, loss_and_grads=_unusable, ops=ops)
     activations, losses = dict(activations or {}), dict(losses or {})
     affine_forward, affine_backward = affine
@@ -119,7 +124,7 @@ def layer_functions(*, name: str, affine: tuple[Forward, Backward] | None = None
     caps = NetworkClass.declare(activations=acts, optimizers={"sgd": ["lr"]}, losses={k: ["mean"] for k in losses},
                                 bias=(True,), layers=layers, batch_sizes=batch_sizes)
     return LayerFunctions(
-        name=name, version=version, capabilities=replace(caps, ops=frozenset(ops)),
+        name=name, version=version, capabilities=replace(caps, ops=frozenset(ops), without=without),
         build=lambda params, case: (params, case),
         loss_and_grads=lambda model, x, y: loss_and_grads(model[0], x, y, model[1]), ops=ops,
     )
