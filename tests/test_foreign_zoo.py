@@ -134,8 +134,10 @@ def test_every_engine_loads_and_stands_alone(loaded, name):
     f, impl = FOREIGN[name], loaded[name]
     if f.style == "numpy":  # a network: training runs, tutorial-style (NetworkClass over its MLP class)
         assert impl.capabilities.networks and not impl.capabilities.ops
-    elif f.style == "layers":  # every layer op, through the layer-function adapter
-        assert impl.capabilities.ops == set(layer_ops()) and not impl.capabilities.networks
+    elif f.style == "layers":  # every layer op through the layer-function adapter; CS231n's two, part of each
+        cs231n = name.startswith("layers_cs231n")
+        assert impl.capabilities.ops == ({"conv2d", "max_pool2d"} if cs231n else set(layer_ops()))
+        assert bool(impl.capabilities.without) == cs231n and not impl.capabilities.networks
     else:
         assert {"add", "sub", "mul", "div", "neg", "relu"} <= impl.capabilities.ops, impl.capabilities.ops
     tree = ast.parse(f.path.read_text())
@@ -191,7 +193,8 @@ def test_every_planted_layer_bug_is_real(loaded, name):
     passes every one, the buggy one fails (or errs on) that one."""
     forward_bug = "entry:value" in FOREIGN[name].planted
     shown = []
-    for case in layer_fixed_cases(LAYER_SHOWS[name].split()[0]):
+    op = LAYER_SHOWS[name].split()[0]
+    for case in layer_fixed_cases(op, off=loaded[name].capabilities.without.get(op, frozenset())):
         correct = loaded["layers_assignment"]
         assert check(correct, case).verdict == "pass"
         want = correct.run_graph(case)

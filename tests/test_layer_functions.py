@@ -5,16 +5,23 @@ case through their pair, and a backward that returns the wrong gradients is an e
 
 from __future__ import annotations
 
+import json
+import shlex
+import sys
+
 import numpy as np
 import pytest
 
 from conformance import kinds
+from conformance.case.geometry import KNOBS, uses
 from conformance.case.graph import GraphCase, Node
 from conformance.case.strategies import layer_fixed_cases
-from conformance.driver import judge_case, run_suite
+from conformance.driver import draw, judge_case, run_suite
+from conformance.impls.adapters.jsonl import CommandAdapter, StartError
 from conformance.impls.adapters.layer_functions import layer_functions
 from conformance.impls.foreign import FOREIGN
 from conformance.impls.loading import resolve
+from conformance.kinds import graph as graph_kind
 from conformance.verdict.diagnosis import diagnose
 
 SEEDS = range(3)
@@ -126,3 +133,100 @@ def test_a_backward_that_returns_the_wrong_gradients_is_an_error_naming_them(bac
         impl.run_graph(case)
     v = judge_case(impl, case)
     assert v.verdict == "error" and message.replace("\\", "").split(" (")[0][:20] in v.reason
+
+
+# --- part of an op: the knobs an implementation declares it does not take (Capabilities.without) ---
+
+ALL_KNOBS = [(op, frozenset(knobs)) for op, knobs in KNOBS.items()]
+ONE_KNOB = [(op, frozenset({k})) for op, knobs in KNOBS.items() for k in knobs]
+
+
+def _drawn(op, off, seed, n=60):
+    impl = layer_functions(name="part", ops={op: (None, None)}, without={op: off})
+    (suite,) = [s for s in kinds.suites(impl.capabilities, 4 * n) if s.name == f"op {op}"]
+    return suite, draw(suite, seed)
+
+
+@pytest.mark.parametrize("op, off", ALL_KNOBS + ONE_KNOB,
+                         ids=lambda v: v if isinstance(v, str) else "+".join(sorted(v)))
+def test_a_knob_left_out_is_in_no_case_drawn_or_fixed(op, off):
+    for seed in SEEDS:
+        suite, cases = _drawn(op, off, seed)
+        assert len(cases) >= 60 and suite.fixed, (op, off)  # a corner case without the knobs remains
+        for case in (*suite.fixed, *cases):
+            assert not uses(op, case.nodes[0].attrs) & off, (op, off, case.nodes[0].attrs)
+
+
+def test_what_is_left_stays_hostile():
+    """Without every knob, an assignment's convolution and max pool still meet sizes the stride does
+    not divide, several channels, and (the pool) windows that overlap and tie."""
+    convs = [c for seed in SEEDS for c in _drawn("conv2d", KNOBS["conv2d"].keys(), seed)[1]]
+    remainder = [c for c in convs if any((c.leaves["x0"].shape[a] + 2 * c.nodes[0].attrs["padding"][0]
+                                          - c.leaves["x1"].shape[a]) % c.nodes[0].attrs["stride"][0] for a in (2, 3))]
+    assert len(remainder) >= len(convs) // 5 and sum(c.leaves["x0"].shape[1] > 1 for c in convs) >= len(convs) // 3
+    assert sum(c.nodes[0].attrs["stride"][0] > 1 and c.nodes[0].attrs["padding"][0] > 0 for c in convs) >= 20
+    pools = [c for seed in SEEDS for c in _drawn("max_pool2d", KNOBS["max_pool2d"].keys(), seed)[1]]
+    overlap = [c for c in pools if any(map(int.__lt__, c.nodes[0].attrs["stride"], c.nodes[0].attrs["kernel_size"]))]
+    assert len(overlap) >= len(pools) // 4
+    assert sum(len(set(c.leaves["x0"].values)) < len(c.leaves["x0"].values) for c in overlap) >= len(overlap) // 2
+
+
+def test_without_the_declaration_an_assignment_fails_on_what_it_does_not_take():
+    """layers_cs231n conforms with its WITHOUT (the foreign zoo); given the full op it does not take
+    (its glue passes stride[0] for both axes, and nothing of dilation or groups), the suite says so."""
+    f = FOREIGN["layers_cs231n"]
+    full = layer_functions(name="cs231n-full", ops=f.load().ops)
+    declared = f.load()
+    assert declared.capabilities.without and not full.capabilities.without
+    for impl in (declared, full):
+        for seed in SEEDS:
+            suites = kinds.suites(impl.capabilities, 12)
+            verdicts = {v for i, s in enumerate(suites) for v, n in run_suite(impl, s, seed + i).verdicts.items()
+                        if n and v != "pass"}
+            if impl is declared:
+                assert not verdicts, (seed, verdicts)
+            else:  # wrong numbers where it reads one stride for two, errors where the shapes then differ
+                assert verdicts & {"fail", "error"}, (seed, verdicts)
+
+
+def test_the_declaration_is_checked_and_shown():
+    with pytest.raises(ValueError, match="unknown knob\\(s\\) of conv2d 'group'; known: groups, dilation, per_axis"):
+        layer_functions(name="x", ops={"conv2d": (None, None)}, without={"conv2d": ["group"]})
+    with pytest.raises(ValueError, match="'relu' has no knobs to leave out"):
+        layer_functions(name="x", ops={}, without={"relu": ["x"]})
+    impl = FOREIGN["layers_cs231n"].load()
+    assert graph_kind.declared(impl.capabilities).endswith(
+        "conv2d without dilation, groups, per_axis; max_pool2d without ceil_mode, dilation, padding, per_axis")
+    left_out = kinds.unsupported(impl.capabilities)
+    assert left_out["conv2d with groups > 1"] == left_out["max_pool2d with ceil_mode=True"] == "convolution"
+
+
+def test_the_declaration_crosses_the_worker_and_the_protocol(tmp_path):
+    """A user's file runs in a worker (conformance.commands.serve): its hello carries ``without``; a
+    JSON Lines program declares it the same way, and a wrong one is a one-line start error."""
+    user = tmp_path / "my_layers.py"
+    user.write_text("from conformance.impls.foreign import FOREIGN\nadapter = FOREIGN['layers_cs231n'].load()\n")
+    impl = resolve(str(user), isolate=True)
+    try:
+        assert impl.capabilities.without == FOREIGN["layers_cs231n"].load().capabilities.without
+    finally:
+        impl.close()
+    ok = {"ops": ["conv2d"], "without": {"conv2d": ["groups", "dilation"]}}
+    adapter = CommandAdapter(_hello_program(ok), start_timeout=10.0)
+    try:
+        assert adapter.capabilities.without == {"conv2d": {"groups", "dilation"}}
+    finally:
+        adapter.close()
+    for bad, says in (({**ok, "without": ["groups"]}, "capabilities.without must be an object"),
+                      ({**ok, "without": {"conv2d": "groups"}}, "capabilities.without must be an object"),
+                      ({**ok, "without": {"conv2d": ["stride"]}}, "capabilities.without: unknown knob")):
+        with pytest.raises(StartError, match=says) as info:
+            CommandAdapter(_hello_program(bad), start_timeout=10.0)
+        assert "\n" not in str(info.value)
+
+
+def _hello_program(capabilities: dict) -> str:
+    """A program that answers the hello with ``capabilities`` and then waits for the bye."""
+    hello = {"type": "hello", "protocol": 1, "name": "part", "version": "1", "capabilities": capabilities}
+    code = f"import sys; sys.stdin.readline(); print({json.dumps(json.dumps(hello))}, flush=True); sys.stdin.read()"
+    return f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"

@@ -98,12 +98,14 @@ def _module(path: Path, name: str) -> Any:
 
 def numpy_layers(path: Path, name: str) -> Any:
     """A course-assignment file of layer functions as an implementation: ``LAYERS``, op name →
-    ``(forward, backward)`` (:func:`~conformance.impls.adapters.layer_functions.layer_functions`). A
-    file with ``BASE`` (a sibling file) changes that file's set: its ``LAYERS`` replace those ops only."""
+    ``(forward, backward)`` (:func:`~conformance.impls.adapters.layer_functions.layer_functions`), and
+    ``WITHOUT`` if it takes only part of an op (``Capabilities.without``). A file with ``BASE`` (a
+    sibling file) changes that file's set: its ``LAYERS`` replace those ops only."""
     module = _module(path, name)
-    base = getattr(module, "BASE", None)
-    layers = {**(_module(path.parent / base, f"{name}_base").LAYERS if base else {}), **module.LAYERS}
-    return layer_functions(name=name, version="foreign", ops=layers)
+    base = _module(path.parent / module.BASE, f"{name}_base") if hasattr(module, "BASE") else None
+    layers = {**(base.LAYERS if base else {}), **module.LAYERS}
+    without = {**getattr(base, "WITHOUT", {}), **getattr(module, "WITHOUT", {})}
+    return layer_functions(name=name, version="foreign", ops=layers, without=without)
 
 
 def numpy_mlp(path: Path, name: str) -> NetworkClass:
@@ -242,6 +244,13 @@ FOREIGN: dict[str, Foreign] = {f.name: f for f in (
            "op:std"),
     _entry("layers_conv_transpose_output_padding", "layers", "kill",
            "conv_transpose2d backward crops dout to the size without output_padding", "op:conv_transpose2d"),
+    # CS231n's own signatures, taking only part of an op (WITHOUT: one stride and padding, no dilation or groups)
+    _entry("layers_cs231n", "layers", "conforms", "CS231n's naive conv and max pool, glued to torch's arguments"),
+    _entry("layers_cs231n_maxpool_mask", "layers", "kill",
+           "max pool backward dx[window] = (window == max) · dout: ties doubled, overlaps overwritten",
+           "op:max_pool2d"),
+    _entry("layers_cs231n_conv_dw_overwrite", "layers", "kill", "naive conv backward dw[f] = …, not +=",
+           "op:conv2d"),
 )}
 
 __all__ = ["EXPECTS", "FOREIGN", "STYLES", "Foreign"]
