@@ -62,13 +62,15 @@ def _set(attrs: dict[str, Any], name: str, plain: Any) -> bool:
 KNOBS: dict[str, dict[str, tuple[str, Callable[[dict[str, Any]], bool]]]] = {}
 _GROUPS = ("groups > 1", lambda a: a.get("groups", 1) != 1)
 _DILATION = ("dilation > 1", lambda a: _set(a, "dilation", 1))
-_PER_AXIS = ("stride, padding, dilation or output_padding that differ between the two axes",
+_PER_AXIS = ("a stride, padding or dilation that differs between the two axes",
              lambda a: _differs(a, "stride", "padding", "dilation", "output_padding"))
 _PADDING = ("padding > 0", lambda a: _set(a, "padding", 0))
 _CEIL_MODE = ("ceil_mode=True", lambda a: bool(a.get("ceil_mode")))
 KNOBS["conv2d"] = {"groups": _GROUPS, "dilation": _DILATION, "per_axis": _PER_AXIS}
 KNOBS["conv1d"] = {"groups": _GROUPS, "dilation": _DILATION}
-KNOBS["conv_transpose2d"] = {"groups": _GROUPS, "dilation": _DILATION, "per_axis": _PER_AXIS,
+KNOBS["conv_transpose2d"] = {"groups": _GROUPS, "dilation": _DILATION,
+                             "per_axis": ("a stride, padding, dilation or output_padding that differs between the "
+                                          "two axes", _PER_AXIS[1]),
                              "output_padding": ("output_padding > 0", lambda a: _set(a, "output_padding", 0))}
 KNOBS["max_pool2d"] = {"padding": _PADDING, "dilation": _DILATION, "ceil_mode": _CEIL_MODE, "per_axis": _PER_AXIS}
 KNOBS["avg_pool2d"] = {"padding": _PADDING, "ceil_mode": _CEIL_MODE, "per_axis": _PER_AXIS}
