@@ -100,10 +100,12 @@ def numpy_layers(path: Path, name: str) -> Any:
     """A course-assignment file of layer functions as an implementation: ``LAYERS``, op name →
     ``(forward, backward)`` (:func:`~conformance.impls.adapters.layer_functions.layer_functions`), and
     ``WITHOUT`` if it takes only part of an op (``Capabilities.without``). A file with ``BASE`` (a
-    sibling file) changes that file's set: its ``LAYERS`` replace those ops only."""
+    sibling file) changes that file's set: its ``LAYERS`` replace those ops only (a forward of None
+    keeps the base's: the file then holds just the backward it gets wrong)."""
     module = _module(path, name)
     base = _module(path.parent / module.BASE, f"{name}_base") if hasattr(module, "BASE") else None
-    layers = {**(base.LAYERS if base else {}), **module.LAYERS}
+    layers = dict(base.LAYERS if base else {})
+    layers.update({op: (f or layers[op][0], b) for op, (f, b) in module.LAYERS.items()})  # None: the base's forward
     without = {**getattr(base, "WITHOUT", {}), **getattr(module, "WITHOUT", {})}
     return layer_functions(name=name, version="foreign", ops=layers, without=without)
 
