@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from conformance import kinds
 from conformance.commands.mutants import CELL, Plan, hunt
 from conformance.driver import PROFILES
 from conformance.impls.adapters.layer_functions import LayerFunctions, layer_functions
@@ -270,6 +271,22 @@ def _commit(folder: Path) -> str:
     return stamp.read_text().strip() if stamp.exists() else "unknown"
 
 
+def _graph(v: Any) -> bool:
+    return hasattr(v.case, "leaves")
+
+
+def summary(v: Any) -> dict[str, Any]:
+    """:func:`case_summary` of a graph case; a network case's verdict, reason and JSON."""
+    if _graph(v):
+        return case_summary(v)
+    return dict(id=v.case.id, verdict=str(v.verdict), reason=v.reason, json=kinds.of(v.case).dumps(v.case))
+
+
+def short(v: Any) -> dict[str, Any]:
+    """:func:`compact` of a graph case; a network case's verdict and reason."""
+    return compact(v) if _graph(v) else dict(verdict=str(v.verdict), network=v.case.id, reason=v.reason[:240])
+
+
 def run_impl(impl: Any, path: str, seeds: list[int], examples: int, plans: dict[Any, Plan]) -> dict[str, Any]:
     """Per seed: the cell verify would give, the failing suites, every case not judged ``pass``."""
     row: dict[str, Any] = dict(engine=impl.name, path=path, ops=sorted(impl.capabilities.ops), seeds={})
@@ -284,11 +301,11 @@ def run_impl(impl: Any, path: str, seeds: list[int], examples: int, plans: dict[
         suites = []
         for suite_name, first in out.failures:
             bad = [v for v in every[suite_name] if not v.conforms]
-            ordinary = [v for v in bad if not extreme_reasons(v)]
-            suites.append(dict(suite=suite_name, first=case_summary(first), failing=len(bad),
+            ordinary = [v for v in bad if not (_graph(v) and extreme_reasons(v))]
+            suites.append(dict(suite=suite_name, first=summary(first), failing=len(bad),
                                ordinary=len(ordinary), extreme_only=not ordinary))
         row["seeds"][seed] = dict(cell=CELL[out.status], cases=out.cases, failures=suites,
-                                  every={n: [compact(v) for v in vs] for n, vs in every.items() if vs},
+                                  every={n: [short(v) for v in vs] for n, vs in every.items() if vs},
                                   seconds=round(time.perf_counter() - t0, 1))
         listed = ", ".join(f"{s['suite']} ({s['failing']})" for s in suites) or "-"
         print(f"{impl.name:<40} seed {seed}: {CELL[out.status]:<16} {out.cases:>4} cases "
