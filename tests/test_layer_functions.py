@@ -154,21 +154,32 @@ def test_a_knob_left_out_is_in_no_case_drawn_or_fixed(op, off):
         suite, cases = _drawn(op, off, seed)
         assert len(cases) >= 60 and suite.fixed, (op, off)  # a corner case without the knobs remains
         for case in (*suite.fixed, *cases):
-            assert not uses(op, case.nodes[0].attrs) & off, (op, off, case.nodes[0].attrs)
+            shapes = [t.shape for t in case.leaves.values()]
+            assert not uses(op, case.nodes[0].attrs, shapes) & off, (op, off, case.nodes[0].attrs, shapes)
 
 
 def test_what_is_left_stays_hostile():
-    """Without every knob, an assignment's convolution and max pool still meet sizes the stride does
-    not divide, several channels, and (the pool) windows that overlap and tie."""
-    convs = [c for seed in SEEDS for c in _drawn("conv2d", KNOBS["conv2d"].keys(), seed)[1]]
-    remainder = [c for c in convs if any((c.leaves["x0"].shape[a] + 2 * c.nodes[0].attrs["padding"][0]
-                                          - c.leaves["x1"].shape[a]) % c.nodes[0].attrs["stride"][0] for a in (2, 3))]
-    assert len(remainder) >= len(convs) // 5 and sum(c.leaves["x0"].shape[1] > 1 for c in convs) >= len(convs) // 3
+    """Without every other knob, an assignment's convolution and max pool still meet sizes the stride
+    does not divide, several channels, and (the pool) windows that overlap and tie; without the
+    remainder too, windows still overlap and tie, and every size is one the stride divides."""
+    def but(op, *kept):
+        return frozenset(KNOBS[op]) - set(kept)
+
+    def left_over(c):
+        return "remainder" in uses(c.nodes[0].op, c.nodes[0].attrs, [t.shape for t in c.leaves.values()])
+
+    convs = [c for seed in SEEDS for c in _drawn("conv2d", but("conv2d", "remainder"), seed)[1]]
+    assert sum(map(left_over, convs)) >= len(convs) // 5
+    assert sum(c.leaves["x0"].shape[1] > 1 for c in convs) >= len(convs) // 3
     assert sum(c.nodes[0].attrs["stride"][0] > 1 and c.nodes[0].attrs["padding"][0] > 0 for c in convs) >= 20
-    pools = [c for seed in SEEDS for c in _drawn("max_pool2d", KNOBS["max_pool2d"].keys(), seed)[1]]
-    overlap = [c for c in pools if any(map(int.__lt__, c.nodes[0].attrs["stride"], c.nodes[0].attrs["kernel_size"]))]
-    assert len(overlap) >= len(pools) // 4
-    assert sum(len(set(c.leaves["x0"].values)) < len(c.leaves["x0"].values) for c in overlap) >= len(overlap) // 2
+    for off in (but("max_pool2d", "remainder"), but("max_pool2d")):
+        pools = [c for seed in SEEDS for c in _drawn("max_pool2d", off, seed)[1]]
+        overlap = [c for c in pools
+                   if any(map(int.__lt__, c.nodes[0].attrs["stride"], c.nodes[0].attrs["kernel_size"]))]
+        assert len(overlap) >= len(pools) // 4
+        assert sum(len(set(c.leaves["x0"].values)) < len(c.leaves["x0"].values) for c in overlap) >= len(overlap) // 2
+        assert sum(map(left_over, pools)) >= (len(pools) // 5 if "remainder" not in off else 0)
+    assert not any(map(left_over, (c for seed in SEEDS for c in _drawn("conv2d", but("conv2d"), seed)[1])))
 
 
 def test_without_the_declaration_an_assignment_fails_on_what_it_does_not_take():

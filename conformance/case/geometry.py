@@ -53,32 +53,51 @@ def _set(attrs: dict[str, Any], name: str, plain: Any) -> bool:
     return name in attrs and any(v != plain for v in _axes(attrs[name]))
 
 
+def _left_over(attrs: dict[str, Any], shapes: list[Shape]) -> bool:
+    """Whether the stride leaves a remainder on some axis: (size + 2p − d(k − 1) − 1) % stride ≠ 0,
+    the kernel from ``kernel_size`` (a pooling) or the weight's shape (a convolution)."""
+    x, n = shapes[0], len(shapes[0]) - 2
+    kernel = _axes(attrs["kernel_size"]) if "kernel_size" in attrs else list(shapes[1][2:])
+
+    def per_axis(name: str, default: Any) -> list[int]:
+        v = _axes(attrs.get(name) or default)
+        return v * n if len(v) == 1 else v
+    k, s, p, d = per_axis("kernel_size", kernel), per_axis("stride", kernel), per_axis("padding", 0), \
+        per_axis("dilation", 1)
+    return any((x[2 + a] + 2 * p[a] - d[a] * (k[a] - 1) - 1) % s[a] for a in range(n))
+
+
 #: per layer op, the hostile knobs an implementation may declare it does not take
 #: (``Capabilities.without``: a course assignment's convolution has one stride and one padding for
-#: both axes, no dilation, no groups): what each means, and whether a case's attributes use it. Its
-#: geometry then draws none of those cases (the knob held at torch's default, or, for ``per_axis``,
-#: the first axis's stride, padding and dilation repeated on the second — the kernel may still differ),
-#: and its fixed cases that use one are left out. Every other knob is drawn as before.
-KNOBS: dict[str, dict[str, tuple[str, Callable[[dict[str, Any]], bool]]]] = {}
-_GROUPS = ("groups > 1", lambda a: a.get("groups", 1) != 1)
-_DILATION = ("dilation > 1", lambda a: _set(a, "dilation", 1))
-_PER_AXIS = ("a stride, padding or dilation that differs between the two axes",
-             lambda a: _differs(a, "stride", "padding", "dilation", "output_padding"))
-_PADDING = ("padding > 0", lambda a: _set(a, "padding", 0))
-_CEIL_MODE = ("ceil_mode=True", lambda a: bool(a.get("ceil_mode")))
-KNOBS["conv2d"] = {"groups": _GROUPS, "dilation": _DILATION, "per_axis": _PER_AXIS}
-KNOBS["conv1d"] = {"groups": _GROUPS, "dilation": _DILATION}
+#: both axes, no dilation, no groups; its max pool may assume the stride divides the input): what
+#: each means, and whether a case (its attributes, its input shapes) uses it. Its geometry then draws
+#: none of those cases (the knob held at torch's default; for ``per_axis`` the first axis's stride,
+#: padding and dilation repeated on the second — the kernel may still differ; for ``remainder`` an
+#: input size the windows fit exactly), and its fixed cases that use one are left out. Every other
+#: knob is drawn as before.
+Uses = Callable[[dict[str, Any], list[Shape]], bool]
+KNOBS: dict[str, dict[str, tuple[str, Uses]]] = {}
+_GROUPS: tuple[str, Uses] = ("groups > 1", lambda a, _: a.get("groups", 1) != 1)
+_DILATION: tuple[str, Uses] = ("dilation > 1", lambda a, _: _set(a, "dilation", 1))
+_PER_AXIS: tuple[str, Uses] = ("a stride, padding or dilation that differs between the two axes",
+                               lambda a, _: _differs(a, "stride", "padding", "dilation", "output_padding"))
+_PADDING: tuple[str, Uses] = ("padding > 0", lambda a, _: _set(a, "padding", 0))
+_CEIL_MODE: tuple[str, Uses] = ("ceil_mode=True", lambda a, _: bool(a.get("ceil_mode")))
+_REMAINDER: tuple[str, Uses] = ("an input size the stride does not divide", _left_over)
+KNOBS["conv2d"] = {"groups": _GROUPS, "dilation": _DILATION, "per_axis": _PER_AXIS, "remainder": _REMAINDER}
+KNOBS["conv1d"] = {"groups": _GROUPS, "dilation": _DILATION, "remainder": _REMAINDER}
 KNOBS["conv_transpose2d"] = {"groups": _GROUPS, "dilation": _DILATION,
                              "per_axis": ("a stride, padding, dilation or output_padding that differs between the "
                                           "two axes", _PER_AXIS[1]),
-                             "output_padding": ("output_padding > 0", lambda a: _set(a, "output_padding", 0))}
-KNOBS["max_pool2d"] = {"padding": _PADDING, "dilation": _DILATION, "ceil_mode": _CEIL_MODE, "per_axis": _PER_AXIS}
-KNOBS["avg_pool2d"] = {"padding": _PADDING, "ceil_mode": _CEIL_MODE, "per_axis": _PER_AXIS}
+                             "output_padding": ("output_padding > 0", lambda a, _: _set(a, "output_padding", 0))}
+KNOBS["max_pool2d"] = {"padding": _PADDING, "dilation": _DILATION, "ceil_mode": _CEIL_MODE, "per_axis": _PER_AXIS,
+                       "remainder": _REMAINDER}
+KNOBS["avg_pool2d"] = {"padding": _PADDING, "ceil_mode": _CEIL_MODE, "per_axis": _PER_AXIS, "remainder": _REMAINDER}
 
 
-def uses(op: str, attrs: dict[str, Any]) -> Off:
-    """The knobs of ``op`` (:data:`KNOBS`) that a case with these attributes uses."""
-    return frozenset(k for k, (_, used) in KNOBS.get(op, {}).items() if used(attrs))
+def uses(op: str, attrs: dict[str, Any], shapes: list[Shape]) -> Off:
+    """The knobs of ``op`` (:data:`KNOBS`) that a case with these attributes and input shapes uses."""
+    return frozenset(k for k, (_, used) in KNOBS.get(op, {}).items() if used(attrs, shapes))
 
 
 def _pair(draw: st.DrawFn, values: st.SearchStrategy[int], same: bool) -> tuple[int, int]:
@@ -91,6 +110,15 @@ def _size(draw: st.DrawFn, span: int, padding: int) -> int:
     """An input size the window of ``span`` fits (with ``padding``), up to 3 more: the stride then
     rarely divides what is left."""
     return max(1, span - 2 * padding) + draw(st.integers(0, 3))
+
+
+def _divided(draw: st.DrawFn, span: int, padding: int, stride: int) -> int:
+    """An input size the windows of ``span`` fit exactly at ``stride`` (``remainder`` off): one to
+    three windows."""
+    size = span - 2 * padding + stride * draw(st.integers(0, 2))
+    while size < 1:
+        size += stride
+    return size
 
 
 def _fits_everywhere(size: int, kernel: int, stride: int, padding: int, dilation: int, out: int) -> bool:
@@ -108,7 +136,8 @@ def conv2d_geometry(draw: st.DrawFn, off: Off = NONE) -> Geometry:
     stride = _pair(draw, st.integers(1, 3), same)
     dilation = (1, 1) if "dilation" in off else _pair(draw, st.integers(1, 2), same)
     padding = _pair(draw, st.integers(0, 2), same)
-    hw = tuple(_size(draw, dilation[a] * (kernel[a] - 1) + 1, padding[a]) for a in (0, 1))
+    hw = tuple(_divided(draw, dilation[a] * (kernel[a] - 1) + 1, padding[a], stride[a]) if "remainder" in off
+               else _size(draw, dilation[a] * (kernel[a] - 1) + 1, padding[a]) for a in (0, 1))
     c, o = groups * per_in, groups * per_out
     shapes = [(n, c, *hw), (o, per_in, *kernel), (o,)]
     attrs = {"stride": list(stride), "padding": list(padding), "dilation": list(dilation), "groups": groups}
@@ -123,7 +152,8 @@ def conv1d_geometry(draw: st.DrawFn, off: Off = NONE) -> Geometry:
     kernel, stride = draw(st.integers(1, 4)), draw(st.integers(1, 3))
     dilation = 1 if "dilation" in off else draw(st.integers(1, 3))
     padding = draw(st.integers(0, 2))
-    length = _size(draw, dilation * (kernel - 1) + 1, padding) + draw(st.integers(0, 3))
+    length = _divided(draw, dilation * (kernel - 1) + 1, padding, stride) if "remainder" in off \
+        else _size(draw, dilation * (kernel - 1) + 1, padding) + draw(st.integers(0, 3))
     shapes = [(n, groups * per_in, length), (groups * per_out, per_in, kernel), (groups * per_out,)]
     return shapes, {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}, False
 
@@ -181,7 +211,8 @@ def _pool_axis(draw: st.DrawFn, dilated: bool, ceil_mode: bool, off: Off = NONE,
             stride = draw(st.integers(1, kernel if dilated else 3))
             padding = 0 if "padding" in off else draw(st.integers(0, kernel // 2))
             dilation = draw(st.integers(1, 2)) if dilated and "dilation" not in off else 1
-        size = _size(draw, dilation * (kernel - 1) + 1, padding)
+        span = dilation * (kernel - 1) + 1
+        size = _divided(draw, span, padding, stride) if "remainder" in off else _size(draw, span, padding)
         num = size + 2 * padding - dilation * (kernel - 1) - 1
         out = (-(-num // stride) if ceil_mode else num // stride) + 1
         if ceil_mode and (out - 1) * stride >= size + padding:
@@ -531,23 +562,34 @@ FIXED: dict[str, list[tuple[list[Shape], dict[str, Any], list[float] | None]]] =
                    # (5 + 2·1 − 2) / 2 rounds up to 3, +1 = 4 windows, but the 4th starts at 6 ≥ 5 + 1
                    ([(1, 1, 5, 5)], {"kernel_size": [2, 2], "stride": [2, 2], "padding": [1, 1],
                                      "dilation": [1, 1], "ceil_mode": True}, None),
-                   # no knob (KNOBS): windows that overlap on one axis, a remainder the stride leaves on both
-                   ([(1, 2, 5, 6)], {"kernel_size": [3, 2], "stride": [2, 2], "padding": [0, 0],
+                   # no knob but a remainder (KNOBS): windows that overlap on one axis, ties, and a
+                   # remainder the stride leaves on both
+                   ([(1, 2, 6, 7)], {"kernel_size": [3, 2], "stride": [2, 2], "padding": [0, 0],
                                      "dilation": [1, 1], "ceil_mode": False},
-                    [float(v % 4) for v in (7, 3, 1, 7, 2, 0, 5, 7, 3, 6, 7, 1, 4, 2, 7, 0, 3, 5) * 3 + (1,) * 6])],
+                    [float((7 * i + 3) % 11 % 4) for i in range(84)]),
+                   # no knob, not even a remainder: overlapping windows the stride fits exactly, ties
+                   ([(1, 2, 5, 5)], {"kernel_size": [3, 3], "stride": [2, 2], "padding": [0, 0],
+                                     "dilation": [1, 1], "ceil_mode": False},
+                    [float(v % 3) for v in (4, 1, 5, 2, 0, 4, 4, 1, 3, 5) * 5])],
     "avg_pool2d": [([(1, 1, 4, 5)], {"kernel_size": [3, 3], "stride": [2, 2], "padding": [1, 1],
                                      "ceil_mode": True, "count_include_pad": False}, None),
                    ([(1, 1, 4, 5)], {"kernel_size": [3, 2], "stride": [2, 2], "padding": [1, 1],
                                      "ceil_mode": True, "count_include_pad": True}, None),
-                   ([(1, 2, 5, 6)], {"kernel_size": [3, 2], "stride": [2, 2], "padding": [0, 0],
+                   ([(1, 2, 6, 7)], {"kernel_size": [3, 2], "stride": [2, 2], "padding": [0, 0],
+                                     "ceil_mode": False, "count_include_pad": True}, None),
+                   ([(1, 2, 5, 7)], {"kernel_size": [3, 3], "stride": [2, 2], "padding": [0, 0],
                                      "ceil_mode": False, "count_include_pad": True}, None)],
     "conv2d": [([(1, 4, 5, 6), (4, 2, 2, 3), (4,)], {"stride": [2, 1], "padding": [1, 0], "dilation": [1, 2],
                                                      "groups": 2}, None),
                # no knob: one stride and padding for both axes, a remainder the stride leaves on each
                ([(2, 2, 6, 5), (3, 2, 3, 2), (3,)], {"stride": [2, 2], "padding": [1, 1], "dilation": [1, 1],
+                                                     "groups": 1}, None),
+               # not even a remainder: overlapping windows the stride fits exactly
+               ([(2, 2, 5, 5), (3, 2, 3, 3), (3,)], {"stride": [2, 2], "padding": [1, 1], "dilation": [1, 1],
                                                      "groups": 1}, None)],
     "conv1d": [([(1, 4, 7), (4, 2, 3), (4,)], {"stride": 2, "padding": 1, "dilation": 2, "groups": 2}, None),
-               ([(2, 2, 8), (3, 2, 3), (3,)], {"stride": 2, "padding": 1, "dilation": 1, "groups": 1}, None)],
+               ([(2, 2, 8), (3, 2, 3), (3,)], {"stride": 2, "padding": 1, "dilation": 1, "groups": 1}, None),
+               ([(2, 2, 7), (3, 2, 3), (3,)], {"stride": 2, "padding": 1, "dilation": 1, "groups": 1}, None)],
     # output_padding with padding (something lands in the extra rows), stride ≠ dilation on both axes, groups
     "conv_transpose2d": [([(1, 4, 3, 3), (4, 2, 3, 2), (4,)], {"stride": [2, 1], "padding": [1, 1],
                                                                 "output_padding": [1, 1], "groups": 2,

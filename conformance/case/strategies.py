@@ -430,7 +430,7 @@ def layer_fixed_cases(name: str, dtype: str = "float64", off: geometry.Off = geo
     cast = dtype_of(dtype).cast
     out = []
     for shapes, attrs, first in geometry.FIXED.get(name, []):
-        if geometry.uses(name, attrs) & off:
+        if geometry.uses(name, attrs, shapes) & off:
             continue
         rng = random.Random(0)
         leaves = {f"x{i}": Tensor(shape, tuple(first if i == 0 and first is not None else

@@ -153,7 +153,8 @@ def _fixed(op: str, caps: Any, dtype: str = "float64") -> tuple[Any, ...]:
     off = _off(caps, op)
     return layer_fixed_cases(op, dtype, off) + tuple(
         c for c in masks.fixed_cases(op, dtype) if set(c.ops) <= caps.ops
-        and not any(uses(n.op, n.attrs) & _off(caps, n.op) for n in c.nodes))
+        and not any(uses(n.op, n.attrs, [c.leaves[i].shape for i in n.inputs if i in c.leaves]) & _off(caps, n.op)
+                    for n in c.nodes if n.op in caps.without))
 
 
 def _layers_in(dtype: str, layers: list[str], examples: int, caps: Any) -> Suite:
