@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from conformance.case import graph as cases
 from conformance.case import masks, mechanics, precision
 from conformance.case.dtypes import HALF, Reductions, claims_of
-from conformance.case.geometry import KNOBS, uses
+from conformance.case.geometry import KNOBS
 from conformance.case.reduce import graph_candidates
 from conformance.case.special import special_cases
 from conformance.case.strategies import (
@@ -148,13 +148,10 @@ def _off(caps: Any, op: str) -> frozenset[str]:
 def _fixed(op: str, caps: Any, dtype: str = "float64") -> tuple[Any, ...]:
     """A layer op's fixed cases: its own geometry's corners, then those where it meets other ops (a
     −∞ mask before a softmax: :mod:`conformance.case.masks`) — these only for an implementation that
-    has the other ops too (a set of layer functions has no softmax); none that uses a knob it does
-    not take."""
-    off = _off(caps, op)
-    return layer_fixed_cases(op, dtype, off) + tuple(
-        c for c in masks.fixed_cases(op, dtype) if set(c.ops) <= caps.ops
-        and not any(uses(n.op, n.attrs, [c.leaves[i].shape for i in n.inputs if i in c.leaves]) & _off(caps, n.op)
-                    for n in c.nodes if n.op in caps.without))
+    has the other ops too (a set of layer functions has no softmax) and takes the whole of each (none
+    it declares ``without``: a meeting of ops is not cut down to the parts it takes)."""
+    return layer_fixed_cases(op, dtype, _off(caps, op)) + tuple(
+        c for c in masks.fixed_cases(op, dtype) if set(c.ops) <= caps.ops and not set(c.ops) & set(caps.without))
 
 
 def _layers_in(dtype: str, layers: list[str], examples: int, caps: Any) -> Suite:
