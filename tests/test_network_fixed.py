@@ -15,7 +15,7 @@ from helpers_networks import suite_named
 from conformance import kinds
 from conformance.case.grain import outside
 from conformance.case.layerkinds import STACKS
-from conformance.case.netfixed import TEMPLATES, stack_fixed
+from conformance.case.netfixed import TEMPLATES, loss_fixed, stack_fixed
 from conformance.case.network import case_from_json, case_to_json, check_case, with_id
 from conformance.driver import draw, judge_case
 from conformance.impls import RefImpl
@@ -124,3 +124,48 @@ def test_the_fixed_cases_take_the_declared_loss_optimizer_and_activations():
         assert (case.loss, case.reduction) == ("cross_entropy", "mean")
         assert [la.activation for la in case.layers] == ["relu", "tanh"]
     assert judge_case(RefImpl(), cases[0]).verdict == Verdict.PASS
+
+
+# --- a loss suite's hostile run: logits far apart (netfixed.LOGIT_GAP) ---
+
+def _example_with_loss(loss=None):
+    """The layer-function example (examples/layer_functions.py), its cross entropy replaced by ``loss``."""
+    import importlib.util
+
+    from conformance.impls.adapters.layer_functions import layer_functions
+    spec = importlib.util.spec_from_file_location("_layer_functions_example", "examples/layer_functions.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return layer_functions(name="example", affine=(mod.affine_forward, mod.affine_backward),
+                           activations={"relu": (mod.relu_forward, mod.relu_backward)},
+                           losses={"cross_entropy": loss or mod.softmax_loss})
+
+
+def _log_of_probability(x, y):
+    """CS231n-style and shifted (no overflow), but ``−log`` of the probability: inf once it underflows."""
+    import numpy as np
+    shifted = x - x.max(axis=1, keepdims=True)
+    probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    n = x.shape[0]
+    dx = probs.copy()
+    dx[np.arange(n), y] -= 1
+    return -np.log(probs[np.arange(n), y]).mean(), dx / n
+
+
+def test_the_cross_entropy_suite_opens_with_logits_far_apart_and_catches_log_of_probability_at_every_seed():
+    """A diverged run's logits (a gap of 1,800) at every seed: refimpl and the example's log-softmax
+    loss (shifted logits, log of the sum) pass; ``−log(softmax[y])`` gives inf for the loss and is
+    charged at every seed — drawn runs reach such logits about one seed in ten."""
+    (case,) = loss_fixed("cross_entropy", CAPS, "float64")
+    assert judge_case(RefImpl(), case).verdict == Verdict.PASS
+    correct, naive = _example_with_loss(), _example_with_loss(_log_of_probability)
+    for seed in range(5):
+        for impl, charged in ((correct, False), (naive, True)):
+            suites = kinds.suites(impl.capabilities, 40)
+            (suite,) = [s for s in suites if s.name == "loss cross_entropy"]
+            first = draw(suite, seed)[0]  # the fixed run, first whatever the seed draws after it
+            assert first == suite.fixed[0] and first.loss == "cross_entropy"
+            v = judge_case(impl, first)
+            assert (v.verdict in NONCONFORMING) == charged, (impl.name, v.verdict, v.reason)
+            if charged:
+                assert "the first: loss@1: implementation inf, torch 1800.0" in v.reason, v.reason

@@ -269,3 +269,36 @@ def stack_fixed(stack: str, caps: Any, dtype: str, optimizers: list[str]) -> tup
         if case is not None:
             out.setdefault(case.id, case)
     return tuple(out.values())
+
+
+#: per loss, the logits of a fixed run whose true class lies far below the largest: (900, −900, 0) and
+#: (−900, 900, 0), the targets at −900, a loss of 1,800 per sample. A probability of e^−1800 underflows,
+#: so ``−log(softmax(z)[y])`` is inf, and e^900 overflows, so a softmax of unshifted logits is NaN —
+#: an MLP that diverged reaches such logits, and only a log-softmax (shifted logits, log of the sum) gets
+#: them right. One Linear layer 2 → 3 (rows (600, −600), (−600, 600), (0, 0)) maps x = (1, −½) and
+#: (−½, 1) there.
+LOGIT_GAP = {"cross_entropy": ((600.0, -600.0, -600.0, 600.0, 0.0, 0.0), (1.0, 0.0))}
+
+
+def loss_fixed(loss: str, caps: Any, dtype: str) -> tuple[NetworkCase, ...]:
+    """The fixed hostile run of a loss suite (:data:`LOGIT_GAP`), built for ``caps`` — one Linear
+    layer, its identity output, the plainest optimizer and reduction the capabilities take; none
+    where they take no such network."""
+    if loss not in LOGIT_GAP or loss not in caps.losses or caps.layers[0] != 1 \
+            or "identity" not in caps.output_activations:
+        return ()
+    reduction = _first(REDUCTION_ORDER, caps.losses[loss])
+    optimizer = _first((*OPTIMIZER_ORDER, NO_OPTIMIZER), caps.optimizers)
+    n = 2
+    if reduction is None or optimizer is None or not caps.batch_sizes[0] <= n <= caps.batch_sizes[1]:
+        return ()
+    cast = dtype_cast(dtype)
+    weight, targets = LOGIT_GAP[loss]
+    bias = Tensor((3,), (0.0, 0.0, 0.0)) if True in caps.bias else None
+    layer = Layer(2, 3, "identity", {}, Tensor((3, 2), tuple(map(cast, weight))), bias)
+    x = Tensor((n, 2), (1.0, -0.5, -0.5, 1.0))
+    batches = tuple(Batch(x, Tensor((n,), targets)) for _ in range(1 if optimizer == NO_OPTIMIZER else STEPS))
+    attrs = {k: cast(v) if isinstance(v, float) else v for k, v in ((k, LOSS_ATTR_OFF[k]) for k in LOSS_ATTRS[loss])}
+    case = with_id(check_case(NetworkCase((layer,), loss, reduction, attrs, optimizer, _hyper(optimizer, cast),
+                                          batches, dtype)))
+    return (case,) if outside(caps, case) is None else ()

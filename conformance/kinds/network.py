@@ -17,7 +17,7 @@ from typing import Any
 from conformance.case import network as netcases
 from conformance.case.grain import loss_options, outside
 from conformance.case.layerkinds import STACKS, STRUCTURAL
-from conformance.case.netfixed import stack_fixed
+from conformance.case.netfixed import loss_fixed, stack_fixed
 from conformance.case.netstrategies import for_capabilities
 from conformance.case.network import (
     ACTIVATIONS,
@@ -68,7 +68,8 @@ def suites(caps: Any, examples: int) -> list[Suite]:
     each = max(3, examples // 8)
     out += [Suite(f"optimizer {o}", "networks", for_capabilities(caps, dtypes[0], optimizers=[o]), each)
             for o in OPTIMIZER_HYPER if o in caps.optimizers and o != NO_OPTIMIZER]
-    out += [Suite(f"loss {loss}", "networks", for_capabilities(caps, dtypes[0], losses=[loss]), each)
+    out += [Suite(f"loss {loss}", "networks", for_capabilities(caps, dtypes[0], losses=[loss]), each,
+                  loss_fixed(loss, caps, dtypes[0]))  # a loss's hostile run first, at every seed
             for loss in LOSS_ATTRS if loss in caps.losses]
     return out
 
